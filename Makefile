@@ -1,0 +1,72 @@
+# STAR accelerator: install, generate, test.
+#   make test        fast regression (creates the venv and installs everything first if needed)
+#   make test-long   also the tests marked @pytest.mark.long
+#   make verilog     generate Verilog for PRESET (default: default)
+#   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
+# Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
+
+VENV ?= .venv
+PY = $(VENV)/bin/python
+PRESET ?= default
+PYTEST_ARGS ?=
+STAMP = $(VENV)/.installed
+
+# Debian packages installed when missing (root + apt-get only; failures are not fatal):
+#   ccache      - cached C++ compiles of Verilator models (a cold model build 7 s -> 0.3 s)
+#   liblz4-dev  - lz4.h, needed to build Verilator models with FST waves (sim.runner waves=True)
+APT_PACKAGES = ccache liblz4-dev
+
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: all install verilog test test-long clean distclean
+
+all: test
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v perl >/dev/null 2>&1 || { echo "error: perl not found; Verilator is a perl script (Debian: apt-get install perl)" >&2; exit 1; }
+	@command -v g++ >/dev/null 2>&1 || { echo "error: g++ not found; Verilator models are C++ (Debian: apt-get install g++)" >&2; exit 1; }
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    echo "apt-get install$$missing"; \
+	    if ! apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1; then \
+	      echo "apt-get update (package lists missing or stale)"; \
+	      apt-get update -q >/dev/null 2>&1 || true; \
+	      for p in $$missing; do \
+	        apt-get install -y -q --no-install-recommends "$$p" >/dev/null 2>&1 || \
+	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves); continuing"; \
+	      done; \
+	    fi; \
+	  else \
+	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves); continuing"; \
+	  fi; \
+	fi
+	@if [ ! -x "$(PY)" ]; then \
+	  if command -v python3.11 >/dev/null 2>&1; then base=python3.11; else base=python3; fi; \
+	  echo "$$base -m venv $(VENV)"; \
+	  $$base -m venv "$(VENV)" || { echo "error: could not create $(VENV) with $$base (Debian: apt-get install python3-venv)" >&2; exit 1; }; \
+	fi
+	$(PY) -m pip install -q -e '.[test]'
+	@touch "$@"
+
+verilog: $(STAMP)
+	$(VENV)/bin/star generate --preset $(PRESET)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q tests $(PYTEST_ARGS)
+
+test-long: $(STAMP)
+	$(PY) -m pytest -n 2 -q --long tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf build sim_build .pytest_cache results.xml
+	find . -path './$(VENV)' -prune -o -path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf "$(VENV)" *.egg-info

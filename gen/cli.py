@@ -1,0 +1,124 @@
+"""The ``star`` command: generate Verilog, evaluate predictors on real attention, inspect configs.
+
+User errors print ``star: <message>`` on stderr and exit with status 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import PRESETS, ConfigError, StarConfig, from_overrides, load_toml, parse_override
+from .config import preset as get_preset
+from .evaluate import EvalError
+
+__all__ = ["main"]
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs, reported in one line."""
+
+
+def _config_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-p", "--preset", default="default",
+                   help=f"named configuration: {', '.join(PRESETS)} (default: %(default)s)")
+    g.add_argument("-c", "--config", metavar="FILE.toml",
+                   help="configuration file (TOML; keys are StarConfig fields, plus 'preset')")
+    p.add_argument("-P", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one config field; repeatable (default: none)")
+    return p
+
+
+def resolve_config(args) -> StarConfig:
+    """Build the config from --preset/--config and the -P overrides."""
+    cfg = load_toml(args.config) if args.config else get_preset(args.preset)
+    overrides = dict(parse_override(o) for o in args.overrides)
+    return from_overrides(cfg, overrides, where="-P: ") if overrides else cfg
+
+
+def cmd_generate(args) -> int:
+    from .build import generate
+    cfg = resolve_config(args)
+    outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name
+    written = generate(cfg, outdir)
+    for path in written:
+        print(f"star: wrote {path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, format_table
+    cfg = resolve_config(args)
+    report = evaluate(cfg, args.data, args.k, args.radius)
+    if args.json:
+        print(json.dumps(report, indent=1, sort_keys=True))
+    else:
+        print(format_table(report))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name, cfg in PRESETS.items():
+        print(f"{name:10s} d={cfg.head_dim} data_bits={cfg.data_bits} lanes={cfg.lanes} "
+              f"tile={cfg.tile} k_tile={cfg.k_tile} max_seq={cfg.max_seq}")
+    return 0
+
+
+def cmd_show_config(args) -> int:
+    from .formats import Formats
+    cfg = resolve_config(args)
+    print(json.dumps({"config": cfg.to_dict(), "formats": Formats(cfg).to_dict()}, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="star", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="STAR sparse-attention accelerator generator")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parent = _config_parent()
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("generate", parents=[parent], formatter_class=fmt,
+                       help="emit the Verilog of a configuration")
+    p.add_argument("-o", "--outdir", default=None,
+                   help="output directory (default: build/<config name>)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("eval", parents=[parent], formatter_class=fmt,
+                       help="selection quality and output error on real attention tensors")
+    p.add_argument("--data", required=True, metavar="FILE.npz",
+                   help="npz with float q [H, S, d], k and v [Hkv, S, d], optional JSON meta")
+    p.add_argument("--k", nargs="+", default=None, metavar="K",
+                   help="keys kept per tile: integers or percentages such as 25%% "
+                        "(default: the config's k_tile)")
+    p.add_argument("--radius", type=float, default=None, metavar="NATS",
+                   help="SADS radius in logit units (nats); default: the config's radius")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("presets", formatter_class=fmt, help="list the named configurations")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("show-config", parents=[parent], formatter_class=fmt,
+                       help="print the resolved configuration and its derived widths")
+    p.set_defaults(func=cmd_show_config)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except (ConfigError, EvalError, UserError) as e:
+        print(f"star: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

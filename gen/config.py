@@ -1,0 +1,200 @@
+"""The one configuration of a STAR core: a frozen dataclass, its validation, presets and TOML loading.
+
+Every other part of the project (RTL generators in ``hw/``, bit-exact models in ``golden/``, the
+manifest, the tests) reads its parameters from a :class:`StarConfig`; derived widths live in
+:mod:`gen.formats`. This module imports neither amaranth nor numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+__all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "load_toml", "from_overrides"]
+
+RADIUS_OFF = -1
+
+
+class ConfigError(ValueError):
+    """A configuration value is outside its allowed range; the message is one line naming the field."""
+
+
+def _pow2(x: int) -> bool:
+    return x > 0 and (x & (x - 1)) == 0
+
+
+@dataclass(frozen=True)
+class StarConfig:
+    """Parameters of one STAR core (one attention head at a time, ``lanes`` queries in parallel).
+
+    Attention shape
+        head_dim      d, elements per query/key/value row.
+        data_bits     width of the signed Q/K/V/O integers (8 or 16).
+        lanes         T, query rows processed in parallel.
+        tile          Bc, keys per tile: the SADS sub-segment and the SU-FA block.
+        k_tile        keys kept per query row per tile by SADS.
+        radius        SADS radius in predicted-score LSBs; ``-1`` disables radius clipping. This is
+                      the reset value of the core's radius register.
+        max_seq       longest key sequence the core accepts (a multiple of ``tile``).
+    Prediction (DLZS)
+        dlzs_rounding how a query element becomes a power of two: ``floor`` (truncate to its
+                      leading one) or ``nearest`` (round on the bit below the leading one).
+        dlzs_k_bits   magnitude bits of each key element used by the predictor (the rest are
+                      truncated); ``data_bits`` keeps the full precision.
+        pred_keys     P, keys scored per cycle by the DLZS array.
+    Softmax precision (SU-FA)
+        exp_frac_bits E, fraction bits of the base-2 exponent; the exp2 table has 2**E entries.
+        exp_out_bits  fraction bits of each softmax weight 2**(s-m) (its value is in (0, 1]).
+        recip_bits    fraction bits of the normalised reciprocal of the row sum l.
+        scale_bits    mantissa bits of the runtime score-scale constant.
+    Modes and bus
+        dense         build the dense FlashAttention baseline (prediction off, every key computed).
+        axi_data_bits data width of the AXI4 memory master.
+    """
+
+    name: str = "default"
+    head_dim: int = 64
+    data_bits: int = 16
+    lanes: int = 16
+    tile: int = 64
+    k_tile: int = 16
+    radius: int = RADIUS_OFF
+    max_seq: int = 4096
+    dlzs_rounding: str = "floor"
+    dlzs_k_bits: int = 8
+    pred_keys: int = 1
+    exp_frac_bits: int = 8
+    exp_out_bits: int = 15
+    recip_bits: int = 16
+    scale_bits: int = 16
+    dense: bool = False
+    axi_data_bits: int = 64
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            want = {"str": str, "bool": bool, "int": int}[f.type]
+            # bool is an int subclass: reject it where an int is expected, and vice versa
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ConfigError(f"{f.name} must be of type {want.__name__}, not {value!r}")
+        self._validate()
+
+    def _check(self, ok: bool, field: str, rule: str):
+        if not ok:
+            raise ConfigError(f"{field} must be {rule}, not {getattr(self, field)!r}")
+
+    def _validate(self):
+        c = self._check
+        c(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", self.name) is not None, "name",
+          "1-32 characters of [a-z0-9_-] starting with a letter or digit")
+        c(_pow2(self.head_dim) and 4 <= self.head_dim <= 256, "head_dim",
+          "a power of two in [4, 256]")
+        c(self.data_bits in (8, 16), "data_bits", "8 or 16")
+        c(1 <= self.lanes <= 256, "lanes", "in [1, 256]")
+        c(_pow2(self.tile) and 4 <= self.tile <= 1024, "tile", "a power of two in [4, 1024]")
+        c(1 <= self.k_tile <= self.tile, "k_tile", f"in [1, tile={self.tile}]")
+        c(self.max_seq % self.tile == 0 and self.tile <= self.max_seq <= 65536, "max_seq",
+          f"a multiple of tile={self.tile} in [{self.tile}, 65536]")
+        c(self.dlzs_rounding in ("floor", "nearest"), "dlzs_rounding", "'floor' or 'nearest'")
+        c(2 <= self.dlzs_k_bits <= self.data_bits, "dlzs_k_bits",
+          f"in [2, data_bits={self.data_bits}]")
+        c(_pow2(self.pred_keys) and self.pred_keys <= min(16, self.tile), "pred_keys",
+          f"a power of two in [1, {min(16, self.tile)}]")
+        c(2 <= self.exp_frac_bits <= 10, "exp_frac_bits", "in [2, 10]")
+        c(8 <= self.exp_out_bits <= 20, "exp_out_bits", "in [8, 20]")
+        c(8 <= self.recip_bits <= 20, "recip_bits", "in [8, 20]")
+        c(8 <= self.scale_bits <= 20, "scale_bits", "in [8, 20]")
+        c(self.axi_data_bits in (32, 64, 128, 256, 512), "axi_data_bits",
+          "one of 32, 64, 128, 256, 512")
+        # derived widths (imported late: formats reads this module)
+        from .formats import Formats
+        fmt = Formats(self)
+        c(self.radius == RADIUS_OFF or 0 <= self.radius <= fmt.radius_max, "radius",
+          f"-1 (off) or in [0, {fmt.radius_max}]")
+        if fmt.widest_product > 63:
+            raise ConfigError(
+                f"max_seq={self.max_seq} with data_bits={self.data_bits}, exp_out_bits="
+                f"{self.exp_out_bits}, recip_bits={self.recip_bits} needs a "
+                f"{fmt.widest_product}-bit product; reduce max_seq so it fits in 63 bits")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_BASE = StarConfig()
+
+PRESETS: dict[str, StarConfig] = {
+    # small and fast: what the block and end-to-end tests use
+    "tiny": replace(_BASE, name="tiny", head_dim=16, data_bits=8, lanes=4, tile=16, k_tile=4,
+                    max_seq=256, dlzs_k_bits=4, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
+                    scale_bits=12, axi_data_bits=64),
+    # paper-like numerics (16-bit formal datapath, d = 64) at a simulation-friendly lane count
+    "default": _BASE,
+    # 8-bit data at d = 64
+    "int8": replace(_BASE, name="int8", data_bits=8, dlzs_k_bits=4, exp_frac_bits=6,
+                    exp_out_bits=12, recip_bits=12),
+}
+
+
+def preset(name: str) -> StarConfig:
+    """Return the named preset; raise :class:`ConfigError` for an unknown name."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"preset must be one of {', '.join(sorted(PRESETS))}, not {name!r}") \
+            from None
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: f.type for f in fields(StarConfig)}
+
+
+def from_overrides(base: StarConfig, overrides: dict, where: str = "") -> StarConfig:
+    """Return ``base`` with ``overrides`` applied; unknown keys and bad values raise ConfigError."""
+    types = _field_types()
+    for key in overrides:
+        if key not in types:
+            raise ConfigError(f"{where}unknown key {key!r}; known keys: {', '.join(types)}")
+    try:
+        return replace(base, **overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from None
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parse one ``key=value`` command-line override into a typed pair."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    types = _field_types()
+    if not sep or key not in types:
+        raise ConfigError(f"-P expects key=value with key one of {', '.join(types)}, not {text!r}")
+    raw = raw.strip()
+    kind = types[key]
+    if kind == "str":
+        return key, raw
+    if kind == "bool":
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"{key} must be true or false, not {raw!r}")
+        return key, raw.lower() in ("true", "1")
+    try:
+        return key, int(raw, 0)
+    except ValueError:
+        raise ConfigError(f"{key} must be an integer, not {raw!r}") from None
+
+
+def load_toml(path: str | Path) -> StarConfig:
+    """Load a config file: an optional ``preset = "name"`` key, then any StarConfig fields."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    base = preset(data.pop("preset", "default"))
+    if "name" not in data:
+        data["name"] = path.stem.lower()
+    return from_overrides(base, data, where=f"{path}: ")

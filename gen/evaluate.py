@@ -1,0 +1,202 @@
+"""``star eval``: selection quality and output error of the predictors on real attention tensors.
+
+Input: an ``.npz`` with float arrays ``q`` [Hq, S, d], ``k`` and ``v`` [Hkv, S_k, d] (grouped-query:
+query head h reads kv head h // (Hq / Hkv)) and an optional JSON string ``meta`` with ``causal``
+(bool, default false) and ``scale`` (float, default 1/sqrt(d)).
+
+Per head and per k (keys kept per tile), for each selection method:
+    exact   per-tile top-k of the float scores (the oracle selection)
+    dlzs    the core's DLZS predictor + SADS (bit-exact golden; radius from the config or --radius)
+    mac4    a 4-bit multiply predictor (Sanger-style) + the same per-tile top-k
+it reports the float softmax mass the selected keys capture, the recall of the oracle selection and
+the relative Frobenius error of float attention restricted to the selected keys. Two fixed-point
+rows compare the bit-exact core output (STAR, and the dense baseline) with float dense attention.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from golden import pipeline, reference, sads
+
+from .config import StarConfig
+from .formats import Formats
+
+__all__ = ["EvalError", "load_attention", "parse_k", "evaluate", "format_table"]
+
+METHODS = ("exact", "dlzs", "mac4")
+
+
+class EvalError(ValueError):
+    """The attention file or an eval option is unusable; the message is one line."""
+
+
+def load_attention(path: str | Path, cfg: StarConfig):
+    """Load and check an attention npz; return (q, k, v, causal, scale) as float64 arrays."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {name: f[name] for name in f.files}
+    except FileNotFoundError:
+        raise EvalError(f"{path}: no such file") from None
+    except Exception as e:  # numpy raises several types for a file that is not an npz
+        raise EvalError(f"{path}: not a readable .npz file ({type(e).__name__})") from None
+    arrays = []
+    for name in ("q", "k", "v"):
+        if name not in data:
+            raise EvalError(f"{path}: missing array {name!r} (need q, k, v)")
+        a = data[name]
+        if a.ndim != 3:
+            raise EvalError(f"{path}: array {name!r} must have rank 3 [heads, seq, head_dim], "
+                            f"not shape {a.shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise EvalError(f"{path}: array {name!r} must be floating point, not {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            raise EvalError(f"{path}: array {name!r} holds NaN or infinity")
+        arrays.append(a.astype(np.float64))
+    q, k, v = arrays
+    hq, sq, d = q.shape
+    if k.shape != v.shape:
+        raise EvalError(f"{path}: k {k.shape} and v {v.shape} must have the same shape")
+    hkv, sk, dk = k.shape
+    if dk != d:
+        raise EvalError(f"{path}: head_dim of q ({d}) and k/v ({dk}) differ")
+    if hkv == 0 or hq % hkv:
+        raise EvalError(f"{path}: query heads ({hq}) must be a multiple of kv heads ({hkv})")
+    if d != cfg.head_dim:
+        raise EvalError(f"{path}: head_dim {d} does not match the config's head_dim="
+                        f"{cfg.head_dim} (pass -P head_dim={d})")
+    if not 1 <= sk <= cfg.max_seq or sq < 1:
+        raise EvalError(f"{path}: key sequence length must be in [1, max_seq={cfg.max_seq}], "
+                        f"not {sk}")
+    meta = {}
+    if "meta" in data:
+        try:
+            meta = json.loads(str(data["meta"]))
+            assert isinstance(meta, dict)
+        except (ValueError, AssertionError):
+            raise EvalError(f"{path}: 'meta' must be a JSON object string") from None
+    causal = meta.get("causal", False)
+    scale = meta.get("scale", 1.0 / math.sqrt(d))
+    if not isinstance(causal, bool):
+        raise EvalError(f"{path}: meta 'causal' must be true or false, not {causal!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise EvalError(f"{path}: meta 'scale' must be a positive number, not {scale!r}")
+    if causal and sk < sq:
+        raise EvalError(f"{path}: causal attention needs at least as many keys ({sk}) as "
+                        f"queries ({sq})")
+    return q, k, v, causal, float(scale)
+
+
+def parse_k(text: str, tile: int) -> int:
+    """Parse a k value: an integer in [1, tile] or a percentage of the tile such as ``25%``."""
+    try:
+        k = round(tile * float(text[:-1]) / 100) if text.endswith("%") else int(text)
+    except ValueError:
+        raise EvalError(f"--k must be an integer or a percentage like 25%, not {text!r}") from None
+    if not 1 <= k <= tile:
+        raise EvalError(f"--k must be in [1, tile={tile}] keys (or 1-100%), not {text!r}")
+    return k
+
+
+def _rel(a, b) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def _radius_lsb(radius_nats: float | None, h, scale: float, unit: float, cfg) -> int:
+    """Convert a radius in logit (nat) units to predicted-score LSBs (None: the config's)."""
+    if radius_nats is None:
+        return cfg.radius
+    return min(math.ceil(radius_nats / (h.scale_q * h.scale_k * scale * unit)),
+               Formats(cfg).radius_max)
+
+
+def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None) -> list[dict]:
+    """Evaluate one head for every k in ``ks``; return one result dict per k."""
+    fmt = Formats(cfg)
+    h = pipeline.prepare(fmt, q, k, v, causal=causal, softmax_scale=scale)
+    probs = reference.softmax_probs(q, k, scale, h.valid)
+    dense_ref = probs @ v
+    s = q @ k.T
+    oracle_rank = np.argsort(np.argsort(np.where(h.valid, s, -np.inf), axis=1, kind="stable"),
+                             axis=1, kind="stable")
+    pred = {"dlzs": pipeline.predicted_scores(h, fmt, "dlzs"),
+            "mac4": pipeline.predicted_scores(h, fmt, "mac4")}
+    radius = {"dlzs": _radius_lsb(radius_nats, h, scale, 1.0, cfg),
+              "mac4": _radius_lsb(radius_nats, h, scale, 4.0 ** fmt.mac4_shift, cfg)}
+    dense_fx, _ = pipeline.run(h, fmt, dense=True)
+    rows = []
+    for kt in ks:
+        exact_sel = sads.select(oracle_rank, fmt, k_tile=kt, radius=-1, valid=h.valid)
+        exact_mask = sads.selection_mask(exact_sel, s.shape[1])
+        result = {"k_tile": kt}
+        for method in METHODS:
+            if method == "exact":
+                mask = exact_mask
+            else:
+                sel = sads.select(pred[method], fmt, k_tile=kt, radius=radius[method],
+                                  valid=h.valid)
+                mask = sads.selection_mask(sel, s.shape[1])
+            out = reference.attention_head(q, k, v, scale, mask)
+            result[method] = {
+                "mass": float((probs * mask).sum(axis=1).mean()),
+                "recall": float(((mask & exact_mask).sum(axis=1) / exact_mask.sum(axis=1)).mean()),
+                "keys": float(mask.sum(axis=1).mean()),
+                "rel_err": _rel(out, dense_ref),
+            }
+        star_fx, _ = pipeline.run(h, fmt, k_tile=kt, radius=radius["dlzs"])
+        result["fixed_star_rel_err"] = _rel(star_fx.out * h.scale_v, dense_ref)
+        result["fixed_dense_rel_err"] = _rel(dense_fx.out * h.scale_v, dense_ref)
+        result["rescales_per_row"] = float(star_fx.rescales.mean())
+        rows.append(result)
+    return rows
+
+
+def evaluate(cfg: StarConfig, path, ks_text=None, radius_nats=None) -> dict:
+    """Evaluate every head of an attention file; return a JSON-ready report."""
+    q, k, v, causal, scale = load_attention(path, cfg)
+    ks = sorted({parse_k(t, cfg.tile) for t in (ks_text or [str(cfg.k_tile)])})
+    if radius_nats is not None and not radius_nats >= 0:
+        raise EvalError(f"--radius must be a non-negative number of nats, not {radius_nats}")
+    group = q.shape[0] // k.shape[0]
+    heads = [evaluate_head(cfg, q[hh], k[hh // group], v[hh // group], causal, scale, ks,
+                           radius_nats) for hh in range(q.shape[0])]
+    mean = []
+    for i, kt in enumerate(ks):
+        per = [hd[i] for hd in heads]
+        row = {"k_tile": kt}
+        for method in METHODS:
+            row[method] = {m: float(np.mean([p[method][m] for p in per]))
+                           for m in per[0][method]}
+        for m in ("fixed_star_rel_err", "fixed_dense_rel_err", "rescales_per_row"):
+            row[m] = float(np.mean([p[m] for p in per]))
+        mean.append(row)
+    return {"data": Path(path).name, "config": cfg.to_dict(), "causal": causal, "scale": scale,
+            "shape": {"q": list(q.shape), "k": list(k.shape)},
+            "radius": "config" if radius_nats is None else radius_nats,
+            "k_tile": ks, "heads": heads, "mean": mean}
+
+
+def format_table(report: dict) -> str:
+    """Render the mean rows of a report as a Markdown table."""
+    cfg = report["config"]
+    lines = [f"{report['data']}: q {report['shape']['q']}, k {report['shape']['k']}, "
+             f"causal={report['causal']}, tile={cfg['tile']}, data_bits={cfg['data_bits']}, "
+             f"radius={report['radius']} (mean over heads)", "",
+             "| k/tile | method | keys/row | mass | recall | out rel. err |",
+             "|---|---|---|---|---|---|"]
+    for row in report["mean"]:
+        for method in METHODS:
+            r = row[method]
+            lines.append(f"| {row['k_tile']} | {method} | {r['keys']:.1f} | {r['mass']:.4f} | "
+                         f"{r['recall']:.4f} | {r['rel_err']:.4f} |")
+        lines.append(f"| {row['k_tile']} | fixed-point STAR (dlzs) vs float dense | | | | "
+                     f"{row['fixed_star_rel_err']:.4f} |")
+        lines.append(f"| {row['k_tile']} | fixed-point dense vs float dense | | | | "
+                     f"{row['fixed_dense_rel_err']:.4f} |")
+    return "\n".join(lines)

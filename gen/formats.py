@@ -1,0 +1,141 @@
+"""Fixed-point formats of the STAR datapath: every width, rounding and saturation rule, defined once.
+
+``hw/`` reads the widths to size its signals; ``golden/`` calls the rounding functions. The rules are
+documented for users in ``docs/formats.md``; a rule changed here changes both the RTL and the model.
+This module imports neither amaranth nor numpy: the integer functions work on Python ints and on
+numpy integer arrays alike (they use only ``+ - * >> <<`` and comparisons).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+__all__ = ["Formats", "signed_bits", "unsigned_bits", "round_shift", "saturate",
+           "encode_score_scale"]
+
+
+def unsigned_bits(max_value: int) -> int:
+    """Bits needed to hold every integer in [0, max_value]."""
+    return max(1, int(max_value).bit_length())
+
+
+def signed_bits(max_abs: int) -> int:
+    """Bits of a two's-complement signal holding every integer in [-max_abs, max_abs]."""
+    return unsigned_bits(max_abs) + 1
+
+
+def round_shift(x, shift):
+    """Divide by 2**shift (shift >= 1, scalar or array) rounding half up: (x + 2**(shift-1)) >> shift."""
+    return (x + (1 << (shift - 1))) >> shift
+
+
+def saturate(x, bits: int):
+    """Clamp a signed value to the ``bits``-bit two's-complement range."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    try:
+        return x.clip(lo, hi)          # numpy arrays
+    except AttributeError:
+        return min(max(x, lo), hi)
+
+
+def encode_score_scale(c: float, scale_bits: int, exp_frac_bits: int) -> tuple[int, int]:
+    """Encode the positive real score scale ``c`` as (mantissa, shift) with c ≈ mantissa·2**-shift.
+
+    ``c`` converts an integer score difference into base-2 exponent units:
+    c = scale_q · scale_k · softmax_scale · log2(e). The mantissa is normalised to
+    [2**(scale_bits-1), 2**scale_bits) and rounded to nearest; the shift lies in
+    [exp_frac_bits, 63] (so the hardware only shifts right). Raises ValueError outside that range.
+    """
+    if not (c > 0 and math.isfinite(c)):
+        raise ValueError(f"score scale must be a positive finite number, not {c!r}")
+    shift = scale_bits - 1 - math.floor(math.log2(c))
+    mant = round(c * 2.0 ** shift)
+    if mant >= 1 << scale_bits:          # rounding carried into the next power of two
+        mant >>= 1
+        shift -= 1
+    lo, hi = 2.0 ** (scale_bits - 1 - 63), 2.0 ** (scale_bits - exp_frac_bits)
+    if not exp_frac_bits <= shift <= 63:
+        raise ValueError(f"score scale must be in [{lo:.3g}, {hi:.3g}), not {c:.6g}")
+    return mant, shift
+
+
+class Formats:
+    """Widths and constants derived from a :class:`gen.config.StarConfig`.
+
+    Integers (two's complement unless marked unsigned):
+
+    ============== ===================================================================
+    q, k, v, o     ``data_bits`` signed; quantised symmetric, so inputs lie in [-qmax, qmax]
+                   but the hardware accepts the full range including -2**(data_bits-1).
+    LZ code        per query element: sign, zero flag, ``lz_pos_bits`` position of the leading
+                   one of |q| (0..data_bits-1), after ``dlzs_rounding``.
+    DLZS k operand |k| >> (data_bits - dlzs_k_bits): ``dlzs_k_bits`` unsigned magnitude + sign.
+    Â (predicted)  ``pred_bits`` signed: Σ_d sign · (kmag << pos). Never leaves the chip.
+    s (exact)      ``score_bits`` signed: q·k.
+    u              unsigned exponent, ``exp_frac_bits`` fraction bits: u ≈ (m - s)·c ≥ 0,
+                   saturated at ``u_max`` (where the weight is already 0).
+    p              unsigned, ``exp_out_bits`` fraction bits, value in [0, 1]: ``p_bits`` wide.
+    l              unsigned sum of p over at most ``max_seq`` keys: ``l_bits``.
+    o              signed sum of p·v: ``o_bits``.
+    r              unsigned normalised reciprocal of l, ``recip_bits`` fraction bits, in
+                   [2**(recip_bits-1), 2**recip_bits]: ``recip_bits + 1`` wide.
+    ============== ===================================================================
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        b = cfg.data_bits
+        self.data_bits = b
+        self.qmax = (1 << (b - 1)) - 1
+        self.qmin = -(1 << (b - 1))
+        self.log2_d = cfg.head_dim.bit_length() - 1
+        self.log2_seq = (cfg.max_seq - 1).bit_length()
+        # DLZS
+        self.lz_pos_bits = unsigned_bits(b - 1)
+        self.dlzs_k_shift = b - cfg.dlzs_k_bits
+        kmag_max = (1 << (b - 1)) >> self.dlzs_k_shift
+        self.dlzs_term_max = kmag_max << (b - 1)
+        self.pred_bits = signed_bits(cfg.head_dim * self.dlzs_term_max)
+        self.radius_max = (1 << self.pred_bits) - 1
+        # 4-bit multiply predictor (comparison only)
+        self.mac4_shift = b - 4
+        self.mac4_bits = signed_bits(cfg.head_dim * 64)
+        # exact scores
+        self.score_bits = signed_bits(cfg.head_dim * (1 << (2 * b - 2)))
+        # exp2 unit
+        self.exp_frac_bits = cfg.exp_frac_bits
+        self.exp_out_bits = cfg.exp_out_bits
+        self.p_one = 1 << cfg.exp_out_bits
+        self.p_bits = cfg.exp_out_bits + 1
+        self.u_max = (cfg.exp_out_bits + 1) << cfg.exp_frac_bits
+        self.u_bits = unsigned_bits(self.u_max)
+        self.scale_bits = cfg.scale_bits
+        self.scale_shift_bits = 6
+        # accumulators
+        self.l_bits = unsigned_bits(cfg.max_seq * self.p_one)
+        self.o_bits = signed_bits(cfg.max_seq * self.p_one * (1 << (b - 1)))
+        self.recip_bits = cfg.recip_bits
+        # the widest multiplications: o·p (rescale, merge), o·r (normalise), (m - s)·scale
+        self.widest_product = max(self.o_bits + self.p_bits, self.o_bits + cfg.recip_bits + 1,
+                                  self.score_bits + 1 + cfg.scale_bits)
+
+    def radius_value(self, radius: int) -> int:
+        """Return the radius register value: ``-1`` (off) becomes the all-ones maximum."""
+        return self.radius_max if radius < 0 else radius
+
+    @cached_property
+    def exp2_table(self) -> tuple[int, ...]:
+        """The exp2 table: entry f is round(2**(-f / 2**E) · 2**P) for f in [0, 2**E).
+
+        Entry 0 is exactly 1.0 (2**P); every entry lies in (2**(P-1), 2**P].
+        """
+        e, p = self.exp_frac_bits, self.exp_out_bits
+        return tuple(math.floor(2.0 ** (p - f / (1 << e)) + 0.5) for f in range(1 << e))
+
+    def to_dict(self) -> dict:
+        """Return the widths as a plain dict (for the manifest and the docs)."""
+        keys = ["data_bits", "lz_pos_bits", "dlzs_k_shift", "pred_bits", "mac4_bits",
+                "score_bits", "exp_frac_bits", "exp_out_bits", "p_bits", "u_max", "u_bits",
+                "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits"]
+        return {k: getattr(self, k) for k in keys}

@@ -1,0 +1,88 @@
+"""Config validation, presets, TOML loading and -P overrides."""
+
+import pytest
+
+from gen.config import (PRESETS, ConfigError, StarConfig, from_overrides, load_toml,
+                        parse_override, preset)
+from gen.formats import Formats
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid_and_named(name):
+    cfg = preset(name)
+    assert cfg.name == name
+    assert Formats(cfg).widest_product <= 63
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("head_dim", 48, "head_dim must be a power of two in [4, 256], not 48"),
+    ("head_dim", 512, "head_dim must be a power of two in [4, 256], not 512"),
+    ("data_bits", 12, "data_bits must be 8 or 16, not 12"),
+    ("lanes", 0, "lanes must be in [1, 256], not 0"),
+    ("tile", 24, "tile must be a power of two in [4, 1024], not 24"),
+    ("k_tile", 65, "k_tile must be in [1, tile=64], not 65"),
+    ("k_tile", 0, "k_tile must be in [1, tile=64], not 0"),
+    ("max_seq", 100, "max_seq must be a multiple of tile=64 in [64, 65536], not 100"),
+    ("dlzs_rounding", "up", "dlzs_rounding must be 'floor' or 'nearest', not 'up'"),
+    ("dlzs_k_bits", 17, "dlzs_k_bits must be in [2, data_bits=16], not 17"),
+    ("pred_keys", 3, "pred_keys must be a power of two in [1, 16], not 3"),
+    ("exp_frac_bits", 11, "exp_frac_bits must be in [2, 10], not 11"),
+    ("exp_out_bits", 7, "exp_out_bits must be in [8, 20], not 7"),
+    ("recip_bits", 21, "recip_bits must be in [8, 20], not 21"),
+    ("scale_bits", 4, "scale_bits must be in [8, 20], not 4"),
+    ("axi_data_bits", 48, "axi_data_bits must be one of 32, 64, 128, 256, 512, not 48"),
+    ("radius", -2, "radius must be -1 (off) or in [0, 1073741823], not -2"),
+    ("name", "Big Name", "name must be 1-32 characters"),
+    ("lanes", True, "lanes must be of type int, not True"),
+    ("dense", 1, "dense must be of type bool, not 1"),
+])
+def test_validation_names_field_and_range(field, value, message):
+    with pytest.raises(ConfigError) as e:
+        from_overrides(StarConfig(), {field: value})
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_too_wide_accumulator_is_rejected():
+    with pytest.raises(ConfigError, match="fits in 63 bits"):
+        StarConfig(max_seq=65536, exp_out_bits=20)
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        preset("tiny").lanes = 3  # type: ignore[misc]
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="preset must be one of default, int8, tiny, not 'big'"):
+        preset("big")
+
+
+def test_toml_roundtrip_and_errors(tmp_path):
+    good = tmp_path / "mine.toml"
+    good.write_text('preset = "tiny"\nk_tile = 8\ndlzs_rounding = "nearest"\n')
+    cfg = load_toml(good)
+    assert (cfg.name, cfg.k_tile, cfg.dlzs_rounding, cfg.head_dim) == ("mine", 8, "nearest", 16)
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("k_tiles = 8\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: unknown key 'k_tiles'"):
+        load_toml(bad)
+    bad.write_text("k_tile = 99\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: k_tile must be in \[1, tile=64\], not 99"):
+        load_toml(bad)
+    bad.write_text("k_tile = \n")
+    with pytest.raises(ConfigError, match="bad.toml: invalid TOML"):
+        load_toml(bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_toml(tmp_path / "missing.toml")
+
+
+def test_parse_override():
+    assert parse_override("k_tile=8") == ("k_tile", 8)
+    assert parse_override("dense=true") == ("dense", True)
+    assert parse_override("dlzs_rounding=nearest") == ("dlzs_rounding", "nearest")
+    with pytest.raises(ConfigError, match="-P expects key=value"):
+        parse_override("ktile=8")
+    with pytest.raises(ConfigError, match="k_tile must be an integer, not 'x'"):
+        parse_override("k_tile=x")

@@ -1,0 +1,123 @@
+"""`star eval` on the real MiniLM capture, and its handling of bad files and flags."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gen.cli import main
+from gen.config import preset, replace
+from gen.evaluate import EvalError, evaluate, load_attention, parse_k
+
+REAL = "data/minilm_l5.npz"
+
+
+@pytest.fixture(scope="module")
+def report():
+    return evaluate(replace(preset("default"), head_dim=32), REAL, ["25%"])
+
+
+def test_real_capture_is_what_the_readme_says():
+    with np.load(REAL) as f:
+        assert f["q"].shape == f["k"].shape == f["v"].shape == (12, 256, 32)
+        assert f["q"].dtype == np.float32
+        meta = json.loads(str(f["meta"]))
+    assert meta["causal"] is False and meta["scale"] == pytest.approx(32 ** -0.5)
+
+
+def test_real_data_selection_quality(report):
+    """Real MiniLM attention, k = 25 % per tile: the oracle bounds every predictor, DLZS beats
+    the 4-bit multiplier on recall, and the fixed-point datapath adds little error."""
+    row = report["mean"][0]
+    exact, dl, m4 = row["exact"], row["dlzs"], row["mac4"]
+    assert row["k_tile"] == 16 and exact["recall"] == 1.0
+    assert exact["mass"] >= dl["mass"] and exact["mass"] >= m4["mass"]
+    assert exact["rel_err"] <= dl["rel_err"] + 1e-9
+    assert 0.5 < dl["recall"] < 1.0 and dl["recall"] > m4["recall"]
+    assert row["fixed_dense_rel_err"] < 2e-3
+    assert abs(row["fixed_star_rel_err"] - dl["rel_err"]) < 5e-3
+    assert len(report["heads"]) == 12
+
+
+def test_real_data_bigger_k_captures_more():
+    rep = evaluate(replace(preset("default"), head_dim=32), "data/minilm_l0.npz", ["4", "32"])
+    small, big = rep["mean"]
+    assert big["dlzs"]["mass"] > small["dlzs"]["mass"]
+    assert big["exact"]["rel_err"] < small["exact"]["rel_err"]
+
+
+def test_cli_eval_json_and_table(capsys):
+    assert main(["eval", "--data", REAL, "-P", "head_dim=32", "--k", "8", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["k_tile"] == [8] and set(rep["mean"][0]) >= {"exact", "dlzs", "mac4"}
+    assert main(["eval", "--data", REAL, "-P", "head_dim=32"]) == 0
+    assert "| 16 | dlzs |" in capsys.readouterr().out
+
+
+def write(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+GOOD = dict(q=np.ones((2, 8, 16), np.float32), k=np.ones((1, 8, 16), np.float32),
+            v=np.ones((1, 8, 16), np.float32))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(q=None), "missing array 'q'"),
+    (dict(q=np.ones((8, 16), np.float32)), "array 'q' must have rank 3"),
+    (dict(v=np.ones((1, 9, 16), np.float32)), "must have the same shape"),
+    (dict(k=np.ones((1, 8, 8)), v=np.ones((1, 8, 8))), "head_dim of q (16) and k/v (8) differ"),
+    (dict(q=np.ones((3, 8, 16)), k=np.ones((2, 8, 16)), v=np.ones((2, 8, 16))),
+     "query heads (3) must be a multiple of kv heads (2)"),
+    (dict(q=np.full((2, 8, 16), np.nan)), "array 'q' holds NaN"),
+    (dict(k=np.ones((1, 8, 16), np.int32)), "must be floating point"),
+    (dict(meta=np.array("{not json")), "'meta' must be a JSON object"),
+    (dict(meta=np.array('{"causal": 1}')), "meta 'causal' must be true or false"),
+    (dict(meta=np.array('{"scale": -1}')), "meta 'scale' must be a positive number"),
+    (dict(meta=np.array('{"causal": true}'), k=np.ones((1, 4, 16)), v=np.ones((1, 4, 16))),
+     "causal attention needs at least as many keys"),
+])
+def test_bad_files_one_line_error(tmp_path, change, message):
+    arrays = {**GOOD, **change}
+    path = write(tmp_path / "bad.npz", **{k: v for k, v in arrays.items() if v is not None})
+    with pytest.raises(EvalError) as e:
+        load_attention(path, preset("tiny"))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_files_and_flags_exit_2(tmp_path, capsys):
+    (tmp_path / "junk.npz").write_text("not a zip")
+    cases = [
+        ["eval", "--data", str(tmp_path / "junk.npz"), "-p", "tiny"],
+        ["eval", "--data", str(tmp_path / "none.npz"), "-p", "tiny"],
+        ["eval", "--data", REAL, "-p", "tiny"],                       # head_dim 32 vs 16
+        ["eval", "--data", REAL, "-P", "head_dim=32", "--k", "0"],
+        ["eval", "--data", REAL, "-P", "head_dim=32", "--k", "abc"],
+        ["eval", "--data", REAL, "-P", "head_dim=32", "--radius", "-1"],
+        ["eval", "--data", REAL, "-P", "head_dim=32", "-P", "max_seq=128", "-P", "tile=64"],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("star: ") and err.count("\n") == 1, err
+
+
+def test_parse_k():
+    assert parse_k("25%", 64) == 16 and parse_k("7", 64) == 7 and parse_k("100%", 16) == 16
+    with pytest.raises(EvalError, match=r"--k must be in \[1, tile=16\]"):
+        parse_k("17", 16)
+
+
+def test_synthetic_grouped_query_causal(tmp_path):
+    rng = np.random.default_rng(3)
+    path = write(tmp_path / "gqa.npz", q=rng.standard_normal((4, 20, 16)).astype(np.float32),
+                 k=rng.standard_normal((2, 20, 16)).astype(np.float32),
+                 v=rng.standard_normal((2, 20, 16)).astype(np.float32),
+                 meta=np.array('{"causal": true, "scale": 0.3}'))
+    rep = evaluate(preset("tiny"), path, ["100%"])
+    row = rep["mean"][0]
+    # every valid key kept: all methods see the full causal row
+    for method in ("exact", "dlzs", "mac4"):
+        assert row[method]["mass"] == pytest.approx(1.0) and row[method]["rel_err"] < 1e-12
+    assert rep["causal"] is True and rep["scale"] == 0.3

@@ -1,0 +1,222 @@
+"""Golden-model units against independent brute-force or float references."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gen.config import StarConfig, preset
+from gen.formats import Formats, encode_score_scale
+from golden import dlzs, exp2, mac4, quant, recip, sads
+from golden.intops import bit_length, int_matmul
+
+
+def fmt_of(name="tiny", **kw):
+    return Formats(StarConfig(**{**preset(name).to_dict(), **kw}))
+
+
+def all_pairs(bits):
+    x = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))
+    return np.meshgrid(x, x, indexing="ij")
+
+
+# ---- DLZS -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_dlzs_floor_term_sign_and_bounds(bits):
+    """Full-precision floor DLZS: each term has the product's sign and |est| in [|xy|/2, |xy|]."""
+    fmt = fmt_of("tiny", data_bits=bits, dlzs_k_bits=bits)
+    if bits == 8:
+        q, k = all_pairs(8)                       # exhaustive: 65536 pairs
+    else:
+        rng = np.random.default_rng(5)
+        q, k = rng.integers(-(1 << 15), 1 << 15, (2, 200000))
+        q[:3], k[:3] = [-(1 << 15), 0, 1], [-(1 << 15), 7, -1]
+    est = dlzs.query_weight(q, fmt) * dlzs.key_operand(k, fmt)
+    exact = q.astype(np.int64) * k
+    assert np.array_equal(np.sign(est), np.sign(exact))
+    assert np.all(2 * np.abs(est) >= np.abs(exact)) and np.all(np.abs(est) <= np.abs(exact))
+
+
+def test_dlzs_nearest_term_bounds():
+    """Nearest rounding: |est| in [2/3, 4/3]·|xy| (worst cases 0b1011.. and 0b11..)."""
+    fmt = fmt_of("tiny", dlzs_rounding="nearest", dlzs_k_bits=8)
+    q, k = all_pairs(8)
+    est = dlzs.query_weight(q, fmt) * dlzs.key_operand(k, fmt)
+    exact = q * k
+    nz = exact != 0
+    ratio = est[nz] / exact[nz]
+    assert ratio.min() >= 2 / 3 and ratio.max() <= 4 / 3
+    assert np.all(est[~nz] == 0)
+
+
+def test_lz_encode_positions():
+    fmt = fmt_of("tiny")
+    neg, zero, pos = dlzs.lz_encode(np.array([0, 1, -1, 2, 3, 127, -128, 64, -65]), fmt)
+    assert list(pos) == [0, 0, 0, 1, 1, 6, 7, 6, 6]
+    assert list(zero) == [True] + [False] * 8
+    assert list(neg) == [False, False, True, False, False, False, True, False, True]
+    fmt_n = fmt_of("tiny", dlzs_rounding="nearest")
+    assert list(dlzs.lz_encode(np.array([3, 5, 6, 127, -128, 96]), fmt_n)[2]) == [2, 2, 3, 7, 7, 7]
+
+
+def test_dlzs_key_truncation_keeps_top_bits():
+    fmt = fmt_of("tiny", dlzs_k_bits=4)           # data 8 bits: drop 4 low magnitude bits
+    k = np.array([0, 15, 16, -17, 127, -128, -1])
+    assert list(dlzs.key_operand(k, fmt)) == [0, 0, 1, -1, 7, -8, 0]
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_dlzs_predict_equals_elementwise_sum(name, seed):
+    fmt = fmt_of(name)
+    rng = np.random.default_rng(seed)
+    lim = 1 << (fmt.data_bits - 1)
+    q = rng.integers(-lim, lim, (7, fmt.cfg.head_dim))
+    k = rng.integers(-lim, lim, (9, fmt.cfg.head_dim))
+    q[0] = -lim
+    k[0] = 0
+    want = np.zeros((7, 9), np.int64)
+    for i in range(7):
+        for j in range(9):
+            for d in range(fmt.cfg.head_dim):
+                a, b = int(q[i, d]), int(k[j, d])
+                if a:
+                    term = (abs(b) >> fmt.dlzs_k_shift) << (abs(a).bit_length() - 1)
+                    want[i, j] += term if (a < 0) == (b < 0) else -term
+    got = dlzs.predict(q, k, fmt)
+    assert np.array_equal(got, want)
+    assert np.abs(got).max() < 1 << (fmt.pred_bits - 1)
+
+
+def test_mac4_operands():
+    fmt = fmt_of("tiny")                          # shift 4, round half up, saturate [-8, 7]
+    x = np.array([0, 7, 8, 23, 24, 127, -128, -9, -8, -7])
+    assert list(mac4.to_int4(x, fmt)) == [0, 0, 1, 1, 2, 7, -8, -1, 0, 0]
+
+
+# ---- SADS -------------------------------------------------------------------------------------
+
+def sads_brute(scores, valid, tile, k, r):
+    """Independent per-row, per-tile reference with Python sorting."""
+    sq, sk = scores.shape
+    rows = []
+    for i in range(sq):
+        tiles = []
+        for j0 in range(0, sk, tile):
+            cand = [(int(scores[i, j]), j) for j in range(j0, min(j0 + tile, sk)) if valid[i, j]]
+            if cand:
+                m = max(s for s, _ in cand)
+                cand = [(s, j) for s, j in cand if r < 0 or s >= m - r]
+            best = sorted(cand, key=lambda t: (-t[0], t[1]))[:k]
+            tiles.append([j for _, j in best] + [-1] * (k - len(best)))
+        rows.append(tiles)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("k, r, causal, sk", [(4, -1, False, 64), (4, 5, True, 64),
+                                               (1, 0, False, 40), (16, 3, True, 37),
+                                               (3, 1000, False, 50)])
+def test_sads_equals_brute_force(k, r, causal, sk, seed):
+    fmt = fmt_of("tiny")                          # tile 16
+    rng = np.random.default_rng(seed)
+    sq = 12 if not causal else sk
+    scores = rng.integers(-12, 12, (sq, sk))      # narrow range: many ties
+    scores[0] = 5                                 # a row of equal scores
+    scores[1, :] = -(1 << 15)                     # most negative predicted value
+    valid = (np.arange(sk)[None] <= np.arange(sq)[:, None]) if causal else np.ones((sq, sk), bool)
+    got = sads.select(scores, fmt, k_tile=k, radius=r, valid=valid)
+    assert np.array_equal(got, sads_brute(scores, valid, 16, k, r))
+
+
+def test_sads_radius_zero_keeps_only_maxima_and_off_keeps_k():
+    fmt = fmt_of("tiny")
+    scores = np.array([[3, 9, 1, 9, 2, 0, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]])
+    assert list(sads.select(scores, fmt, k_tile=4, radius=0)[0, 0]) == [1, 3, 6, -1]
+    assert list(sads.select(scores, fmt, k_tile=4, radius=-1)[0, 0]) == [1, 3, 6, 7]
+    assert list(sads.select(scores, fmt, k_tile=4, radius=1)[0, 0]) == [1, 3, 6, 7]
+
+
+def test_selection_mask_and_dense_order():
+    fmt = fmt_of("tiny")
+    valid = np.arange(20)[None] <= np.arange(20)[:, None]
+    order = sads.dense_order(valid, fmt)
+    assert order.shape == (20, 2, 16)
+    assert list(order[3, 0, :5]) == [0, 1, 2, 3, -1] and np.all(order[3, 1] == -1)
+    assert list(order[19, 1, :5]) == [16, 17, 18, 19, -1]
+    assert np.array_equal(sads.selection_mask(order, 20), valid)
+
+
+# ---- exp2, reciprocal, score scale, quantisation ----------------------------------------------
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_exp2_within_one_lsb_exhaustive(name):
+    fmt = fmt_of(name)
+    u = np.arange(fmt.u_max + 1)
+    p = exp2.exp2_neg(u, fmt)
+    exact = 2.0 ** (fmt.exp_out_bits - u / (1 << fmt.exp_frac_bits))
+    assert np.all(np.abs(p - exact) < 1.0)
+    assert p[0] == fmt.p_one and p[-1] == 0 and np.all(np.diff(p) <= 0)
+    assert p.max() < 1 << fmt.p_bits
+
+
+def test_exponent_rounds_and_saturates():
+    fmt = fmt_of("tiny")                          # E = 6
+    mant, shift = 3 << 10, 12 + 6                 # c = 3·2**-8
+    t = np.array([0, 1, 85, 86, 10**9])
+    u = exp2.exponent(t, mant, shift, fmt)
+    want = [min(math.floor(x * 3 / 4 + 0.5), fmt.u_max) for x in [0, 1, 85, 86, 10**9]]
+    assert list(u) == want
+    with pytest.raises(ValueError):
+        exp2.exponent(np.array([-1]), mant, shift, fmt)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_reciprocal_is_floor_of_exact(name):
+    fmt = fmt_of(name)
+    l = np.concatenate([np.arange(1, 1 << 16), (1 << np.arange(16, fmt.l_bits)) - 1,
+                        1 << np.arange(16, fmt.l_bits)])
+    r, shift = recip.reciprocal(l, fmt)
+    num = np.int64(1) << shift
+    assert np.all(r * l <= num) and np.all((r + 1) * l > num)
+    assert np.all(r >= 1 << (fmt.recip_bits - 1)) and np.all(r <= 1 << fmt.recip_bits)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_normalize_error_bound(name, seed):
+    fmt = fmt_of(name)
+    rng = np.random.default_rng(seed)
+    l = rng.integers(1, 1 << (fmt.l_bits - 1), 5000)
+    o = (rng.uniform(-1, 1, (5000, 1)) * l[:, None] * fmt.qmax).astype(np.int64)
+    out = recip.normalize(o, l, fmt)
+    exact = o / l[:, None]
+    bound = 0.5 + np.abs(exact) * 2.0 ** (1 - fmt.recip_bits) + 1e-9
+    assert np.all(np.abs(out - exact) <= bound)
+    assert recip.normalize(np.array([[10**12]]), np.array([1]), fmt)[0, 0] == fmt.qmax  # saturates
+
+
+@pytest.mark.parametrize("c", [1e-12, 3.3e-6, 0.0123, 1.0, 7.9])
+def test_score_scale_encoding(c):
+    mant, shift = encode_score_scale(c, 16, 8)
+    assert 1 << 15 <= mant < 1 << 16 and 8 <= shift <= 63
+    assert abs(mant * 2.0 ** -shift / c - 1) <= 2.0 ** -16
+
+
+@pytest.mark.parametrize("c", [0.0, -1.0, float("nan"), 300.0, 1e-30])
+def test_score_scale_out_of_range(c):
+    with pytest.raises(ValueError, match="score scale must be"):
+        encode_score_scale(c, 16, 8)
+
+
+def test_quantize_symmetric():
+    xq, s = quant.quantize(np.array([-2.0, 0.5, 1.0, 0.0]), 8)
+    assert s == 2.0 / 127 and list(xq) == [-127, 32, 64, 0]
+    assert quant.quantize(np.zeros(3), 8)[1] == 1.0
+    with pytest.raises(ValueError, match="NaN"):
+        quant.quantize(np.array([np.nan]), 8)
+
+
+def test_intops_exactness_guard():
+    assert list(bit_length(np.array([0, 1, 2, 3, 4, 2**40]))) == [0, 1, 2, 2, 3, 41]
+    big = np.full((1, 4), 1 << 26)
+    with pytest.raises(ValueError, match="too wide"):
+        int_matmul(big, big.T)
