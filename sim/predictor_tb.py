@@ -1,7 +1,7 @@
-"""cocotb testbench: the DLZS predictor against golden.dlzs, bit-exact, with stalls and extremes.
+"""cocotb testbench: a score predictor (DLZS or 4-bit MAC) against golden, bit-exact, with stalls.
 
-Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "n_keys": keys per phase, "p_idle": input
-idle probability, "p_stall": output stall probability}. Two phases: each loads a query row into
+Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "predictor": "dlzs" | "mac4", "n_keys":
+keys per phase, "p_idle": input idle probability, "p_stall": output stall probability}. Two phases: each loads a query row into
 every lane (extreme rows first), then streams the keys in groups of pred_keys.
 """
 
@@ -12,8 +12,10 @@ import numpy as np
 
 from gen.config import StarConfig
 from gen.formats import Formats
-from golden import dlzs
-from hw.dlzs import DlzsPredictor
+from golden import dlzs, mac4
+from hw.dlzs import DlzsArith
+from hw.mac4 import Mac4Arith
+from hw.predictor import ScorePredictor
 from sim.runner import env_config, env_seed
 from sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
 
@@ -28,7 +30,7 @@ def extreme_rows(fmt, d, rng, n):
 
 
 @cocotb.test()
-async def dlzs_matches_golden(dut):
+async def predictor_matches_golden(dut):
     opts = env_config()
     cfg = StarConfig(**opts["cfg"])
     fmt = Formats(cfg)
@@ -36,8 +38,9 @@ async def dlzs_matches_golden(dut):
     rng = np.random.default_rng(seed)
     T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim
     await start_clock_and_reset(dut)
-    q_layout, k_layout = DlzsPredictor.query_layout(cfg), DlzsPredictor.key_layout(cfg)
-    a_layout = DlzsPredictor.score_layout(cfg)
+    arith, model = {"dlzs": (DlzsArith, dlzs), "mac4": (Mac4Arith, mac4)}[opts["predictor"]]
+    q_layout, k_layout = ScorePredictor.query_layout(cfg), ScorePredictor.key_layout(cfg)
+    a_layout = ScorePredictor.score_layout(cfg, arith(cfg).score_bits)
     sink = StreamSink(dut, "a", a_layout, p_stall=opts["p_stall"], rng=random.Random(seed + 1))
     for phase in range(2):
         q = extreme_rows(fmt, d, rng, T) if phase == 0 else rng.integers(fmt.qmin, fmt.qmax + 1,
@@ -55,7 +58,7 @@ async def dlzs_matches_golden(dut):
         sink.received.clear()
         cycles = await run_streams(dut, [k_src], [sink],
                                    lambda: len(sink.received) == len(groups), 50 * len(groups) + 50)
-        want = dlzs.predict(q, k, fmt)                     # [T, n]
+        want = model.predict(q, k, fmt)                     # [T, n]
         got = np.array([[g["score"][t][p] for g in sink.received for p in range(P)]
                         for t in range(T)])
         bad = np.argwhere(got != want)

@@ -1,0 +1,160 @@
+"""The score-predictor array shared by DLZS and the 4-bit multiply baseline.
+
+A predictor scores ``pred_keys`` keys against every query lane per cycle. It differs only in its
+arithmetic, given by a :class:`PredictorArith`: how a query element is encoded (once, when the
+lane is loaded), how a key element is prepared (once per key, shared by the lanes), and the term
+one (query code, key operand) pair contributes. Both predictors therefore have the same ports,
+pipeline and adder tree, so their area can be compared fairly.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.formats import unsigned_bits
+
+__all__ = ["PredictorArith", "ScorePredictor", "adder_tree"]
+
+
+class PredictorArith:
+    """The arithmetic of one predictor (subclass and override)."""
+
+    score_bits: int      # width of the predicted score
+
+    def code_layout(self):
+        """Shape of a stored query element code."""
+        raise NotImplementedError
+
+    def encode_query(self, m: Module, q):
+        """Return the code of query element ``q`` (combinational)."""
+        raise NotImplementedError
+
+    def prepare_key(self, m: Module, k, name: str):
+        """Return the prepared key operand of key element ``k`` (combinational)."""
+        raise NotImplementedError
+
+    def term(self, m: Module, code, key, name: str):
+        """Return (signed term, carry bit): the pair contributes term + carry to the score."""
+        raise NotImplementedError
+
+
+def adder_tree(m: Module, terms, carry, en, tag: str):
+    """Sum ``terms`` + ``carry`` with a register after every second level and after the root.
+
+    Registers load only while ``en``. The carry (e.g. a count of negated terms) is added at the
+    root, delayed alongside the tree. Latency: ceil(log2(len(terms)) / 2) cycles (at least 1).
+    """
+    level = 0
+    while True:
+        if len(terms) > 1:
+            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                     for i in range(0, len(terms), 2)]
+        level += 1
+        if len(terms) == 1:
+            terms = [terms[0] + carry]
+        if level % 2 == 0 or len(terms) == 1:
+            regs = [Signal(signed(len(t)), name=f"sum_{tag}_v{level}_{i}")
+                    for i, t in enumerate(terms)]
+            c = Signal(len(carry), name=f"carry_{tag}_v{level}")
+            with m.If(en):
+                m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+                m.d.sync += c.eq(carry)
+            terms, carry = regs, c
+        if len(terms) == 1:
+            return terms[0]
+
+
+def tree_latency(n_terms: int) -> int:
+    """Return the latency in cycles of :func:`adder_tree` over ``n_terms`` terms."""
+    return max(1, -(-(n_terms - 1).bit_length() // 2))
+
+
+class ScorePredictor(wiring.Component):
+    """A predictor array: scores of ``pred_keys`` keys for every query lane per cycle.
+
+    Ports
+        q   In stream {lane, row[d]}: a query row for one lane, encoded once by d shared encoders
+            and held until the lane is loaded again. Always ready; loading a lane while keys are
+            in flight changes the scores of the keys that have not yet entered the array.
+        k   In stream {keys[P][d], last}: P key rows; ``last`` is passed through untouched.
+        a   Out stream {score[T][P], last}: the predicted scores, T = lanes.
+    Throughput: one k transfer per cycle. Latency: ``latency`` cycles from k to a
+    (ceil(log2(d) / 2): the adder tree has a register after every second level). Backpressure: the
+    whole pipeline stalls while ``a`` is valid and not ready (k.ready = a.ready or a not valid).
+    """
+
+    def __init__(self, cfg, arith: PredictorArith):
+        self.cfg, self.arith = cfg, arith
+        self.latency = tree_latency(cfg.head_dim)
+        super().__init__({
+            "q": In(stream.Signature(self.query_layout(cfg))),
+            "k": In(stream.Signature(self.key_layout(cfg))),
+            "a": Out(stream.Signature(self.score_layout(cfg, arith.score_bits))),
+        })
+
+    @staticmethod
+    def query_layout(cfg) -> data.StructLayout:
+        """The q stream payload."""
+        return data.StructLayout({
+            "lane": unsigned(unsigned_bits(max(cfg.lanes - 1, 1))),
+            "row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
+
+    @staticmethod
+    def key_layout(cfg) -> data.StructLayout:
+        """The k stream payload."""
+        return data.StructLayout({
+            "keys": data.ArrayLayout(data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim),
+                                     cfg.pred_keys),
+            "last": 1})
+
+    @staticmethod
+    def score_layout(cfg, score_bits: int) -> data.StructLayout:
+        """The a stream payload."""
+        return data.StructLayout({
+            "score": data.ArrayLayout(data.ArrayLayout(signed(score_bits), cfg.pred_keys),
+                                      cfg.lanes),
+            "last": 1})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, arith = self.cfg, self.arith
+        T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim
+
+        # query side: encode one row per cycle into the lane's code registers
+        codes = [[Signal(arith.code_layout(), name=f"code_l{t}_e{e}") for e in range(d)]
+                 for t in range(T)]
+        m.d.comb += self.q.ready.eq(1)
+        enc = [arith.encode_query(m, self.q.payload.row[e]) for e in range(d)]
+        with m.If(self.q.valid):
+            for t in range(T):
+                with m.If(self.q.payload.lane == t):
+                    m.d.sync += [codes[t][e].eq(enc[e]) for e in range(d)]
+
+        # pipeline control: a valid/last shift register under one global enable
+        en = Signal()
+        valid = [Signal(name=f"valid_{i}") for i in range(self.latency)]
+        last = [Signal(name=f"last_{i}") for i in range(self.latency)]
+        m.d.comb += [en.eq(~self.a.valid | self.a.ready), self.k.ready.eq(en)]
+        with m.If(en):
+            m.d.sync += [valid[0].eq(self.k.valid), last[0].eq(self.k.payload.last)]
+            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, self.latency)]
+            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, self.latency)]
+        m.d.comb += [self.a.valid.eq(valid[-1]), self.a.payload.last.eq(last[-1])]
+
+        # key side: each key element prepared once, shared by the lanes
+        for p in range(P):
+            keys = [arith.prepare_key(m, self.k.payload.keys[p][e], f"k{p}_e{e}")
+                    for e in range(d)]
+            for t in range(T):
+                terms, carries = [], []
+                for e in range(d):
+                    term, carry = arith.term(m, codes[t][e], keys[e], f"l{t}_k{p}_e{e}")
+                    terms.append(term)
+                    carries.append(carry)
+                carry = Signal(unsigned_bits(d), name=f"carry_l{t}_k{p}")
+                m.d.comb += carry.eq(sum(carries))
+                total = adder_tree(m, terms, carry, en, f"l{t}_k{p}")
+                m.d.comb += self.a.payload.score[t][p].eq(total)
+        return m

@@ -1,0 +1,143 @@
+"""SADS: per query lane, streaming per-tile top-k selection within a radius of the tile maximum.
+
+Model: :mod:`golden.sads` (bit-exact). Each lane holds a top-k store sorted by descending
+predicted score (ties: the earlier key first, i.e. the lower index). Every cycle the store takes up
+to ``pred_keys`` new entries, one after the other:
+
+* clipping unit: an entry passes when it is valid and not below max(running max − r, current k-th
+  best): running max = store entry 0, and "beats the k-th best" = its insertion position is < k;
+* insertion: the entry goes to position pos = #(held entries ≥ it); the entries from pos down shift
+  by one and the k-th falls out.
+
+Entry 0 is the exact top-1 and entry 1 the exact top-2 at all times. When the tile's ``last``
+transfer arrives, the final list moves to the output register with its count: the held entries
+still ≥ (tile max − r) (the store is sorted, so they form a prefix). Entries clipped by the running
+max could never pass the final radius, and entries pushed out of the store never rank above the
+kept ones, so the result is the golden rule (top-k of the in-radius set) for any arrival order.
+
+Ports
+    i       In stream {score[T][P], valid[T][P], last}: predicted scores (e.g. from DLZS) and a
+            per-lane mask (causal / ragged tiles); key index = position within the tile.
+    o       Out stream {index[T][K], count[T]}: per lane, the selected key indices (within the
+            tile) in descending predicted order; entries at or beyond count are not selected.
+    k       In: keys kept per tile, 1..k_tile (runtime; 0 behaves as 1, above k_tile as k_tile).
+    radius  In: radius in predicted-score LSBs (all ones: off).
+Throughput: ``pred_keys`` keys per cycle per lane (one i transfer per cycle), the DLZS rate.
+Latency: the list of a tile is on ``o`` the cycle after the tile's last transfer.
+Backpressure: the output register holds one tile's lists; only the *last* transfer of the next tile
+waits while that register is still full, so a consumer that takes a list within a tile's duration
+never stalls the input.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.formats import Formats, unsigned_bits
+
+__all__ = ["SadsSelector"]
+
+
+class SadsSelector(wiring.Component):
+    def __init__(self, cfg, score_bits: int | None = None):
+        self.cfg = cfg
+        self.fmt = fmt = Formats(cfg)
+        self.score_bits = fmt.pred_bits if score_bits is None else score_bits
+        super().__init__({
+            "i": In(stream.Signature(self.input_layout(cfg, self.score_bits))),
+            "o": Out(stream.Signature(self.output_layout(cfg))),
+            "k": In(unsigned_bits(cfg.k_tile)),
+            "radius": In(unsigned(self.score_bits)),
+        })
+
+    @staticmethod
+    def input_layout(cfg, score_bits: int) -> data.StructLayout:
+        """The i stream payload."""
+        T, P = cfg.lanes, cfg.pred_keys
+        return data.StructLayout({
+            "score": data.ArrayLayout(data.ArrayLayout(signed(score_bits), P), T),
+            "valid": data.ArrayLayout(data.ArrayLayout(1, P), T),
+            "last": 1})
+
+    @staticmethod
+    def output_layout(cfg) -> data.StructLayout:
+        """The o stream payload."""
+        T, K = cfg.lanes, cfg.k_tile
+        idx = unsigned(unsigned_bits(cfg.tile - 1))
+        return data.StructLayout({
+            "index": data.ArrayLayout(data.ArrayLayout(idx, K), T),
+            "count": data.ArrayLayout(unsigned(unsigned_bits(K)), T)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        T, P, K = cfg.lanes, cfg.pred_keys, cfg.k_tile
+        sb = self.score_bits
+        ib = unsigned_bits(cfg.tile - 1)
+        nb = unsigned_bits(K)
+
+        # runtime k, clamped to [1, K]
+        k_eff = Signal(nb)
+        m.d.comb += k_eff.eq(Mux(self.k == 0, 1, Mux(self.k > K, K, self.k)))
+
+        # key index of element 0 of the current transfer, within the tile
+        base = Signal(ib + 1)
+        fire = Signal()
+        take_last = Signal()
+        m.d.comb += [
+            fire.eq(self.i.valid & self.i.ready),
+            take_last.eq(fire & self.i.payload.last),
+            # only the last transfer of a tile waits for a free output register
+            self.i.ready.eq(~self.i.payload.last | ~self.o.valid | self.o.ready),
+        ]
+        with m.If(fire):
+            m.d.sync += base.eq(Mux(self.i.payload.last, 0, base + P))
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(take_last):
+            m.d.sync += self.o.valid.eq(1)
+
+        for t in range(T):
+            st_s = [Signal(signed(sb), name=f"s_l{t}_{j}") for j in range(K)]
+            st_i = [Signal(ib, name=f"i_l{t}_{j}") for j in range(K)]
+            st_n = Signal(nb, name=f"n_l{t}")
+            cur_s, cur_i, cur_n = list(st_s), list(st_i), st_n
+            for p in range(P):
+                new_s = self.i.payload.score[t][p]
+                new_i = (base + p)[:ib]
+                ge = [Signal(name=f"ge_l{t}_p{p}_{j}") for j in range(K)]
+                for j in range(K):
+                    m.d.comb += ge[j].eq((j < cur_n) & (cur_s[j] >= new_s))
+                pos = Signal(nb, name=f"pos_l{t}_p{p}")
+                m.d.comb += pos.eq(sum(ge))
+                # clipping unit: below the running max - r, or not above the k-th best
+                in_radius = Signal(name=f"inr_l{t}_p{p}")
+                m.d.comb += in_radius.eq((cur_n == 0) | (new_s >= cur_s[0] - self.radius))
+                ins = Signal(name=f"ins_l{t}_p{p}")
+                m.d.comb += ins.eq(fire & self.i.payload.valid[t][p] & in_radius & (pos < k_eff))
+                nxt_s = [Signal(signed(sb), name=f"s_l{t}_p{p}_{j}") for j in range(K)]
+                nxt_i = [Signal(ib, name=f"i_l{t}_p{p}_{j}") for j in range(K)]
+                nxt_n = Signal(nb, name=f"n_l{t}_p{p}")
+                for j in range(K):
+                    here = ~ge[j] & (ge[j - 1] if j else 1)      # j == pos
+                    prev_s, prev_i = (cur_s[j - 1], cur_i[j - 1]) if j else (new_s, new_i)
+                    m.d.comb += [
+                        nxt_s[j].eq(Mux(~ins | ge[j], cur_s[j], Mux(here, new_s, prev_s))),
+                        nxt_i[j].eq(Mux(~ins | ge[j], cur_i[j], Mux(here, new_i, prev_i))),
+                    ]
+                m.d.comb += nxt_n.eq(Mux(ins & (cur_n < k_eff), cur_n + 1, cur_n))
+                cur_s, cur_i, cur_n = nxt_s, nxt_i, nxt_n
+
+            with m.If(fire):
+                m.d.sync += [a.eq(b) for a, b in zip(st_s + st_i, cur_s + cur_i)]
+                m.d.sync += st_n.eq(Mux(self.i.payload.last, 0, cur_n))
+            # at the tile's end: the held entries still within the radius of the tile max
+            keep = [Signal(name=f"keep_l{t}_{j}") for j in range(K)]
+            for j in range(K):
+                m.d.comb += keep[j].eq((j < cur_n) & (cur_s[j] >= cur_s[0] - self.radius))
+            with m.If(take_last):
+                m.d.sync += [self.o.payload.index[t][j].eq(cur_i[j]) for j in range(K)]
+                m.d.sync += self.o.payload.count[t].eq(sum(keep))
+        return m
