@@ -44,6 +44,10 @@ class StarConfig:
                       leading one) or ``nearest`` (round on the bit below the leading one).
         dlzs_k_bits   magnitude bits of each key element used by the predictor (the rest are
                       truncated); ``data_bits`` keeps the full precision.
+        dlzs_shift_bits  the query's log code keeps 2**dlzs_shift_bits leading-one positions
+                      below the row's largest element (smaller elements count as zero); the
+                      per-row offset is applied once per score. 3 (8 positions) is lossless at
+                      8-bit data, 4 at 16-bit data.
         pred_keys     P, keys scored per cycle by the DLZS array.
     Softmax precision (SU-FA)
         exp_frac_bits E, fraction bits of the base-2 exponent; the exp2 table has 2**E entries.
@@ -64,7 +68,8 @@ class StarConfig:
     radius: int = RADIUS_OFF
     max_seq: int = 4096
     dlzs_rounding: str = "floor"
-    dlzs_k_bits: int = 8
+    dlzs_k_bits: int = 5
+    dlzs_shift_bits: int = 2
     pred_keys: int = 1
     exp_frac_bits: int = 8
     exp_out_bits: int = 15
@@ -101,6 +106,8 @@ class StarConfig:
         c(self.dlzs_rounding in ("floor", "nearest"), "dlzs_rounding", "'floor' or 'nearest'")
         c(2 <= self.dlzs_k_bits <= self.data_bits, "dlzs_k_bits",
           f"in [2, data_bits={self.data_bits}]")
+        c(1 <= self.dlzs_shift_bits <= (4 if self.data_bits == 16 else 3), "dlzs_shift_bits",
+          f"in [1, {4 if self.data_bits == 16 else 3}] for data_bits={self.data_bits}")
         c(_pow2(self.pred_keys) and self.pred_keys <= min(16, self.tile), "pred_keys",
           f"a power of two in [1, {min(16, self.tile)}]")
         c(2 <= self.exp_frac_bits <= 10, "exp_frac_bits", "in [2, 10]")
@@ -129,12 +136,12 @@ _BASE = StarConfig()
 PRESETS: dict[str, StarConfig] = {
     # small and fast: what the block and end-to-end tests use
     "tiny": replace(_BASE, name="tiny", head_dim=16, data_bits=8, lanes=4, tile=16, k_tile=4,
-                    max_seq=256, dlzs_k_bits=4, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
+                    max_seq=256, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
                     scale_bits=12, axi_data_bits=64),
     # paper-like numerics (16-bit formal datapath, d = 64) at a simulation-friendly lane count
     "default": _BASE,
     # 8-bit data at d = 64
-    "int8": replace(_BASE, name="int8", data_bits=8, dlzs_k_bits=4, exp_frac_bits=6,
+    "int8": replace(_BASE, name="int8", data_bits=8, exp_frac_bits=6,
                     exp_out_bits=12, recip_bits=12),
 }
 

@@ -68,10 +68,13 @@ class Formats:
     ============== ===================================================================
     q, k, v, o     ``data_bits`` signed; quantised symmetric, so inputs lie in [-qmax, qmax]
                    but the hardware accepts the full range including -2**(data_bits-1).
-    LZ code        per query element: sign, zero flag, ``lz_pos_bits`` position of the leading
-                   one of |q| (0..data_bits-1), after ``dlzs_rounding``.
+    LZ code        per query element: sign, zero flag, position of the leading one of |q|
+                   (0..data_bits-1) after ``dlzs_rounding``, stored as ``dlzs_shift_bits`` shift
+                   relative to the row base = max(row's largest position - (window - 1), 0);
+                   elements below the base count as zero.
     DLZS k operand |k| >> (data_bits - dlzs_k_bits): ``dlzs_k_bits`` unsigned magnitude + sign.
-    Â (predicted)  ``pred_bits`` signed: Σ_d sign · (kmag << pos). Never leaves the chip.
+    Â (predicted)  ``pred_bits`` signed: (Σ_d sign · (kmag << shift)) << base. Never leaves
+                   the chip.
     s (exact)      ``score_bits`` signed: q·k.
     u              unsigned exponent, ``exp_frac_bits`` fraction bits: u ≈ (m - s)·c ≥ 0,
                    saturated at ``u_max`` (where the weight is already 0).
@@ -93,9 +96,12 @@ class Formats:
         self.log2_seq = (cfg.max_seq - 1).bit_length()
         # DLZS
         self.lz_pos_bits = unsigned_bits(b - 1)
+        self.dlzs_window = 1 << cfg.dlzs_shift_bits           # leading-one positions kept
+        self.dlzs_base_bits = unsigned_bits(b - 1)
         self.dlzs_k_shift = b - cfg.dlzs_k_bits
         kmag_max = (1 << (b - 1)) >> self.dlzs_k_shift
         self.dlzs_term_max = kmag_max << (b - 1)
+        self.dlzs_x_bits = cfg.dlzs_k_bits + self.dlzs_window - 1   # |term| before the row shift
         self.pred_bits = signed_bits(cfg.head_dim * self.dlzs_term_max)
         self.radius_max = (1 << self.pred_bits) - 1
         # 4-bit multiply predictor (comparison only)
@@ -135,7 +141,7 @@ class Formats:
 
     def to_dict(self) -> dict:
         """Return the widths as a plain dict (for the manifest and the docs)."""
-        keys = ["data_bits", "lz_pos_bits", "dlzs_k_shift", "pred_bits", "mac4_bits",
+        keys = ["data_bits", "lz_pos_bits", "dlzs_window", "dlzs_k_shift", "dlzs_x_bits", "pred_bits", "mac4_bits",
                 "score_bits", "exp_frac_bits", "exp_out_bits", "p_bits", "u_max", "u_bits",
                 "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits"]
         return {k: getattr(self, k) for k in keys}

@@ -13,7 +13,7 @@ from gen.formats import Formats
 
 from .predictor import PredictorArith, ScorePredictor
 
-__all__ = ["lzc8", "lz_code_layout", "lz_encode", "DlzsArith", "DlzsPredictor"]
+__all__ = ["lzc8", "lz_code_layout", "lz_encode", "row_window", "DlzsArith", "DlzsPredictor"]
 
 
 def lzc8(m: Module, byte) -> tuple[Signal, Signal]:
@@ -65,23 +65,56 @@ def lz_encode(m: Module, q, fmt: Formats):
     return code
 
 
+def window_code_layout(fmt: Formats) -> data.StructLayout:
+    """A stored query element: sign, dropped flag, shift relative to the row base."""
+    return data.StructLayout({"neg": 1, "drop": 1, "shift": fmt.cfg.dlzs_shift_bits})
+
+
+def row_window(m: Module, codes, fmt: Formats):
+    """Keep the 2**dlzs_shift_bits leading-one positions below the row's largest one.
+
+    Returns (window codes, base): base = max(top - (window - 1), 0) over the row's nonzero
+    elements; an element is dropped when it is zero or its position is below base.
+    """
+    top = Signal(fmt.lz_pos_bits, name="row_top")
+    level = [Mux(c.zero, 0, c.pos) for c in codes]
+    while len(level) > 1:                      # comparator tree, shared by all lanes
+        level = [Mux(a > b, a, b) for a, b in zip(level[::2], level[1::2])] + \
+                ([level[-1]] if len(level) % 2 else [])
+    m.d.comb += top.eq(level[0])
+    base = Signal(fmt.dlzs_base_bits, name="row_base")
+    m.d.comb += base.eq(Mux(top >= fmt.dlzs_window - 1, top - (fmt.dlzs_window - 1), 0))
+    out = []
+    for e, c in enumerate(codes):
+        w = Signal(window_code_layout(fmt), name=f"win_e{e}")
+        m.d.comb += [w.neg.eq(c.neg), w.drop.eq(c.zero | (c.pos < base)),
+                     w.shift.eq(c.pos - base)]
+        out.append(w)
+    return out, base
+
+
 class DlzsArith(PredictorArith):
-    """DLZS terms: ±(kmag << pos); the sign is applied as x XOR s plus a carry of s.
+    """DLZS terms: ±(kmag << shift); the sign is applied as x XOR s plus a carry of s.
 
     Σ ±x = Σ (x XOR s) + Σ s, so a negative term never needs its own negation (the carries are
-    summed once at the root of the adder tree). A zero query element contributes nothing.
+    summed once at the root of the adder tree). A dropped query element contributes nothing. The
+    summed score is shifted left by the lane's row base once.
     """
 
     def __init__(self, cfg):
         self.fmt = Formats(cfg)
         self.score_bits = self.fmt.pred_bits
-        self.xbits = cfg.dlzs_k_bits + self.fmt.data_bits - 1     # |term| magnitude width
+        self.row_bits = self.fmt.dlzs_base_bits
+        self.xbits = self.fmt.dlzs_x_bits                    # |term| magnitude width
 
     def code_layout(self):
-        return lz_code_layout(self.fmt)
+        return window_code_layout(self.fmt)
 
-    def encode_query(self, m, q):
-        return lz_encode(m, q, self.fmt)
+    def encode_row(self, m, row):
+        return row_window(m, [lz_encode(m, q, self.fmt) for q in row], self.fmt)
+
+    def finish(self, m, total, row_value):
+        return total << row_value
 
     def prepare_key(self, m, k, name):
         op = Signal(data.StructLayout({"mag": self.fmt.cfg.dlzs_k_bits, "neg": 1}),
@@ -93,8 +126,8 @@ class DlzsArith(PredictorArith):
         x = Signal(self.xbits + 1, name=f"x_{name}")
         s = Signal(name=f"s_{name}")
         m.d.comb += [
-            s.eq(~code.zero & (code.neg ^ key.neg)),
-            x.eq(Mux(code.zero, 0, key.mag << code.pos) ^ s.replicate(self.xbits + 1)),
+            s.eq(~code.drop & (code.neg ^ key.neg)),
+            x.eq(Mux(code.drop, 0, key.mag << code.shift) ^ s.replicate(self.xbits + 1)),
         ]
         return x.as_signed(), s
 

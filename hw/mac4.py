@@ -36,8 +36,8 @@ class Mac4Arith(PredictorArith):
     def code_layout(self):
         return signed(4)
 
-    def encode_query(self, m, q):
-        return to_int4(m, q, self.fmt, "q")
+    def encode_row(self, m, row):
+        return [to_int4(m, q, self.fmt, f"q{e}") for e, q in enumerate(row)], None
 
     def prepare_key(self, m, k, name):
         return to_int4(m, k, self.fmt, name)

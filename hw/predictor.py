@@ -1,9 +1,10 @@
 """The score-predictor array shared by DLZS and the 4-bit multiply baseline.
 
 A predictor scores ``pred_keys`` keys against every query lane per cycle. It differs only in its
-arithmetic, given by a :class:`PredictorArith`: how a query element is encoded (once, when the
-lane is loaded), how a key element is prepared (once per key, shared by the lanes), and the term
-one (query code, key operand) pair contributes. Both predictors therefore have the same ports,
+arithmetic, given by a :class:`PredictorArith`: how a query row is encoded (once, when the lane is
+loaded: a code per element plus an optional per-row value), how a key element is prepared (once
+per key, shared by the lanes), the term one (query code, key operand) pair contributes, and how the
+per-row value finishes the summed score. Both predictors therefore have the same ports,
 pipeline and adder tree, so their area can be compared fairly.
 """
 
@@ -23,13 +24,19 @@ class PredictorArith:
 
     score_bits: int      # width of the predicted score
 
+    row_bits = 0         # width of the per-row value (0: none)
+
     def code_layout(self):
         """Shape of a stored query element code."""
         raise NotImplementedError
 
-    def encode_query(self, m: Module, q):
-        """Return the code of query element ``q`` (combinational)."""
+    def encode_row(self, m: Module, row):
+        """Return (codes, row value) of a query row (combinational; row value None if unused)."""
         raise NotImplementedError
+
+    def finish(self, m: Module, total, row_value):
+        """Return the score from the summed terms and the lane's row value (default: the sum)."""
+        return total
 
     def prepare_key(self, m: Module, k, name: str):
         """Return the prepared key operand of key element ``k`` (combinational)."""
@@ -125,12 +132,15 @@ class ScorePredictor(wiring.Component):
         # query side: encode one row per cycle into the lane's code registers
         codes = [[Signal(arith.code_layout(), name=f"code_l{t}_e{e}") for e in range(d)]
                  for t in range(T)]
+        rows = [Signal(max(arith.row_bits, 1), name=f"row_l{t}") for t in range(T)]
         m.d.comb += self.q.ready.eq(1)
-        enc = [arith.encode_query(m, self.q.payload.row[e]) for e in range(d)]
+        enc, row_value = arith.encode_row(m, self.q.payload.row)
         with m.If(self.q.valid):
             for t in range(T):
                 with m.If(self.q.payload.lane == t):
                     m.d.sync += [codes[t][e].eq(enc[e]) for e in range(d)]
+                    if row_value is not None:
+                        m.d.sync += rows[t].eq(row_value)
 
         # pipeline control: a valid/last shift register under one global enable
         en = Signal()
@@ -156,5 +166,5 @@ class ScorePredictor(wiring.Component):
                 carry = Signal(unsigned_bits(d), name=f"carry_l{t}_k{p}")
                 m.d.comb += carry.eq(sum(carries))
                 total = adder_tree(m, terms, carry, en, f"l{t}_k{p}")
-                m.d.comb += self.a.payload.score[t][p].eq(total)
+                m.d.comb += self.a.payload.score[t][p].eq(arith.finish(m, total, rows[t]))
         return m

@@ -22,17 +22,23 @@ def all_pairs(bits):
 
 # ---- DLZS -------------------------------------------------------------------------------------
 
+def lone_term(q, k, fmt):
+    """The DLZS estimate of each product q·k, each q taken as a one-element row."""
+    w, base = dlzs.query_weight(np.asarray(q)[..., None], fmt)
+    return (w[..., 0] << base) * dlzs.key_operand(k, fmt)
+
+
 @pytest.mark.parametrize("bits", [8, 16])
 def test_dlzs_floor_term_sign_and_bounds(bits):
     """Full-precision floor DLZS: each term has the product's sign and |est| in [|xy|/2, |xy|]."""
-    fmt = fmt_of("tiny", data_bits=bits, dlzs_k_bits=bits)
+    fmt = fmt_of("tiny", data_bits=bits, dlzs_k_bits=bits, dlzs_shift_bits=bits.bit_length() - 1)
     if bits == 8:
         q, k = all_pairs(8)                       # exhaustive: 65536 pairs
     else:
         rng = np.random.default_rng(5)
         q, k = rng.integers(-(1 << 15), 1 << 15, (2, 200000))
         q[:3], k[:3] = [-(1 << 15), 0, 1], [-(1 << 15), 7, -1]
-    est = dlzs.query_weight(q, fmt) * dlzs.key_operand(k, fmt)
+    est = lone_term(q, k, fmt)
     exact = q.astype(np.int64) * k
     assert np.array_equal(np.sign(est), np.sign(exact))
     assert np.all(2 * np.abs(est) >= np.abs(exact)) and np.all(np.abs(est) <= np.abs(exact))
@@ -40,9 +46,9 @@ def test_dlzs_floor_term_sign_and_bounds(bits):
 
 def test_dlzs_nearest_term_bounds():
     """Nearest rounding: |est| in [2/3, 4/3]·|xy| (worst cases 0b1011.. and 0b11..)."""
-    fmt = fmt_of("tiny", dlzs_rounding="nearest", dlzs_k_bits=8)
+    fmt = fmt_of("tiny", dlzs_rounding="nearest", dlzs_k_bits=8, dlzs_shift_bits=3)
     q, k = all_pairs(8)
-    est = dlzs.query_weight(q, fmt) * dlzs.key_operand(k, fmt)
+    est = lone_term(q, k, fmt)
     exact = q * k
     nz = exact != 0
     ratio = est[nz] / exact[nz]
@@ -66,9 +72,20 @@ def test_dlzs_key_truncation_keeps_top_bits():
     assert list(dlzs.key_operand(k, fmt)) == [0, 0, 1, -1, 7, -8, 0]
 
 
-@pytest.mark.parametrize("name", ["tiny", "default"])
-def test_dlzs_predict_equals_elementwise_sum(name, seed):
-    fmt = fmt_of(name)
+def test_row_window_keeps_top_positions():
+    fmt = fmt_of("tiny", dlzs_shift_bits=2)       # 4 positions below the row's top
+    q = np.array([[100, -40, 9, 8, 7, 0, 1, -128], [3, 1, 0, 0, 0, 0, 0, 2]])
+    neg, dropped, shift, base = dlzs.query_code(q, fmt)
+    assert list(base) == [4, 0]                   # top pos 7 -> base 4; top pos 1 -> base 0
+    assert list(dropped[0]) == [False, False, True, True, True, True, True, False]
+    assert list(shift[0][[0, 1, 7]]) == [2, 1, 3] and list(shift[1][[0, 1, 7]]) == [1, 0, 1]
+
+
+@pytest.mark.parametrize("name, over", [("tiny", {}), ("default", {}),
+                                        ("default", {"dlzs_shift_bits": 4, "dlzs_k_bits": 16}),
+                                        ("tiny", {"dlzs_rounding": "nearest"})])
+def test_dlzs_predict_equals_elementwise_sum(name, over, seed):
+    fmt = fmt_of(name, **over)
     rng = np.random.default_rng(seed)
     lim = 1 << (fmt.data_bits - 1)
     q = rng.integers(-lim, lim, (7, fmt.cfg.head_dim))
@@ -77,11 +94,15 @@ def test_dlzs_predict_equals_elementwise_sum(name, seed):
     k[0] = 0
     want = np.zeros((7, 9), np.int64)
     for i in range(7):
+        pos = [abs(int(a)).bit_length() - 1 for a in q[i]]          # -1 for a zero
+        if fmt.cfg.dlzs_rounding == "nearest":
+            pos = [p + ((abs(int(a)) >> (p - 1)) & 1 if p >= 1 else 0) for p, a in zip(pos, q[i])]
+        base = max(max(pos) - (fmt.dlzs_window - 1), 0)
         for j in range(9):
             for d in range(fmt.cfg.head_dim):
                 a, b = int(q[i, d]), int(k[j, d])
-                if a:
-                    term = (abs(b) >> fmt.dlzs_k_shift) << (abs(a).bit_length() - 1)
+                if a and pos[d] >= base:
+                    term = (abs(b) >> fmt.dlzs_k_shift) << pos[d]
                     want[i, j] += term if (a < 0) == (b < 0) else -term
     got = dlzs.predict(q, k, fmt)
     assert np.array_equal(got, want)

@@ -11,10 +11,10 @@ from sim.runner import run
 CONFIGS = {
     "d16_b8_floor": dict(preset("tiny").to_dict()),
     "d16_b8_nearest_p2": {**preset("tiny").to_dict(), "dlzs_rounding": "nearest", "pred_keys": 2,
-                          "dlzs_k_bits": 8},
+                          "dlzs_k_bits": 8, "dlzs_shift_bits": 3},
     "d64_b16": {**preset("default").to_dict(), "lanes": 2},
     "d64_b16_nearest_p2": {**preset("default").to_dict(), "lanes": 1, "pred_keys": 2,
-                           "dlzs_rounding": "nearest", "dlzs_k_bits": 16},
+                           "dlzs_rounding": "nearest", "dlzs_k_bits": 16, "dlzs_shift_bits": 4},
     "d64_b8_p4": {**preset("int8").to_dict(), "lanes": 2, "pred_keys": 4},
 }
 PREDICTORS = {"dlzs": DlzsPredictor, "mac4": Mac4Predictor}
