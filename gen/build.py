@@ -1,7 +1,8 @@
 """``star generate``: emit the Verilog of a configuration into ``<outdir>/rtl/``.
 
-Today the generator emits the blocks that exist: the DLZS predictor (``star_dlzs``). Each block
-added by a later stage of the project adds its file here; the filelist names them all.
+Today the generator emits the blocks that exist: the DLZS predictor (``star_dlzs``) and the SADS
+selector (``star_sads``). Each block added by a later stage of the project adds its file here; the
+filelist names them all.
 Output is byte-identical on rerun (no paths, no dates); unchanged files are not rewritten.
 """
 
@@ -18,7 +19,8 @@ __all__ = ["blocks", "generate"]
 def blocks(cfg: StarConfig) -> dict:
     """Return {top-module name: component} for every block of the configuration."""
     from hw.dlzs import DlzsPredictor
-    return {"star_dlzs": DlzsPredictor(cfg)}
+    from hw.sads import SadsSelector
+    return {"star_dlzs": DlzsPredictor(cfg), "star_sads": SadsSelector(cfg)}
 
 
 def generate(cfg: StarConfig, outdir: Path) -> list[Path]:
