@@ -114,7 +114,7 @@ class Formats:
         self.exp_out_bits = cfg.exp_out_bits
         self.p_one = 1 << cfg.exp_out_bits
         self.p_bits = cfg.exp_out_bits + 1
-        self.u_max = (cfg.exp_out_bits + 1) << cfg.exp_frac_bits
+        self.u_max = (cfg.exp_out_bits + 2) << cfg.exp_frac_bits
         self.u_bits = unsigned_bits(self.u_max)
         self.scale_bits = cfg.scale_bits
         self.scale_shift_bits = 6

@@ -170,12 +170,12 @@ def test_selection_mask_and_dense_order():
 # ---- exp2, reciprocal, score scale, quantisation ----------------------------------------------
 
 @pytest.mark.parametrize("name", ["tiny", "default"])
-def test_exp2_within_one_lsb_exhaustive(name):
+def test_exp2_within_three_quarter_lsb_exhaustive(name):
     fmt = fmt_of(name)
     u = np.arange(fmt.u_max + 1)
     p = exp2.exp2_neg(u, fmt)
     exact = 2.0 ** (fmt.exp_out_bits - u / (1 << fmt.exp_frac_bits))
-    assert np.all(np.abs(p - exact) < 1.0)
+    assert np.all(np.abs(p - exact) <= 0.75)
     assert p[0] == fmt.p_one and p[-1] == 0 and np.all(np.diff(p) <= 0)
     assert p.max() < 1 << fmt.p_bits
 
