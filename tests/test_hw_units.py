@@ -121,3 +121,92 @@ def test_selector_amaranth_sim(pred_keys, k, radius, seed):
         want = sads.select(scores, fmt, k_tile=k, radius=radius, valid=mask)[:, 0, :]
         for t in range(2):
             assert index[t][:count[t]] == [int(x) for x in want[t] if x >= 0]
+
+
+def exp2_sweep(cfg, ts, mant, shift):
+    from hw.exp2 import Exp2Unit
+    dut = Exp2Unit(cfg)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        ctx.set(dut.mant, mant)
+        ctx.set(dut.shift, shift)
+        for i in range(len(ts) + dut.latency):
+            ctx.set(dut.t, int(ts[i]) if i < len(ts) else 0)
+            await ctx.tick()
+            if i + 1 >= dut.latency:
+                got.append(ctx.get(dut.p))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(got[:len(ts)])
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_exp2_unit_exhaustive_over_u(name):
+    """c = 2**-E makes u = t: every table entry and every shift, against golden.exp2."""
+    from golden.exp2 import weight
+    cfg = preset(name)
+    fmt = Formats(cfg)
+    mant, shift = 1 << (fmt.scale_bits - 1), fmt.scale_bits - 1 + fmt.exp_frac_bits
+    ts = np.arange(fmt.u_max + 40)
+    assert np.array_equal(exp2_sweep(cfg, ts, mant, shift), weight(ts, mant, shift, fmt))
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_exp2_unit_random_scales(name, seed):
+    from golden.exp2 import weight
+    from golden.quant import score_scale
+    cfg = preset(name)
+    fmt = Formats(cfg)
+    rng = np.random.default_rng(seed)
+    for c in (1e-9, 3.7e-4, 0.05, 1.9):
+        mant, shift = score_scale(fmt, c, 1.0, 1.0)
+        top = (1 << (fmt.score_bits + 1)) - 1
+        ts = np.concatenate([[0, 1, 2, top, top - 1], rng.integers(0, top, 200),
+                             rng.integers(0, int(min(top, 64 / c)) + 1, 200)])
+        assert np.array_equal(exp2_sweep(cfg, ts, mant, shift), weight(ts, mant, shift, fmt)), c
+
+
+def recip_sweep(cfg, ls):
+    from hw.recip import Reciprocal
+    dut = Reciprocal(cfg)
+    got = []
+
+    async def bench(ctx):
+        for l in ls:
+            ctx.set(dut.l, int(l))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles = 1
+            while not ctx.get(dut.done):
+                await ctx.tick()
+                cycles += 1
+                assert cycles <= dut.latency, "reciprocal too slow"
+            assert cycles == dut.latency
+            got.append((ctx.get(dut.r), ctx.get(dut.shift)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(got)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_reciprocal_unit(name, seed):
+    """Exhaustive for small l (tiny: every l < 2**11), powers of two and their neighbours, random."""
+    from golden.recip import reciprocal
+    cfg = preset(name)
+    fmt = Formats(cfg)
+    rng = np.random.default_rng(seed)
+    pw = 1 << np.arange(fmt.l_bits)
+    ls = np.concatenate([np.arange(1, 2048 if name == "tiny" else 300), pw, pw[1:] - 1,
+                         rng.integers(1, 1 << fmt.l_bits, 200)])
+    r, shift = reciprocal(ls, fmt)
+    got = recip_sweep(cfg, ls)
+    assert np.array_equal(got[:, 0], r) and np.array_equal(got[:, 1], shift)
