@@ -1,7 +1,7 @@
 """``star generate``: emit the Verilog of a configuration into ``<outdir>/rtl/``.
 
-Today the generator emits the blocks that exist: the DLZS predictor (``star_dlzs``) and the SADS
-selector (``star_sads``). Each block added by a later stage of the project adds its file here; the
+Today the generator emits the blocks that exist: the DLZS predictor (``star_dlzs``), the SADS
+selector (``star_sads``) and the SU-FA engine (``star_sufa``). Each block added by a later stage of the project adds its file here; the
 filelist names them all.
 Output is byte-identical on rerun (no paths, no dates); unchanged files are not rewritten.
 """
@@ -20,7 +20,9 @@ def blocks(cfg: StarConfig) -> dict:
     """Return {top-module name: component} for every block of the configuration."""
     from hw.dlzs import DlzsPredictor
     from hw.sads import SadsSelector
-    return {"star_dlzs": DlzsPredictor(cfg), "star_sads": SadsSelector(cfg)}
+    from hw.sufa import SufaEngine
+    return {"star_dlzs": DlzsPredictor(cfg), "star_sads": SadsSelector(cfg),
+            "star_sufa": SufaEngine(cfg)}
 
 
 def generate(cfg: StarConfig, outdir: Path) -> list[Path]:

@@ -27,7 +27,8 @@ def _config_parent() -> argparse.ArgumentParser:
     g.add_argument("-p", "--preset", default="default",
                    help=f"named configuration: {', '.join(PRESETS)} (default: %(default)s)")
     g.add_argument("-c", "--config", metavar="FILE.toml",
-                   help="configuration file (TOML; keys are StarConfig fields, plus 'preset')")
+                   help="configuration file (TOML; keys are StarConfig fields, plus 'preset'; "
+                        "default: none, use --preset)")
     p.add_argument("-P", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override one config field; repeatable (default: none)")
     return p
@@ -77,19 +78,17 @@ def cmd_show_config(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="star", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="STAR sparse-attention accelerator generator")
+        prog="star", description="STAR sparse-attention accelerator generator")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parent = _config_parent()
-    fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    p = sub.add_parser("generate", parents=[parent], formatter_class=fmt,
+    p = sub.add_parser("generate", parents=[parent],
                        help="emit the Verilog of a configuration")
     p.add_argument("-o", "--outdir", default=None,
                    help="output directory (default: build/<config name>)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("eval", parents=[parent], formatter_class=fmt,
+    p = sub.add_parser("eval", parents=[parent],
                        help="selection quality and output error on real attention tensors")
     p.add_argument("--data", required=True, metavar="FILE.npz",
                    help="npz with float q [H, S, d], k and v [Hkv, S, d], optional JSON meta")
@@ -98,13 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the config's k_tile)")
     p.add_argument("--radius", type=float, default=None, metavar="NATS",
                    help="SADS radius in logit units (nats); default: the config's radius")
-    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the full report as JSON (default: a Markdown table)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("presets", formatter_class=fmt, help="list the named configurations")
+    p = sub.add_parser("presets", help="list the named configurations")
     p.set_defaults(func=cmd_presets)
 
-    p = sub.add_parser("show-config", parents=[parent], formatter_class=fmt,
+    p = sub.add_parser("show-config", parents=[parent],
                        help="print the resolved configuration and its derived widths")
     p.set_defaults(func=cmd_show_config)
     return parser
