@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from gen.formats import unsigned_bits
 
 from .arith import adder_tree, tree_latency
+from .layouts import lane_row_layout
 
 __all__ = ["PredictorArith", "ScorePredictor"]
 
@@ -75,9 +76,7 @@ class ScorePredictor(wiring.Component):
     @staticmethod
     def query_layout(cfg) -> data.StructLayout:
         """The q stream payload."""
-        return data.StructLayout({
-            "lane": unsigned(unsigned_bits(max(cfg.lanes - 1, 1))),
-            "row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
+        return lane_row_layout(cfg)
 
     @staticmethod
     def key_layout(cfg) -> data.StructLayout:

@@ -41,6 +41,7 @@ from gen.formats import Formats, unsigned_bits
 
 from .arith import adder_tree, tree_latency
 from .exp2 import Exp2Unit
+from .layouts import lane_row_layout
 from .recip import Reciprocal
 
 __all__ = ["SufaEngine"]
@@ -67,9 +68,7 @@ class SufaEngine(wiring.Component):
     @staticmethod
     def query_layout(cfg) -> data.StructLayout:
         """The q and o stream payloads: a row of one lane."""
-        return data.StructLayout({
-            "lane": unsigned(unsigned_bits(max(cfg.lanes - 1, 1))),
-            "row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
+        return lane_row_layout(cfg)
 
     @staticmethod
     def key_layout(cfg) -> data.StructLayout:
