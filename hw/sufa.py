@@ -23,9 +23,12 @@ Ports
     mant, shift     In: runtime score scale; exact_max In: dense-baseline mode.
     rescales, merges Out: counts of max-assurance rescales and of state rescales at tile starts
             (summed over lanes) since reset or ``clear``.
-Throughput: one K beat and one V beat per cycle in steady state (every lane scores and
-accumulates one key per cycle). A rescale stalls stage A for about d + 8 cycles (the state is
-scaled one element per cycle by a per-lane wide multiplier); the final normalisation takes
+Throughput: one K beat and one V beat per cycle on the fast path; each lane accumulates the
+beats it selected. With lanes = 1 (one engine per query lane, fed its own keys) that is one
+selected key per cycle per lane; a group of lanes sharing a beat stream trades that for one K/V
+row read per beat (lane utilisation = the lane's keys / the group's union). A rescale event (a
+grown max at a tile start, or max assurance) stalls stage A for d + 9 cycles (the state is scaled
+one element per cycle by a per-lane wide multiplier); the final normalisation takes about
 R + d + T + 6 cycles per block. Latency K beat -> score FIFO: ``score_latency`` cycles.
 Backpressure: k stalls when the beat FIFO (two tiles) is full; o holds until taken.
 """
@@ -216,19 +219,24 @@ class SufaEngine(wiring.Component):
             m.d.comb += unit.l.eq(L[t])
             recips.append(unit)
 
-        # entry checks: tile merge at a tile's first beat, max assurance on every beat
+        # entry checks: tile merge at a tile's first beat, max assurance on every beat.
+        # At a tile's first beat a lane without state adopts the tile max (m_eff) at once.
+        adopt = [Signal(name=f"adopt_l{t}") for t in range(T)]
+        m_eff = [Signal(signed(sb), name=f"meff_l{t}") for t in range(T)]
         grow = [Signal(name=f"grow_l{t}") for t in range(T)]
         over = [Signal(name=f"over_l{t}") for t in range(T)]
         for t in range(T):
             m.d.comb += [
+                adopt[t].eq(tile_start & tile_head.has[t] & ~has[t]),
+                m_eff[t].eq(Mux(adopt[t], tile_head.m[t], M[t])),
                 grow[t].eq(tile_start & tile_head.has[t] & has[t] & (tile_head.m[t] > M[t])),
-                over[t].eq(head.use[t] & (head.s[t] > M[t])),
+                over[t].eq(head.use[t] & (head.s[t] > m_eff[t])),
             ]
         any_grow = Signal()
         any_over = Signal()
         m.d.comb += [any_grow.eq(sum(grow) != 0), any_over.eq(sum(over) != 0)]
         out_lane = Signal(range(T + 1))
-        wait = Signal(range(max(Exp2Unit.latency, R + 2) + 2))
+        wait = Signal(range(Exp2Unit.latency + 2))
 
         with m.If(self.clear):
             m.d.sync += [self.rescales.eq(0), self.merges.eq(0)]
@@ -236,34 +244,36 @@ class SufaEngine(wiring.Component):
         with m.FSM(name="sufa"):
             with m.State("RUN"):
                 ready = beats.r_rdy & self.v.valid & (~tile_start | tiles.r_rdy)
-                with m.If(ready & tile_start):
-                    # adopt the tile max where the lane has no state yet
+                with m.If(ready & tile_start & ~any_grow):
+                    # take the tile record; lanes without state adopt its max
+                    m.d.comb += tiles.r_en.eq(1)
+                    m.d.sync += tile_start.eq(0)
                     for t in range(T):
-                        with m.If(tile_head.has[t] & ~has[t]):
+                        with m.If(adopt[t]):
                             m.d.sync += [M[t].eq(tile_head.m[t]), has[t].eq(1)]
                 with m.If(ready & tile_start & any_grow):
+                    # the running max grows: rescale the state first (the tile merge)
+                    m.d.comb += tiles.r_en.eq(1)
+                    m.d.sync += tile_start.eq(0)
+                    for t in range(T):
+                        with m.If(adopt[t]):
+                            m.d.sync += [M[t].eq(tile_head.m[t]), has[t].eq(1)]
                     m.d.sync += [pend[t].eq(grow[t]) for t in range(T)]
                     m.d.sync += [pend_m[t].eq(tile_head.m[t]) for t in range(T)]
                     m.d.sync += self.merges.eq(self.merges + sum(grow))
-                    m.d.comb += [t_in[t].eq(Mux(grow[t], tile_head.m[t] - M[t], 0))
-                                 for t in range(T)]
-                    m.d.sync += tile_start.eq(0)
-                    m.d.comb += tiles.r_en.eq(1)
                     m.next = "DRAIN"
-                with m.Elif(ready & tile_start):
-                    m.d.sync += tile_start.eq(0)
-                    m.d.comb += tiles.r_en.eq(1)
                 with m.Elif(ready & any_over):
+                    # max assurance: a score above the fixed max
                     m.d.sync += [pend[t].eq(over[t]) for t in range(T)]
                     m.d.sync += [pend_m[t].eq(head.s[t]) for t in range(T)]
                     m.d.sync += self.rescales.eq(self.rescales + sum(over))
                     m.next = "DRAIN"
                 with m.Elif(ready):
+                    # fast path: the beat enters the exp / accumulate pipeline
                     m.d.comb += [enter.eq(1), beats.r_en.eq(1), self.v.ready.eq(1)]
-                    m.d.comb += [t_in[t].eq(Mux(head.use[t], M[t] - head.s[t], 0))
+                    m.d.comb += [t_in[t].eq(Mux(head.use[t], m_eff[t] - head.s[t], 0))
                                  for t in range(T)]
-                    with m.If(head.last):
-                        m.d.sync += tile_start.eq(1)
+                    m.d.sync += tile_start.eq(head.last)
                     with m.If(head.final):         # the block's last beat: normalise next
                         m.next = "FINAL"
             with m.State("DRAIN"):

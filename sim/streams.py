@@ -28,6 +28,7 @@ class StreamSource:
         self.layout, self.items = layout, list(items)
         self.p_idle, self.rng = p_idle, rng or random.Random(0)
         self.sent = 0
+        self.times = []          # cycle (as counted by run_streams) of each transfer
         self.valid.value = 0
 
     def drive(self):
@@ -36,9 +37,10 @@ class StreamSource:
         if offer:
             self.payload.value = pack(self.layout, self.items[self.sent])
 
-    def sample(self):
+    def sample(self, cycle: int):
         if int(self.valid.value) and int(self.ready.value):
             self.sent += 1
+            self.times.append(cycle)
 
     @property
     def done(self) -> bool:
@@ -54,14 +56,16 @@ class StreamSink:
         self.payload = getattr(dut, f"{prefix}__payload")
         self.layout, self.p_stall, self.rng = layout, p_stall, rng or random.Random(0)
         self.received = []
+        self.times = []
         self.ready.value = 0
 
     def drive(self):
         self.ready.value = int(self.rng.random() >= self.p_stall)
 
-    def sample(self):
+    def sample(self, cycle: int):
         if int(self.valid.value) and int(self.ready.value):
             self.received.append(unpack(self.layout, int(self.payload.value)))
+            self.times.append(cycle)
 
 
 async def start_clock_and_reset(dut, cycles: int = 2):
@@ -84,7 +88,7 @@ async def run_streams(dut, sources, sinks, done, max_cycles: int) -> int:
             s.drive()
         await ReadOnly()
         for s in (*sources, *sinks):
-            s.sample()
+            s.sample(cycle)
         if done():
             await RisingEdge(dut.clk)   # let the last transfer happen before anyone drives again
             return cycle + 1

@@ -119,8 +119,15 @@ async def sufa_matches_golden(dut):
                 dut._log.error(f"case {name} block {blk} lane {t} elem {e}: expected "
                                f"{want.out[t, e]}, got {got[t][e]}")
             assert not errors, f"{len(errors)} mismatches in case {name} (seed {seed})"
+            span = v_src.times[-1] - v_src.times[0] + 1
             dut._log.info(f"case {name} block {blk}: {len(kb)} beats, {cycles} cycles, bit-exact"
-                          f" (rescales {int(want.rescales.sum())}, merges {int(want.merges.sum())})")
+                          f" (rescales {int(want.rescales.sum())}, merges {int(want.merges.sum())})"
+                          f"; V beats accepted over {span} cycles")
+            if opts.get("event_cost") is not None:   # throughput regression: the cost model
+                events = int(want.rescales.sum() + want.merges.sum())
+                limit = len(vb) + events * opts["event_cost"]
+                assert span <= limit, f"{len(vb)} beats, {events} rescale events: {span} cycles" \
+                    f" > {limit}"
             blk_resc = int(sum(sufa.attend(q[slice(b * T, (b + 1) * T)], k, v,
                                            sel[slice(b * T, (b + 1) * T)], mant, shift, fmt,
                                            exact_max=exact).rescales.sum()

@@ -25,3 +25,13 @@ def test_sufa_rtl_bit_exact(name, seed):
     run(text, "star_sufa", "sim.sufa_tb", seed=seed, timeout_s=600,
         config={"cfg": cfg.to_dict(), "cases": CASES, "sk": sk, "blocks": 2, "p_idle": 0.2,
                 "p_stall": 0.3})
+
+
+def test_sufa_single_lane_one_key_per_cycle(seed):
+    """lanes = 1 (each lane fed its own keys), a dense row of 512 keys, no stalls: one key per
+    cycle, plus d + 9 cycles per rescale event (a grown max at a tile start, or max assurance)."""
+    cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 1, "max_seq": 512})
+    text = convert(SufaEngine(cfg), name="star_sufa")
+    run(text, "star_sufa", "sim.sufa_tb", seed=seed, timeout_s=600,
+        config={"cfg": cfg.to_dict(), "cases": ["dense"], "sk": 512, "blocks": 1, "p_idle": 0.0,
+                "p_stall": 0.0, "event_cost": cfg.head_dim + 9})
