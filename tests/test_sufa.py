@@ -12,7 +12,7 @@ CONFIGS = {
     "d16_b8": (dict(preset("tiny").to_dict()), 40),
     "d32_b16": ({**preset("default").to_dict(), "head_dim": 32, "lanes": 2, "tile": 16,
                  "k_tile": 4, "max_seq": 1024}, 44),
-    "d64_b8": ({**preset("int8").to_dict(), "lanes": 2, "tile": 16, "k_tile": 6,
+    "d64_b8": ({**preset("int8").to_dict(), "lanes": 1, "tile": 16, "k_tile": 6,
                 "max_seq": 1024}, 36),
 }
 
