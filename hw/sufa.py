@@ -1,9 +1,9 @@
 """SU-FA engine: exact attention over the selected keys, max fixed up front, max assurance.
 
-Model: :mod:`golden.sufa` (bit-exact). Two stages joined by FIFOs, so the score stage works on
+Model: :mod:`golden.sufa` (bit-exact). Units: ``hw/dot.py``, ``hw/exp2.py``, ``hw/recip.py``. Two stages joined by FIFOs, so the score stage works on
 tile j+1 while the accumulate stage finishes tile j:
 
-* score stage S (dot-product lanes): a K row is broadcast to every lane each cycle with per-lane
+* score stage S (dot-product lanes, ``hw/dot.py``): a K row is broadcast to every lane each cycle with per-lane
   flags ``use`` (the lane selected this key) and ``top`` (it is the lane's predicted top-1 or
   top-2); s = q·k (d multipliers and an adder tree per lane). The tile's fixed max per lane is
   max(s over top-flagged beats) (``exact_max``: over every used beat, the dense FA-2 baseline).
@@ -35,14 +35,14 @@ Backpressure: k stalls when the beat FIFO (two tiles) is full; o holds until tak
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from gen.formats import Formats, unsigned_bits
 
-from .arith import adder_tree, tree_latency
+from .dot import dot_latency, dot_lanes
 from .exp2 import Exp2Unit
 from .layouts import lane_row_layout
 from .recip import Reciprocal
@@ -54,7 +54,7 @@ class SufaEngine(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
         self.fmt = fmt = Formats(cfg)
-        self.score_latency = 1 + tree_latency(cfg.head_dim)
+        self.score_latency = dot_latency(cfg.head_dim)
         super().__init__({
             "q": In(stream.Signature(self.query_layout(cfg))),
             "k": In(stream.Signature(self.key_layout(cfg))),
@@ -119,15 +119,7 @@ class SufaEngine(wiring.Component):
                          flags[0].top.eq(self.k.payload.top), flags[0].last.eq(self.k.payload.last),
                          flags[0].final.eq(self.k.payload.final)]
             m.d.sync += [flags[i].eq(flags[i - 1]) for i in range(1, lat)]
-        scores = []
-        for t in range(T):
-            prods = []
-            for e in range(d):
-                pr = Signal(signed(2 * b), name=f"qk_l{t}_e{e}")
-                with m.If(en_s):
-                    m.d.sync += pr.eq(qreg[t][e] * self.k.payload.row[e])
-                prods.append(pr)
-            scores.append(adder_tree(m, prods, Const(0, 1), en_s, f"dot_l{t}"))
+        scores = dot_lanes(m, qreg, self.k.payload.row, en_s, b)
         out = flags[-1]
         beat = Signal(beat_layout)
         m.d.comb += [beat.use.eq(out.use), beat.last.eq(out.last), beat.final.eq(out.final)]
