@@ -97,7 +97,6 @@ class Formats:
         # DLZS
         self.lz_pos_bits = unsigned_bits(b - 1)
         self.dlzs_window = 1 << cfg.dlzs_shift_bits           # leading-one positions kept
-        self.dlzs_base_bits = unsigned_bits(b - 1)
         self.dlzs_k_shift = b - cfg.dlzs_k_bits
         kmag_max = (1 << (b - 1)) >> self.dlzs_k_shift
         self.dlzs_term_max = kmag_max << (b - 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["select", "dense_order", "selection_mask"]
+__all__ = ["select", "dense_order", "selection_mask", "true_max_last"]
 
 _FLOOR = np.int64(-(1 << 62))  # below every score
 
@@ -64,3 +64,16 @@ def selection_mask(sel, sk: int) -> np.ndarray:
     flat = sel.reshape(sq, -1)
     np.put_along_axis(mask, np.where(flat < 0, sk, flat), True, axis=1)
     return mask[:, :sk]
+
+
+def true_max_last(sel, scores) -> np.ndarray:
+    """Reorder each (row, tile) list by descending ``scores`` [Sq, Sk], but with its true max
+    moved to the end (-1 padding stays last): an adversarial order for SU-FA's max assurance,
+    whose fixed max then never includes the true max of a list of two or more keys."""
+    sq = sel.shape[0]
+    sc = np.take_along_axis(np.asarray(scores, np.int64), np.maximum(sel, 0).reshape(sq, -1),
+                            axis=1).reshape(sel.shape)
+    sc = np.where(sel >= 0, sc, np.iinfo(np.int64).min)
+    rank = np.argsort(np.argsort(-sc, axis=2, kind="stable"), axis=2)   # 0 = true max
+    key = np.where(sel >= 0, np.where(rank == 0, sel.shape[2], rank), sel.shape[2] + 1)
+    return np.take_along_axis(sel, np.argsort(key, axis=2, kind="stable"), axis=2)

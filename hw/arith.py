@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Signal, signed
+from amaranth import Module, Signal, signed
 
 __all__ = ["adder_tree", "tree_latency"]
 

@@ -82,7 +82,7 @@ def row_window(m: Module, codes, fmt: Formats):
         level = [Mux(a > b, a, b) for a, b in zip(level[::2], level[1::2])] + \
                 ([level[-1]] if len(level) % 2 else [])
     m.d.comb += top.eq(level[0])
-    base = Signal(fmt.dlzs_base_bits, name="row_base")
+    base = Signal(fmt.lz_pos_bits, name="row_base")
     m.d.comb += base.eq(Mux(top >= fmt.dlzs_window - 1, top - (fmt.dlzs_window - 1), 0))
     out = []
     for e, c in enumerate(codes):
@@ -104,7 +104,7 @@ class DlzsArith(PredictorArith):
     def __init__(self, cfg):
         self.fmt = Formats(cfg)
         self.score_bits = self.fmt.pred_bits
-        self.row_bits = self.fmt.dlzs_base_bits
+        self.row_bits = self.fmt.lz_pos_bits
         self.xbits = self.fmt.dlzs_x_bits                    # |term| magnitude width
 
     def code_layout(self):

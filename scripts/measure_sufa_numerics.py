@@ -42,16 +42,6 @@ def recip_error(fmt) -> float:
     return float(((exact - r) / exact).max())
 
 
-def adversarial(sel, s):
-    """Reorder every (row, tile) list so its true max is not among the first two entries."""
-    sq = sel.shape[0]
-    sc = np.take_along_axis(s, np.maximum(sel, 0).reshape(sq, -1), axis=1).reshape(sel.shape)
-    sc = np.where(sel >= 0, sc, np.iinfo(np.int64).min)
-    rank = np.argsort(np.argsort(-sc, axis=2, kind="stable"), axis=2)
-    key = np.where(sel >= 0, np.where(rank == 0, 10**9, rank), 2 * 10**9)
-    return np.take_along_axis(sel, np.argsort(key, axis=2, kind="stable"), axis=2)
-
-
 def rescale_counts(cfg, path):
     """Mean rescales and merges per query row over all heads: DLZS order vs adversarial order."""
     fmt = Formats(cfg)
@@ -64,7 +54,7 @@ def rescale_counts(cfg, path):
         res, sel = pipeline.run(hd, fmt)
         rows["dlzs"].append(res.rescales.mean())
         rows["merges"].append(res.merges.mean())
-        bad = sufa.attend(hd.q, hd.k, hd.v, adversarial(sel, int_matmul(hd.q, hd.k.T)),
+        bad = sufa.attend(hd.q, hd.k, hd.v, sads.true_max_last(sel, int_matmul(hd.q, hd.k.T)),
                           hd.mant, hd.shift, fmt)
         rows["adversarial"].append(bad.rescales.mean())
     return {key: float(np.mean(val)) for key, val in rows.items()}, q.shape

@@ -46,7 +46,7 @@ async def sads_matches_golden(dut):
     fmt = Formats(cfg)
     seed = env_seed()
     rng = np.random.default_rng(seed)
-    T, P, K, tile = cfg.lanes, cfg.pred_keys, cfg.k_tile, cfg.tile
+    T, P, tile = cfg.lanes, cfg.pred_keys, cfg.tile
     sb = opts["score_bits"]
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
     in_layout = SadsSelector.input_layout(cfg, sb)

@@ -53,12 +53,7 @@ def make_case(name, fmt, rng, sq, sk):
     sel = sads.dense_order(h.valid, fmt)
     if name == "dense":
         return h.q, h.k, h.v, h.mant, h.shift, sel, True
-    s = int_matmul(h.q, h.k.T)                                   # adversarial
-    sc = np.take_along_axis(s, np.maximum(sel, 0).reshape(sq, -1), axis=1).reshape(sel.shape)
-    sc = np.where(sel >= 0, sc, np.iinfo(np.int64).min)
-    rank = np.argsort(np.argsort(-sc, axis=2, kind="stable"), axis=2)
-    key = np.where(sel >= 0, np.where(rank == 0, 10**9, rank), 2 * 10**9)
-    sel = np.take_along_axis(sel, np.argsort(key, axis=2, kind="stable"), axis=2)
+    sel = sads.true_max_last(sel, int_matmul(h.q, h.k.T))      # adversarial
     return h.q, h.k, h.v, h.mant, h.shift, sel, False
 
 

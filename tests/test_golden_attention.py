@@ -124,10 +124,7 @@ def test_true_max_outside_predicted_top2_is_rescaled(name, seed):
     sq, sk = 32, 64
     h, _ = head(fmt, np.random.default_rng(seed), sq, sk, causal=False)
     dense, sel_all = pipeline.run(h, fmt, dense=True)
-    s = int_matmul(h.q, h.k.T)
-    sc = np.take_along_axis(s, sel_all.reshape(sq, -1), axis=1).reshape(sel_all.shape)
-    rank = np.argsort(np.argsort(-sc, axis=2, kind="stable"), axis=2)   # 0 = true max
-    sel = reorder(sel_all, np.where(rank == 0, 10**9, rank))             # true max listed last
+    sel = sads.true_max_last(sel_all, int_matmul(h.q, h.k.T))
     res = sufa.attend(h.q, h.k, h.v, sel, h.mant, h.shift, fmt)
     _, resc = scalar_sufa(h.q, h.k, h.v, sel, h.mant, h.shift, fmt)
     assert res.rescales.tolist() == resc and min(resc) >= 1
