@@ -114,8 +114,10 @@ class StarConfig:
         c(8 <= self.exp_out_bits <= 20, "exp_out_bits", "in [8, 20]")
         c(8 <= self.recip_bits <= 20, "recip_bits", "in [8, 20]")
         c(8 <= self.scale_bits <= 20, "scale_bits", "in [8, 20]")
-        c(self.axi_data_bits in (32, 64, 128, 256, 512), "axi_data_bits",
-          "one of 32, 64, 128, 256, 512")
+        c(self.axi_data_bits in (32, 64, 128, 256, 512)
+          and self.axi_data_bits <= self.head_dim * self.data_bits, "axi_data_bits",
+          f"one of 32, 64, 128, 256, 512 and at most one row (head_dim*data_bits="
+          f"{self.head_dim * self.data_bits})")
         # derived widths (imported late: formats reads this module)
         from .formats import Formats
         fmt = Formats(self)

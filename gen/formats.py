@@ -121,6 +121,11 @@ class Formats:
         self.l_bits = unsigned_bits(cfg.max_seq * self.p_one)
         self.o_bits = signed_bits(cfg.max_seq * self.p_one * (1 << (b - 1)))
         self.recip_bits = cfg.recip_bits
+        # memory layout (AXI4 master): one row = row_beats bus beats, one burst
+        self.row_bytes = cfg.head_dim * b // 8
+        self.bus_bytes = cfg.axi_data_bits // 8
+        self.row_beats = self.row_bytes // self.bus_bytes
+        self.row_align = self.row_bytes           # bases and strides: multiples of this
         # the widest multiplications: o·p (rescale, merge), o·r (normalise), (m - s)·scale
         self.widest_product = max(self.o_bits + self.p_bits, self.o_bits + cfg.recip_bits + 1,
                                   self.score_bits + 1 + cfg.scale_bits)
@@ -142,5 +147,6 @@ class Formats:
         """Return the widths as a plain dict (for the manifest and the docs)."""
         keys = ["data_bits", "lz_pos_bits", "dlzs_window", "dlzs_k_shift", "dlzs_x_bits", "pred_bits", "mac4_bits",
                 "score_bits", "exp_frac_bits", "exp_out_bits", "p_bits", "u_max", "u_bits",
-                "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits"]
+                "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits",
+                "row_bytes", "bus_bytes", "row_beats", "row_align"]
         return {k: getattr(self, k) for k in keys}

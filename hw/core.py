@@ -1,0 +1,411 @@
+"""The STAR core: cross-stage tiled DLZS -> SADS -> SU-FA pipeline behind AXI4 / AXI4-Lite.
+
+Model: :mod:`golden.core` (bit-exact O and counters). User documentation: ``docs/core.md``.
+
+Structure (one attention head per job, query blocks of T = ``lanes`` rows, key tiles of
+Bc = ``tile`` keys):
+
+* controller: samples and checks the job registers (``hw/regmap.py`` error codes), then per query
+  block reads the block's Q rows (to the predictor and SU-FA lane registers) and, after the last
+  tile, writes the active lanes' O rows;
+* front (tiling, cross-stage): reads the K rows of tile j into one half of a two-tile K store and
+  streams them through the DLZS predictor into SADS, with the per-lane validity (causal limit,
+  ragged sequence, idle lanes of a partial block) computed from the key index. The front runs up
+  to one tile ahead of the back: it reads tile j+1 while SU-FA computes tile j;
+* back (scheduler): turns SADS's per-lane lists into per-lane key masks (dense mode: every valid
+  key), walks their union in ascending key order and gives SU-FA each K row from the K store with
+  per-lane ``use``/``top`` flags, requesting only those V rows from memory;
+* SU-FA (``hw/sufa.py``) accumulates and normalises; ``hw/axi.py`` moves rows; ``hw/csr.py``
+  holds the registers.
+
+Throughput: per tile, the K rows (one per ``row_beats`` bus cycles) and the selected V rows share
+the AXI read channel; SADS, the scheduler and SU-FA each take one key per cycle, so the core is
+bound by max(memory beats, union keys per tile) once the pipeline is full. Blocks run one after
+another (the next block's Q rows are read after the previous block's O rows are handed to the
+writer). Latency and backpressure of each unit: see its docstring.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import Out
+
+from gen.config import ConfigError
+from gen.formats import Formats, unsigned_bits
+
+from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
+from .csr import CsrBlock
+from .dlzs import DlzsPredictor
+from .regmap import ADDR_BITS, RADIUS_OFF_VALUE, ErrorCode
+from .sads import SadsSelector
+from .sufa import SufaEngine
+
+__all__ = ["StarCore"]
+
+
+def onehot(value, n: int):
+    """An n-bit vector with bit ``value`` set."""
+    return Cat(*(value == i for i in range(n)))
+
+DEST_Q, DEST_K, DEST_V = 0, 1, 2
+
+
+class StarCore(wiring.Component):
+    def __init__(self, cfg):
+        if cfg.pred_keys != 1:
+            raise ConfigError(f"pred_keys must be 1 for star_core (K rows arrive at most one "
+                              f"per cycle), not {cfg.pred_keys}")
+        self.cfg = cfg
+        self.fmt = Formats(cfg)
+        self.axi_members = axi4_master_members("m_axi", cfg.axi_data_bits)
+        self.axil_members = axil_slave_members("s_axil")
+        super().__init__({**self.axi_members, **self.axil_members, "irq": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, fmt = self.cfg, self.fmt
+        T, Bc, d = cfg.lanes, cfg.tile, cfg.head_dim
+        lb = Bc.bit_length() - 1
+        RB = fmt.row_bytes
+        rb_log = RB.bit_length() - 1
+        seq_bits = unsigned_bits(cfg.max_seq)
+        key_bits = unsigned_bits(cfg.max_seq + Bc)
+        lim_bits = key_bits + 1
+
+        m.submodules.csr = csr = CsrBlock(cfg)
+        for name, member in self.axil_members.items():
+            if member.flow == Out:
+                m.d.comb += getattr(self, name).eq(csr.port[name])
+            else:
+                m.d.comb += csr.port[name].eq(getattr(self, name))
+        m.d.comb += self.irq.eq(csr.irq)
+
+        idx_bits = max(unsigned_bits(max(T - 1, 1)), lb + 1)
+        tag_layout = data.StructLayout({"dest": 2, "idx": idx_bits, "last": 1})
+        m.submodules.axi = axi = AxiRowMaster(cfg, tag_layout.size)
+        forward(m, self, axi, self.axi_members)
+        m.submodules.pred = pred = DlzsPredictor(cfg)
+        m.submodules.sads = sads = SadsSelector(cfg)
+        m.submodules.sufa = sufa = SufaEngine(cfg)
+
+        # ---- job registers, sampled at START ------------------------------------------------
+        v = csr.values
+        names = ["Q_BASE", "K_BASE", "V_BASE", "O_BASE", "Q_STRIDE", "K_STRIDE", "V_STRIDE",
+                 "O_STRIDE", "SEQ_LEN", "Q_LEN", "K_TILE", "RADIUS", "SCALE_MANT", "SCALE_SHIFT",
+                 "MODE"]
+        job = {n: Signal(32, name=f"job_{n.lower()}") for n in names}
+        seq = job["SEQ_LEN"][:seq_bits]
+        qlen = job["Q_LEN"][:seq_bits]
+        causal, dense = job["MODE"][0], job["MODE"][1]
+        m.d.comb += [
+            sads.k.eq(job["K_TILE"]),
+            sads.radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_max, job["RADIUS"])),
+            sufa.mant.eq(job["SCALE_MANT"]), sufa.shift.eq(job["SCALE_SHIFT"]),
+            sufa.exact_max.eq(dense),
+        ]
+
+        # ---- counters ------------------------------------------------------------------------
+        cnt = csr.counters
+        clear = Signal()           # a job starts: counters to zero
+        m.d.comb += sufa.clear.eq(clear)
+
+        def count(name, cond, amount=1):
+            with m.If(clear):
+                m.d.sync += cnt[name].eq(0)
+            with m.Elif(cond):
+                m.d.sync += cnt[name].eq(cnt[name] + amount)
+
+        # ---- read requests: V (scheduler) before K (front) before Q (controller) --------------
+        req = {dest: (Signal(name=f"req{dest}_valid"), Signal(ADDR_BITS, name=f"req{dest}_addr"),
+                      Signal(tag_layout, name=f"req{dest}_tag"))
+               for dest in (DEST_Q, DEST_K, DEST_V)}
+        # a request presented and not yet taken keeps the channel (AXI: AR stays stable)
+        grant = {dest: Signal(name=f"grant{dest}") for dest in req}
+        sel = Signal(2)
+        held, held_dest = Signal(), Signal(2)
+        for dest in (DEST_Q, DEST_K, DEST_V):        # the last assignment wins: V first
+            with m.If(req[dest][0]):
+                m.d.comb += sel.eq(dest)
+        with m.If(held):
+            m.d.comb += sel.eq(held_dest)
+        for dest, (valid, addr, tag) in req.items():
+            m.d.comb += tag.dest.eq(dest)
+            with m.If(sel == dest):
+                m.d.comb += [axi.rd_req.valid.eq(valid), axi.rd_req.payload.addr.eq(addr),
+                             axi.rd_req.payload.tag.eq(tag), grant[dest].eq(axi.rd_req.ready)]
+        m.d.sync += [held.eq(axi.rd_req.valid & ~axi.rd_req.ready), held_dest.eq(sel)]
+
+        # ---- read responses -----------------------------------------------------------------
+        resp = axi.rd_resp
+        rtag = data.View(tag_layout, resp.payload.tag)
+        m.submodules.kstore = kstore = Memory(shape=len(resp.payload.row), depth=2 * Bc, init=[])
+        kw = kstore.write_port()
+        kr = kstore.read_port()
+        m.submodules.vfifo = vfifo = SyncFIFOBuffered(width=len(resp.payload.row), depth=4)
+        is_q = resp.valid & (rtag.dest == DEST_Q)
+        is_k = resp.valid & (rtag.dest == DEST_K)
+        is_v = resp.valid & (rtag.dest == DEST_V)
+        for port in (pred.q, sufa.q):
+            m.d.comb += [port.valid.eq(is_q), port.payload.lane.eq(rtag.idx),
+                         Value.cast(port.payload.row).eq(resp.payload.row)]
+        m.d.comb += [
+            pred.k.valid.eq(is_k),
+            Value.cast(pred.k.payload.keys).eq(resp.payload.row),
+            pred.k.payload.last.eq(rtag.last),
+            kw.addr.eq(rtag.idx), kw.data.eq(resp.payload.row), kw.en.eq(is_k & pred.k.ready),
+            vfifo.w_en.eq(is_v), vfifo.w_data.eq(resp.payload.row),
+            resp.ready.eq(Mux(rtag.dest == DEST_K, pred.k.ready,
+                              Mux(rtag.dest == DEST_V, vfifo.w_rdy, 1))),
+            sufa.v.valid.eq(vfifo.r_rdy), Value.cast(sufa.v.payload.row).eq(vfifo.r_data),
+            vfifo.r_en.eq(sufa.v.ready),
+        ]
+
+        # ---- block state -----------------------------------------------------------------------
+        qb = Signal(seq_bits, name="qb")                  # first query row of the block
+        n_act = Signal(range(T + 1))                      # active lanes of the block
+        lim = [Signal(lim_bits, name=f"lim_l{t}") for t in range(T)]   # last visible key
+        active = Signal(T)
+        n_t = Signal(key_bits - lb + 1)                   # tiles of the block
+        off = Signal(seq_bits)
+        m.d.comb += off.eq(seq - qlen)
+
+        # ---- front: K rows -> K store and predictor -> SADS -------------------------------------
+        f_key = Signal(key_bits)
+        f_addr = Signal(ADDR_BITS)
+        b_done = Signal(key_bits - lb + 1)                # tiles the scheduler has finished
+        f_tile = f_key[lb:]
+        run = Signal()
+        f_last = Signal()
+        m.d.comb += f_last.eq((f_key == seq - 1) | (f_key[:lb] == Bc - 1))
+        kv, ka, kt = req[DEST_K]
+        m.d.comb += [kv.eq(run & (f_tile < n_t) & (f_tile < b_done + 2)), ka.eq(f_addr),
+                     kt.idx.eq(Cat(f_key[:lb], f_tile[0])), kt.last.eq(f_last)]
+        with m.If(grant[DEST_K]):
+            m.d.sync += f_addr.eq(f_addr + job["K_STRIDE"])
+            m.d.sync += f_key.eq(Mux(f_last, (f_tile + 1) << lb, f_key + 1))
+
+        # predictor output -> SADS with the per-lane validity of each key
+        p_key = Signal(key_bits)
+        m.d.comb += [sads.i.valid.eq(pred.a.valid), pred.a.ready.eq(sads.i.ready),
+                     sads.i.payload.last.eq(pred.a.payload.last)]
+        m.d.comb += [sads.i.payload.score[t][0].eq(pred.a.payload.score[t][0]) for t in range(T)]
+        m.d.comb += [sads.i.payload.valid[t][0].eq(active[t] & (p_key <= lim[t]))
+                     for t in range(T)]
+        with m.If(sads.i.valid & sads.i.ready):
+            m.d.sync += p_key.eq(Mux(sads.i.payload.last, (p_key[lb:] + 1) << lb, p_key + 1))
+
+        # ---- back: lists -> masks -> union walk -> SU-FA beats, V requests --------------------
+        b_tile = Signal(key_bits - lb + 1)
+        b_base = Signal(key_bits)
+        m.d.comb += b_base.eq(b_tile << lb)
+        use_r = [Signal(Bc, name=f"use_l{t}") for t in range(T)]
+        top_r = [Signal(Bc, name=f"top_l{t}") for t in range(T)]
+        rem = Signal(Bc)
+        b_emit = Signal()
+        lst = sads.o.payload
+        # V requests of a whole tile fit: SU-FA takes a tile's V rows only after its last K beat
+        vreq = SyncFIFOBuffered(width=key_bits, depth=Bc)
+        m.submodules.vreq = vreq
+
+        with m.If(run & ~b_emit & sads.o.valid):
+            m.d.comb += sads.o.ready.eq(1)
+            union = 0
+            for t in range(T):
+                sel = 0
+                top = 0
+                for j in range(cfg.k_tile):
+                    hit = Mux(j < lst.count[t], onehot(lst.index[t][j], Bc), 0)
+                    sel = sel | hit
+                    if j < 2:
+                        top = top | hit
+                valid = Cat(*(active[t] & (b_base + i <= lim[t]) for i in range(Bc)))
+                use = Signal(Bc, name=f"use_new_l{t}")
+                m.d.comb += use.eq(Mux(dense, valid, sel))
+                m.d.sync += [use_r[t].eq(use), top_r[t].eq(top)]
+                union = union | use
+            m.d.sync += [rem.eq(union), b_emit.eq(1)]
+
+        # the walk: lowest remaining key -> stage s1 (K store read) -> sufa.k
+        low = Signal(range(Bc))
+        for i in reversed(range(Bc)):
+            with m.If(rem[i]):
+                m.d.comb += low.eq(i)
+        s1_valid, s1_last, s1_final = Signal(), Signal(), Signal()
+        s1_use, s1_top = Signal(T), Signal(T)
+        advance = Signal()
+        issue = Signal()
+        rem_next = Signal(Bc)
+        m.d.comb += [
+            advance.eq(~s1_valid | sufa.k.ready),
+            issue.eq(advance & b_emit & vreq.w_rdy),
+            rem_next.eq(rem & ~onehot(low, Bc)),
+            kr.addr.eq(Cat(low, b_tile[0])), kr.en.eq(advance),
+            vreq.w_en.eq(issue), vreq.w_data.eq(b_base + low),
+            sufa.k.valid.eq(s1_valid), Value.cast(sufa.k.payload.row).eq(kr.data),
+            sufa.k.payload.use.eq(s1_use), sufa.k.payload.top.eq(s1_top),
+            sufa.k.payload.last.eq(s1_last), sufa.k.payload.final.eq(s1_final),
+        ]
+        with m.If(advance):
+            m.d.sync += s1_valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [
+                rem.eq(rem_next), s1_last.eq(rem_next == 0),
+                s1_final.eq((rem_next == 0) & (b_tile == n_t - 1)),
+                s1_use.eq(Cat(*(u.bit_select(low, 1) for u in use_r))),
+                s1_top.eq(Cat(*(u.bit_select(low, 1) for u in top_r))),
+            ]
+            with m.If(rem_next == 0):
+                m.d.sync += [b_emit.eq(0), b_tile.eq(b_tile + 1), b_done.eq(b_done + 1)]
+
+        # V requests: key -> address (one multiplier, registered) -> read request
+        vv, va, _ = req[DEST_V]
+        take_v = Signal()
+        m.d.comb += [take_v.eq(~vv | grant[DEST_V]), vreq.r_en.eq(take_v)]
+        with m.If(take_v):
+            m.d.sync += [vv.eq(vreq.r_rdy),
+                         va.eq(job["V_BASE"] + vreq.r_data * job["V_STRIDE"])]
+
+        # ---- controller -------------------------------------------------------------------------
+        q_lane = Signal(range(T + 1))
+        q_addr = Signal(ADDR_BITS)
+        o_addr = Signal(ADDR_BITS)
+        qv, qa, qt = req[DEST_Q]
+        m.d.comb += [qa.eq(q_addr), qt.idx.eq(q_lane)]
+        ends = {n: Signal(ADDR_BITS + seq_bits + 1, name=f"end_{n.lower()}") for n in "QKVO"}
+        error = Signal(range(max(ErrorCode) + 1))
+        out_lane_last = sufa.o.valid & sufa.o.ready & (sufa.o.payload.lane == T - 1)
+        m.d.comb += [
+            axi.wr_req.valid.eq(run & sufa.o.valid & (sufa.o.payload.lane < n_act)),
+            axi.wr_req.payload.addr.eq(o_addr),
+            axi.wr_req.payload.row.eq(Value.cast(sufa.o.payload.row)),
+            sufa.o.ready.eq(run & ((sufa.o.payload.lane >= n_act) | axi.wr_req.ready)),
+        ]
+        with m.If(sufa.o.valid & sufa.o.ready):
+            m.d.sync += o_addr.eq(o_addr + job["O_STRIDE"])
+
+        busy = Signal()
+        m.d.comb += csr.busy.eq(busy)
+        with m.If(csr.start & busy):
+            m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                with m.If(csr.start):
+                    m.d.sync += [job[n].eq(v[n]) for n in names]
+                    m.d.comb += [clear.eq(1), csr.clear_status.eq(1)]
+                    m.next = "CHECK_ENDS"
+            with m.State("CHECK_ENDS"):
+                m.d.comb += busy.eq(1)
+                for n, length in (("Q", qlen), ("K", seq), ("V", seq), ("O", qlen)):
+                    m.d.sync += ends[n].eq(job[f"{n}_BASE"] + (length - 1) * job[f"{n}_STRIDE"]
+                                           + RB)
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += error.eq(self._first_error(job, ends, seq, qlen, causal, dense))
+                with m.If(error != 0):
+                    m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
+                                 csr.done_set.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"]), o_addr.eq(job["O_BASE"])]
+                    m.next = "BLOCK"
+            with m.State("BLOCK"):
+                m.d.comb += busy.eq(1)
+                rest = Signal(seq_bits + 1)
+                m.d.comb += rest.eq(qlen - qb)
+                na = Mux(rest >= T, T, rest)
+                m.d.sync += [n_act.eq(na), q_lane.eq(0), f_key.eq(0), f_addr.eq(job["K_BASE"]),
+                             b_done.eq(0), b_tile.eq(0), p_key.eq(0)]
+                m.d.sync += active.eq(Cat(*(t < na for t in range(T))))
+                for t in range(T):
+                    m.d.sync += lim[t].eq(Mux(causal, qb + t + off, seq - 1))
+                maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
+                m.d.sync += n_t.eq((maxlim >> lb) + 1)
+                m.next = "QREAD"
+            with m.State("QREAD"):
+                m.d.comb += [busy.eq(1), qv.eq(1)]
+                with m.If(grant[DEST_Q]):
+                    m.d.sync += [q_lane.eq(q_lane + 1), q_addr.eq(q_addr + job["Q_STRIDE"])]
+                    with m.If(q_lane == n_act - 1):
+                        m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [busy.eq(1), run.eq(1)]
+                with m.If(out_lane_last):
+                    m.d.sync += qb.eq(qb + T)
+                    with m.If(qb + T >= qlen):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.next = "BLOCK"
+            with m.State("FINISH"):
+                m.d.comb += busy.eq(1)
+                with m.If(axi.wr_idle):
+                    m.d.comb += csr.done_set.eq(1)
+                    m.next = "IDLE"
+
+        with m.If(axi.bus_error & busy):
+            m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
+
+        # ---- counters ----------------------------------------------------------------------------
+        v_out = Signal(key_bits + 1)             # K beats given to SU-FA whose V row is not taken
+        k_fire = sufa.k.valid & sufa.k.ready
+        v_fire = sufa.v.valid & sufa.v.ready
+        with m.If(clear):
+            m.d.sync += v_out.eq(0)
+        with m.Elif(k_fire & ~v_fire):
+            m.d.sync += v_out.eq(v_out + 1)
+        with m.Elif(v_fire & ~k_fire):
+            m.d.sync += v_out.eq(v_out - 1)
+        count("CYCLES", busy)
+        count("PRED_BUSY", pred.k.valid & pred.k.ready)
+        count("PRED_STALL", pred.k.valid & ~pred.k.ready)
+        count("SEL_BUSY", sads.i.valid & sads.i.ready)
+        count("SEL_STALL", sads.i.valid & ~sads.i.ready)
+        count("SUFA_BUSY", v_fire)
+        count("SUFA_WAIT", (v_out != 0) & ~sufa.v.valid)
+        count("SUFA_STALL", sufa.k.valid & ~sufa.k.ready)
+        count("BYTES_READ", axi.r_beat, fmt.bus_bytes)
+        count("BYTES_WRITTEN", axi.w_beat, fmt.bus_bytes)
+        count("KV_ROWS", k_fire)
+        count("KEYS_SELECTED", k_fire, sum(sufa.k.payload.use[t] for t in range(T)))
+        count("TILES", sads.o.valid & sads.o.ready)
+        m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
+        return m
+
+    def _first_error(self, job, ends, seq, qlen, causal, dense):
+        """The error code of the first failing start check (0: none), combinational."""
+        cfg, fmt = self.cfg, self.fmt
+        RB = fmt.row_bytes
+        lo = RB.bit_length() - 1
+
+        def aligned(x):
+            return x[:lo] == 0 if lo else 1
+
+        bases = [job[f"{n}_BASE"] for n in "QKVO"]
+        strides = [job[f"{n}_STRIDE"] for n in "QKVO"]
+        o_lo, o_hi = job["O_BASE"], ends["O"]
+        overlap = 0
+        for n in "QKV":
+            overlap = overlap | ((o_lo < ends[n]) & (job[f"{n}_BASE"] < o_hi))
+        checks = [
+            (ErrorCode.SEQ_LEN, (job["SEQ_LEN"] == 0) | (job["SEQ_LEN"] > cfg.max_seq)),
+            (ErrorCode.Q_LEN, (job["Q_LEN"] == 0) | (job["Q_LEN"] > cfg.max_seq)),
+            (ErrorCode.K_TILE, ~dense & ((job["K_TILE"] == 0) | (job["K_TILE"] > cfg.k_tile))),
+            (ErrorCode.RADIUS, (job["RADIUS"] != RADIUS_OFF_VALUE)
+             & (job["RADIUS"] > fmt.radius_max)),
+            (ErrorCode.SCALE, (job["SCALE_MANT"] == 0) | (job["SCALE_MANT"] >> cfg.scale_bits != 0)
+             | (job["SCALE_SHIFT"] < cfg.exp_frac_bits) | (job["SCALE_SHIFT"] > 63)),
+            (ErrorCode.MODE, job["MODE"] > 3),
+            (ErrorCode.CAUSAL_LEN, causal & (qlen > seq)),
+            (ErrorCode.ALIGN, sum(~aligned(x) for x in bases + strides)
+             + sum(x == 0 for x in strides) != 0),
+            (ErrorCode.RANGE, sum(e > (1 << ADDR_BITS) for e in ends.values()) != 0),
+            (ErrorCode.OVERLAP, overlap),
+        ]
+        code = 0
+        for err, cond in reversed(checks):
+            code = Mux(cond, err, code)
+        return code
