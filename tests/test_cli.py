@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from gen.cli import main
+from gen.config import preset
 
 
 def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
@@ -16,12 +17,29 @@ def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"star: wrote {a}/rtl/star_sufa.v" in out
     names = sorted(p.name for p in (a / "rtl").iterdir())
-    assert names == ["filelist.f", "star_dlzs.v", "star_sads.v", "star_sufa.v"]
-    for name in names:
-        text = (a / "rtl" / name).read_bytes()
-        assert text == (b / "rtl" / name).read_bytes()
+    assert names == ["filelist.f", "star_core.v", "star_dlzs.v", "star_sads.v", "star_sufa.v"]
+    files = [f"rtl/{n}" for n in names] + ["regmap.md", "star_regs.h", "star_regs.py"]
+    for name in files:
+        text = (a / name).read_bytes()
+        assert text == (b / name).read_bytes()
         assert b"/work" not in text and str(tmp_path).encode() not in text
     assert (a / "rtl" / "filelist.f").read_text().split() == names[1:]
+
+
+def test_register_map_renderings_agree(tmp_path):
+    """The C header and the Python module name the same offsets as the description."""
+    from gen import regmap
+    from hw.regmap import registers
+    cfg = preset("tiny")
+    header = regmap.c_header(cfg)
+    scope = {}
+    exec(regmap.python_module(cfg), scope)
+    for r in registers(cfg):
+        assert f"#define STAR_{r.name}_OFFSET 0x{r.offset:02X}u" in header
+        assert scope["REGMAP"]["registers"][r.name]["offset"] == r.offset
+        assert f"| 0x{r.offset:02X} | {r.name} |" in regmap.markdown(cfg)
+    offsets = [r.offset for r in registers(cfg)]
+    assert len(set(offsets)) == len(offsets) and max(offsets) < 4 << 6
 
 
 def test_presets_and_show_config(capsys):

@@ -30,7 +30,8 @@ def test_presets_are_valid_and_named(name):
     ("exp_out_bits", 7, "exp_out_bits must be in [8, 20], not 7"),
     ("recip_bits", 21, "recip_bits must be in [8, 20], not 21"),
     ("scale_bits", 4, "scale_bits must be in [8, 20], not 4"),
-    ("axi_data_bits", 48, "axi_data_bits must be one of 32, 64, 128, 256, 512, not 48"),
+    ("axi_data_bits", 48, "axi_data_bits must be one of 32, 64, 128, 256, 512 and at most one row"
+                          " (head_dim*data_bits=1024), not 48"),
     ("radius", -2, "radius must be -1 (off) or in [0, 134217727], not -2"),
     ("dlzs_shift_bits", 5, "dlzs_shift_bits must be in [1, 4] for data_bits=16, not 5"),
     ("name", "Big Name", "name must be 1-32 characters"),
