@@ -144,7 +144,8 @@ class StarCore(wiring.Component):
         m.submodules.kstore = kstore = Memory(shape=len(resp.payload.row), depth=2 * Bc, init=[])
         kw = kstore.write_port()
         kr = kstore.read_port()
-        m.submodules.vfifo = vfifo = SyncFIFOBuffered(width=len(resp.payload.row), depth=4)
+        # V rows wait here while SU-FA rescales (d + 9 cycles), so the bus keeps streaming
+        m.submodules.vfifo = vfifo = SyncFIFOBuffered(width=len(resp.payload.row), depth=Bc)
         is_q = resp.valid & (rtag.dest == DEST_Q)
         is_k = resp.valid & (rtag.dest == DEST_K)
         is_v = resp.valid & (rtag.dest == DEST_V)
