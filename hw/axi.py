@@ -69,7 +69,7 @@ def forward(m: Module, outer, inner, members: dict):
 class AxiRowMaster(wiring.Component):
     def __init__(self, cfg, tag_bits: int):
         self.cfg = cfg
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = Formats(cfg)
         self.tag_bits = tag_bits
         row = cfg.head_dim * cfg.data_bits
         self.members = axi4_master_members("m_axi", cfg.axi_data_bits)

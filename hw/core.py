@@ -20,9 +20,10 @@ Bc = ``tile`` keys):
 
 Throughput: per tile, the K rows (one per ``row_beats`` bus cycles) and the selected V rows share
 the AXI read channel; SADS, the scheduler and SU-FA each take one key per cycle, so the core is
-bound by max(memory beats, union keys per tile) once the pipeline is full. Blocks run one after
-another (the next block's Q rows are read after the previous block's O rows are handed to the
-writer). Latency and backpressure of each unit: see its docstring.
+bound by max(memory beats, union keys per tile) once the pipeline is full. Blocks overlap: the
+next block's Q rows are read as soon as the previous block's last K beat is past SU-FA's dot
+products, while SU-FA finishes that block and its O rows are written. Latency and backpressure of
+each unit: see its docstring.
 """
 
 from __future__ import annotations
@@ -67,10 +68,9 @@ class StarCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.cfg, self.fmt
-        T, Bc, d = cfg.lanes, cfg.tile, cfg.head_dim
+        T, Bc = cfg.lanes, cfg.tile
         lb = Bc.bit_length() - 1
         RB = fmt.row_bytes
-        rb_log = RB.bit_length() - 1
         seq_bits = unsigned_bits(cfg.max_seq)
         key_bits = unsigned_bits(cfg.max_seq + Bc)
         lim_bits = key_bits + 1
@@ -277,17 +277,24 @@ class StarCore(wiring.Component):
         m.d.comb += [qa.eq(q_addr), qt.idx.eq(q_lane)]
         ends = {n: Signal(ADDR_BITS + seq_bits + 1, name=f"end_{n.lower()}") for n in "QKVO"}
         error = Signal(range(max(ErrorCode) + 1))
-        out_lane_last = sufa.o.valid & sufa.o.ready & (sufa.o.payload.lane == T - 1)
+        # writer: SU-FA gives every block's T rows in order; rows past Q_LEN are dropped. It
+        # runs beside the next block's reads (blocks overlap).
+        busy = Signal()
+        o_row = Signal(seq_bits + 1)                      # query row of the next output row
+        blocks_in, blocks_out = Signal(seq_bits), Signal(seq_bits)
+        o_fire = sufa.o.valid & sufa.o.ready
         m.d.comb += [
-            axi.wr_req.valid.eq(run & sufa.o.valid & (sufa.o.payload.lane < n_act)),
+            axi.wr_req.valid.eq(busy & sufa.o.valid & (o_row < qlen)),
             axi.wr_req.payload.addr.eq(o_addr),
             axi.wr_req.payload.row.eq(Value.cast(sufa.o.payload.row)),
-            sufa.o.ready.eq(run & ((sufa.o.payload.lane >= n_act) | axi.wr_req.ready)),
+            sufa.o.ready.eq(busy & ((o_row >= qlen) | axi.wr_req.ready)),
         ]
-        with m.If(sufa.o.valid & sufa.o.ready):
-            m.d.sync += o_addr.eq(o_addr + job["O_STRIDE"])
+        with m.If(o_fire):
+            m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_row.eq(o_row + 1)]
+            with m.If(sufa.o.payload.lane == T - 1):
+                m.d.sync += blocks_out.eq(blocks_out + 1)
+        drain = Signal(range(sufa.score_latency + 2))
 
-        busy = Signal()
         m.d.comb += csr.busy.eq(busy)
         with m.If(csr.start & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
@@ -312,7 +319,8 @@ class StarCore(wiring.Component):
                                  csr.done_set.eq(1)]
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"]), o_addr.eq(job["O_BASE"])]
+                    m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"]), o_addr.eq(job["O_BASE"]),
+                                 o_row.eq(0), blocks_in.eq(0), blocks_out.eq(0)]
                     m.next = "BLOCK"
             with m.State("BLOCK"):
                 m.d.comb += busy.eq(1)
@@ -320,7 +328,8 @@ class StarCore(wiring.Component):
                 m.d.comb += rest.eq(qlen - qb)
                 na = Mux(rest >= T, T, rest)
                 m.d.sync += [n_act.eq(na), q_lane.eq(0), f_key.eq(0), f_addr.eq(job["K_BASE"]),
-                             b_done.eq(0), b_tile.eq(0), p_key.eq(0)]
+                             b_done.eq(0), b_tile.eq(0), p_key.eq(0),
+                             blocks_in.eq(blocks_in + 1)]
                 m.d.sync += active.eq(Cat(*(t < na for t in range(T))))
                 for t in range(T):
                     m.d.sync += lim[t].eq(Mux(causal, qb + t + off, seq - 1))
@@ -335,7 +344,15 @@ class StarCore(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [busy.eq(1), run.eq(1)]
-                with m.If(out_lane_last):
+                with m.If((b_tile == n_t) & ~s1_valid):
+                    # the block's final K beat is in SU-FA: once it is past the dot products
+                    # the lane registers may take the next block's queries
+                    m.d.sync += drain.eq(0)
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == sufa.score_latency + 1):
                     m.d.sync += qb.eq(qb + T)
                     with m.If(qb + T >= qlen):
                         m.next = "FINISH"
@@ -343,7 +360,7 @@ class StarCore(wiring.Component):
                         m.next = "BLOCK"
             with m.State("FINISH"):
                 m.d.comb += busy.eq(1)
-                with m.If(axi.wr_idle):
+                with m.If(axi.wr_idle & (blocks_out == blocks_in)):
                     m.d.comb += csr.done_set.eq(1)
                     m.next = "IDLE"
 

@@ -1,0 +1,161 @@
+"""Bit-exact job model of the STAR core (``hw/core.py``, described in docs/core.md).
+
+One job = one attention head, set up by the job registers of ``hw/regmap.py``:
+
+* :func:`check_registers` is the core's start check: the first failing :class:`ErrorCode` in
+  increasing code order (``NONE`` when the job may run);
+* :func:`run_job` gives the O rows the core writes and the exact values of its data counters
+  (BYTES_READ, BYTES_WRITTEN, KV_ROWS, KEYS_SELECTED, TILES, RESCALES, MERGES).
+
+Register values are 32-bit (taken modulo 2**32, as the bus would). The schedule behind the
+counters: queries in blocks of ``lanes`` rows (the last block partial); per block the Q rows are
+read once, then the key tiles up to the largest causal limit of the block's active lanes (later
+tiles are skipped); per processed tile every K row of the tile is read, and the V rows of the
+union of the active lanes' selections (dense: every valid key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gen.formats import Formats
+from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+
+from . import dlzs, sads, sufa
+from .reference import causal_mask
+
+__all__ = ["MODE_CAUSAL", "MODE_DENSE", "COUNTERS", "JobResult", "check_registers",
+           "packed_layout", "tensor_span", "run_job"]
+
+MODE_CAUSAL = 1
+MODE_DENSE = 2
+COUNTERS = ("BYTES_READ", "BYTES_WRITTEN", "KV_ROWS", "KEYS_SELECTED", "TILES", "RESCALES",
+            "MERGES")
+_MASK32 = 0xFFFF_FFFF
+
+
+@dataclass
+class JobResult:
+    """What a job leaves behind: O [Q_LEN, d] (data_bits integers) and the counters by name."""
+
+    out: np.ndarray
+    counters: dict = field(default_factory=dict)
+    sel: np.ndarray | None = None      # the selection SU-FA used [Q_LEN, n_tiles, K] (-1 pads)
+
+
+def _regs(cfg, regs: dict) -> dict:
+    """Register values by name: the reset values of ``hw.regmap`` overridden by ``regs``."""
+    full = {name: r.reset for name, r in by_name(cfg).items()}
+    unknown = set(regs) - set(full)
+    if unknown:
+        raise KeyError(f"unknown registers: {', '.join(sorted(unknown))}")
+    full.update({k: int(v) & _MASK32 for k, v in regs.items()})
+    return full
+
+
+def packed_layout(cfg, q_len: int, seq_len: int, base: int = 0) -> dict:
+    """Address registers for Q, K, V, O packed one after another from ``base``, stride = row."""
+    rb = Formats(cfg).row_bytes
+    out, at = {}, base
+    for name, n in (("Q", q_len), ("K", seq_len), ("V", seq_len), ("O", q_len)):
+        out[f"{name}_BASE"], out[f"{name}_STRIDE"] = at, rb
+        at += n * rb
+    return out
+
+
+def tensor_span(cfg, regs: dict, name: str) -> tuple[int, int]:
+    """Return [start, end) bytes of tensor ``name`` (Q, K, V or O) under the registers."""
+    rb = Formats(cfg).row_bytes
+    n = regs["Q_LEN"] if name in ("Q", "O") else regs["SEQ_LEN"]
+    base = regs[f"{name}_BASE"]
+    return base, base + (n - 1) * regs[f"{name}_STRIDE"] + rb
+
+
+def check_registers(cfg, regs: dict) -> ErrorCode:
+    """Return the core's start check for ``regs`` (missing registers hold their reset value)."""
+    fmt = Formats(cfg)
+    r = _regs(cfg, regs)
+    mode = r["MODE"]
+    causal, dense = bool(mode & MODE_CAUSAL), bool(mode & MODE_DENSE)
+    rb = fmt.row_align
+    if not 1 <= r["SEQ_LEN"] <= cfg.max_seq:
+        return ErrorCode.SEQ_LEN
+    if not 1 <= r["Q_LEN"] <= cfg.max_seq:
+        return ErrorCode.Q_LEN
+    if not dense and not 1 <= r["K_TILE"] <= cfg.k_tile:
+        return ErrorCode.K_TILE
+    if r["RADIUS"] != RADIUS_OFF_VALUE and r["RADIUS"] > fmt.radius_max:
+        return ErrorCode.RADIUS
+    if not (1 <= r["SCALE_MANT"] < 1 << fmt.scale_bits
+            and fmt.exp_frac_bits <= r["SCALE_SHIFT"] <= 63):
+        return ErrorCode.SCALE
+    if mode & ~(MODE_CAUSAL | MODE_DENSE):
+        return ErrorCode.MODE
+    if causal and r["Q_LEN"] > r["SEQ_LEN"]:
+        return ErrorCode.CAUSAL_LEN
+    names = ("Q", "K", "V", "O")
+    if any(r[f"{n}_BASE"] % rb for n in names) \
+            or any(r[f"{n}_STRIDE"] == 0 or r[f"{n}_STRIDE"] % rb for n in names):
+        return ErrorCode.ALIGN
+    spans = {n: tensor_span(cfg, r, n) for n in names}
+    if any(end > 1 << 32 for _, end in spans.values()):
+        return ErrorCode.RANGE
+    o_lo, o_hi = spans["O"]
+    if any(lo < o_hi and o_lo < hi for lo, hi in (spans[n] for n in ("Q", "K", "V"))):
+        return ErrorCode.OVERLAP
+    return ErrorCode.NONE
+
+
+def run_job(cfg, q, k, v, regs: dict) -> JobResult:
+    """Run one job on int q [Q_LEN, d], k/v [SEQ_LEN, d]; return O and the exact counters.
+
+    ``regs`` needs Q_LEN, SEQ_LEN (matching the arrays), SCALE_MANT, SCALE_SHIFT; K_TILE, RADIUS
+    and MODE default to their reset values, and the address registers to a packed layout (they
+    only matter to the start check, which must pass: ValueError otherwise).
+    """
+    fmt = Formats(cfg)
+    q, k, v = (np.asarray(x, np.int64) for x in (q, k, v))
+    given = {kk: int(vv) & _MASK32 for kk, vv in regs.items()}
+    r = _regs(cfg, {**packed_layout(cfg, given.get("Q_LEN", 1), given.get("SEQ_LEN", 1)),
+                    **given})
+    err = check_registers(cfg, r)
+    if err != ErrorCode.NONE:
+        raise ValueError(f"the core would not start this job: error {err.name}")
+    sq, sk = r["Q_LEN"], r["SEQ_LEN"]
+    if q.shape != (sq, cfg.head_dim) or k.shape != (sk, cfg.head_dim) or v.shape != k.shape:
+        raise ValueError(f"q {q.shape}, k {k.shape}, v {v.shape} do not match Q_LEN={sq}, "
+                         f"SEQ_LEN={sk}, head_dim={cfg.head_dim}")
+    causal, dense = bool(r["MODE"] & MODE_CAUSAL), bool(r["MODE"] & MODE_DENSE)
+    valid = causal_mask(sq, sk) if causal else np.ones((sq, sk), bool)
+    if dense:
+        sel = sads.dense_order(valid, fmt)
+    else:
+        radius = -1 if r["RADIUS"] == RADIUS_OFF_VALUE else r["RADIUS"]
+        sel = sads.select(dlzs.predict(q, k, fmt), fmt, k_tile=r["K_TILE"], radius=radius,
+                          valid=valid)
+    res = sufa.attend(q, k, v, sel, r["SCALE_MANT"], r["SCALE_SHIFT"], fmt, exact_max=dense)
+
+    T, tile = cfg.lanes, cfg.tile
+    k_rows = kv_rows = keys = tiles = 0
+    for b0 in range(0, sq, T):
+        rows = range(b0, min(sq, b0 + T))
+        lim = max(i + sk - sq if causal else sk - 1 for i in rows)
+        n_t = min(sk - 1, lim) // tile + 1
+        tiles += n_t
+        for j in range(n_t):
+            k_rows += min(tile, sk - j * tile)
+            lists = [{int(x) for x in sel[i, j] if x >= 0} for i in rows]
+            kv_rows += len(set().union(*lists))
+            keys += sum(len(s) for s in lists)
+    counters = {
+        "BYTES_READ": fmt.row_bytes * (sq + k_rows + kv_rows),
+        "BYTES_WRITTEN": fmt.row_bytes * sq,
+        "KV_ROWS": kv_rows,
+        "KEYS_SELECTED": keys,
+        "TILES": tiles,
+        "RESCALES": int(res.rescales.sum()),
+        "MERGES": int(res.merges.sum()),
+    }
+    return JobResult(res.out, counters, sel)

@@ -1,0 +1,599 @@
+"""cocotb testbench: the whole STAR core (``star_core``) against golden.core, over its buses.
+
+The core sits between an AXI4-Lite master (cocotbext-axi, registers) and an AXI4 RAM model
+(cocotbext-axi, Q/K/V/O). Every job places Q, K, V, O at random row-aligned bases with random
+strides (K/V sometimes interleaved like two heads), fills the rest of the RAM with a random canary,
+starts the job and checks: STATUS, O bit-exact against golden.core.run_job, the counters against
+the model (and BYTES_READ/WRITTEN against the beats seen on the bus), every read inside a Q/K/V
+row, every byte outside the O rows unchanged, irq, and W1C clearing. Register offsets come only
+from hw.regmap.by_name.
+
+Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "cases": [{q_len, seq_len, causal, dense,
+k_tile, radius (-1 off, or "small": a quarter of the mean |predicted score|)}], "tests": names to
+run (default all), "p_pause": bus stall probability per channel and cycle (default 0.3),
+"jobs": back_to_back job count (default 6), "fuzz": random invalid register sets (default
+24)}. Tests:
+    axil_map          reset values, HW_* build parameters, read-back, SLVERR on unmapped
+                      addresses and partial strobes, read-only registers ignore writes
+    end_to_end        each case without and with random stalls on every channel
+    back_to_back      several jobs of different shapes and modes, no reset in between
+    invalid_registers each start-check error, then random boundary-value register sets:
+                      ERROR_CODE = golden.core.check_registers, irq, nothing read or
+                      written; IRQ_ENABLE masking; dense ignores K_TILE; START while busy
+                      (job registers rewritten meanwhile must not affect the running job)
+    reset_mid_job     rst during a running job (reading; at its first O write), then a
+                      clean job bit-exact
+    bus_error         SLVERR on a V read / an O write: ERROR_CODE BUS, the job completes
+"""
+
+import logging
+import random
+import warnings
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.utils import get_sim_time
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
+
+from gen.config import StarConfig
+from gen.formats import Formats
+from golden import core as gcore
+from golden import pipeline
+from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from sim.runner import env_config, env_seed
+
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
+
+TESTS = ("axil_map", "end_to_end", "back_to_back", "invalid_registers", "reset_mid_job",
+         "bus_error")
+MEM_SIZE = 1 << 20          # the RAM model; addresses wrap modulo its size
+CLK_NS = 10
+AXIL_LIMIT = 500            # cycles an AXI4-Lite access may take (stalls included)
+OPTS = env_config({}) or {}
+
+
+def _skip(name: str) -> bool:
+    return name not in (OPTS.get("tests") or TESTS)
+
+
+def _pauses(rng: random.Random, p: float):
+    while True:
+        yield rng.random() < p
+
+
+class Core:
+    """The DUT with its bus models, the RAM with a canary, and job helpers."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.opts = OPTS
+        self.cfg = StarConfig(**OPTS["cfg"])
+        self.fmt = Formats(self.cfg)
+        self.seed = env_seed()
+        self.rng = np.random.default_rng(self.seed)
+        self.prng = random.Random(self.seed + 99)
+        self.regs = by_name(self.cfg)
+        self.where = f"config {self.cfg.name} (lanes {self.cfg.lanes}, tile {self.cfg.tile}, " \
+                     f"d {self.cfg.head_dim}, {self.cfg.data_bits}-bit), seed {self.seed}"
+        dut._log.info(f"{self.where}; rerun with --seed {self.seed}")
+        self.mem = bytearray(MEM_SIZE)
+        self.canary = bytes(self.rng.integers(0, 256, MEM_SIZE, dtype=np.uint8))
+        self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, mem=self.mem)
+        for m in (self.lite.write_if, self.lite.read_if, self.ram.write_if, self.ram.read_if):
+            m.log.setLevel(logging.WARNING)
+        self.reads, self.writes = [], []        # (address, bytes) of every R / W beat
+        self.fail_reads, self.fail_writes = set(), set()   # row addresses answered SLVERR
+        r_orig, w_orig = self.ram.read_if._read, self.ram.write_if._write
+        rb = self.fmt.row_bytes
+
+        async def rec_read(address, length):
+            self.reads.append((address, length))
+            if address - address % rb in self.fail_reads:
+                raise OSError("injected read error")       # the model answers SLVERR
+            return await r_orig(address, length)
+
+        async def rec_write(address, data):
+            self.writes.append((address, len(data)))
+            if address - address % rb in self.fail_writes:
+                raise OSError("injected write error")      # SLVERR in the B response
+            await w_orig(address, data)
+
+        self.ram.read_if._read, self.ram.write_if._write = rec_read, rec_write
+
+    # ---- clock, reset, stalls ----------------------------------------------------------------
+    async def start(self):
+        Clock(self.dut.clk, CLK_NS, unit="ns").start()
+        await self.reset(4)
+
+    async def reset(self, cycles: int):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 2)
+
+    def stalls(self, on: bool):
+        """Random ready/valid pauses on every channel of both buses (or none)."""
+        p = self.opts.get("p_pause", 0.3)
+        chans = [self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
+                 self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
+                 self.ram.read_if.r_channel, self.lite.write_if.aw_channel,
+                 self.lite.write_if.w_channel, self.lite.write_if.b_channel,
+                 self.lite.read_if.ar_channel, self.lite.read_if.r_channel]
+        for ch in chans:
+            if on:
+                ch.set_pause_generator(_pauses(random.Random(self.prng.random()), p))
+            else:
+                ch.clear_pause_generator()
+                ch.pause = False             # the generator may have been stopped mid-pause
+
+    def cycles(self) -> int:
+        return int(get_sim_time("ns")) // CLK_NS
+
+    # ---- registers ---------------------------------------------------------------------------
+    def field(self, reg: str, name: str) -> int:
+        for f, lsb, width, _ in self.regs[reg].fields:
+            if f == name:
+                return ((1 << width) - 1) << lsb
+        raise KeyError(f"{reg}.{name}")
+
+    async def axil(self, access, what: str):
+        """Await one AXI4-Lite access; fail (never hang) if the slave does not answer."""
+        try:
+            return await with_timeout(access, AXIL_LIMIT * CLK_NS, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"AXI4-Lite {what}: no response within {AXIL_LIMIT} cycles; "
+                                 f"{self.where}") from None
+
+    async def read(self, name_or_offset, expect_resp=AxiResp.OKAY) -> int:
+        off = self.regs[name_or_offset].offset if isinstance(name_or_offset, str) \
+            else name_or_offset
+        r = await self.axil(self.lite.read(off, 4), f"read of {name_or_offset!r} (0x{off:02x})")
+        assert r.resp == expect_resp, \
+            f"read of {name_or_offset!r} (0x{off:02x}): response {r.resp!r}, expected " \
+            f"{expect_resp!r}; {self.where}"
+        return int.from_bytes(r.data, "little")
+
+    async def write(self, name_or_offset, value: int, expect_resp=AxiResp.OKAY):
+        off = self.regs[name_or_offset].offset if isinstance(name_or_offset, str) \
+            else name_or_offset
+        r = await self.axil(self.lite.write(off, (value & 0xFFFF_FFFF).to_bytes(4, "little")),
+                            f"write of {name_or_offset!r} (0x{off:02x})")
+        assert r.resp == expect_resp, \
+            f"write of {name_or_offset!r} (0x{off:02x}): response {r.resp!r}, expected " \
+            f"{expect_resp!r}; {self.where}"
+
+    async def write_job_regs(self, regs: dict):
+        for name in ("Q_BASE", "K_BASE", "V_BASE", "O_BASE", "Q_STRIDE", "K_STRIDE", "V_STRIDE",
+                     "O_STRIDE", "SEQ_LEN", "Q_LEN", "K_TILE", "RADIUS", "SCALE_MANT",
+                     "SCALE_SHIFT", "MODE"):
+            await self.write(name, regs[name])
+
+    async def start_job(self):
+        self.reads.clear()
+        self.writes.clear()
+        await self.write("CTRL", self.field("CTRL", "START"))
+
+    async def wait_irq(self, limit: int, what: str) -> int:
+        """Wait for irq high; fail after ``limit`` cycles. Returns the cycles waited."""
+        t0 = self.cycles()
+        if not int(self.dut.irq.value):
+            await First(RisingEdge(self.dut.irq), ClockCycles(self.dut.clk, limit))
+        await ReadOnly()
+        assert int(self.dut.irq.value), \
+            f"{what}: no irq within {limit} cycles (hang or far too slow); {self.where}"
+        await RisingEdge(self.dut.clk)
+        return self.cycles() - t0
+
+    async def clear_status(self, what: str):
+        await self.write("STATUS", self.field("STATUS", "DONE") | self.field("STATUS", "ERROR"))
+        await ClockCycles(self.dut.clk, 2)
+        st = await self.read("STATUS")
+        assert st == 0, f"{what}: STATUS 0x{st:x} after W1C clear, expected 0; {self.where}"
+        assert not int(self.dut.irq.value), f"{what}: irq still high after clearing STATUS"
+
+    # ---- jobs --------------------------------------------------------------------------------
+    def layout(self, q_len: int, seq_len: int) -> dict:
+        """Random row-aligned bases and strides (multiples of the row), disjoint tensors."""
+        rb, rng = self.fmt.row_bytes, self.rng
+        regs = {f"{n}_STRIDE": rb * int(rng.choice([1, 1, 2, 3])) for n in "QKVO"}
+        items = [("Q", q_len), ("O", q_len)]
+        if rng.random() < 0.3:                      # K and V interleaved, like two heads
+            regs["K_STRIDE"] = regs["V_STRIDE"] = 2 * rb
+            items.append(("KV", seq_len))
+        else:
+            items += [("K", seq_len), ("V", seq_len)]
+        order = rng.permutation(len(items))
+        region = int(rng.integers(0, (1 << 32) // MEM_SIZE)) * MEM_SIZE
+        at = region + rb * int(rng.integers(0, 16))
+        for i in order:
+            name, n = items[i]
+            if name == "KV":
+                regs["K_BASE"], regs["V_BASE"] = at, at + rb
+                at += n * 2 * rb
+            else:
+                regs[f"{name}_BASE"] = at
+                at += (n - 1) * regs[f"{name}_STRIDE"] + rb
+            at += rb * int(rng.integers(0, 4))
+        assert at - region <= MEM_SIZE, "test layout does not fit the RAM model"
+        return regs
+
+    def rows(self, regs: dict, name: str) -> list[int]:
+        n = regs["Q_LEN"] if name in ("Q", "O") else regs["SEQ_LEN"]
+        return [regs[f"{name}_BASE"] + r * regs[f"{name}_STRIDE"] for r in range(n)]
+
+    def make_job(self, spec: dict, label: str) -> dict:
+        """Data, registers and the model's answer for one case (nothing touches the DUT)."""
+        cfg, fmt, d = self.cfg, self.fmt, self.cfg.head_dim
+        sq, sk = spec["q_len"], spec["seq_len"]
+        causal, dense = bool(spec.get("causal")), bool(spec.get("dense"))
+        qf, kf, vf = (2.0 * self.rng.standard_normal((n, d)) for n in (sq, sk, sk))
+        h = pipeline.prepare(fmt, qf, kf, vf, causal=causal, softmax_scale=d ** -0.5)
+        radius = spec.get("radius", -1)
+        if radius == "small":
+            radius = int(np.abs(pipeline.predicted_scores(h, fmt, "dlzs")).mean() // 4)
+        regs = {**self.layout(sq, sk), "SEQ_LEN": sk, "Q_LEN": sq,
+                "K_TILE": spec.get("k_tile", cfg.k_tile),
+                "RADIUS": RADIUS_OFF_VALUE if radius < 0 else radius,
+                "SCALE_MANT": h.mant, "SCALE_SHIFT": h.shift,
+                "MODE": gcore.MODE_CAUSAL * causal | gcore.MODE_DENSE * dense}
+        want = gcore.run_job(cfg, h.q, h.k, h.v, regs)
+        c = want.counters
+        beats = (c["BYTES_READ"] + c["BYTES_WRITTEN"]) // fmt.bus_bytes
+        limit = 20 * beats + 10 * c["KV_ROWS"] + (c["RESCALES"] + c["MERGES"]) * (4 * d + 40) \
+            + c["TILES"] * (8 * cfg.tile + 8 * d + 200) + 5000
+        name = f"{label} [q_len {sq}, seq_len {sk}, {'causal' if causal else 'full'}, " \
+               f"{'dense' if dense else 'sparse'}, k_tile {regs['K_TILE']}, radius {radius}]"
+        return {"name": name, "regs": regs, "want": want, "q": h.q, "k": h.k, "v": h.v,
+                "limit": limit}
+
+    def load(self, job: dict):
+        """Canary everywhere, then Q, K, V at their rows."""
+        self.mem[:] = self.canary
+        dt = "<i1" if self.fmt.data_bits == 8 else "<i2"
+        rb = self.fmt.row_bytes
+        for name, x in (("Q", job["q"]), ("K", job["k"]), ("V", job["v"])):
+            for addr, row in zip(self.rows(job["regs"], name), x):
+                a = addr % MEM_SIZE
+                self.mem[a:a + rb] = row.astype(dt).tobytes()
+        job["image"] = bytes(self.mem)          # what the RAM must still hold outside O
+
+    async def run(self, job: dict):
+        await self.run_checked(job)
+
+    async def run_checked(self, job: dict, **check):
+        self.load(job)
+        await self.write_job_regs(job["regs"])
+        await self.start_job()
+        await self.wait_irq(job["limit"], job["name"])
+        await self.check(job, **check)
+
+    async def check(self, job: dict, status_extra: int = 0, error_code=None, o_void=False):
+        """After irq: STATUS, O (unless void), counters, bus traffic, canary; clear STATUS."""
+        what, regs, want = job["name"], job["regs"], job["want"]
+        fmt, rb = self.fmt, self.fmt.row_bytes
+        done = self.field("STATUS", "DONE")
+        st = await self.read("STATUS")
+        assert st == done | status_extra, \
+            f"{what}: STATUS 0x{st:x}, expected 0x{done | status_extra:x} (DONE" \
+            f"{', ERROR' if status_extra else ''}, not BUSY); {self.where}"
+        if error_code is not None:
+            code = await self.read("ERROR_CODE")
+            assert code == error_code, f"{what}: ERROR_CODE {code}, expected {error_code!r}"
+        # O, bit-exact
+        dt = "<i1" if fmt.data_bits == 8 else "<i2"
+        errors = []
+        for i, addr in enumerate([] if o_void else self.rows(regs, "O")):
+            a = addr % MEM_SIZE
+            got = np.frombuffer(bytes(self.mem[a:a + rb]), dtype=dt)
+            errors += [(i, e, int(want.out[i, e]), int(got[e])) for e in range(self.cfg.head_dim)
+                       if got[e] != want.out[i, e]]
+        for i, e, w, g in errors[:8]:
+            self.dut._log.error(f"{what}: O row {i} element {e}: expected {w}, got {g}; "
+                                f"{self.where}")
+        assert not errors, f"{what}: {len(errors)} O elements differ (first: row {errors[0][0]}" \
+            f" element {errors[0][1]} expected {errors[0][2]} got {errors[0][3]}); {self.where}"
+        # counters
+        got_c = {n: await self.read(n) for n in (*gcore.COUNTERS, "CYCLES")}
+        bad = [f"{n} {got_c[n]} (expected {want.counters[n]})" for n in gcore.COUNTERS
+               if got_c[n] != want.counters[n]]
+        assert not bad, f"{what}: counters differ: {', '.join(bad)}; {self.where}"
+        assert got_c["CYCLES"] > 0, f"{what}: CYCLES is 0"
+        # bus traffic: beats seen, reads inside Q/K/V rows, no byte outside the O rows changed
+        n_read = sum(n for _, n in self.reads)
+        n_written = sum(n for _, n in self.writes)
+        assert (n_read, n_written) == (want.counters["BYTES_READ"],
+                                       want.counters["BYTES_WRITTEN"]), \
+            f"{what}: bus moved {n_read} bytes read, {n_written} written; expected " \
+            f"{want.counters['BYTES_READ']}, {want.counters['BYTES_WRITTEN']}; {self.where}"
+        inputs = {a for t in "QKV" for a in self.rows(regs, t)}
+        stray = [a for a, _ in self.reads if a - a % rb not in inputs]
+        assert not stray, f"{what}: {len(stray)} reads outside Q/K/V rows, first at 0x{stray[0]:x}"
+        o_rows = self.rows(regs, "O")
+        o_set = set(o_rows)
+        stray = [a for a, _ in self.writes if a - a % rb not in o_set]
+        assert not stray, f"{what}: {len(stray)} writes outside the O rows, first at " \
+                          f"0x{stray[0]:x}; {self.where}"
+        self.check_unchanged(job["image"], o_rows, what)
+        self.dut._log.info(f"{what}: {'O void' if o_void else 'bit-exact'}, counters match, "
+                           f"CYCLES {got_c['CYCLES']} "
+                           f"(KV_ROWS {got_c['KV_ROWS']}, TILES {got_c['TILES']}, RESCALES "
+                           f"{got_c['RESCALES']}, MERGES {got_c['MERGES']})")
+        await self.clear_status(what)
+
+    def check_unchanged(self, image: bytes, except_rows, what: str):
+        diff = np.frombuffer(bytes(self.mem), np.uint8) != np.frombuffer(image, np.uint8)
+        rb = self.fmt.row_bytes
+        for addr in except_rows:
+            diff[addr % MEM_SIZE: addr % MEM_SIZE + rb] = False
+        bad = np.flatnonzero(diff)
+        assert not bad.size, f"{what}: {bad.size} bytes changed outside O, first at RAM offset " \
+                             f"0x{int(bad[0]):x}; {self.where}"
+
+
+def default_spec(cfg) -> dict:
+    return {"q_len": cfg.lanes + 1, "seq_len": cfg.tile + 3, "causal": True, "dense": False,
+            "k_tile": cfg.k_tile, "radius": -1}
+
+
+# ---- tests -------------------------------------------------------------------------------------
+
+
+@cocotb.test(skip=_skip("axil_map"))
+async def axil_map(dut):
+    """Reset values, build parameters, read-back, SLVERR on unmapped / partial writes."""
+    c = Core(dut)
+    await c.start()
+    assert not int(dut.irq.value), "irq high after reset"
+    for r in c.regs.values():
+        if r.access in ("rw", "ro", "w1c"):             # counters included: 0 after reset
+            got = await c.read(r.name)
+            assert got == r.reset, f"{r.name} reads 0x{got:x} after reset, expected " \
+                                   f"0x{r.reset:x}; {c.where}"
+    assert await c.read("CTRL") == 0, "CTRL (write-only) does not read 0"
+    # read-back of the job registers (32-bit rw), then restore
+    job_regs = [r for r in c.regs.values() if r.access == "rw" and r.offset >= 0x10]
+    vals = {r.name: c.prng.getrandbits(32) for r in job_regs}
+    for n, v in vals.items():
+        await c.write(n, v)
+    for n, v in vals.items():
+        got = await c.read(n)
+        assert got == v, f"{n} reads 0x{got:x} after writing 0x{v:x}; {c.where}"
+    # unmapped word addresses answer SLVERR, reads and writes
+    mapped = {r.offset for r in c.regs.values()}
+    holes = [a for a in range(0, 1 << 8, 4) if a not in mapped]
+    for a in [holes[0], holes[-1], *c.prng.sample(holes, min(4, len(holes)))]:
+        await c.read(a, expect_resp=AxiResp.SLVERR)
+        await c.write(a, 0xFFFF_FFFF, expect_resp=AxiResp.SLVERR)
+    # a partial write is ignored and answered SLVERR
+    off = c.regs["Q_BASE"].offset
+    await c.write("Q_BASE", 0x1234_5678)
+    r = await c.axil(c.lite.write(off, b"\xaa\xbb"), "partial write")
+    assert r.resp == AxiResp.SLVERR, f"partial-strobe write answered {r.resp!r}, expected SLVERR"
+    assert await c.read("Q_BASE") == 0x1234_5678, "partial-strobe write changed Q_BASE"
+    # read-only registers ignore writes
+    for name in ("HW_SHAPE", "HW_TILE", "HW_LIMITS", "HW_RADIUS_MAX", "ERROR_CODE"):
+        await c.axil(c.lite.write(c.regs[name].offset, b"\xff\xff\xff\xff"), f"write {name}")
+        got = await c.read(name)
+        assert got == c.regs[name].reset, f"{name} changed to 0x{got:x} by a write"
+    assert not int(dut.irq.value) and await c.read("STATUS") == 0, "register writes set STATUS"
+    assert not c.reads and not c.writes, "the master moved data without a job"
+
+
+@cocotb.test(skip=_skip("end_to_end"))
+async def end_to_end(dut):
+    """Each configured case, without and with random stalls on every channel."""
+    c = Core(dut)
+    await c.start()
+    for n, spec in enumerate(c.opts["cases"]):
+        for stall in (False, True):
+            job = c.make_job(spec, f"case {n}{' stalls' if stall else ''}")
+            c.stalls(stall)
+            await c.run(job)
+    c.stalls(False)
+
+
+@cocotb.test(skip=_skip("back_to_back"))
+async def back_to_back(dut):
+    """Several jobs of different shapes and modes in a row, no reset in between."""
+    c = Core(dut)
+    await c.start()
+    cfg = c.cfg
+    cases = list(c.opts["cases"])
+    for n in range(c.opts.get("jobs", 6)):
+        spec = dict(cases[n % len(cases)])
+        if n >= len(cases):                       # fresh shapes once the list is used up
+            spec["q_len"] = int(c.rng.integers(1, 2 * cfg.lanes + 2))
+            spec["seq_len"] = int(c.rng.integers(spec["q_len"], 2 * cfg.tile + 5))
+            spec["k_tile"] = int(c.rng.integers(1, cfg.k_tile + 1))
+        c.stalls(n % 2 == 1)
+        await c.run(c.make_job(spec, f"job {n}"))
+    c.stalls(False)
+
+
+def fuzz_cases(c, g: dict) -> list:
+    """Random register sets mixing boundary values (only those the model rejects): the order
+    of the checks and the width of the range arithmetic."""
+    cfg, fmt, rb = c.cfg, c.fmt, c.fmt.row_bytes
+    top = (1 << 32) - 1
+    pools = {
+        "SEQ_LEN": [0, 1, cfg.max_seq, cfg.max_seq + 1, top],
+        "Q_LEN": [0, 1, cfg.max_seq, cfg.max_seq + 1, top],
+        "K_TILE": [0, 1, cfg.k_tile, cfg.k_tile + 1, top],
+        "RADIUS": [RADIUS_OFF_VALUE, 0, fmt.radius_max, fmt.radius_max + 1, 1 << 31],
+        "SCALE_MANT": [0, 1, (1 << fmt.scale_bits) - 1, 1 << fmt.scale_bits, top],
+        "SCALE_SHIFT": [0, fmt.exp_frac_bits - 1, fmt.exp_frac_bits, 63, 64, top],
+        "MODE": [0, 1, 2, 3, 4, 5, 1 << 31],
+        **{f"{n}_BASE": [0, g[f"{n}_BASE"] + rb // 2, (1 << 32) - rb, (1 << 32) - 64 * rb,
+                         g["Q_BASE"], g["K_BASE"]] for n in "QKVO"},
+        **{f"{n}_STRIDE": [0, rb, 3 * rb, rb + 1, 1 << 31, (1 << 32) - rb] for n in "QKVO"},
+    }
+    out = []
+    for n in range(c.opts.get("fuzz", 24)):
+        while True:
+            change = {k: int(c.rng.choice(v)) for k, v in pools.items() if c.rng.random() < 0.2}
+            if gcore.check_registers(cfg, {**g, **change}) != ErrorCode.NONE:
+                break
+        out.append((f"random {n}", change, None))
+    return out
+
+
+@cocotb.test(skip=_skip("invalid_registers"))
+async def invalid_registers(dut):
+    """Each start check: DONE|ERROR, ERROR_CODE as the model, irq, no traffic; START_BUSY."""
+    c = Core(dut)
+    await c.start()
+    cfg, fmt, rb = c.cfg, c.fmt, c.fmt.row_bytes
+    base = c.make_job(default_spec(cfg), "base")
+    g = base["regs"]
+    E = ErrorCode
+    cases = [
+        ("SEQ_LEN 0", {"SEQ_LEN": 0}, E.SEQ_LEN),
+        ("SEQ_LEN max_seq+1", {"SEQ_LEN": cfg.max_seq + 1}, E.SEQ_LEN),
+        ("Q_LEN 0", {"Q_LEN": 0}, E.Q_LEN),
+        ("K_TILE 0", {"K_TILE": 0}, E.K_TILE),
+        ("K_TILE k_tile+1", {"K_TILE": cfg.k_tile + 1}, E.K_TILE),
+        ("RADIUS radius_max+1", {"RADIUS": fmt.radius_max + 1}, E.RADIUS),
+        ("SCALE_MANT 0", {"SCALE_MANT": 0}, E.SCALE),
+        ("SCALE_MANT too wide", {"SCALE_MANT": 1 << fmt.scale_bits}, E.SCALE),
+        ("SCALE_SHIFT too small", {"SCALE_SHIFT": fmt.exp_frac_bits - 1}, E.SCALE),
+        ("SCALE_SHIFT 64", {"SCALE_SHIFT": 64}, E.SCALE),
+        ("MODE 4", {"MODE": 4}, E.MODE),
+        ("CAUSAL_LEN", {"Q_LEN": g["SEQ_LEN"] + 1, "MODE": gcore.MODE_CAUSAL}, E.CAUSAL_LEN),
+        ("ALIGN base", {"Q_BASE": g["Q_BASE"] + rb // 2}, E.ALIGN),
+        ("ALIGN stride 0", {"K_STRIDE": 0}, E.ALIGN),
+        ("ALIGN stride", {"V_STRIDE": rb + rb // 2}, E.ALIGN),
+        ("RANGE", {"K_BASE": (1 << 32) - rb}, E.RANGE),
+        ("OVERLAP", {"O_BASE": g["K_BASE"] + (g["SEQ_LEN"] - 1) * g["K_STRIDE"]}, E.OVERLAP),
+        ("lowest code first", {"SEQ_LEN": 0, "MODE": 4, "V_STRIDE": 0}, E.SEQ_LEN),
+    ]
+    status_err = c.field("STATUS", "DONE") | c.field("STATUS", "ERROR")
+    for n, (label, change, intended) in enumerate(cases + fuzz_cases(c, g)):
+        regs = {**g, **change}
+        want = gcore.check_registers(cfg, regs)
+        assert intended is None or want == intended, \
+            f"test case {label!r}: model gives {want!r}, not {intended!r}"
+        label = f"{label} {change}" if intended is None else label
+        c.stalls(n % 2 == 1)
+        c.mem[:] = c.canary
+        await c.write_job_regs(regs)
+        await c.start_job()
+        await c.wait_irq(200, f"error case {label}")
+        st = await c.read("STATUS")
+        assert st == status_err, f"error case {label}: STATUS 0x{st:x}, expected " \
+                                 f"0x{status_err:x}; {c.where}"
+        code = await c.read("ERROR_CODE")
+        assert code == want, f"error case {label}: ERROR_CODE {code} " \
+                             f"({E(code).name if code in E._value2member_map_ else '?'}), " \
+                             f"expected {int(want)} ({want.name}); {c.where}"
+        assert not c.reads and not c.writes, \
+            f"error case {label}: {len(c.reads)} read and {len(c.writes)} write beats"
+        c.check_unchanged(c.canary, [], f"error case {label}")
+        if n == 0:                                # irq = OR of the enabled sticky bits
+            en = {name: c.field("IRQ_ENABLE", name) for name in ("DONE", "ERROR")}
+            for value, high in ((0, False), (en["DONE"], True), (en["ERROR"], True),
+                                (en["DONE"] | en["ERROR"], True)):
+                await c.write("IRQ_ENABLE", value)
+                await ClockCycles(dut.clk, 2)
+                assert int(dut.irq.value) == high, \
+                    f"IRQ_ENABLE 0x{value:x} with DONE|ERROR: irq {int(dut.irq.value)}"
+        await c.clear_status(f"error case {label}")
+    c.stalls(False)
+
+    # dense mode ignores K_TILE: a job with K_TILE 0 runs
+    spec = {**default_spec(cfg), "dense": True}
+    job = c.make_job({**spec, "k_tile": 0}, "dense, K_TILE 0")
+    await c.run(job)
+
+    # START while busy: START_BUSY recorded, the running job completes correctly
+    job = c.make_job(default_spec(cfg), "START while busy")
+    c.stalls(True)
+    c.load(job)
+    await c.write_job_regs(job["regs"])
+    await c.start_job()
+    await c.write("CTRL", c.field("CTRL", "START"))
+    st = await c.read("STATUS")
+    busy, err = c.field("STATUS", "BUSY"), c.field("STATUS", "ERROR")
+    assert st & busy, f"START while busy: the job already ended (STATUS 0x{st:x}); make it longer"
+    assert st & err, f"START while busy: STATUS 0x{st:x} without ERROR; {c.where}"
+    code = await c.read("ERROR_CODE")
+    assert code == E.START_BUSY, f"START while busy: ERROR_CODE {code}, expected " \
+                                 f"{int(E.START_BUSY)}; {c.where}"
+    assert int(dut.irq.value), "START while busy: irq low with STATUS.ERROR enabled"
+    garbage = {**job["regs"], "Q_LEN": 1, "SEQ_LEN": 3, "K_TILE": 1, "RADIUS": 0,
+               "SCALE_MANT": 1, "SCALE_SHIFT": 63, "MODE": gcore.MODE_DENSE,
+               "O_BASE": job["regs"]["Q_BASE"], "V_STRIDE": 0}
+    await c.write_job_regs(garbage)            # sampled at START: the running job ignores them
+    await c.write("IRQ_ENABLE", c.field("IRQ_ENABLE", "DONE"))
+    await c.wait_irq(job["limit"], job["name"])
+    await c.check(job, status_extra=err, error_code=E.START_BUSY)
+    await c.write("IRQ_ENABLE", c.regs["IRQ_ENABLE"].reset)
+    c.stalls(False)
+
+
+@cocotb.test(skip=_skip("reset_mid_job"))
+async def reset_mid_job(dut):
+    """rst during a running job (once while it reads, once at its first O write): everything
+    returns to reset, the bus falls silent; then a clean job is bit-exact."""
+    c = Core(dut)
+    await c.start()
+    cfg = c.cfg
+    spec = {**default_spec(cfg), "q_len": 3 * cfg.lanes + 1, "seq_len": 3 * cfg.tile + 5}
+    for when in ("reading", "first O write"):
+        job = c.make_job(spec, f"interrupted while {when}")
+        c.stalls(True)
+        c.load(job)
+        await c.write_job_regs(job["regs"])
+        await c.start_job()
+        if when == "reading":
+            await ClockCycles(dut.clk, int(c.rng.integers(100, 300)))
+        else:
+            for _ in range(job["limit"]):
+                await RisingEdge(dut.clk)
+                if c.writes:
+                    break
+            assert c.writes, f"{job['name']}: no O write within {job['limit']} cycles"
+        assert not int(dut.irq.value), f"{job['name']}: the job ended before the reset"
+        c.stalls(False)
+        await c.reset(4)
+        await ReadOnly()
+        assert not int(dut.irq.value), "irq high after reset"
+        await RisingEdge(dut.clk)
+        n_before = (len(c.reads), len(c.writes))
+        st = await c.read("STATUS")
+        assert st == 0, f"STATUS 0x{st:x} after a reset during a job, expected 0; {c.where}"
+        for name in ("Q_BASE", "K_TILE", "RADIUS", "IRQ_ENABLE", "MODE", "KV_ROWS"):
+            got = await c.read(name)
+            assert got == c.regs[name].reset, \
+                f"{name} 0x{got:x} after reset, expected 0x{c.regs[name].reset:x}"
+        await ClockCycles(dut.clk, 50)
+        assert (len(c.reads), len(c.writes)) == n_before, "bus traffic continues after reset"
+        c.stalls(True)
+        await c.run(c.make_job(default_spec(cfg), f"after a reset while {when}"))
+    c.stalls(False)
+
+
+@cocotb.test(skip=_skip("bus_error"))
+async def bus_error(dut):
+    """A SLVERR on a V row read, then on an O row write: ERROR_CODE BUS, the job runs to its
+    end with the model's counters (V and B responses do not steer the schedule)."""
+    c = Core(dut)
+    await c.start()
+    cfg = c.cfg
+    err = c.field("STATUS", "ERROR")
+    await c.write("IRQ_ENABLE", c.field("IRQ_ENABLE", "DONE"))   # irq at the end, not the error
+    for n, what in enumerate(("V read", "O write")):
+        spec = {**default_spec(cfg), "causal": False, "dense": True}
+        job = c.make_job(spec, f"SLVERR on {what}")
+        c.stalls(n == 1)
+        if what == "V read":
+            c.fail_reads = {c.rows(job["regs"], "V")[int(c.rng.integers(spec["seq_len"]))]}
+        else:
+            c.fail_writes = {c.rows(job["regs"], "O")[int(c.rng.integers(spec["q_len"]))]}
+        await c.run_checked(job, status_extra=err, error_code=ErrorCode.BUS, o_void=True)
+        c.fail_reads, c.fail_writes = set(), set()
+    c.stalls(False)
+    await c.write("IRQ_ENABLE", c.regs["IRQ_ENABLE"].reset)
+    await c.run(c.make_job(default_spec(cfg), "clean job after bus errors"))
