@@ -4,12 +4,16 @@ register map beside it.
 Blocks: the STAR core (``star_core``, the SoC-facing top with AXI4 / AXI4-Lite, docs/core.md) and
 its stages as standalone tops: the DLZS predictor (``star_dlzs``), the SADS selector
 (``star_sads``) and the SU-FA engine (``star_sufa``). ``rtl/filelist.f`` names them all. The
-register map goes to ``regmap.md``, ``star_regs.h`` and ``star_regs.py``.
+register map goes to ``regmap.md``, ``star_regs.h`` and ``star_regs.py``; ``manifest.json``
+describes the build (resolved parameters, config hash, tool versions, ports, register map, stage
+latencies) and ``star_<name>.core`` lets FuseSoC use the RTL.
 Output is byte-identical on rerun (no paths, no dates); unchanged files are not rewritten.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from . import regmap
@@ -34,15 +38,70 @@ def generate(cfg: StarConfig, outdir: Path) -> list[Path]:
     outdir = Path(outdir)
     rtl = outdir / "rtl"
     paths = []
-    for name, component in blocks(cfg).items():
+    tops = blocks(cfg)
+    for name, component in tops.items():
         path = rtl / f"{name}.v"
         write_if_changed(path, convert(component, name=name))
         paths.append(path)
     filelist = rtl / "filelist.f"
     write_if_changed(filelist, "".join(f"{p.name}\n" for p in paths))
     paths.append(filelist)
+    for fname, text in ((f"star_{cfg.name}.core", fusesoc_core(cfg, [p.name for p in paths[:-1]])),
+                        ("manifest.json", json.dumps(manifest(cfg, tops), indent=1) + "\n")):
+        write_if_changed(outdir / fname, text)
+        paths.append(outdir / fname)
     for fname, render in (("regmap.md", regmap.markdown), ("star_regs.h", regmap.c_header),
                           ("star_regs.py", regmap.python_module)):
         write_if_changed(outdir / fname, render(cfg))
         paths.append(outdir / fname)
     return paths
+
+
+def ports(component) -> list[dict]:
+    """The Verilog ports of a top-level component: name, direction, width (clk/rst implied)."""
+    from amaranth.hdl import Value
+    from amaranth.lib.wiring import Flow
+    out = []
+    for path, member, value in component.signature.flatten(component):
+        out.append({"name": "__".join(str(p) for p in path),
+                    "dir": "input" if member.flow == Flow.In else "output",
+                    "width": len(Value.cast(value))})
+    return out
+
+
+def latencies(cfg) -> dict:
+    """Per-stage latency in cycles (see each component's docstring)."""
+    from hw.arith import tree_latency
+    from hw.dot import dot_latency
+    from hw.exp2 import Exp2Unit
+    return {"dlzs_predictor": tree_latency(cfg.head_dim), "sads_list_after_last": 1,
+            "sufa_dot_products": dot_latency(cfg.head_dim), "exp2": Exp2Unit.latency,
+            "reciprocal": cfg.recip_bits + 2, "sufa_rescale_event": cfg.head_dim + 9}
+
+
+def manifest(cfg: StarConfig, tops: dict) -> dict:
+    """What was generated and from what: reproducible (no paths, no dates)."""
+    import amaranth
+    from .formats import Formats
+    canon = json.dumps(cfg.to_dict(), sort_keys=True).encode()
+    return {
+        "generator": "star",
+        "config": cfg.to_dict(),
+        "config_sha256": hashlib.sha256(canon).hexdigest(),
+        "formats": Formats(cfg).to_dict(),
+        "tools": {"amaranth": amaranth.__version__},
+        "tops": {name: {"file": f"rtl/{name}.v", "clock": "clk", "reset": "rst (sync, high)",
+                        "ports": ports(c)} for name, c in tops.items()},
+        "latency_cycles": latencies(cfg),
+        "register_map": regmap.as_dict(cfg),
+    }
+
+
+def fusesoc_core(cfg: StarConfig, files: list[str]) -> str:
+    """A FuseSoC CAPI2 core file naming the generated RTL (top: star_core)."""
+    lines = ["CAPI=2:", "", f"name: ::star_{cfg.name}:0", "description: STAR sparse-attention "
+             f"core, generated for config {cfg.name}", "", "filesets:", "  rtl:", "    files:"]
+    lines += [f"      - rtl/{f}" for f in files]
+    lines += ["    file_type: verilogSource", "", "targets:", "  default:",
+              "    filesets: [rtl]", "    toplevel: star_core", ""]
+    return "\n".join(lines)

@@ -18,12 +18,20 @@ def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
     assert f"star: wrote {a}/rtl/star_sufa.v" in out
     names = sorted(p.name for p in (a / "rtl").iterdir())
     assert names == ["filelist.f", "star_core.v", "star_dlzs.v", "star_sads.v", "star_sufa.v"]
-    files = [f"rtl/{n}" for n in names] + ["regmap.md", "star_regs.h", "star_regs.py"]
+    files = [f"rtl/{n}" for n in names] + ["regmap.md", "star_regs.h", "star_regs.py",
+                                           "manifest.json", "star_tiny.core"]
     for name in files:
         text = (a / name).read_bytes()
         assert text == (b / name).read_bytes()
         assert b"/work" not in text and str(tmp_path).encode() not in text
     assert (a / "rtl" / "filelist.f").read_text().split() == names[1:]
+    man = json.loads((a / "manifest.json").read_text())
+    assert man["config"] == preset("tiny").to_dict() and len(man["config_sha256"]) == 64
+    core_ports = {p["name"]: p for p in man["tops"]["star_core"]["ports"]}
+    assert core_ports["m_axi_araddr"] == {"name": "m_axi_araddr", "dir": "output", "width": 32}
+    assert core_ports["s_axil_wdata"]["dir"] == "input" and "irq" in core_ports
+    assert man["register_map"]["registers"]["CTRL"]["offset"] == 0
+    assert "rtl/star_core.v" in (a / "star_tiny.core").read_text()
 
 
 def test_register_map_renderings_agree(tmp_path):
