@@ -98,9 +98,10 @@ def report(results: list[dict], seconds: float, cmd: str) -> str:
         "SU-FA from the on-chip tile store), so STAR reads K + union·V where dense reads K + V: "
         "at most 2× fewer bytes, 2/(1 + union) in general, and the cycles follow the bytes. The "
         f"union over the {CFG.lanes} queries of a block is far above k on random data "
-        "(independent queries) and lower on real attention. Utilization is lower with many "
-        "short blocks (MiniLM: 32 blocks of 256 keys): each block starts with a K tile that "
-        "must be read and predicted before SU-FA has work. The goals (≥ 3× fewer cycles, ≥ 2.5× fewer bytes "
+        "(independent queries) and lower on real attention. Utilization is lowest on short "
+        "sequences (S = 256): the first K tile is read and predicted before SU-FA has work, and "
+        "SU-FA's normalisation and the O writes follow the last read; blocks overlap, so many "
+        "blocks (MiniLM: 32 blocks of 8 queries) do not pay this per block. The goals (≥ 3× fewer cycles, ≥ 2.5× fewer bytes "
         "at k = 25 %, S = 1024) need the predictor to read a compact key copy (SOFA keeps "
         "4-bit predictor keys in DRAM: K/4 at 16-bit data) and a small query block, so that "
         "bytes = K/4 + union·(K + V); see docs/decisions.md.", ""]
