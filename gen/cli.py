@@ -1,4 +1,5 @@
-"""The ``star`` command: generate Verilog, evaluate predictors on real attention, inspect configs.
+"""The ``star`` command: generate Verilog, simulate it, evaluate predictors on real attention,
+inspect configs.
 
 User errors print ``star: <message>`` on stderr and exit with status 2, with no traceback.
 """
@@ -51,6 +52,23 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_sim(args) -> int:
+    from .simulate import TESTS, SimFailed, simulate
+    cfg = resolve_config(args)
+    tests = args.tests.split(",") if args.tests else list(TESTS)
+    unknown = [t for t in tests if t not in TESTS]
+    if unknown:
+        raise UserError(f"--tests must name tests among {', '.join(TESTS)}, not "
+                        f"{', '.join(unknown)}")
+    try:
+        results = simulate(cfg, tests, seed=args.seed, waves=args.waves)
+    except SimFailed as e:
+        print(f"star: simulation failed: {e}", file=sys.stderr)
+        return 1
+    print(f"star: sim {cfg.name}: {len(results)} tests passed; rerun with --seed {results[0].seed}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate, format_table
     cfg = resolve_config(args)
@@ -87,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", default=None,
                    help="output directory (default: build/<config name>)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("sim", parents=[parent],
+                       help="run the cocotb regression of star_core (Verilator) for a config")
+    p.add_argument("--tests", default=None, metavar="A,B",
+                   help="comma-separated testbench tests (default: all of them)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed; a failure message names the seed to rerun with "
+                        "(default: random)")
+    p.add_argument("--waves", action="store_true",
+                   help="write an FST waveform per test beside its log (default: off)")
+    p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("eval", parents=[parent],
                        help="selection quality and output error on real attention tensors")

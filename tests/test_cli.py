@@ -77,3 +77,16 @@ def test_console_script_help_lists_defaults():
     assert "(default: default)" in text and "--outdir" in text
     bad = subprocess.run(star + ["frobnicate"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_sim_runs_the_core_regression_with_waves(capsys):
+    """`star sim` runs one testbench test per simulation; --waves leaves one FST per test."""
+    assert main(["sim", "-p", "tiny", "--tests", "axil_map", "--seed", "5", "--waves"]) == 0
+    out = capsys.readouterr().out
+    assert "axil_map passed (seed 5" in out and "rerun with --seed 5" in out
+    fst = out.split("waves ")[1].split(")")[0]
+    assert fst.endswith("star_core-axil_map-s5.fst")
+    with open(fst, "rb") as f:
+        assert len(f.read(64)) == 64
+    assert main(["sim", "-p", "tiny", "--tests", "axil_map,nope"]) == 2
+    assert "--tests must name tests among" in capsys.readouterr().err
