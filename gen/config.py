@@ -142,6 +142,9 @@ PRESETS: dict[str, StarConfig] = {
                     scale_bits=12, axi_data_bits=64),
     # paper-like numerics (16-bit formal datapath, d = 64) at a simulation-friendly lane count
     "default": _BASE,
+    # what `make bench-core` measures: d = 32 (the captured MiniLM heads), 8 query lanes
+    "bench": replace(_BASE, name="bench", head_dim=32, data_bits=8, lanes=8, tile=64, k_tile=16,
+                     exp_frac_bits=6, exp_out_bits=12, recip_bits=12, axi_data_bits=128),
     # 8-bit data at d = 64
     "int8": replace(_BASE, name="int8", data_bits=8, exp_frac_bits=6,
                     exp_out_bits=12, recip_bits=12),

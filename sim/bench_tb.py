@@ -1,6 +1,6 @@
 """cocotb bench: run STAR and dense jobs on the core, check them, record the counters.
 
-Used by ``scripts/bench_core.py``. Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields,
+Used by ``star bench`` (gen/bench.py). Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields,
 "out": JSON path to write, "cases": [{"label", "data": "random" | path of a captured .npz,
 "head": head index (npz), "seq_len", "q_len", "dense", "k_tile"}]}. Random data: standard normal
 Q/K/V, seed from the runner. Every job is checked like the regression does (O bit-exact against

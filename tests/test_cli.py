@@ -100,3 +100,22 @@ def test_synth_reports_cells_per_module(tmp_path, capsys):
     assert "| star_sads |" in (tmp_path / "synth.md").read_text()
     assert main(["synth", "-p", "tiny", "--top", "nope"]) == 2
     assert "--top must be one of star_core" in capsys.readouterr().err
+
+
+def test_bench_writes_report_json_and_plots(tmp_path, capsys):
+    """A small `star bench`: dense and STAR jobs on the RTL, every job checked bit-exact."""
+    assert main(["bench", "-p", "tiny", "--seqs", "20,48", "--k", "2,25%", "-o",
+                 str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    labels = [r["label"] for r in report["results"]]
+    assert labels == ["random S=20 dense", "random S=20 k=12%", "random S=20 k=25%",
+                      "random S=48 dense", "random S=48 k=12%", "random S=48 k=25%"]
+    for r in report["results"]:
+        c = r["counters"]
+        assert c["CYCLES"] > 0 and c["TILES"] == -(-r["seq_len"] // 16)
+    text = (tmp_path / "report.md").read_text()
+    assert "| random S=48 k=25% |" in text and "![cycles](cycles.png)" in text
+    for png in ("cycles.png", "bytes.png", "util.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    assert main(["bench", "-p", "tiny", "--seqs", "20", "--k", "8"]) == 2
+    assert "--k must be at most k_tile=4" in capsys.readouterr().err

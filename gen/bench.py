@@ -1,0 +1,209 @@
+"""``star bench``: STAR vs the dense FlashAttention baseline on the core RTL, as a report.
+
+Runs ``star_core`` of a configuration under Verilator (cocotb testbench ``sim/bench_tb.py``; every
+job is also checked bit-exact against golden.core) and writes into the output directory:
+``report.md``, ``report.json`` and PNG plots (cycles, bytes read and utilization vs sequence
+length). Optionally the area per module (``--area``, Yosys) and, when the config's head_dim matches
+the captured data (d = 32), the selection accuracy of ``star eval`` on real attention (MiniLM).
+
+Cases: one block of ``lanes`` queries over S keys (non-causal), random normal Q/K/V, each k
+fraction of a tile and the dense baseline; plus real attention (MiniLM layer 5, heads 0 and 6, all
+256 queries) when head_dim = 32. Utilization = stage lower bound / CYCLES, the bound being the
+busiest resource: AXI read beats (BYTES_READ / bus bytes), keys predicted (PRED_BUSY, one per
+cycle) or SU-FA beats (SUFA_BUSY, one per cycle).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from .formats import Formats
+
+__all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots"]
+
+ROOT = Path(__file__).resolve().parents[1]
+MINILM = ROOT / "data" / "minilm_l5.npz"
+MINILM_DIM = 32
+
+
+def cases(cfg, seqs, fractions) -> list[dict]:
+    """The bench jobs: per S the dense baseline then each k fraction; then MiniLM if d fits."""
+    def k_of(f):
+        return max(1, min(cfg.k_tile, round(f * cfg.tile)))
+    out = []
+    for s in seqs:
+        base = {"data": "random", "head": 0, "seq_len": s, "q_len": cfg.lanes}
+        out.append({**base, "label": f"random S={s} dense", "dense": True, "k_tile": cfg.k_tile,
+                    "frac": 1.0})
+        out += [{**base, "label": f"random S={s} k={f:.0%}", "dense": False, "k_tile": k_of(f),
+                 "frac": f} for f in fractions]
+    if cfg.head_dim == MINILM_DIM and cfg.max_seq >= 256:
+        for head in (0, 6):
+            base = {"data": str(MINILM), "head": head, "seq_len": 256, "q_len": 256}
+            out.append({**base, "label": f"MiniLM L5 h{head} dense", "dense": True,
+                        "k_tile": cfg.k_tile, "frac": 1.0})
+            out += [{**base, "label": f"MiniLM L5 h{head} k={f:.0%}", "dense": False,
+                     "k_tile": k_of(f), "frac": f} for f in fractions]
+    return out
+
+
+def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, log=print) -> list[dict]:
+    """Simulate the jobs, one simulation per data source and length (progress on ``log``)."""
+    from hw.core import StarCore
+    from sim.runner import run
+
+    from .verilog import convert
+    log(f"star: bench {cfg.name}: elaborating star_core (the first Verilator build takes "
+        "minutes)", flush=True)
+    text = convert(StarCore(cfg), name="star_core")
+    groups: dict = {}
+    for case in todo:
+        groups.setdefault((case["data"], case["head"], case["seq_len"]), []).append(case)
+    results = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    for n, (key, group) in enumerate(groups.items(), 1):
+        raw = workdir / f"raw_{n}.json"
+        log(f"star: bench {cfg.name}: [{n}/{len(groups)}] {group[0]['label'].rsplit(' ', 1)[0]}"
+            f" ({len(group)} jobs)", flush=True)
+        run(text, "star_core", "sim.bench_tb", seed=seed, timeout_s=7200,
+            config={"cfg": cfg.to_dict(), "cases": group, "out": str(raw.resolve())})
+        results += json.loads(raw.read_text())
+    return results
+
+
+def utilization(c: dict, fmt) -> tuple[float, str]:
+    """(bound / cycles, name of the busiest resource)."""
+    bounds = {"memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"],
+              "SU-FA": c["SUFA_BUSY"]}
+    which = max(bounds, key=bounds.get)
+    return bounds[which] / c["CYCLES"], which
+
+
+def _rows(cfg, results):
+    fmt = Formats(cfg)
+    dense = {}
+    for r in results:
+        c = r["counters"]
+        key = (r["data"], r["head"], r["seq_len"])
+        if r["dense"]:
+            dense[key] = c
+        d = dense[key]
+        util, which = utilization(c, fmt)
+        yield r, c, d, util, which, c["KV_ROWS"] / (c["TILES"] * cfg.tile)
+
+
+def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accuracy=None,
+                    plot_files=()) -> str:
+    fmt = Formats(cfg)
+    lines = [
+        "# STAR core vs dense FlashAttention (RTL cycle counts)", "",
+        f"Command: `{cmd}` · machine: {platform.machine()} {platform.system()}, 2 cores, "
+        f"Python {platform.python_version()} · wall time {seconds:.0f} s", "",
+        f"Config `{cfg.name}`: {cfg.data_bits}-bit data, d = {cfg.head_dim}, lanes (queries per "
+        f"block) = {cfg.lanes}, tile = {cfg.tile} keys, AXI {cfg.axi_data_bits}-bit "
+        f"({fmt.row_beats} beats per row), AxiRam model (cocotbext-axi) without stalls. Every "
+        "job was checked bit-exact against golden.core, counters included.", "",
+        "Union = KV_ROWS / (TILES × tile): the fraction of each tile's keys that at least one "
+        "query of the block selected (SU-FA beats and V rows read). Bound = the busiest resource "
+        "(AXI read beats, keys predicted, SU-FA beats); utilization = bound / cycles.", "",
+        "| case | cycles | vs dense | bytes read | vs dense | union | bound | utilization |",
+        "|---|---|---|---|---|---|---|---|"]
+    for r, c, d, util, which, union in _rows(cfg, results):
+        sp = "1" if r["dense"] else f"{d['CYCLES'] / c['CYCLES']:.2f}× fewer"
+        by = "1" if r["dense"] else f"{d['BYTES_READ'] / c['BYTES_READ']:.2f}× fewer"
+        lines.append(f"| {r['label']} | {c['CYCLES']:,} | {sp} | {c['BYTES_READ']:,} | {by} | "
+                     f"{union:.2f} | {which} | {util:.1%} |")
+    lines += ["", *(f"![{p.stem}]({p.name})" for p in plot_files)]
+    lines += [
+        "", "## What limits it", "",
+        "The core is memory-bound: K is read in full for prediction (once per tile, reused by "
+        "SU-FA from the on-chip tile store), so STAR reads K + union·V where dense reads K + V: "
+        "at most 2× fewer bytes, 2/(1 + union) in general, and the cycles follow the bytes. The "
+        f"union over the {cfg.lanes} queries of a block is far above k on random data "
+        "(independent queries) and lower on real attention. Utilization is lowest on short "
+        "sequences: the first K tile is read and predicted before SU-FA has work, and SU-FA's "
+        "normalisation and the O writes follow the last read; blocks overlap, so many blocks "
+        "do not pay this per block. Fewer bytes than 2/(1 + union) need the predictor to read a "
+        "compact key copy (SOFA keeps 4-bit predictor keys in DRAM) and a small query block; "
+        "see docs/decisions.md.", ""]
+    if area:
+        lines += ["## Area per module (Yosys generic synth)", "",
+                  "| module | cells | flip-flops | memory bits |", "|---|---|---|---|"]
+        for name, m in sorted(area["modules"].items(), key=lambda kv: -kv[1]["cells"]):
+            lines.append(f"| {name} | {m['cells']:,} | {m['flip_flops']:,} | "
+                         f"{m['memory_bits']:,} |")
+        lines.append("")
+    if accuracy:
+        from .evaluate import format_table
+        lines += ["## Selection accuracy on real attention (`star eval`, MiniLM layer 5)", "",
+                  format_table(accuracy), ""]
+    return "\n".join(lines)
+
+
+def plots(cfg, results, outdir: Path) -> list[Path]:
+    """PNG plots of cycles, bytes read and utilization vs S (random data)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    series: dict = {}
+    for r, c, _, util, _, _ in _rows(cfg, results):
+        if r["data"] != "random":
+            continue
+        mode = "dense" if r["dense"] else f"STAR k={r['frac']:.0%}"
+        s = series.setdefault(mode, {"S": [], "cycles": [], "bytes": [], "util": []})
+        s["S"].append(r["seq_len"])
+        s["cycles"].append(c["CYCLES"])
+        s["bytes"].append(c["BYTES_READ"])
+        s["util"].append(100 * util)
+    files = []
+    for key, ylabel, log in (("cycles", "cycles", True), ("bytes", "bytes read", True),
+                             ("util", "utilization (%)", False)):
+        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+        for mode, s in series.items():
+            ax.plot(s["S"], s[key], marker="o", label=mode)
+        ax.set_xscale("log", base=2)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("keys S (one block of queries)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{cfg.name}: {ylabel} vs S")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = outdir / f"{key}.png"
+        fig.savefig(path, metadata={"Software": None})
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str,
+          log=print) -> Path:
+    """Run everything and write the report; return the path of report.md."""
+    t0 = time.time()
+    outdir.mkdir(parents=True, exist_ok=True)
+    todo = cases(cfg, seqs, fractions)
+    results = run_bench(cfg, todo, ROOT / "build" / "bench" / cfg.name, seed, log=log)
+    area_report = accuracy = None
+    if area:
+        from .synth import module_stats
+        from .verilog import convert
+        from hw.core import StarCore
+        log(f"star: bench {cfg.name}: Yosys area of star_core", flush=True)
+        area_report = module_stats(convert(StarCore(cfg), name="star_core"), "star_core",
+                                   ROOT / "build" / "bench" / cfg.name / "yosys")
+    if cfg.head_dim == MINILM_DIM:
+        from .evaluate import evaluate
+        log(f"star: bench {cfg.name}: star eval on {MINILM.name}", flush=True)
+        accuracy = evaluate(cfg, MINILM, [f"{f:.0%}" for f in fractions])
+    files = plots(cfg, results, outdir)
+    (outdir / "report.json").write_text(json.dumps(
+        {"config": cfg.to_dict(), "results": results, "area": area_report,
+         "accuracy": accuracy}, indent=1) + "\n")
+    text = report_markdown(cfg, results, seconds=time.time() - t0, cmd=cmd, area=area_report,
+                           accuracy=accuracy, plot_files=files)
+    (outdir / "report.md").write_text(text)
+    return outdir / "report.md"
