@@ -40,7 +40,7 @@ from gen.formats import Formats, unsigned_bits
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
 from .csr import CsrBlock
 from .dlzs import DlzsPredictor
-from .regmap import ADDR_BITS, RADIUS_OFF_VALUE, ErrorCode
+from .regmap import ADDR_BITS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
 from .sufa import SufaEngine
 
@@ -93,10 +93,7 @@ class StarCore(wiring.Component):
 
         # ---- job registers, sampled at START ------------------------------------------------
         v = csr.values
-        names = ["Q_BASE", "K_BASE", "V_BASE", "O_BASE", "Q_STRIDE", "K_STRIDE", "V_STRIDE",
-                 "O_STRIDE", "SEQ_LEN", "Q_LEN", "K_TILE", "RADIUS", "SCALE_MANT", "SCALE_SHIFT",
-                 "MODE"]
-        job = {n: Signal(32, name=f"job_{n.lower()}") for n in names}
+        job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
         seq = job["SEQ_LEN"][:seq_bits]
         qlen = job["Q_LEN"][:seq_bits]
         causal, dense = job["MODE"][0], job["MODE"][1]
@@ -302,7 +299,7 @@ class StarCore(wiring.Component):
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(csr.start):
-                    m.d.sync += [job[n].eq(v[n]) for n in names]
+                    m.d.sync += [job[n].eq(v[n]) for n in JOB_NAMES]
                     m.d.comb += [clear.eq(1), csr.clear_status.eq(1)]
                     m.next = "CHECK_ENDS"
             with m.State("CHECK_ENDS"):

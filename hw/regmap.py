@@ -15,7 +15,7 @@ from enum import IntEnum
 from gen.formats import Formats
 
 __all__ = ["Register", "ErrorCode", "registers", "by_name", "ADDR_BITS", "CSR_ADDR_BITS",
-           "RADIUS_OFF_VALUE"]
+           "RADIUS_OFF_VALUE", "COUNTERS", "JOB_NAMES"]
 
 ADDR_BITS = 32          # AXI4 master address width (byte addresses)
 CSR_ADDR_BITS = 8       # AXI4-Lite slave address width: 64 registers
@@ -87,6 +87,10 @@ JOB_REGISTERS = (
 )
 
 
+# the registers a job samples at START, in register order
+JOB_NAMES = tuple(name for name, _ in JOB_REGISTERS) + ("MODE",)
+
+
 def registers(cfg) -> tuple[Register, ...]:
     """Return the register map of a core built for ``cfg``."""
     fmt = Formats(cfg)
@@ -105,11 +109,8 @@ def registers(cfg) -> tuple[Register, ...]:
     ]
     off = 0x10
     for name, doc in JOB_REGISTERS:
-        reset = RADIUS_OFF_VALUE if name == "RADIUS" and cfg.radius < 0 else 0
-        if name == "RADIUS" and cfg.radius >= 0:
-            reset = cfg.radius
-        if name == "K_TILE":
-            reset = cfg.k_tile
+        reset = {"RADIUS": RADIUS_OFF_VALUE if cfg.radius < 0 else cfg.radius,
+                 "K_TILE": cfg.k_tile}.get(name, 0)
         regs.append(Register(name, off, "rw", doc, reset=reset))
         off += 4
     regs.append(Register("MODE", off, "rw", "job mode",

@@ -13,28 +13,24 @@ import cocotb
 import numpy as np
 
 from golden import core as gcore
-from golden import pipeline
-from hw.regmap import COUNTERS, RADIUS_OFF_VALUE
+from hw.regmap import COUNTERS
 from sim.core_tb import OPTS, Core
 
 
 def job_for(core: Core, case: dict) -> dict:
-    cfg, fmt, d = core.cfg, core.fmt, core.cfg.head_dim
+    """The bench job of a case: its data, packed tensors, no radius (Core.make_job)."""
+    d = core.cfg.head_dim
     sq, sk = case["q_len"], case["seq_len"]
     if case["data"] == "random":
-        q, k, v = (core.rng.standard_normal((n, d)) for n in (sq, sk, sk))
+        data = tuple(core.rng.standard_normal((n, d)) for n in (sq, sk, sk))
     else:
         z = np.load(case["data"])
         h = case["head"]
-        q, k, v = z["q"][h, -sq:], z["k"][h, :sk], z["v"][h, :sk]
-    h = pipeline.prepare(fmt, q, k, v, causal=False, softmax_scale=d ** -0.5)
-    regs = {**gcore.packed_layout(cfg, sq, sk), "SEQ_LEN": sk, "Q_LEN": sq,
-            "K_TILE": case["k_tile"], "RADIUS": RADIUS_OFF_VALUE, "SCALE_MANT": h.mant,
-            "SCALE_SHIFT": h.shift, "MODE": gcore.MODE_DENSE * bool(case["dense"])}
-    want = gcore.run_job(cfg, h.q, h.k, h.v, regs)
-    beats = (want.counters["BYTES_READ"] + want.counters["BYTES_WRITTEN"]) // fmt.bus_bytes
-    return {"name": case["label"], "regs": regs, "want": want, "q": h.q, "k": h.k, "v": h.v,
-            "limit": 50 * beats + 100_000}
+        data = (z["q"][h, -sq:], z["k"][h, :sk], z["v"][h, :sk])
+    spec = {"q_len": sq, "seq_len": sk, "causal": False, "dense": case["dense"],
+            "k_tile": case["k_tile"], "radius": -1}
+    return core.make_job(spec, case["label"], data=data,
+                         layout=gcore.packed_layout(core.cfg, sq, sk))
 
 
 @cocotb.test()

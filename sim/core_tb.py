@@ -41,7 +41,7 @@ from gen.config import StarConfig
 from gen.formats import Formats
 from golden import core as gcore
 from golden import pipeline
-from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from hw.regmap import JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode, by_name
 from sim.runner import env_config, env_seed
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
@@ -166,9 +166,7 @@ class Core:
             f"{expect_resp!r}; {self.where}"
 
     async def write_job_regs(self, regs: dict):
-        for name in ("Q_BASE", "K_BASE", "V_BASE", "O_BASE", "Q_STRIDE", "K_STRIDE", "V_STRIDE",
-                     "O_STRIDE", "SEQ_LEN", "Q_LEN", "K_TILE", "RADIUS", "SCALE_MANT",
-                     "SCALE_SHIFT", "MODE"):
+        for name in JOB_NAMES:
             await self.write(name, regs[name])
 
     async def start_job(self):
@@ -224,17 +222,21 @@ class Core:
         n = regs["Q_LEN"] if name in ("Q", "O") else regs["SEQ_LEN"]
         return [regs[f"{name}_BASE"] + r * regs[f"{name}_STRIDE"] for r in range(n)]
 
-    def make_job(self, spec: dict, label: str) -> dict:
-        """Data, registers and the model's answer for one case (nothing touches the DUT)."""
+    def make_job(self, spec: dict, label: str, data=None, layout=None) -> dict:
+        """Data, registers and the model's answer for one case (nothing touches the DUT).
+
+        ``data``: float (q, k, v) (default: random normal); ``layout``: the address registers
+        (default: random, :meth:`layout`)."""
         cfg, fmt, d = self.cfg, self.fmt, self.cfg.head_dim
         sq, sk = spec["q_len"], spec["seq_len"]
         causal, dense = bool(spec.get("causal")), bool(spec.get("dense"))
-        qf, kf, vf = (2.0 * self.rng.standard_normal((n, d)) for n in (sq, sk, sk))
+        qf, kf, vf = data if data is not None else \
+            (2.0 * self.rng.standard_normal((n, d)) for n in (sq, sk, sk))
         h = pipeline.prepare(fmt, qf, kf, vf, causal=causal, softmax_scale=d ** -0.5)
         radius = spec.get("radius", -1)
         if radius == "small":
             radius = int(np.abs(pipeline.predicted_scores(h, fmt, "dlzs")).mean() // 4)
-        regs = {**self.layout(sq, sk), "SEQ_LEN": sk, "Q_LEN": sq,
+        regs = {**(self.layout(sq, sk) if layout is None else layout), "SEQ_LEN": sk, "Q_LEN": sq,
                 "K_TILE": spec.get("k_tile", cfg.k_tile),
                 "RADIUS": RADIUS_OFF_VALUE if radius < 0 else radius,
                 "SCALE_MANT": h.mant, "SCALE_SHIFT": h.shift,
