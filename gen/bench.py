@@ -130,12 +130,18 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
         "compact key copy (SOFA keeps 4-bit predictor keys in DRAM) and a small query block; "
         "see docs/decisions.md.", ""]
     if area:
-        lines += ["## Area per module (Yosys generic synth)", "",
-                  "| module | cells | flip-flops | memory bits |", "|---|---|---|---|"]
-        for name, m in sorted(area["modules"].items(), key=lambda kv: -kv[1]["cells"]):
-            lines.append(f"| {name} | {m['cells']:,} | {m['flip_flops']:,} | "
-                         f"{m['memory_bits']:,} |")
-        lines.append("")
+        from .synth import stage_cells
+        cells, ffs = stage_cells(area), stage_cells(area, "flip_flops")
+        bits = stage_cells(area, "memory_bits")
+        total = area["total"]
+        lines += ["## Area per stage (`star synth`: Yosys generic cells, every lane counted)", "",
+                  "Memories are kept as memory cells (SRAM macros), counted in bits.", "",
+                  "| stage | cells | share | flip-flops | memory bits |", "|---|---|---|---|---|"]
+        for stage in sorted(cells, key=lambda k: -cells[k]):
+            lines.append(f"| {stage} | {cells[stage]:,} | {cells[stage] / total['cells']:.1%} | "
+                         f"{ffs[stage]:,} | {bits[stage]:,} |")
+        lines += [f"| total | {total['cells']:,} | | {total['flip_flops']:,} | "
+                  f"{total['memory_bits']:,} |", "", "![area](area.png)", ""]
     if accuracy:
         from .evaluate import format_table
         lines += ["## Selection accuracy on real attention (`star eval`, MiniLM layer 5)", "",
@@ -180,6 +186,24 @@ def plots(cfg, results, outdir: Path) -> list[Path]:
     return files
 
 
+def area_plot(cfg, area: dict, path: Path) -> None:
+    """A bar chart of the generic cells per pipeline stage."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .synth import stage_cells
+    cells = stage_cells(area)
+    names = sorted(cells, key=lambda k: -cells[k])
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    ax.bar(names, [cells[n] / 1e3 for n in names])
+    ax.set_ylabel("thousand generic cells")
+    ax.set_title(f"{cfg.name}: star_core area per stage")
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str,
           log=print) -> Path:
     """Run everything and write the report; return the path of report.md."""
@@ -200,6 +224,8 @@ def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str
         log(f"star: bench {cfg.name}: star eval on {MINILM.name}", flush=True)
         accuracy = evaluate(cfg, MINILM, [f"{f:.0%}" for f in fractions])
     files = plots(cfg, results, outdir)
+    if area_report:
+        area_plot(cfg, area_report, outdir / "area.png")
     (outdir / "report.json").write_text(json.dumps(
         {"config": cfg.to_dict(), "results": results, "area": area_report,
          "accuracy": accuracy}, indent=1) + "\n")

@@ -25,22 +25,25 @@ __all__ = ["TOPS", "blocks", "generate"]
 TOPS = ("star_core", "star_dlzs", "star_sads", "star_sufa")
 
 
-def blocks(cfg: StarConfig, only: str | None = None) -> dict:
-    """Return {top-module name: component} for every block of the configuration (or one)."""
+def blocks(cfg: StarConfig, only=None) -> dict:
+    """Return {top-module name: component} for every block of the configuration, or for the
+    top named by ``only`` (a name or a collection of names)."""
     from hw.core import StarCore
     from hw.dlzs import DlzsPredictor
     from hw.sads import SadsSelector
     from hw.sufa import SufaEngine
     classes = dict(zip(TOPS, (StarCore, DlzsPredictor, SadsSelector, SufaEngine)))
-    return {name: cls(cfg) for name, cls in classes.items() if only in (None, name)}
+    wanted = set(TOPS) if only is None else {only} if isinstance(only, str) else set(only)
+    return {name: cls(cfg) for name, cls in classes.items() if name in wanted}
 
 
-def generate(cfg: StarConfig, outdir: Path) -> list[Path]:
-    """Write ``rtl/<top>.v`` per block, ``rtl/filelist.f`` and the register map; return the paths."""
+def generate(cfg: StarConfig, outdir: Path, tops=TOPS) -> list[Path]:
+    """Write ``rtl/<top>.v`` per block in *tops*, ``rtl/filelist.f`` and the register map;
+    return the paths."""
     outdir = Path(outdir)
     rtl = outdir / "rtl"
     paths = []
-    tops = blocks(cfg)
+    tops = blocks(cfg, only=tops)
     for name, component in tops.items():
         path = rtl / f"{name}.v"
         write_if_changed(path, convert(component, name=name))

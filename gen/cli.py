@@ -43,10 +43,15 @@ def resolve_config(args) -> StarConfig:
 
 
 def cmd_generate(args) -> int:
-    from .build import generate
+    from .build import TOPS, generate
     cfg = resolve_config(args)
+    tops = args.tops.split(",") if args.tops else list(TOPS)
+    unknown = [t for t in tops if t not in TOPS]
+    if unknown or not tops:
+        raise UserError(f"--tops must name tops among {', '.join(TOPS)}, not "
+                        f"{', '.join(unknown) or repr(args.tops)}")
     outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name
-    written = generate(cfg, outdir)
+    written = generate(cfg, outdir, tops)
     for path in written:
         print(f"star: wrote {path}")
     return 0
@@ -99,17 +104,26 @@ def cmd_synth(args) -> int:
 
 
 def synth_markdown(cfg, report: dict) -> str:
-    """The synthesis report as a Markdown table (one row per module, the top first)."""
+    """The synthesis report as a Markdown table (one row per synthesized module, the top first)."""
     area = any("area" in m for m in report["modules"].values())
-    head = "| module | cells | flip-flops | memories | memory bits |" + (" area (µm², osu018) |" if area else "")
+    unit = " area (µm², osu018) |" if area else ""
     lines = [f"# Synthesis of `{report['top']}` ({cfg.name})", "",
-             f"Yosys generic `synth` (hierarchical), {report['seconds']:.0f} s.", "", head,
-             "|---" * (5 + area) + "|"]
+             f"Yosys generic `synth` (hierarchical; memories kept as memory cells, not flip-flops; "
+             f"one module per lane group synthesized and counted per lane), "
+             f"{report['seconds']:.0f} s. Figures per instance; the total counts every instance.",
+             "", "| module | instances | cells | flip-flops | memories | memory bits |" + unit,
+             "|---" * (6 + area) + "|"]
     order = sorted(report["modules"], key=lambda n: (n != report["top"], n))
     for name in order:
         m = report["modules"][name]
-        row = f"| {name} | {m['cells']:,} | {m['flip_flops']:,} | {m['memories']} | {m['memory_bits']:,} |"
+        label = f"{name} (one of {m['lanes']} lanes)" if "lanes" in m else name
+        row = (f"| {label} | {m['instances']} | {m['cells']:,} | {m['flip_flops']:,} | "
+               f"{m['memories']} | {m['memory_bits']:,} |")
         lines.append(row + (f" {m.get('area', 0):,.0f} |" if area else ""))
+    t = report["total"]
+    lines.append(f"| **total** | | **{t['cells']:,}** | **{t['flip_flops']:,}** | "
+                 f"{t['memories']} | {t['memory_bits']:,} |" +
+                 (f" **{t.get('area', 0):,.0f}** |" if area else ""))
     if "ecp5" in report:
         e = report["ecp5"]
         lines += ["", f"ECP5 25k out of context: fmax {e['fmax_mhz']} MHz, {e['luts']} LUT4, "
@@ -177,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="emit the Verilog of a configuration")
     p.add_argument("-o", "--outdir", default=None,
                    help="output directory (default: build/<config name>)")
+    p.add_argument("--tops", default=None, metavar="A,B",
+                   help="comma-separated tops to emit (default: all: star_core, star_dlzs, "
+                        "star_sads, star_sufa)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("sim", parents=[parent],

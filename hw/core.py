@@ -28,7 +28,7 @@ each unit: see its docstring.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -199,8 +199,6 @@ class StarCore(wiring.Component):
         b_tile = Signal(key_bits - lb + 1)
         b_base = Signal(key_bits)
         m.d.comb += b_base.eq(b_tile << lb)
-        use_r = [Signal(Bc, name=f"use_l{t}") for t in range(T)]
-        top_r = [Signal(Bc, name=f"top_l{t}") for t in range(T)]
         rem = Signal(Bc)
         b_emit = Signal()
         lst = sads.o.payload
@@ -208,22 +206,21 @@ class StarCore(wiring.Component):
         vreq = SyncFIFOBuffered(width=key_bits, depth=Bc)
         m.submodules.vreq = vreq
 
-        with m.If(run & ~b_emit & sads.o.valid):
+        masks = [LaneMask(cfg, key_bits, lim_bits) for _ in range(T)]
+        take_list = Signal()
+        m.d.comb += take_list.eq(run & ~b_emit & sads.o.valid)
+        for t, mask in enumerate(masks):
+            m.submodules[f"mask{t}"] = mask
+            m.d.comb += [mask.take.eq(take_list), mask.index.eq(lst.index[t]),
+                         mask.count.eq(lst.count[t]), mask.active.eq(active[t]),
+                         mask.lim.eq(lim[t]), mask.base.eq(b_base), mask.dense.eq(dense)]
+        use_r = [mask.use for mask in masks]
+        top_r = [mask.top for mask in masks]
+        with m.If(take_list):
             m.d.comb += sads.o.ready.eq(1)
             union = 0
-            for t in range(T):
-                sel = 0
-                top = 0
-                for j in range(cfg.k_tile):
-                    hit = Mux(j < lst.count[t], onehot(lst.index[t][j], Bc), 0)
-                    sel = sel | hit
-                    if j < 2:
-                        top = top | hit
-                valid = Cat(*(active[t] & (b_base + i <= lim[t]) for i in range(Bc)))
-                use = Signal(Bc, name=f"use_new_l{t}")
-                m.d.comb += use.eq(Mux(dense, valid, sel))
-                m.d.sync += [use_r[t].eq(use), top_r[t].eq(top)]
-                union = union | use
+            for mask in masks:
+                union = union | mask.use_next
             m.d.sync += [rem.eq(union), b_emit.eq(1)]
 
         # the walk: lowest remaining key -> stage s1 (K store read) -> sufa.k
@@ -424,3 +421,39 @@ class StarCore(wiring.Component):
         for err, cond in reversed(checks):
             code = Mux(cond, err, code)
         return code
+
+
+class LaneMask(Elaboratable):
+    """One query lane's key masks for a tile: ``use`` (keys the lane computes: its SADS list, or
+    every visible key in dense mode) and ``top`` (its first two list entries: the predicted top-1
+    and top-2). A visible key is at most ``lim`` (causal / ragged limit) in an active lane.
+    ``use_next`` is combinational; ``use`` and ``top`` load on ``take``. Every lane is the same
+    module, so synthesis can map one and instance it.
+    """
+
+    def __init__(self, cfg, key_bits: int, lim_bits: int):
+        self.cfg = cfg
+        Bc, K = cfg.tile, cfg.k_tile
+        self.take, self.active, self.dense = Signal(), Signal(), Signal()
+        self.index = Signal(data.ArrayLayout(unsigned_bits(Bc - 1), K))
+        self.count = Signal(unsigned_bits(K))
+        self.lim = Signal(lim_bits)
+        self.base = Signal(key_bits)
+        self.use_next = Signal(Bc)
+        self.use, self.top = Signal(Bc), Signal(Bc)
+
+    def elaborate(self, platform):
+        m = Module()
+        Bc = self.cfg.tile
+        sel = 0
+        top = 0
+        for j in range(self.cfg.k_tile):
+            hit = Mux(j < self.count, onehot(self.index[j], Bc), 0)
+            sel = sel | hit
+            if j < 2:
+                top = top | hit
+        valid = Cat(*(self.active & (self.base + i <= self.lim) for i in range(Bc)))
+        m.d.comb += self.use_next.eq(Mux(self.dense, valid, sel))
+        with m.If(self.take):
+            m.d.sync += [self.use.eq(self.use_next), self.top.eq(top)]
+        return m

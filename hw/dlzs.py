@@ -116,9 +116,11 @@ class DlzsArith(PredictorArith):
     def finish(self, m, total, row_value):
         return total << row_value
 
+    def key_layout(self):
+        return data.StructLayout({"mag": self.fmt.cfg.dlzs_k_bits, "neg": 1})
+
     def prepare_key(self, m, k, name):
-        op = Signal(data.StructLayout({"mag": self.fmt.cfg.dlzs_k_bits, "neg": 1}),
-                    name=f"kop_{name}")
+        op = Signal(self.key_layout(), name=f"kop_{name}")
         m.d.comb += [op.mag.eq(abs(k) >> self.fmt.dlzs_k_shift), op.neg.eq(k < 0)]
         return op
 

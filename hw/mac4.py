@@ -39,6 +39,9 @@ class Mac4Arith(PredictorArith):
     def encode_row(self, m, row):
         return [to_int4(m, q, self.fmt, f"q{e}") for e, q in enumerate(row)], None
 
+    def key_layout(self):
+        return signed(4)
+
     def prepare_key(self, m, k, name):
         return to_int4(m, k, self.fmt, name)
 

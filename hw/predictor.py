@@ -10,7 +10,7 @@ pipeline and adder tree, so their area can be compared fairly.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Elaboratable, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,7 +19,7 @@ from gen.formats import unsigned_bits
 from .arith import adder_tree, tree_latency
 from .layouts import lane_row_layout
 
-__all__ = ["PredictorArith", "ScorePredictor"]
+__all__ = ["PredictorArith", "ScorePredictor", "PredictorLane"]
 
 
 class PredictorArith:
@@ -40,6 +40,10 @@ class PredictorArith:
     def finish(self, m: Module, total, row_value):
         """Return the score from the summed terms and the lane's row value (default: the sum)."""
         return total
+
+    def key_layout(self):
+        """Shape of a prepared key operand (what :meth:`prepare_key` returns)."""
+        raise NotImplementedError
 
     def prepare_key(self, m: Module, k, name: str):
         """Return the prepared key operand of key element ``k`` (combinational)."""
@@ -98,19 +102,17 @@ class ScorePredictor(wiring.Component):
         m = Module()
         cfg, arith = self.cfg, self.arith
         T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim
+        lanes = [PredictorLane(cfg, arith) for _ in range(T)]
 
-        # query side: encode one row per cycle into the lane's code registers
-        codes = [[Signal(arith.code_layout(), name=f"code_l{t}_e{e}") for e in range(d)]
-                 for t in range(T)]
-        rows = [Signal(max(arith.row_bits, 1), name=f"row_l{t}") for t in range(T)]
+        # query side: d shared encoders; the addressed lane stores the row's codes
         m.d.comb += self.q.ready.eq(1)
         enc, row_value = arith.encode_row(m, self.q.payload.row)
-        with m.If(self.q.valid):
-            for t in range(T):
-                with m.If(self.q.payload.lane == t):
-                    m.d.sync += [codes[t][e].eq(enc[e]) for e in range(d)]
-                    if row_value is not None:
-                        m.d.sync += rows[t].eq(row_value)
+        for t, lane in enumerate(lanes):
+            m.submodules[f"lane{t}"] = lane
+            m.d.comb += [lane.q_we.eq(self.q.valid & (self.q.payload.lane == t))]
+            m.d.comb += [lane.codes_in[e].eq(enc[e]) for e in range(d)]
+            if row_value is not None:
+                m.d.comb += lane.row_in.eq(row_value)
 
         # pipeline control: a valid/last shift register under one global enable
         en = Signal()
@@ -125,16 +127,46 @@ class ScorePredictor(wiring.Component):
 
         # key side: each key element prepared once, shared by the lanes
         for p in range(P):
-            keys = [arith.prepare_key(m, self.k.payload.keys[p][e], f"k{p}_e{e}")
-                    for e in range(d)]
-            for t in range(T):
-                terms, carries = [], []
-                for e in range(d):
-                    term, carry = arith.term(m, codes[t][e], keys[e], f"l{t}_k{p}_e{e}")
-                    terms.append(term)
-                    carries.append(carry)
-                carry = Signal(unsigned_bits(d), name=f"carry_l{t}_k{p}")
-                m.d.comb += carry.eq(sum(carries))
-                total = adder_tree(m, terms, carry, en, f"l{t}_k{p}")
-                m.d.comb += self.a.payload.score[t][p].eq(arith.finish(m, total, rows[t]))
+            for e in range(d):
+                key = arith.prepare_key(m, self.k.payload.keys[p][e], f"k{p}_e{e}")
+                m.d.comb += [lane.keys[p][e].eq(key) for lane in lanes]
+        for t, lane in enumerate(lanes):
+            m.d.comb += [lane.en.eq(en), self.a.payload.score[t].eq(lane.score)]
+        return m
+
+
+class PredictorLane(Elaboratable):
+    """One query lane of a :class:`ScorePredictor`: its stored query codes (and row value), the
+    P·d terms against the prepared keys and P adder trees (latency ``tree_latency(d)``). Every
+    lane is the same module (no lane index inside), so synthesis can map one and instance it.
+    """
+
+    def __init__(self, cfg, arith: PredictorArith):
+        self.cfg, self.arith = cfg, arith
+        P, d = cfg.pred_keys, cfg.head_dim
+        self.q_we = Signal()
+        self.codes_in = Signal(data.ArrayLayout(arith.code_layout(), d))
+        self.row_in = Signal(max(arith.row_bits, 1))
+        self.keys = Signal(data.ArrayLayout(data.ArrayLayout(arith.key_layout(), d), P))
+        self.en = Signal()
+        self.score = Signal(data.ArrayLayout(signed(arith.score_bits), P))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, arith = self.cfg, self.arith
+        P, d = cfg.pred_keys, cfg.head_dim
+        codes = Signal.like(self.codes_in, name="codes")
+        row = Signal.like(self.row_in, name="row")
+        with m.If(self.q_we):
+            m.d.sync += [codes.eq(self.codes_in), row.eq(self.row_in)]
+        for p in range(P):
+            terms, carries = [], []
+            for e in range(d):
+                term, carry = arith.term(m, codes[e], self.keys[p][e], f"k{p}_e{e}")
+                terms.append(term)
+                carries.append(carry)
+            carry = Signal(unsigned_bits(d), name=f"carry_k{p}")
+            m.d.comb += carry.eq(sum(carries))
+            total = adder_tree(m, terms, carry, self.en, f"k{p}")
+            m.d.comb += self.score[p].eq(arith.finish(m, total, row))
         return m

@@ -31,13 +31,13 @@ never stalls the input.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.formats import Formats, unsigned_bits
 
-__all__ = ["SadsSelector"]
+__all__ = ["SadsSelector", "SadsLane"]
 
 
 class SadsSelector(wiring.Component):
@@ -100,44 +100,80 @@ class SadsSelector(wiring.Component):
             m.d.sync += self.o.valid.eq(1)
 
         for t in range(T):
-            st_s = [Signal(signed(sb), name=f"s_l{t}_{j}") for j in range(K)]
-            st_i = [Signal(ib, name=f"i_l{t}_{j}") for j in range(K)]
-            st_n = Signal(nb, name=f"n_l{t}")
-            cur_s, cur_i, cur_n = list(st_s), list(st_i), st_n
-            for p in range(P):
-                new_s = self.i.payload.score[t][p]
-                new_i = (base + p)[:ib]
-                ge = [Signal(name=f"ge_l{t}_p{p}_{j}") for j in range(K)]
-                for j in range(K):
-                    m.d.comb += ge[j].eq((j < cur_n) & (cur_s[j] >= new_s))
-                pos = Signal(nb, name=f"pos_l{t}_p{p}")
-                m.d.comb += pos.eq(sum(ge))
-                # clipping unit: below the running max - r, or not above the k-th best
-                in_radius = Signal(name=f"inr_l{t}_p{p}")
-                m.d.comb += in_radius.eq((cur_n == 0) | (new_s >= cur_s[0] - self.radius))
-                ins = Signal(name=f"ins_l{t}_p{p}")
-                m.d.comb += ins.eq(fire & self.i.payload.valid[t][p] & in_radius & (pos < k_eff))
-                nxt_s = [Signal(signed(sb), name=f"s_l{t}_p{p}_{j}") for j in range(K)]
-                nxt_i = [Signal(ib, name=f"i_l{t}_p{p}_{j}") for j in range(K)]
-                nxt_n = Signal(nb, name=f"n_l{t}_p{p}")
-                for j in range(K):
-                    here = ~ge[j] & (ge[j - 1] if j else 1)      # j == pos
-                    prev_s, prev_i = (cur_s[j - 1], cur_i[j - 1]) if j else (new_s, new_i)
-                    m.d.comb += [
-                        nxt_s[j].eq(Mux(~ins | ge[j], cur_s[j], Mux(here, new_s, prev_s))),
-                        nxt_i[j].eq(Mux(~ins | ge[j], cur_i[j], Mux(here, new_i, prev_i))),
-                    ]
-                m.d.comb += nxt_n.eq(Mux(ins & (cur_n < k_eff), cur_n + 1, cur_n))
-                cur_s, cur_i, cur_n = nxt_s, nxt_i, nxt_n
+            lane = SadsLane(cfg, sb)
+            m.submodules[f"lane{t}"] = lane
+            m.d.comb += [lane.score.eq(self.i.payload.score[t]),
+                         lane.valid.eq(self.i.payload.valid[t]), lane.fire.eq(fire),
+                         lane.last.eq(self.i.payload.last), lane.base.eq(base),
+                         lane.k_eff.eq(k_eff), lane.radius.eq(self.radius),
+                         self.o.payload.index[t].eq(lane.index),
+                         self.o.payload.count[t].eq(lane.count)]
+        return m
 
-            with m.If(fire):
-                m.d.sync += [a.eq(b) for a, b in zip(st_s + st_i, cur_s + cur_i)]
-                m.d.sync += st_n.eq(Mux(self.i.payload.last, 0, cur_n))
-            # at the tile's end: the held entries still within the radius of the tile max
-            keep = [Signal(name=f"keep_l{t}_{j}") for j in range(K)]
+
+class SadsLane(Elaboratable):
+    """One query lane of :class:`SadsSelector`: its sorted top-k store, ``pred_keys`` clipping
+    and insertion units, and its output list register (loaded on a tile's last transfer). Every
+    lane is the same module (no lane index inside), so synthesis can map one and instance it.
+    """
+
+    def __init__(self, cfg, score_bits: int):
+        self.cfg, self.score_bits = cfg, score_bits
+        P, K = cfg.pred_keys, cfg.k_tile
+        ib = unsigned_bits(cfg.tile - 1)
+        self.score = Signal(data.ArrayLayout(signed(score_bits), P))
+        self.valid = Signal(P)
+        self.fire, self.last = Signal(), Signal()
+        self.base = Signal(ib + 1)
+        self.k_eff = Signal(unsigned_bits(K))
+        self.radius = Signal(unsigned(score_bits))
+        self.index = Signal(data.ArrayLayout(unsigned(ib), K))
+        self.count = Signal(unsigned_bits(K))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        P, K, sb = cfg.pred_keys, cfg.k_tile, self.score_bits
+        ib = unsigned_bits(cfg.tile - 1)
+        nb = unsigned_bits(K)
+        st_s = [Signal(signed(sb), name=f"s_{j}") for j in range(K)]
+        st_i = [Signal(ib, name=f"i_{j}") for j in range(K)]
+        st_n = Signal(nb, name="n")
+        cur_s, cur_i, cur_n = list(st_s), list(st_i), st_n
+        for p in range(P):
+            new_s = self.score[p]
+            new_i = (self.base + p)[:ib]
+            ge = [Signal(name=f"ge_p{p}_{j}") for j in range(K)]
             for j in range(K):
-                m.d.comb += keep[j].eq((j < cur_n) & (cur_s[j] >= cur_s[0] - self.radius))
-            with m.If(take_last):
-                m.d.sync += [self.o.payload.index[t][j].eq(cur_i[j]) for j in range(K)]
-                m.d.sync += self.o.payload.count[t].eq(sum(keep))
+                m.d.comb += ge[j].eq((j < cur_n) & (cur_s[j] >= new_s))
+            pos = Signal(nb, name=f"pos_p{p}")
+            m.d.comb += pos.eq(sum(ge))
+            # clipping unit: below the running max - r, or not above the k-th best
+            in_radius = Signal(name=f"inr_p{p}")
+            m.d.comb += in_radius.eq((cur_n == 0) | (new_s >= cur_s[0] - self.radius))
+            ins = Signal(name=f"ins_p{p}")
+            m.d.comb += ins.eq(self.fire & self.valid[p] & in_radius & (pos < self.k_eff))
+            nxt_s = [Signal(signed(sb), name=f"s_p{p}_{j}") for j in range(K)]
+            nxt_i = [Signal(ib, name=f"i_p{p}_{j}") for j in range(K)]
+            nxt_n = Signal(nb, name=f"n_p{p}")
+            for j in range(K):
+                here = ~ge[j] & (ge[j - 1] if j else 1)      # j == pos
+                prev_s, prev_i = (cur_s[j - 1], cur_i[j - 1]) if j else (new_s, new_i)
+                m.d.comb += [
+                    nxt_s[j].eq(Mux(~ins | ge[j], cur_s[j], Mux(here, new_s, prev_s))),
+                    nxt_i[j].eq(Mux(~ins | ge[j], cur_i[j], Mux(here, new_i, prev_i))),
+                ]
+            m.d.comb += nxt_n.eq(Mux(ins & (cur_n < self.k_eff), cur_n + 1, cur_n))
+            cur_s, cur_i, cur_n = nxt_s, nxt_i, nxt_n
+
+        with m.If(self.fire):
+            m.d.sync += [a.eq(b) for a, b in zip(st_s + st_i, cur_s + cur_i)]
+            m.d.sync += st_n.eq(Mux(self.last, 0, cur_n))
+        # at the tile's end: the held entries still within the radius of the tile max
+        keep = [Signal(name=f"keep_{j}") for j in range(K)]
+        for j in range(K):
+            m.d.comb += keep[j].eq((j < cur_n) & (cur_s[j] >= cur_s[0] - self.radius))
+        with m.If(self.fire & self.last):
+            m.d.sync += [self.index[j].eq(cur_i[j]) for j in range(K)]
+            m.d.sync += self.count.eq(sum(keep))
         return m

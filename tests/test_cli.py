@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from gen.cli import main
-from gen.config import preset
+from gen.config import PRESETS, preset
 
 
 def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
@@ -32,6 +32,22 @@ def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
     assert core_ports["s_axil_wdata"]["dir"] == "input" and "irq" in core_ports
     assert man["register_map"]["registers"]["CTRL"]["offset"] == 0
     assert "rtl/star_core.v" in (a / "star_tiny.core").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_shows_and_generates(name, tmp_path, capsys):
+    """CLI smoke over every preset: show-config, and generate one top (star_sads: its lanes and
+    widths depend on every preset's shape, and it converts in seconds even at 128 lanes)."""
+    assert main(["show-config", "-p", name]) == 0
+    assert json.loads(capsys.readouterr().out)["config"] == PRESETS[name].to_dict()
+    assert main(["generate", "-p", name, "--tops", "star_sads", "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "rtl" / "filelist.f").read_text() == "star_sads.v\n"
+    text = (tmp_path / "rtl" / "star_sads.v").read_text()
+    assert text.count("module \\star_sads.lane") == PRESETS[name].lanes
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert list(man["tops"]) == ["star_sads"] and man["config"]["name"] == name
+    assert main(["generate", "-p", name, "--tops", "star_sads,nope"]) == 2
+    assert "--tops must name tops among star_core" in capsys.readouterr().err
 
 
 def test_register_map_renderings_agree(tmp_path):
@@ -95,16 +111,18 @@ def test_sim_runs_the_core_regression_with_waves(capsys):
 def test_synth_reports_cells_per_module(tmp_path, capsys):
     assert main(["synth", "-p", "tiny", "--top", "star_sads", "-o", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "synth.json").read_text())
-    sads = report["modules"]["star_sads"]
-    assert report["top"] == "star_sads" and sads["cells"] > 1000 and sads["flip_flops"] > 100
-    assert "| star_sads |" in (tmp_path / "synth.md").read_text()
+    lane = report["modules"]["star_sads.lane0"]
+    assert report["top"] == "star_sads" and lane["lanes"] == lane["instances"] == 4
+    assert lane["cells"] > 1000 and lane["flip_flops"] > 100
+    assert report["total"]["cells"] > 4 * lane["cells"]
+    assert "| star_sads.lane0 (one of 4 lanes) | 4 |" in (tmp_path / "synth.md").read_text()
     assert main(["synth", "-p", "tiny", "--top", "nope"]) == 2
     assert "--top must be one of star_core" in capsys.readouterr().err
 
 
 def test_bench_writes_report_json_and_plots(tmp_path, capsys):
     """A small `star bench`: dense and STAR jobs on the RTL, every job checked bit-exact."""
-    assert main(["bench", "-p", "tiny", "--seqs", "20,48", "--k", "2,25%", "-o",
+    assert main(["bench", "-p", "tiny", "--seqs", "20,48", "--k", "2,25%", "--area", "-o",
                  str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     labels = [r["label"] for r in report["results"]]
@@ -115,7 +133,10 @@ def test_bench_writes_report_json_and_plots(tmp_path, capsys):
         assert c["CYCLES"] > 0 and c["TILES"] == -(-r["seq_len"] // 16)
     text = (tmp_path / "report.md").read_text()
     assert "| random S=48 k=25% |" in text and "![cycles](cycles.png)" in text
-    for png in ("cycles.png", "bytes.png", "util.png"):
+    sufa_lane = report["area"]["modules"]["star_core.sufa.lane0"]
+    assert sufa_lane["instances"] == 4 and report["area"]["total"]["cells"] > 4 * sufa_lane["cells"]
+    assert "| SU-FA |" in text and "![area](area.png)" in text
+    for png in ("cycles.png", "bytes.png", "util.png", "area.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     assert main(["bench", "-p", "tiny", "--seqs", "20", "--k", "8"]) == 2
     assert "--k must be at most k_tile=4" in capsys.readouterr().err

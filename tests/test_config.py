@@ -56,7 +56,7 @@ def test_frozen():
 
 
 def test_unknown_preset():
-    with pytest.raises(ConfigError, match="preset must be one of bench, default, int8, tiny, not 'big'"):
+    with pytest.raises(ConfigError, match="preset must be one of bench, default, int8, paper, tiny, not 'big'"):
         preset("big")
 
 

