@@ -100,6 +100,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lanes", default="8,16,32,64,128", help="comma-separated lane counts")
     ap.add_argument("--out", default="docs/results/synth_scaling", help="report directory")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows of an earlier report.json in --out and measure only the "
+                         "lane counts it lacks (default: measure all)")
     args = ap.parse_args(argv)
     try:
         lanes = [int(x) for x in args.lanes.split(",")]
@@ -111,11 +114,17 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cmd = "python scripts/synth_scaling.py" + (f" --lanes {args.lanes}"
                                                 if args.lanes != "8,16,32,64,128" else "")
+    if args.resume:
+        cmd += " --resume (rows measured in separate runs)"
     rows = []
+    if args.resume and (out / "report.json").is_file():
+        rows = json.loads((out / "report.json").read_text())["rows"]
     for n in lanes:
+        if any(r["lanes"] == n for r in rows):
+            continue
         print(f"synth_scaling: lanes = {n} ...", file=sys.stderr, flush=True)
-        rows.append(measure(n, REPO / "build" / "synth_scaling"))
-        r = rows[-1]
+        r = measure(n, REPO / "build" / "synth_scaling")
+        rows = sorted(rows + [r], key=lambda x: x["lanes"])
         print(f"synth_scaling: lanes = {n}: convert {r['convert_s']} s, synth {r['synth_s']} s, "
               f"{r['total']['cells']:,} cells", file=sys.stderr, flush=True)
         (out / "report.json").write_text(json.dumps({"command": cmd, "machine": machine(),
