@@ -6,6 +6,7 @@
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
 #   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization, area -> docs/results/core_bench/
 #   make bench-synth       star_core generation + synthesis time and cells vs lanes up to the paper preset (~1 h)
+#   make bench-noc         mesh NoC latency/throughput per pattern, area, fmax -> docs/results/noc_bench/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
@@ -23,7 +24,7 @@ APT_PACKAGES = ccache liblz4-dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long bench-predictors bench-core bench-synth readme clean distclean
+.PHONY: all install install-synth verilog test test-long bench-predictors bench-core bench-synth bench-noc readme clean distclean
 
 all: test
 
@@ -85,6 +86,9 @@ bench-core: $(STAMP)
 
 bench-synth: $(STAMP)
 	$(PY) scripts/synth_scaling.py
+
+bench-noc: install-synth
+	$(PY) scripts/bench_noc.py
 
 readme: $(STAMP)
 	$(PY) -m gen.readme
