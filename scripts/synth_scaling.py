@@ -78,7 +78,8 @@ def markdown(rows, cmd: str) -> str:
         "memory cells (SRAM macros, counted in bits), one module per lane group "
         "synthesized and counted once per lane (the lanes are identical by construction; "
         "tests/test_synth.py checks the totals against synthesizing every lane). Cells are "
-        "Yosys generic gates ($_AND_, $_DFF_P_, ...), every instance counted.", "",
+        "Yosys generic gates ($_AND_, $_DFF_P_, ...), every instance counted. Times are "
+        "wall-clock seconds; other jobs may have shared the 2 cores (upper bounds).", "",
         "| lanes | Verilog (MB) | convert (s) | synth (s) | cells | flip-flops | memory bits | "
         "peak RSS python / yosys (GiB, so far) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
