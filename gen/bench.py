@@ -82,7 +82,8 @@ def utilization(c: dict, fmt) -> tuple[float, str]:
     return bounds[which] / c["CYCLES"], which
 
 
-def _rows(cfg, results):
+def bench_rows(cfg, results):
+    """Per result: (result, counters, its dense counters, utilization, bound, union fraction)."""
     fmt = Formats(cfg)
     dense = {}
     for r in results:
@@ -111,7 +112,7 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
         "(AXI read beats, keys predicted, SU-FA beats); utilization = bound / cycles.", "",
         "| case | cycles | vs dense | bytes read | vs dense | union | bound | utilization |",
         "|---|---|---|---|---|---|---|---|"]
-    for r, c, d, util, which, union in _rows(cfg, results):
+    for r, c, d, util, which, union in bench_rows(cfg, results):
         sp = "1" if r["dense"] else f"{d['CYCLES'] / c['CYCLES']:.2f}× fewer"
         by = "1" if r["dense"] else f"{d['BYTES_READ'] / c['BYTES_READ']:.2f}× fewer"
         lines.append(f"| {r['label']} | {c['CYCLES']:,} | {sp} | {c['BYTES_READ']:,} | {by} | "
@@ -155,7 +156,7 @@ def plots(cfg, results, outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     series: dict = {}
-    for r, c, _, util, _, _ in _rows(cfg, results):
+    for r, c, _, util, _, _ in bench_rows(cfg, results):
         if r["data"] != "random":
             continue
         mode = "dense" if r["dense"] else f"STAR k={r['frac']:.0%}"

@@ -45,11 +45,11 @@ def resolve_config(args) -> StarConfig:
 def cmd_generate(args) -> int:
     from .build import TOPS, generate
     cfg = resolve_config(args)
-    tops = args.tops.split(",") if args.tops else list(TOPS)
+    tops = list(TOPS) if args.tops is None else args.tops.split(",")
     unknown = [t for t in tops if t not in TOPS]
-    if unknown or not tops:
+    if unknown:
         raise UserError(f"--tops must name tops among {', '.join(TOPS)}, not "
-                        f"{', '.join(unknown) or repr(args.tops)}")
+                        f"{', '.join(map(repr, unknown))}")
     outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name
     written = generate(cfg, outdir, tops)
     for path in written:

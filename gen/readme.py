@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .bench import _rows
+from .bench import bench_rows
 from .config import StarConfig
 
 __all__ = ["BEGIN", "END", "section", "update"]
@@ -30,7 +30,7 @@ def _load(path: Path):
 
 def _core(report: dict) -> list[str]:
     cfg = StarConfig(**report["config"])
-    rows = list(_rows(cfg, report["results"]))
+    rows = list(bench_rows(cfg, report["results"]))
     lines = [
         f"**STAR core vs its own dense FlashAttention mode** (RTL cycle counts, `{cfg.name}` "
         f"preset: {cfg.data_bits}-bit, d = {cfg.head_dim}, {cfg.lanes} lanes, tile {cfg.tile}, "

