@@ -65,16 +65,18 @@ def packed_layout(cfg, q_len: int, seq_len: int, base: int = 0) -> dict:
     return out
 
 
-def tensor_span(cfg, regs: dict, name: str) -> tuple[int, int]:
-    """Return [start, end) bytes of tensor ``name`` (Q, K, V or O) under the registers."""
+def tensor_span(cfg, regs: dict, name: str, kv_rows: int | None = None) -> tuple[int, int]:
+    """Return [start, end) bytes of tensor ``name`` (Q, K, V or O) under the registers; K and V
+    have ``kv_rows`` rows (default SEQ_LEN)."""
     rb = Formats(cfg).row_bytes
-    n = regs["Q_LEN"] if name in ("Q", "O") else regs["SEQ_LEN"]
+    n = regs["Q_LEN"] if name in ("Q", "O") else regs["SEQ_LEN"] if kv_rows is None else kv_rows
     base = regs[f"{name}_BASE"]
     return base, base + (n - 1) * regs[f"{name}_STRIDE"] + rb
 
 
-def check_registers(cfg, regs: dict) -> ErrorCode:
-    """Return the core's start check for ``regs`` (missing registers hold their reset value)."""
+def check_registers(cfg, regs: dict, kv_rows: int | None = None) -> ErrorCode:
+    """Return the core's start check for ``regs`` (missing registers hold their reset value);
+    ``kv_rows``: rows of K and V in memory (default SEQ_LEN; a Spatial-STAR shard's)."""
     fmt = Formats(cfg)
     r = _regs(cfg, regs)
     mode = r["MODE"]
@@ -99,7 +101,7 @@ def check_registers(cfg, regs: dict) -> ErrorCode:
     if any(r[f"{n}_BASE"] % rb for n in names) \
             or any(r[f"{n}_STRIDE"] == 0 or r[f"{n}_STRIDE"] % rb for n in names):
         return ErrorCode.ALIGN
-    spans = {n: tensor_span(cfg, r, n) for n in names}
+    spans = {n: tensor_span(cfg, r, n, kv_rows) for n in names}
     if any(end > 1 << 32 for _, end in spans.values()):
         return ErrorCode.RANGE
     o_lo, o_hi = spans["O"]

@@ -1,8 +1,10 @@
 """Spatial-STAR: one attention job on N cores, the key sequence sharded by whole tiles, the
 partial softmax states merged in a fixed order (model of the multi-core array, bit-exact).
 
-* Sharding: core c of N owns tiles [c·n/N, (c+1)·n/N) of the n key tiles (contiguous, balanced
-  to one tile). SADS selects per tile, so every core selects exactly what one core would.
+* Sharding (:func:`shard_tiles`): with n key tiles and q, r = divmod(n, N), core c owns the
+  q + (c < r) tiles from c·q + min(c, r) (contiguous, balanced to one tile; every core owns at
+  least one tile when n >= N, which the array requires: ``ErrorCode.SHARD``). SADS selects per
+  tile, so every core selects exactly what one core would.
 * Each core runs SU-FA over its own tiles and keeps the partial state per query row: (has, m, l,
   o), o not yet divided by l (``has`` is false when the row selected nothing in the shard, e.g.
   every key of the shard is past its causal limit).
@@ -28,11 +30,15 @@ import numpy as np
 from gen.formats import Formats
 
 from . import sufa
-from .core import MODE_DENSE, run_job
+from hw.regmap import ErrorCode
+
+from .core import MODE_DENSE, _regs, run_job
+from .core import check_registers as check_core
 from .exp2 import weight
 from .recip import normalize
 
-__all__ = ["Partial", "shard_tiles", "partial_state", "merge", "merge_chain", "run_sharded"]
+__all__ = ["Partial", "shard_tiles", "shard_keys", "check_registers", "partial_state", "merge",
+           "merge_chain", "job_registers", "run_sharded"]
 
 
 @dataclass
@@ -46,8 +52,28 @@ class Partial:
 
 
 def shard_tiles(n_tiles: int, cores: int) -> list[range]:
-    """The tiles core c owns: [c·n/N, (c+1)·n/N) (some may be empty when n < N)."""
-    return [range(c * n_tiles // cores, (c + 1) * n_tiles // cores) for c in range(cores)]
+    """The tiles core c owns: q + (c < r) tiles from c·q + min(c, r), q, r = divmod(n, N)
+    (empty for c >= n when n < N)."""
+    q, r = divmod(n_tiles, cores)
+    return [range(c * q + min(c, r), (c + 1) * q + min(c + 1, r)) for c in range(cores)]
+
+
+def shard_keys(cfg, seq_len: int, cores: int) -> list[range]:
+    """The keys (rows of K and V) core c owns: its tiles' keys, the last shard cut at seq_len."""
+    return [range(t.start * cfg.tile, min(t.stop * cfg.tile, seq_len))
+            for t in shard_tiles(-(-seq_len // cfg.tile), cores)]
+
+
+def check_registers(cfg, regs: dict, cores: int) -> ErrorCode:
+    """The array's start check: the core's (:func:`golden.core.check_registers`) with the K and V
+    spans of the largest shard (core 0's, on the root channel beside Q and O), then SHARD when
+    SEQ_LEN has fewer tiles than the array has cores. Missing registers hold their reset value."""
+    r = _regs(cfg, regs)
+    shards = shard_keys(cfg, r["SEQ_LEN"], cores) if 1 <= r["SEQ_LEN"] <= cfg.max_seq else None
+    err = check_core(cfg, r, kv_rows=len(shards[0]) if shards else None)
+    if err == ErrorCode.NONE and -(-r["SEQ_LEN"] // cfg.tile) < cores:
+        err = ErrorCode.SHARD
+    return err
 
 
 def partial_state(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool) -> Partial:
@@ -81,6 +107,12 @@ def merge_chain(parts: list[Partial], mant: int, shift: int, fmt) -> Partial:
     return acc
 
 
+def job_registers(regs: dict) -> dict:
+    """``regs`` without the address registers: what :func:`golden.core.run_job` needs to model
+    the same job on one core (the array's shard layout is checked by :func:`check_registers`)."""
+    return {n: x for n, x in regs.items() if not n.endswith(("_BASE", "_STRIDE"))}
+
+
 @dataclass
 class ShardedResult:
     out: np.ndarray              # O [Q_LEN, d], data_bits integers
@@ -93,7 +125,10 @@ def run_sharded(cfg, q, k, v, regs: dict, cores: int) -> ShardedResult:
     if not 1 <= cores <= 64:
         raise ValueError(f"cores must be in [1, 64], not {cores}")
     fmt = Formats(cfg)
-    single = run_job(cfg, q, k, v, regs)         # start checks and the per-tile selections
+    err = check_registers(cfg, regs, cores)
+    if err != ErrorCode.NONE:
+        raise ValueError(f"the array would not start this job: error {err.name}")
+    single = run_job(cfg, q, k, v, job_registers(regs))     # the per-tile selections
     sel = single.sel
     mant, shift = int(regs["SCALE_MANT"]), int(regs["SCALE_SHIFT"])
     exact_max = bool(int(regs.get("MODE", 0)) & MODE_DENSE)

@@ -28,11 +28,13 @@ each unit: see its docstring.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from gen.config import ConfigError
 from gen.formats import Formats, unsigned_bits
@@ -40,11 +42,13 @@ from gen.formats import Formats, unsigned_bits
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
 from .csr import CsrBlock
 from .dlzs import DlzsPredictor
-from .regmap import ADDR_BITS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
+from .layouts import lane_row_layout
+from .merge import partial_layout
+from .regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
 from .sufa import SufaEngine
 
-__all__ = ["StarCore"]
+__all__ = ["StarCore", "first_error"]
 
 
 def onehot(value, n: int):
@@ -55,15 +59,46 @@ DEST_Q, DEST_K, DEST_V = 0, 1, 2
 
 
 class StarCore(wiring.Component):
-    def __init__(self, cfg):
+    """The STAR core; ``spatial``: a node core of the Spatial-STAR array (``hw/spatial.py``).
+
+    A node core has no register block: the array drives its job registers and ``start`` and
+    reads ``counters``; ``done`` pulses when its part of the job is over, ``error`` on an AXI
+    error response (the array checks the registers before starting its cores). It owns keys
+    [key_lo, key_lo + key_cnt) of the sequence, stored from K_BASE / V_BASE of its own memory
+    channel (local row i = key key_lo + i). Query rows come from memory (``root``) or from
+    ``q_in`` (in order, lanes 0..n-1 of each block); with ``forward`` every row the core takes is
+    passed on at ``q_out`` (the core waits for q_out.ready). Instead of O rows it sends its
+    partial state per query row at ``part`` (rows past Q_LEN are not sent), and the root writes
+    the array's final O rows that arrive at ``o_in`` (in query order) to O_BASE.
+    A block whose keys all lie before key_lo (causal) or whose lanes see no key of the shard
+    still gives SU-FA one beat without a selected key (it reads the V row of local key 0), so
+    its partials (has = 0) go out in order.
+    """
+
+    def __init__(self, cfg, spatial: bool = False):
         if cfg.pred_keys != 1:
             raise ConfigError(f"pred_keys must be 1 for star_core (K rows arrive at most one "
                               f"per cycle), not {cfg.pred_keys}")
         self.cfg = cfg
+        self.spatial = spatial
         self.fmt = Formats(cfg)
         self.axi_members = axi4_master_members("m_axi", cfg.axi_data_bits)
-        self.axil_members = axil_slave_members("s_axil")
-        super().__init__({**self.axi_members, **self.axil_members, "irq": Out(1)})
+        if spatial:
+            rows = stream.Signature(lane_row_layout(cfg))
+            members = {
+                "start": In(1), "done": Out(1), "error": Out(1),
+                "job": In(data.StructLayout({n: 32 for n in JOB_NAMES})),
+                "key_lo": In(unsigned_bits(cfg.max_seq)), "key_cnt": In(unsigned_bits(cfg.max_seq)),
+                "root": In(1), "forward": In(1),
+                "q_in": In(rows), "q_out": Out(rows),
+                "part": Out(stream.Signature(partial_layout(cfg))),
+                "o_in": In(stream.Signature(data.StructLayout({"row": lane_row_layout(cfg)["row"].shape}))),
+                "counters": Out(data.StructLayout({n: 32 for n, _ in COUNTERS})),
+            }
+            super().__init__({**self.axi_members, **members})
+        else:
+            self.axil_members = axil_slave_members("s_axil")
+            super().__init__({**self.axi_members, **self.axil_members, "irq": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -75,13 +110,23 @@ class StarCore(wiring.Component):
         key_bits = unsigned_bits(cfg.max_seq + Bc)
         lim_bits = key_bits + 1
 
-        m.submodules.csr = csr = CsrBlock(cfg)
-        for name, member in self.axil_members.items():
-            if member.flow == Out:
-                m.d.comb += getattr(self, name).eq(csr.port[name])
-            else:
-                m.d.comb += csr.port[name].eq(getattr(self, name))
-        m.d.comb += self.irq.eq(csr.irq)
+        spatial = self.spatial
+        if spatial:
+            csr = SimpleNamespace(
+                values={n: self.job[n] for n in JOB_NAMES},
+                counters={n: Signal(32, name=f"cnt_{n.lower()}") for n, _ in COUNTERS},
+                start=self.start, busy=Signal(), done_set=self.done, error_set=Signal(),
+                error_code=Signal(range(max(ErrorCode) + 1)), clear_status=Signal())
+            m.d.comb += self.error.eq(csr.error_set & (csr.error_code == ErrorCode.BUS))
+            m.d.comb += [self.counters[n].eq(c) for n, c in csr.counters.items()]
+        else:
+            m.submodules.csr = csr = CsrBlock(cfg)
+            for name, member in self.axil_members.items():
+                if member.flow == Out:
+                    m.d.comb += getattr(self, name).eq(csr.port[name])
+                else:
+                    m.d.comb += csr.port[name].eq(getattr(self, name))
+            m.d.comb += self.irq.eq(csr.irq)
 
         idx_bits = max(unsigned_bits(max(T - 1, 1)), lb + 1)
         tag_layout = data.StructLayout({"dest": 2, "idx": idx_bits, "last": 1})
@@ -89,13 +134,18 @@ class StarCore(wiring.Component):
         forward(m, self, axi, self.axi_members)
         m.submodules.pred = pred = DlzsPredictor(cfg)
         m.submodules.sads = sads = SadsSelector(cfg)
-        m.submodules.sufa = sufa = SufaEngine(cfg)
+        m.submodules.sufa = sufa = SufaEngine(cfg, partial=spatial)
 
         # ---- job registers, sampled at START ------------------------------------------------
         v = csr.values
         job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
         seq = job["SEQ_LEN"][:seq_bits]
         qlen = job["Q_LEN"][:seq_bits]
+        # the keys this core owns: [key_lo, key_lo + kseq) (a single core: all of them)
+        if spatial:
+            key_lo, kseq = Signal(seq_bits), Signal(seq_bits)
+        else:
+            key_lo, kseq = 0, seq
         causal, dense = job["MODE"][0], job["MODE"][1]
         m.d.comb += [
             sads.k.eq(job["K_TILE"]),
@@ -146,9 +196,22 @@ class StarCore(wiring.Component):
         is_q = resp.valid & (rtag.dest == DEST_Q)
         is_k = resp.valid & (rtag.dest == DEST_K)
         is_v = resp.valid & (rtag.dest == DEST_V)
+        q_ok = 1                                          # the Q row may be taken
+        q_take = is_q                                     # a Q row goes to the lanes
+        q_row = Signal(lane_row_layout(cfg))
+        m.d.comb += [q_row.lane.eq(rtag.idx), Value.cast(q_row.row).eq(resp.payload.row)]
+        if spatial:
+            # a Q row from memory (root) or the network, passed on at q_out with forward
+            q_wait = Signal()                             # a non-root core waits for rows
+            q_ok = ~self.forward | self.q_out.ready
+            with m.If(~self.root):
+                m.d.comb += [q_row.eq(self.q_in.payload), self.q_in.ready.eq(q_wait & q_ok)]
+            q_take = Mux(self.root, is_q, self.q_in.valid & q_wait) & q_ok
+            m.d.comb += [self.q_out.valid.eq(self.forward & Mux(self.root, is_q,
+                                                                self.q_in.valid & q_wait)),
+                         self.q_out.payload.eq(q_row)]
         for port in (pred.q, sufa.q):
-            m.d.comb += [port.valid.eq(is_q), port.payload.lane.eq(rtag.idx),
-                         Value.cast(port.payload.row).eq(resp.payload.row)]
+            m.d.comb += [port.valid.eq(q_take), port.payload.eq(q_row)]
         m.d.comb += [
             pred.k.valid.eq(is_k),
             Value.cast(pred.k.payload.keys).eq(resp.payload.row),
@@ -156,7 +219,7 @@ class StarCore(wiring.Component):
             kw.addr.eq(rtag.idx), kw.data.eq(resp.payload.row), kw.en.eq(is_k & pred.k.ready),
             vfifo.w_en.eq(is_v), vfifo.w_data.eq(resp.payload.row),
             resp.ready.eq(Mux(rtag.dest == DEST_K, pred.k.ready,
-                              Mux(rtag.dest == DEST_V, vfifo.w_rdy, 1))),
+                              Mux(rtag.dest == DEST_V, vfifo.w_rdy, q_ok))),
             sufa.v.valid.eq(vfifo.r_rdy), Value.cast(sufa.v.payload.row).eq(vfifo.r_data),
             vfifo.r_en.eq(sufa.v.ready),
         ]
@@ -177,9 +240,10 @@ class StarCore(wiring.Component):
         f_tile = f_key[lb:]
         run = Signal()
         f_last = Signal()
-        m.d.comb += f_last.eq((f_key == seq - 1) | (f_key[:lb] == Bc - 1))
+        m.d.comb += f_last.eq((f_key == kseq - 1) | (f_key[:lb] == Bc - 1))
         kv, ka, kt = req[DEST_K]
-        m.d.comb += [kv.eq(run & (f_tile < n_t) & (f_tile < b_done + 2)), ka.eq(f_addr),
+        empty = Signal()            # node core: the block sees no key of this shard
+        m.d.comb += [kv.eq(run & ~empty & (f_tile < n_t) & (f_tile < b_done + 2)), ka.eq(f_addr),
                      kt.idx.eq(Cat(f_key[:lb], f_tile[0])), kt.last.eq(f_last)]
         with m.If(grant[DEST_K]):
             m.d.sync += f_addr.eq(f_addr + job["K_STRIDE"])
@@ -249,8 +313,8 @@ class StarCore(wiring.Component):
             m.d.sync += [
                 rem.eq(rem_next), s1_last.eq(rem_next == 0),
                 s1_final.eq((rem_next == 0) & (b_tile == n_t - 1)),
-                s1_use.eq(Cat(*(u.bit_select(low, 1) for u in use_r))),
-                s1_top.eq(Cat(*(u.bit_select(low, 1) for u in top_r))),
+                s1_use.eq(Mux(empty, 0, Cat(*(u.bit_select(low, 1) for u in use_r)))),
+                s1_top.eq(Mux(empty, 0, Cat(*(u.bit_select(low, 1) for u in top_r)))),
             ]
             with m.If(rem_next == 0):
                 m.d.sync += [b_emit.eq(0), b_tile.eq(b_tile + 1), b_done.eq(b_done + 1)]
@@ -277,16 +341,33 @@ class StarCore(wiring.Component):
         o_row = Signal(seq_bits + 1)                      # query row of the next output row
         blocks_in, blocks_out = Signal(seq_bits), Signal(seq_bits)
         o_fire = sufa.o.valid & sufa.o.ready
-        m.d.comb += [
-            axi.wr_req.valid.eq(busy & sufa.o.valid & (o_row < qlen)),
-            axi.wr_req.payload.addr.eq(o_addr),
-            axi.wr_req.payload.row.eq(Value.cast(sufa.o.payload.row)),
-            sufa.o.ready.eq(busy & ((o_row >= qlen) | axi.wr_req.ready)),
-        ]
-        with m.If(o_fire):
-            m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_row.eq(o_row + 1)]
-            with m.If(sufa.o.payload.lane == T - 1):
-                m.d.sync += blocks_out.eq(blocks_out + 1)
+        if spatial:
+            # partials to the network; the root writes the array's O rows from o_in
+            o_done = Signal(seq_bits + 1)                 # O rows written (root)
+            m.d.comb += [
+                self.part.valid.eq(busy & sufa.o.valid & (o_row < qlen)),
+                self.part.payload.eq(sufa.o.payload.part),
+                sufa.o.ready.eq(busy & ((o_row >= qlen) | self.part.ready)),
+                axi.wr_req.valid.eq(busy & self.o_in.valid),
+                axi.wr_req.payload.addr.eq(o_addr),
+                axi.wr_req.payload.row.eq(Value.cast(self.o_in.payload.row)),
+                self.o_in.ready.eq(busy & axi.wr_req.ready),
+            ]
+            with m.If(o_fire):
+                m.d.sync += o_row.eq(o_row + 1)
+            with m.If(self.o_in.valid & self.o_in.ready):
+                m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_done.eq(o_done + 1)]
+        else:
+            m.d.comb += [
+                axi.wr_req.valid.eq(busy & sufa.o.valid & (o_row < qlen)),
+                axi.wr_req.payload.addr.eq(o_addr),
+                axi.wr_req.payload.row.eq(Value.cast(sufa.o.payload.row)),
+                sufa.o.ready.eq(busy & ((o_row >= qlen) | axi.wr_req.ready)),
+            ]
+            with m.If(o_fire):
+                m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_row.eq(o_row + 1)]
+        with m.If(o_fire & (sufa.o.payload.lane == T - 1)):
+            m.d.sync += blocks_out.eq(blocks_out + 1)
         drain = Signal(range(sufa.score_latency + 2))
 
         m.d.comb += csr.busy.eq(busy)
@@ -297,6 +378,8 @@ class StarCore(wiring.Component):
             with m.State("IDLE"):
                 with m.If(csr.start):
                     m.d.sync += [job[n].eq(v[n]) for n in JOB_NAMES]
+                    if spatial:
+                        m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
                     m.d.comb += [clear.eq(1), csr.clear_status.eq(1)]
                     m.next = "CHECK_ENDS"
             with m.State("CHECK_ENDS"):
@@ -307,7 +390,8 @@ class StarCore(wiring.Component):
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
-                m.d.comb += error.eq(self._first_error(job, ends, seq, qlen, causal, dense))
+                if not spatial:      # the array checks the job before it starts its cores
+                    m.d.comb += error.eq(first_error(cfg, job, ends, causal, dense))
                 with m.If(error != 0):
                     m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
                                  csr.done_set.eq(1)]
@@ -315,6 +399,8 @@ class StarCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"]), o_addr.eq(job["O_BASE"]),
                                  o_row.eq(0), blocks_in.eq(0), blocks_out.eq(0)]
+                    if spatial:
+                        m.d.sync += o_done.eq(0)
                     m.next = "BLOCK"
             with m.State("BLOCK"):
                 m.d.comb += busy.eq(1)
@@ -324,15 +410,33 @@ class StarCore(wiring.Component):
                 m.d.sync += [n_act.eq(na), q_lane.eq(0), f_key.eq(0), f_addr.eq(job["K_BASE"]),
                              b_done.eq(0), b_tile.eq(0), p_key.eq(0),
                              blocks_in.eq(blocks_in + 1)]
-                m.d.sync += active.eq(Cat(*(t < na for t in range(T))))
-                for t in range(T):
-                    m.d.sync += lim[t].eq(Mux(causal, qb + t + off, seq - 1))
+                # last visible key of each lane and of the block (global key index)
+                glim = [Mux(causal, qb + t + off, seq - 1) for t in range(T)]
                 maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
-                m.d.sync += n_t.eq((maxlim >> lb) + 1)
+                if spatial:
+                    # in local keys of the shard; a lane (block) before key_lo sees nothing
+                    def local(x):
+                        return Mux(x - key_lo >= kseq, kseq - 1, x - key_lo)
+                    m.d.sync += active.eq(Cat(*((t < na) & (glim[t] >= key_lo)
+                                                for t in range(T))))
+                    m.d.sync += [lim[t].eq(local(glim[t])) for t in range(T)]
+                    m.d.sync += [empty.eq(maxlim < key_lo), b_emit.eq(maxlim < key_lo),
+                                 n_t.eq(Mux(maxlim < key_lo, 1, (local(maxlim) >> lb) + 1))]
+                else:
+                    m.d.sync += active.eq(Cat(*(t < na for t in range(T))))
+                    m.d.sync += [lim[t].eq(glim[t]) for t in range(T)]
+                    m.d.sync += n_t.eq((maxlim >> lb) + 1)
                 m.next = "QREAD"
             with m.State("QREAD"):
-                m.d.comb += [busy.eq(1), qv.eq(1)]
-                with m.If(grant[DEST_Q]):
+                m.d.comb += busy.eq(1)
+                if spatial:
+                    # a non-root core counts the rows it takes from the network
+                    m.d.comb += [qv.eq(self.root), q_wait.eq(~self.root)]
+                    got = Mux(self.root, grant[DEST_Q], q_take)
+                else:
+                    m.d.comb += qv.eq(1)
+                    got = grant[DEST_Q]
+                with m.If(got):
                     m.d.sync += [q_lane.eq(q_lane + 1), q_addr.eq(q_addr + job["Q_STRIDE"])]
                     with m.If(q_lane == n_act - 1):
                         m.next = "RUN"
@@ -354,7 +458,10 @@ class StarCore(wiring.Component):
                         m.next = "BLOCK"
             with m.State("FINISH"):
                 m.d.comb += busy.eq(1)
-                with m.If(axi.wr_idle & (blocks_out == blocks_in)):
+                all_out = blocks_out == blocks_in
+                if spatial:
+                    all_out &= ~self.root | (o_done == qlen)
+                with m.If(axi.wr_idle & all_out):
                     m.d.comb += csr.done_set.eq(1)
                     m.next = "IDLE"
 
@@ -381,46 +488,50 @@ class StarCore(wiring.Component):
         count("SUFA_STALL", sufa.k.valid & ~sufa.k.ready)
         count("BYTES_READ", axi.r_beat, fmt.bus_bytes)
         count("BYTES_WRITTEN", axi.w_beat, fmt.bus_bytes)
-        count("KV_ROWS", k_fire)
+        count("KV_ROWS", k_fire & (Value.cast(sufa.k.payload.use) != 0))   # not a null beat
         count("KEYS_SELECTED", k_fire, sum(sufa.k.payload.use[t] for t in range(T)))
         count("TILES", sads.o.valid & sads.o.ready)
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
         return m
 
-    def _first_error(self, job, ends, seq, qlen, causal, dense):
-        """The error code of the first failing start check (0: none), combinational."""
-        cfg, fmt = self.cfg, self.fmt
-        RB = fmt.row_bytes
-        lo = RB.bit_length() - 1
+def first_error(cfg, job, ends, causal, dense):
+    """The error code of the first failing start check (0: none), combinational. ``job``: the
+    sampled job registers by name; ``ends``: the end address (+ 1) of each tensor (Q, K, V, O).
+    """
+    fmt = Formats(cfg)
+    RB = fmt.row_bytes
+    seq_bits = unsigned_bits(cfg.max_seq)
+    seq, qlen = job["SEQ_LEN"][:seq_bits], job["Q_LEN"][:seq_bits]
+    lo = RB.bit_length() - 1
 
-        def aligned(x):
-            return x[:lo] == 0 if lo else 1
+    def aligned(x):
+        return x[:lo] == 0 if lo else 1
 
-        bases = [job[f"{n}_BASE"] for n in "QKVO"]
-        strides = [job[f"{n}_STRIDE"] for n in "QKVO"]
-        o_lo, o_hi = job["O_BASE"], ends["O"]
-        overlap = 0
-        for n in "QKV":
-            overlap = overlap | ((o_lo < ends[n]) & (job[f"{n}_BASE"] < o_hi))
-        checks = [
-            (ErrorCode.SEQ_LEN, (job["SEQ_LEN"] == 0) | (job["SEQ_LEN"] > cfg.max_seq)),
-            (ErrorCode.Q_LEN, (job["Q_LEN"] == 0) | (job["Q_LEN"] > cfg.max_seq)),
-            (ErrorCode.K_TILE, ~dense & ((job["K_TILE"] == 0) | (job["K_TILE"] > cfg.k_tile))),
-            (ErrorCode.RADIUS, (job["RADIUS"] != RADIUS_OFF_VALUE)
-             & (job["RADIUS"] > fmt.radius_max)),
-            (ErrorCode.SCALE, (job["SCALE_MANT"] == 0) | (job["SCALE_MANT"] >> cfg.scale_bits != 0)
-             | (job["SCALE_SHIFT"] < cfg.exp_frac_bits) | (job["SCALE_SHIFT"] > 63)),
-            (ErrorCode.MODE, job["MODE"] > 3),
-            (ErrorCode.CAUSAL_LEN, causal & (qlen > seq)),
-            (ErrorCode.ALIGN, sum(~aligned(x) for x in bases + strides)
-             + sum(x == 0 for x in strides) != 0),
-            (ErrorCode.RANGE, sum(e > (1 << ADDR_BITS) for e in ends.values()) != 0),
-            (ErrorCode.OVERLAP, overlap),
-        ]
-        code = 0
-        for err, cond in reversed(checks):
-            code = Mux(cond, err, code)
-        return code
+    bases = [job[f"{n}_BASE"] for n in "QKVO"]
+    strides = [job[f"{n}_STRIDE"] for n in "QKVO"]
+    o_lo, o_hi = job["O_BASE"], ends["O"]
+    overlap = 0
+    for n in "QKV":
+        overlap = overlap | ((o_lo < ends[n]) & (job[f"{n}_BASE"] < o_hi))
+    checks = [
+        (ErrorCode.SEQ_LEN, (job["SEQ_LEN"] == 0) | (job["SEQ_LEN"] > cfg.max_seq)),
+        (ErrorCode.Q_LEN, (job["Q_LEN"] == 0) | (job["Q_LEN"] > cfg.max_seq)),
+        (ErrorCode.K_TILE, ~dense & ((job["K_TILE"] == 0) | (job["K_TILE"] > cfg.k_tile))),
+        (ErrorCode.RADIUS, (job["RADIUS"] != RADIUS_OFF_VALUE)
+         & (job["RADIUS"] > fmt.radius_max)),
+        (ErrorCode.SCALE, (job["SCALE_MANT"] == 0) | (job["SCALE_MANT"] >> cfg.scale_bits != 0)
+         | (job["SCALE_SHIFT"] < cfg.exp_frac_bits) | (job["SCALE_SHIFT"] > 63)),
+        (ErrorCode.MODE, job["MODE"] > 3),
+        (ErrorCode.CAUSAL_LEN, causal & (qlen > seq)),
+        (ErrorCode.ALIGN, sum(~aligned(x) for x in bases + strides)
+         + sum(x == 0 for x in strides) != 0),
+        (ErrorCode.RANGE, sum(e > (1 << ADDR_BITS) for e in ends.values()) != 0),
+        (ErrorCode.OVERLAP, overlap),
+    ]
+    code = 0
+    for err, cond in reversed(checks):
+        code = Mux(cond, err, code)
+    return code
 
 
 class LaneMask(Elaboratable):

@@ -38,6 +38,7 @@ class ErrorCode(IntEnum):
     OVERLAP = 10      # the O tensor overlaps Q, K or V
     START_BUSY = 11   # START written while a job runs (the running job continues)
     BUS = 12          # an AXI read or write response was not OKAY (the job completes, its O is void)
+    SHARD = 13        # Spatial-STAR array only: SEQ_LEN has fewer tiles than the array has cores
 
 
 @dataclass(frozen=True)

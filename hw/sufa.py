@@ -20,6 +20,10 @@ Ports
             ``final`` (with ``last``) ends the query block.
     v       In stream {row[d]}: V beats, one per K beat, same order.
     o       Out stream {lane, row[d]}: the output rows of a block, lanes 0..T-1 in order.
+            With ``partial`` (Spatial-STAR): {lane, part} instead, ``part`` the lane's state
+            {has, m, l, o[d]} (``hw.merge.partial_layout``) not divided by l: the block ends
+            after its last beat leaves the accumulate pipeline (no reciprocal, no normalisation;
+            the lanes have no reciprocal unit).
     mant, shift     In: runtime score scale; exact_max In: dense-baseline mode.
     rescales, merges Out: counts of max-assurance rescales and of state rescales at tile starts
             (summed over lanes) since reset or ``clear``.
@@ -45,21 +49,24 @@ from gen.formats import Formats, unsigned_bits
 from .dot import dot_latency, dot_product
 from .exp2 import Exp2Unit
 from .layouts import lane_row_layout
+from .merge import partial_layout
 from .recip import Reciprocal
 
 __all__ = ["SufaEngine", "SufaLane"]
 
 
 class SufaEngine(wiring.Component):
-    def __init__(self, cfg):
+    def __init__(self, cfg, partial: bool = False):
         self.cfg = cfg
+        self.partial = partial
         self.fmt = fmt = Formats(cfg)
         self.score_latency = dot_latency(cfg.head_dim)
         super().__init__({
             "q": In(stream.Signature(self.query_layout(cfg))),
             "k": In(stream.Signature(self.key_layout(cfg))),
             "v": In(stream.Signature(self.value_layout(cfg))),
-            "o": Out(stream.Signature(self.query_layout(cfg))),
+            "o": Out(stream.Signature(self.partial_out_layout(cfg) if partial
+                                      else self.query_layout(cfg))),
             "mant": In(unsigned(fmt.scale_bits)),
             "shift": In(unsigned(fmt.scale_shift_bits)),
             "exact_max": In(1),
@@ -72,6 +79,12 @@ class SufaEngine(wiring.Component):
     def query_layout(cfg) -> data.StructLayout:
         """The q and o stream payloads: a row of one lane."""
         return lane_row_layout(cfg)
+
+    @staticmethod
+    def partial_out_layout(cfg) -> data.StructLayout:
+        """The o stream payload with ``partial``: a lane's partial state."""
+        return data.StructLayout({"lane": lane_row_layout(cfg)["lane"].shape,
+                                  "part": partial_layout(cfg)})
 
     @staticmethod
     def key_layout(cfg) -> data.StructLayout:
@@ -91,7 +104,7 @@ class SufaEngine(wiring.Component):
         cfg, fmt = self.cfg, self.fmt
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
         sb = fmt.score_bits
-        lanes = [SufaLane(cfg) for _ in range(T)]
+        lanes = [SufaLane(cfg, self.partial) for _ in range(T)]
         for t, lane in enumerate(lanes):
             m.submodules[f"lane{t}"] = lane
             m.d.comb += [lane.mant.eq(self.mant), lane.shift.eq(self.shift)]
@@ -157,7 +170,7 @@ class SufaEngine(wiring.Component):
 
         sel_e = Signal(range(d + 1))               # d = L, else O[sel_e]
         normalizing = Signal()
-        cmd = Signal(SufaLane.Cmd)
+        cmd = Signal(SufaLane.cmd_layout(self.partial))
         for t, lane in enumerate(lanes):
             m.d.comb += [
                 lane.tile_start.eq(tile_start), lane.tile_m_in.eq(tile_head.m[t]),
@@ -224,25 +237,33 @@ class SufaEngine(wiring.Component):
                     m.next = "RUN"
             with m.State("FINAL"):
                 with m.If(~busy_pipe):
-                    m.d.comb += cmd.recip_start.eq(1)
-                    m.next = "RECIP"
-            with m.State("RECIP"):
-                with m.If(lanes[0].recip_done):
-                    m.d.comb += cmd.load_recip.eq(1)
-                    m.d.sync += [sel_e.eq(0), normalizing.eq(1)]
-                    m.next = "NORM"
-            with m.State("NORM"):
-                m.d.comb += cmd.norm.eq(1)
-                m.d.sync += sel_e.eq(sel_e + 1)
-                with m.If(sel_e == d - 1):
-                    m.d.sync += [out_lane.eq(0), normalizing.eq(0)]
-                    m.next = "OUT"
+                    if self.partial:
+                        m.d.sync += out_lane.eq(0)
+                        m.next = "OUT"
+                    else:
+                        m.d.comb += cmd.recip_start.eq(1)
+                        m.next = "RECIP"
+            if not self.partial:
+                with m.State("RECIP"):
+                    with m.If(lanes[0].recip_done):
+                        m.d.comb += cmd.load_recip.eq(1)
+                        m.d.sync += [sel_e.eq(0), normalizing.eq(1)]
+                        m.next = "NORM"
+                with m.State("NORM"):
+                    m.d.comb += cmd.norm.eq(1)
+                    m.d.sync += sel_e.eq(sel_e + 1)
+                    with m.If(sel_e == d - 1):
+                        m.d.sync += [out_lane.eq(0), normalizing.eq(0)]
+                        m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.lane.eq(out_lane)]
                 with m.Switch(out_lane):
                     for t, lane in enumerate(lanes):
                         with m.Case(t):
-                            m.d.comb += self.o.payload.row.eq(lane.o_row)
+                            if self.partial:
+                                m.d.comb += self.o.payload.part.eq(lane.state)
+                            else:
+                                m.d.comb += self.o.payload.row.eq(lane.o_row)
                 with m.If(self.o.ready):
                     m.d.sync += out_lane.eq(out_lane + 1)
                     with m.If(out_lane == T - 1):
@@ -278,8 +299,17 @@ class SufaLane(Elaboratable):
         "clear_block": 1,   # block done: clear the state
     })
 
-    def __init__(self, cfg):
+    @classmethod
+    def cmd_layout(cls, partial: bool) -> data.StructLayout:
+        """``Cmd``, without the normalisation strobes for a lane that keeps its state."""
+        if not partial:
+            return cls.Cmd
+        return data.StructLayout({name: field.shape for name, field in cls.Cmd
+                                  if name not in ("recip_start", "load_recip", "norm")})
+
+    def __init__(self, cfg, partial: bool = False):
         self.cfg = cfg
+        self.partial = partial
         self.fmt = fmt = Formats(cfg)
         d, b, sb = cfg.head_dim, cfg.data_bits, fmt.score_bits
         row = data.ArrayLayout(signed(b), d)
@@ -297,9 +327,10 @@ class SufaLane(Elaboratable):
         self.p_use, self.v_row, self.acc = Signal(), Signal(row), Signal()
         self.sel_e = Signal(range(d + 1))
         self.normalizing = Signal()
-        self.cmd = Signal(self.Cmd)
+        self.cmd = Signal(self.cmd_layout(partial))
         self.grow, self.over, self.recip_done = Signal(), Signal(), Signal()
         self.o_row = Signal(row)
+        self.state = Signal(partial_layout(cfg))    # {has, m (0 without has), l, o}
 
     def elaborate(self, platform):
         m = Module()
@@ -370,9 +401,12 @@ class SufaLane(Elaboratable):
                 m.d.comb += x.eq(L)
         prod = Signal(signed(fmt.o_bits + len(f_reg) + 1))
         m.d.comb += prod.eq(x * f_reg)
-        sh = Mux(self.normalizing, nshift, P)
         mul_out = Signal(signed(len(prod) + 1))
-        m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(nshift)])) >> sh)
+        if self.partial:
+            m.d.comb += mul_out.eq((prod + (1 << (P - 1))) >> P)
+        else:
+            sh = Mux(self.normalizing, nshift, P)
+            m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(nshift)])) >> sh)
         with m.If(cmd.load_factor):
             m.d.sync += f_reg.eq(Mux(pend, exp.p, 1 << P))
         with m.If(cmd.scale):
@@ -385,17 +419,21 @@ class SufaLane(Elaboratable):
         with m.If(cmd.commit & pend):
             m.d.sync += M.eq(pend_m)
 
-        m.submodules.recip = recip = Reciprocal(cfg)
-        m.d.comb += [recip.l.eq(L), recip.start.eq(cmd.recip_start),
-                     self.recip_done.eq(recip.done)]
-        with m.If(cmd.load_recip):
-            m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift)]
-        sat = Mux(mul_out > fmt.qmax, fmt.qmax, Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
-        with m.If(cmd.norm):
-            with m.Switch(self.sel_e):
-                for e in range(d):
-                    with m.Case(e):
-                        m.d.sync += self.o_row[e].eq(sat)
+        m.d.comb += [self.state.has.eq(has), self.state.m.eq(Mux(has, M, 0)),
+                     self.state.l.eq(L)]
+        m.d.comb += [self.state.o[e].eq(O[e]) for e in range(d)]
+        if not self.partial:
+            m.submodules.recip = recip = Reciprocal(cfg)
+            m.d.comb += [recip.l.eq(L), recip.start.eq(cmd.recip_start),
+                         self.recip_done.eq(recip.done)]
+            with m.If(cmd.load_recip):
+                m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift)]
+            sat = Mux(mul_out > fmt.qmax, fmt.qmax, Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
+            with m.If(cmd.norm):
+                with m.Switch(self.sel_e):
+                    for e in range(d):
+                        with m.Case(e):
+                            m.d.sync += self.o_row[e].eq(sat)
         with m.If(cmd.clear_block):
             m.d.sync += [has.eq(0), L.eq(0)] + [o.eq(0) for o in O]
         return m

@@ -1,0 +1,127 @@
+"""Wide fixed-width messages over the NoC's NI word streams: a serializer and a deserializer.
+
+A message of ``width`` bits travels as n = ceil(width / flit_bits) words, least-significant
+flit_bits first; the last word is zero-padded and carries ``last`` = 1. The NI cuts a message
+longer than ``max_packet_flits`` words into several packets; the Deserializer counts words, so it
+reassembles them as long as only this one sender's messages reach its node (packets from one
+source to one destination arrive in order, but packets from different sources interleave).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .flit import eject_layout, inject_layout
+
+__all__ = ["Serializer", "Deserializer"]
+
+
+def _words(noc_cfg, width) -> int:
+    """n = ceil(width / flit_bits), after checking ``width``."""
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"width must be an int >= 1, not {width!r}")
+    return -(-width // noc_cfg.flit_bits)
+
+
+class Serializer(wiring.Component):
+    """Send ``width``-bit messages as n inject words to the constant node ``dst`` = (x, y).
+
+    Ports
+        i   In stream of ``width``-bit unsigned messages.
+        o   Out stream :func:`~hw.noc.flit.inject_layout` {dst, data, last}: word j of a message
+            has data = message bits [j·flit_bits, (j+1)·flit_bits) (zero above ``width``),
+            last = (j == n - 1) and dst = ``dst`` on every word.
+    Latency: 1 cycle from a message's transfer on i to its first word valid on o.
+    Throughput: one word per cycle: n cycles per message, back-to-back with no bubble.
+    Backpressure: a held message shifts out one word per o transfer; o.valid is a register
+    (it does not depend on o.ready). i.ready = no message held, or the last word is being taken
+    this cycle (so i.ready depends combinationally on o.ready, not on i.valid).
+    """
+
+    def __init__(self, noc_cfg, width: int, dst: tuple[int, int]):
+        self.words = _words(noc_cfg, width)
+        x, y = dst
+        if not (0 <= x < noc_cfg.cols and 0 <= y < noc_cfg.rows):
+            raise ValueError(f"dst must be a node (x, y) of the {noc_cfg.cols}x{noc_cfg.rows} "
+                             f"mesh, not {dst!r}")
+        self.noc_cfg, self.width, self.dst = noc_cfg, width, (x, y)
+        super().__init__({
+            "i": In(stream.Signature(width)),
+            "o": Out(stream.Signature(inject_layout(noc_cfg))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fb, n = self.noc_cfg.flit_bits, self.words
+        buf = Signal(n * fb, name="buf")                  # held message, next word lowest
+        count = Signal(range(max(2, n)), name="count")    # words of it already sent
+        full = Signal(name="full")
+        last = count == n - 1
+        take = self.o.valid & self.o.ready
+        word = self.o.payload
+        m.d.comb += [
+            self.o.valid.eq(full),
+            word.dst.x.eq(self.dst[0]),
+            word.dst.y.eq(self.dst[1]),
+            word.data.eq(buf[:fb]),
+            word.last.eq(last),
+            self.i.ready.eq(~full | (take & last)),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [buf.eq(self.i.payload), count.eq(0), full.eq(1)]
+        with m.Elif(take):
+            m.d.sync += buf.eq(buf >> fb)
+            with m.If(last):
+                m.d.sync += [count.eq(0), full.eq(0)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+        return m
+
+
+class Deserializer(wiring.Component):
+    """Collect every n eject words into one ``width``-bit message.
+
+    Ports
+        i   In stream :func:`~hw.noc.flit.eject_layout` {src, data, last}: a message is the next
+            n words (``src`` and ``last`` are ignored; word n - 1 of a Serializer's message
+            carries last = 1). Data bits above ``width`` in the last word are dropped.
+        o   Out stream of ``width``-bit unsigned messages; valid held, payload stable, until taken.
+    Latency: 1 cycle from the transfer of a message's n-th word to o.valid.
+    Throughput: one word per cycle: n cycles per message, back-to-back with no bubble while o is
+    taken in the cycle it becomes valid.
+    Backpressure: words shift into one n·flit_bits register. i.ready = ~o.valid | o.ready: words
+    are taken while no message waits, and the next message's first word in the cycle the waiting
+    one is taken (i.ready depends combinationally on o.ready, not on i.valid); o.valid is a
+    register.
+    """
+
+    def __init__(self, noc_cfg, width: int):
+        self.words = _words(noc_cfg, width)
+        self.noc_cfg, self.width = noc_cfg, width
+        super().__init__({
+            "i": In(stream.Signature(eject_layout(noc_cfg))),
+            "o": Out(stream.Signature(width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fb, n = self.noc_cfg.flit_bits, self.words
+        buf = Signal(n * fb, name="buf")                  # words enter at the top, word 0 ends lowest
+        count = Signal(range(max(2, n)), name="count")    # words of the message received
+        full = Signal(name="full")
+        m.d.comb += [
+            self.o.valid.eq(full),
+            self.o.payload.eq(buf[:self.width]),
+            self.i.ready.eq(~full | self.o.ready),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += full.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += buf.eq(Cat(buf[fb:], self.i.payload.data))
+            with m.If(count == n - 1):
+                m.d.sync += [count.eq(0), full.eq(1)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+        return m

@@ -1,0 +1,237 @@
+"""Spatial-STAR: R×C STAR cores on a mesh NoC, the key sequence sharded across the cores.
+
+Model: :func:`golden.spatial.run_sharded` (bit-exact O); start check
+:func:`golden.spatial.check_registers`. Configuration: :class:`gen.spatial_config.SpatialConfig`.
+User documentation: ``docs/spatial.md``.
+
+Structure. Core c (c = 0 .. N-1) sits at mesh node ``order[c]``, a snake through the mesh, so
+cores c and c + 1 are mesh neighbours. Every core is a :class:`~hw.core.StarCore` node core
+(``spatial``) with its own AXI4 master (``m<c>_axi_*``, its memory channel); one AXI4-Lite
+register block (``s_axil_*``, the core's register map, ``hw/regmap.py``) runs the array.
+
+* Sharding: with n = ceil(SEQ_LEN / tile) key tiles and q, r = divmod(n, N), core c owns the
+  q + (c < r) tiles from tile c·q + min(c, r); its K and V rows are in its own channel from
+  K_BASE / V_BASE (local row i = its i-th key). Q and O are in core 0's channel (the root).
+* Queries: the root reads each block's Q rows from memory; every core passes the rows it takes
+  on to core c + 1 over the query network (a relay: each link carries each row once).
+* Partials: each core sends, per query row, its partial softmax state (has, m, l, o) towards
+  core 0 over the partial network; core c merges its own state with the one arriving from core
+  c + 1 (:class:`~hw.merge.PartialMerge`, the tile-merge rule) and sends the result on, so the
+  merge order is golden.spatial.merge_chain's. At the root, :class:`~hw.normalize.Normalize`
+  divides by l once and the root core writes the O row.
+* Two physical meshes (:class:`~hw.noc.mesh.Mesh`), one for query rows and one for partials:
+  no message of one kind can block the other, so the relay and the merge chain cannot deadlock
+  (each network's traffic only waits on its own consumers).
+
+Throughput: the cores overlap query blocks as a single core does; per block a node also moves
+T query rows and T partials (a few flits each, one flit per cycle per link) and merges T pairs
+(d + 6 cycles each) beside its core, so for shards of a few tiles or more the array runs at the
+cores' rate. Latency of a block's O rows after the last core finishes it: about N·(d + 6 + the
+message flits) cycles (the merge chain). Backpressure: every transfer is valid/ready; a slow
+memory channel stalls its core, which stalls the relay and the merge chain behind it.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import Out
+
+from gen.formats import Formats, unsigned_bits
+
+from .axi import axi4_master_members, axil_slave_members
+from .core import StarCore, first_error
+from .csr import CsrBlock
+from .layouts import lane_row_layout
+from .merge import PartialMerge, partial_layout
+from .noc.mesh import Mesh
+from .noc.message import Deserializer, Serializer
+from .normalize import Normalize
+from .regmap import COUNTERS, JOB_NAMES, ErrorCode
+
+__all__ = ["SpatialStar"]
+
+
+def _fifo_link(m: Module, name: str, src, dst, depth: int):
+    """src stream -> a SyncFIFOBuffered of ``depth`` entries -> dst stream (payload as bits)."""
+    fifo = m.submodules[name] = SyncFIFOBuffered(width=len(Value.cast(src.payload)), depth=depth)
+    m.d.comb += [fifo.w_en.eq(src.valid), fifo.w_data.eq(src.payload), src.ready.eq(fifo.w_rdy),
+                 dst.valid.eq(fifo.r_rdy), dst.payload.eq(fifo.r_data), fifo.r_en.eq(dst.ready)]
+
+
+class SpatialStar(wiring.Component):
+    """The Spatial-STAR array of ``scfg`` (a :class:`gen.spatial_config.SpatialConfig`).
+
+    Ports: ``s_axil_*`` (AXI4-Lite slave, the register map of ``hw/regmap.py``; counters are
+    summed over the cores except CYCLES, the array's), ``irq``, and per core c an AXI4 master
+    ``m<c>_axi_*``. Errors: the core's start checks (K and V spans over the largest shard, core
+    0's), then SHARD when SEQ_LEN has fewer tiles than the array has cores; BUS when any core
+    sees an error response.
+    """
+
+    def __init__(self, scfg):
+        self.scfg = scfg
+        cfg = scfg.core
+        self.axil_members = axil_slave_members("s_axil")
+        self.axi_members = [axi4_master_members(f"m{c}_axi", cfg.axi_data_bits)
+                            for c in range(scfg.cores)]
+        members = {**self.axil_members, "irq": Out(1)}
+        for ms in self.axi_members:
+            members.update(ms)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        scfg, cfg = self.scfg, self.scfg.core
+        fmt = Formats(cfg)
+        N, T, Bc = scfg.cores, cfg.lanes, cfg.tile
+        lb = Bc.bit_length() - 1
+        seq_bits = unsigned_bits(cfg.max_seq)
+        noc = scfg.noc
+
+        m.submodules.csr = csr = CsrBlock(cfg)
+        for name, member in self.axil_members.items():
+            if member.flow == Out:
+                m.d.comb += getattr(self, name).eq(csr.port[name])
+            else:
+                m.d.comb += csr.port[name].eq(getattr(self, name))
+        m.d.comb += self.irq.eq(csr.irq)
+
+        # ---- job registers, shards -------------------------------------------------------------
+        job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
+        seq = job["SEQ_LEN"][:seq_bits]
+        causal, dense = job["MODE"][0], job["MODE"][1]
+        n_tiles = Signal(seq_bits + 1)
+        per, extra = Signal(seq_bits + 1), Signal(range(N))       # q, r = divmod(n, N)
+        key_lo = [Signal(seq_bits, name=f"key_lo{c}") for c in range(N)]
+        key_cnt = [Signal(seq_bits + 1, name=f"key_cnt{c}") for c in range(N)]
+        ends = {n: Signal(33 + seq_bits, name=f"end_{n.lower()}") for n in "QKVO"}
+
+        # ---- nodes -------------------------------------------------------------------------------
+        q_net = m.submodules.q_net = Mesh(noc)
+        p_net = m.submodules.p_net = Mesh(noc)
+        q_bits = lane_row_layout(cfg).size
+        p_bits = partial_layout(cfg).size
+        cores = []
+        for c, (x, y) in enumerate(scfg.order):
+            core = m.submodules[f"core{c}"] = StarCore(cfg, spatial=True)
+            cores.append(core)
+            for name in self.axi_members[c]:
+                inner = getattr(core, "m_axi" + name[len(f"m{c}_axi"):])
+                outer = getattr(self, name)
+                if self.axi_members[c][name].flow == Out:
+                    m.d.comb += outer.eq(inner)
+                else:
+                    m.d.comb += inner.eq(outer)
+            m.d.comb += [core.job[n].eq(job[n]) for n in JOB_NAMES]
+            m.d.comb += [core.key_lo.eq(key_lo[c]), core.key_cnt.eq(key_cnt[c]),
+                         core.root.eq(c == 0), core.forward.eq(c < N - 1)]
+            # query relay: rows this core took -> core c + 1
+            if c < N - 1:
+                ser = m.submodules[f"q_ser{c}"] = Serializer(noc, q_bits, scfg.order[c + 1])
+                _fifo_link(m, f"q_fifo{c}", core.q_out, ser.i, T)
+                wiring.connect(m, ser.o, q_net.inject[y][x])
+            if c > 0:
+                des = m.submodules[f"q_des{c}"] = Deserializer(noc, q_bits)
+                wiring.connect(m, q_net.eject[y][x], des.i)
+                m.d.comb += [core.q_in.valid.eq(des.o.valid), core.q_in.payload.eq(des.o.payload),
+                             des.o.ready.eq(core.q_in.ready)]
+            # partial chain: own state (+ core c + 1's) -> core c - 1, or normalise at the root
+            if c == N - 1:
+                head = core.part
+            else:
+                mrg = m.submodules[f"merge{c}"] = PartialMerge(cfg)
+                m.d.comb += [mrg.mant.eq(job["SCALE_MANT"]), mrg.shift.eq(job["SCALE_SHIFT"])]
+                _fifo_link(m, f"p_fifo{c}", core.part, mrg.a, T)
+                des = m.submodules[f"p_des{c}"] = Deserializer(noc, p_bits)
+                wiring.connect(m, p_net.eject[y][x], des.i)
+                m.d.comb += [mrg.b.valid.eq(des.o.valid), mrg.b.payload.eq(des.o.payload),
+                             des.o.ready.eq(mrg.b.ready)]
+                head = mrg.out
+            if c > 0:
+                ser = m.submodules[f"p_ser{c}"] = Serializer(noc, p_bits, scfg.order[c - 1])
+                m.d.comb += [ser.i.valid.eq(head.valid), ser.i.payload.eq(head.payload),
+                             head.ready.eq(ser.i.ready)]
+                wiring.connect(m, ser.o, p_net.inject[y][x])
+            else:
+                norm = m.submodules.normalize = Normalize(cfg)
+                wiring.connect(m, head, norm.i)
+                wiring.connect(m, norm.o, core.o_in)
+
+        # ---- control -----------------------------------------------------------------------------
+        busy = Signal()
+        launch = Signal()
+        done_seen = Signal(N)
+        m.d.comb += csr.busy.eq(busy)
+        with m.If(csr.start & busy):
+            m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
+        m.d.comb += [core.start.eq(launch) for core in cores]
+        with m.If(launch):
+            m.d.sync += done_seen.eq(0)
+        with m.Else():
+            m.d.sync += done_seen.eq(done_seen | Cat(core.done for core in cores))
+        with m.If(busy & Cat(core.error for core in cores).any()):
+            m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
+
+        error = Signal(range(max(ErrorCode) + 1))
+        with m.FSM(name="array"):
+            with m.State("IDLE"):
+                with m.If(csr.start):
+                    m.d.sync += [job[n].eq(csr.values[n]) for n in JOB_NAMES]
+                    m.d.comb += csr.clear_status.eq(1)
+                    m.next = "TILES"
+            with m.State("TILES"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += n_tiles.eq((seq + Bc - 1) >> lb)
+                m.next = "SHARDS"
+            with m.State("SHARDS"):
+                m.d.comb += busy.eq(1)
+                m.d.sync += [per.eq(n_tiles // N), extra.eq(n_tiles % N)]
+                m.next = "RANGES"
+            with m.State("RANGES"):
+                m.d.comb += busy.eq(1)
+                for c in range(N):
+                    # (the constant cases written out: Verilator rejects constant compares)
+                    lo = ((per * c + (Mux(extra < c, extra, c) if c else 0)) << lb)[:seq_bits + 1]
+                    cnt = (per + ((extra > c) if c < N - 1 else 0)) << lb
+                    m.d.sync += [key_lo[c].eq(lo),
+                                 key_cnt[c].eq(Mux(lo + cnt > seq, seq - lo, cnt))]
+                m.next = "ENDS"
+            with m.State("ENDS"):
+                m.d.comb += busy.eq(1)
+                lengths = {"Q": job["Q_LEN"][:seq_bits], "O": job["Q_LEN"][:seq_bits],
+                           "K": key_cnt[0], "V": key_cnt[0]}
+                for n, length in lengths.items():
+                    m.d.sync += ends[n].eq(job[f"{n}_BASE"] + (length - 1) * job[f"{n}_STRIDE"]
+                                           + fmt.row_bytes)
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += busy.eq(1)
+                core_error = Signal.like(error)
+                m.d.comb += [core_error.eq(first_error(cfg, job, ends, causal, dense)),
+                             error.eq(Mux(core_error != 0, core_error,
+                                          Mux(n_tiles < N, ErrorCode.SHARD, 0)))]
+                with m.If(error != 0):
+                    m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
+                                 csr.done_set.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += launch.eq(1)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += busy.eq(1)
+                with m.If(done_seen.all()):
+                    m.d.comb += csr.done_set.eq(1)
+                    m.next = "IDLE"
+
+        # ---- counters: the array's cycles, the rest summed over the cores -------------------------
+        cnt = csr.counters
+        with m.If(csr.start & ~busy):
+            m.d.sync += cnt["CYCLES"].eq(0)
+        with m.Elif(busy):
+            m.d.sync += cnt["CYCLES"].eq(cnt["CYCLES"] + 1)
+        for name, _ in COUNTERS:
+            if name != "CYCLES":
+                m.d.comb += cnt[name].eq(sum(core.counters[name] for core in cores))
+        return m
