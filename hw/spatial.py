@@ -130,7 +130,7 @@ class SpatialStar(wiring.Component):
             # query relay: rows this core took -> core c + 1
             if c < N - 1:
                 ser = m.submodules[f"q_ser{c}"] = Serializer(noc, q_bits, scfg.order[c + 1])
-                _fifo_link(m, f"q_fifo{c}", core.q_out, ser.i, T)
+                _fifo_link(m, f"q_fifo{c}", core.q_out, ser.i, max(T, 4))
                 wiring.connect(m, ser.o, q_net.inject[y][x])
             if c > 0:
                 des = m.submodules[f"q_des{c}"] = Deserializer(noc, q_bits)
@@ -143,7 +143,7 @@ class SpatialStar(wiring.Component):
             else:
                 mrg = m.submodules[f"merge{c}"] = PartialMerge(cfg)
                 m.d.comb += [mrg.mant.eq(job["SCALE_MANT"]), mrg.shift.eq(job["SCALE_SHIFT"])]
-                _fifo_link(m, f"p_fifo{c}", core.part, mrg.a, T)
+                _fifo_link(m, f"p_fifo{c}", core.part, mrg.a, max(T, 4))
                 des = m.submodules[f"p_des{c}"] = Deserializer(noc, p_bits)
                 wiring.connect(m, p_net.eject[y][x], des.i)
                 m.d.comb += [mrg.b.valid.eq(des.o.valid), mrg.b.payload.eq(des.o.payload),

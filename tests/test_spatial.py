@@ -2,6 +2,7 @@
 bit-exact, counters, per-channel traffic, start-check errors (sim/spatial_tb.py)."""
 
 import functools
+from dataclasses import replace
 
 import pytest
 
@@ -18,20 +19,27 @@ def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):
 
 
 TINY = preset("tiny")
+# a smaller core for make test (the Verilator build grows with the cores: 2x2 tiny ~200 s cold)
+MICRO = replace(TINY, name="micro", head_dim=8, lanes=2, tile=8, k_tile=2)
 MESHES = {
-    # name: (rows, cols, cases)
-    "1x2": (1, 2, [
-        case(13, 70),                                   # causal: early blocks miss shard 1
-        case(6, 45, causal=False, k_tile=2),
-        case(10, 50, dense=True),
-        case(5, 40, causal=False, radius="small"),
+    # name: (core config, rows, cols, flit_bits, cases)
+    "micro_1x2": (MICRO, 1, 2, 32, [
+        case(5, 30),                                    # causal: the first block misses shard 1
+        case(4, 20, causal=False, k_tile=1),
+        case(5, 26, dense=True),
+        case(3, 17, causal=False, radius="small"),
     ]),
-    "2x2": (2, 2, [
-        case(13, 70),                                   # 5 tiles on 4 cores: shards 2,1,1,1
+    "micro_2x2": (MICRO, 2, 2, 64, [
+        case(7, 37),                                    # 5 tiles on 4 cores: shards 2, 1, 1, 1
+        case(4, 32, causal=False),
+        case(5, 45, dense=True, causal=False),
+    ]),
+    "tiny_2x2": (TINY, 2, 2, 64, [
+        case(13, 70),
         case(9, 64, causal=False),
         case(6, 100, dense=True, causal=False),
     ]),
-    "4x4": (4, 4, [
+    "tiny_4x4": (TINY, 4, 4, 64, [
         case(21, 256),
         case(9, 250, causal=False, k_tile=3),
         case(12, 300, dense=True),
@@ -39,25 +47,31 @@ MESHES = {
 }
 
 
+def spatial_config(name: str) -> SpatialConfig:
+    cfg, rows, cols, flit_bits, _ = MESHES[name]
+    return SpatialConfig(cfg, rows=rows, cols=cols, flit_bits=flit_bits)
+
+
 @functools.lru_cache(maxsize=None)
 def verilog(name: str) -> str:
-    rows, cols, _ = MESHES[name]
-    return convert(SpatialStar(SpatialConfig(TINY, rows=rows, cols=cols)), name="star_spatial")
+    return convert(SpatialStar(spatial_config(name)), name="star_spatial")
 
 
 def sim(name, seed, tests, timeout_s=600):
-    rows, cols, cases = MESHES[name]
+    scfg = spatial_config(name)
     run(verilog(name), "star_spatial", "sim.spatial_tb", seed=seed, timeout_s=timeout_s,
-        config={"cfg": TINY.to_dict(), "rows": rows, "cols": cols, "cases": cases,
-                "tests": tests})
+        config={"cfg": scfg.core.to_dict(), "rows": scfg.rows, "cols": scfg.cols,
+                "flit_bits": scfg.flit_bits, "cases": MESHES[name][4], "tests": tests})
 
 
-@pytest.mark.parametrize("name", ["1x2", "2x2"])
+@pytest.mark.parametrize("name", ["micro_1x2", "micro_2x2"])
 def test_spatial(name, seed):
     """Every case without and with stalls, jobs back to back, start-check errors."""
     sim(name, seed, None)
 
 
 @pytest.mark.long
-def test_spatial_4x4(seed):
-    sim("4x4", seed, None, timeout_s=3000)
+@pytest.mark.parametrize("name", ["tiny_2x2", "tiny_4x4"])
+def test_spatial_long(name, seed):
+    """The tiny preset on 2x2 and 4x4 meshes (4x4: 16 cores, 256-300 keys)."""
+    sim(name, seed, None, timeout_s=3000)
