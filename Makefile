@@ -7,6 +7,7 @@
 #   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization, area -> docs/results/core_bench/
 #   make bench-synth       star_core generation + synthesis time and cells vs lanes up to the paper preset (~1 h)
 #   make bench-noc         mesh NoC latency/throughput per pattern, area, fmax -> docs/results/noc_bench/
+#   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
@@ -24,7 +25,7 @@ APT_PACKAGES = ccache liblz4-dev
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long bench-predictors bench-core bench-synth bench-noc readme clean distclean
+.PHONY: all install install-synth verilog test test-long bench-predictors bench-core bench-synth bench-noc bench-spatial readme clean distclean
 
 all: test
 
@@ -89,6 +90,9 @@ bench-synth: $(STAMP)
 
 bench-noc: install-synth
 	$(PY) scripts/bench_noc.py
+
+bench-spatial: $(STAMP)
+	$(PY) scripts/bench_spatial.py
 
 readme: $(STAMP)
 	$(PY) -m gen.readme

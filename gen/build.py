@@ -3,7 +3,9 @@ register map beside it.
 
 Blocks: the STAR core (``star_core``, the SoC-facing top with AXI4 / AXI4-Lite, docs/core.md) and
 its stages as standalone tops: the DLZS predictor (``star_dlzs``), the SADS selector
-(``star_sads``) and the SU-FA engine (``star_sufa``). ``rtl/filelist.f`` names them all. The
+(``star_sads``) and the SU-FA engine (``star_sufa``); with a mesh (``--mesh RxC``) also the
+Spatial-STAR array of R×C such cores (``star_spatial``, docs/spatial.md). ``rtl/filelist.f`` names
+them all. The
 register map goes to ``regmap.md``, ``star_regs.h`` and ``star_regs.py``; ``manifest.json``
 describes the build (resolved parameters, config hash, tool versions, ports, register map, stage
 latencies) and ``star_<name>.core`` lets FuseSoC use the RTL.
@@ -17,33 +19,44 @@ import json
 from pathlib import Path
 
 from . import regmap
-from .config import StarConfig
+from .config import ConfigError, StarConfig
+from .spatial_config import SpatialConfig
 from .verilog import convert, write_if_changed
 
-__all__ = ["TOPS", "blocks", "generate"]
+__all__ = ["TOPS", "SPATIAL_TOP", "blocks", "generate"]
 
 TOPS = ("star_core", "star_dlzs", "star_sads", "star_sufa")
+SPATIAL_TOP = "star_spatial"
 
 
-def blocks(cfg: StarConfig, only=None) -> dict:
-    """Return {top-module name: component} for every block of the configuration, or for the
-    top named by ``only`` (a name or a collection of names)."""
+def blocks(cfg: StarConfig, only=None, mesh: tuple[int, int] | None = None) -> dict:
+    """Return {top-module name: component} for every block of the configuration (with ``mesh``
+    = (rows, cols) also the Spatial-STAR array), or for the tops named by ``only`` (a name or a
+    collection of names)."""
     from hw.core import StarCore
     from hw.dlzs import DlzsPredictor
     from hw.sads import SadsSelector
     from hw.sufa import SufaEngine
     classes = dict(zip(TOPS, (StarCore, DlzsPredictor, SadsSelector, SufaEngine)))
-    wanted = set(TOPS) if only is None else {only} if isinstance(only, str) else set(only)
-    return {name: cls(cfg) for name, cls in classes.items() if name in wanted}
+    names = TOPS + ((SPATIAL_TOP,) if mesh else ())
+    wanted = set(names) if only is None else {only} if isinstance(only, str) else set(only)
+    if SPATIAL_TOP in wanted and not mesh:
+        raise ConfigError(f"{SPATIAL_TOP} needs a mesh: rows and cols (--mesh RxC)")
+    out = {name: cls(cfg) for name, cls in classes.items() if name in wanted}
+    if SPATIAL_TOP in wanted:
+        from hw.spatial import SpatialStar
+        out[SPATIAL_TOP] = SpatialStar(SpatialConfig(cfg, rows=mesh[0], cols=mesh[1]))
+    return out
 
 
-def generate(cfg: StarConfig, outdir: Path, tops=TOPS) -> list[Path]:
-    """Write ``rtl/<top>.v`` per block in *tops*, ``rtl/filelist.f`` and the register map;
-    return the paths."""
+def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | None = None
+             ) -> list[Path]:
+    """Write ``rtl/<top>.v`` per block in *tops* (``star_spatial`` with ``mesh``),
+    ``rtl/filelist.f`` and the register map; return the paths."""
     outdir = Path(outdir)
     rtl = outdir / "rtl"
     paths = []
-    tops = blocks(cfg, only=tops)
+    tops = blocks(cfg, only=tops, mesh=mesh)
     for name, component in tops.items():
         path = rtl / f"{name}.v"
         write_if_changed(path, convert(component, name=name))
@@ -51,8 +64,10 @@ def generate(cfg: StarConfig, outdir: Path, tops=TOPS) -> list[Path]:
     filelist = rtl / "filelist.f"
     write_if_changed(filelist, "".join(f"{p.name}\n" for p in paths))
     paths.append(filelist)
-    for fname, text in ((f"star_{cfg.name}.core", fusesoc_core(cfg, [p.name for p in paths[:-1]])),
-                        ("manifest.json", json.dumps(manifest(cfg, tops), indent=1) + "\n")):
+    top = SPATIAL_TOP if SPATIAL_TOP in tops else "star_core"
+    for fname, text in ((f"star_{cfg.name}.core",
+                         fusesoc_core(cfg, [p.name for p in paths[:-1]], top)),
+                        ("manifest.json", json.dumps(manifest(cfg, tops, mesh), indent=1) + "\n")):
         write_if_changed(outdir / fname, text)
         paths.append(outdir / fname)
     for fname, render in (("regmap.md", regmap.markdown), ("star_regs.h", regmap.c_header),
@@ -84,7 +99,7 @@ def latencies(cfg) -> dict:
             "reciprocal": cfg.recip_bits + 2, "sufa_rescale_event": cfg.head_dim + 9}
 
 
-def manifest(cfg: StarConfig, tops: dict) -> dict:
+def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None) -> dict:
     """What was generated and from what: reproducible (no paths, no dates)."""
     import amaranth
     from .formats import Formats
@@ -92,6 +107,8 @@ def manifest(cfg: StarConfig, tops: dict) -> dict:
     return {
         "generator": "star",
         "config": cfg.to_dict(),
+        **({"mesh": SpatialConfig(cfg, rows=mesh[0], cols=mesh[1]).to_dict() | {"core": cfg.name}}
+           if mesh else {}),
         "config_sha256": hashlib.sha256(canon).hexdigest(),
         "formats": Formats(cfg).to_dict(),
         "tools": {"amaranth": amaranth.__version__},
@@ -102,11 +119,11 @@ def manifest(cfg: StarConfig, tops: dict) -> dict:
     }
 
 
-def fusesoc_core(cfg: StarConfig, files: list[str]) -> str:
-    """A FuseSoC CAPI2 core file naming the generated RTL (top: star_core)."""
+def fusesoc_core(cfg: StarConfig, files: list[str], top: str = "star_core") -> str:
+    """A FuseSoC CAPI2 core file naming the generated RTL (toplevel ``top``)."""
     lines = ["CAPI=2:", "", f"name: ::star_{cfg.name}:0", "description: STAR sparse-attention "
              f"core, generated for config {cfg.name}", "", "filesets:", "  rtl:", "    files:"]
     lines += [f"      - rtl/{f}" for f in files]
     lines += ["    file_type: verilogSource", "", "targets:", "  default:",
-              "    filesets: [rtl]", "    toplevel: star_core", ""]
+              "    filesets: [rtl]", f"    toplevel: {top}", ""]
     return "\n".join(lines)

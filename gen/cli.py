@@ -43,15 +43,23 @@ def resolve_config(args) -> StarConfig:
 
 
 def cmd_generate(args) -> int:
-    from .build import TOPS, generate
+    from .build import SPATIAL_TOP, TOPS, generate
+    from .spatial_config import SpatialConfig, parse_mesh
     cfg = resolve_config(args)
-    tops = list(TOPS) if args.tops is None else args.tops.split(",")
-    unknown = [t for t in tops if t not in TOPS]
+    mesh = parse_mesh(args.mesh) if args.mesh else None
+    if mesh:
+        SpatialConfig(cfg, rows=mesh[0], cols=mesh[1])          # validate before elaborating
+    names = TOPS + ((SPATIAL_TOP,) if mesh else ())
+    tops = list(names) if args.tops is None else args.tops.split(",")
+    unknown = [t for t in tops if t not in TOPS + (SPATIAL_TOP,)]
     if unknown:
-        raise UserError(f"--tops must name tops among {', '.join(TOPS)}, not "
+        raise UserError(f"--tops must name tops among {', '.join(TOPS + (SPATIAL_TOP,))}, not "
                         f"{', '.join(map(repr, unknown))}")
-    outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name
-    written = generate(cfg, outdir, tops)
+    if SPATIAL_TOP in tops and not mesh:
+        raise UserError(f"--tops {SPATIAL_TOP} needs --mesh ROWSxCOLS (e.g. --mesh 2x2)")
+    outdir = Path(args.outdir) if args.outdir else \
+        Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
+    written = generate(cfg, outdir, tops, mesh)
     for path in written:
         print(f"star: wrote {path}")
     return 0
@@ -193,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: build/<config name>)")
     p.add_argument("--tops", default=None, metavar="A,B",
                    help="comma-separated tops to emit (default: all: star_core, star_dlzs, "
-                        "star_sads, star_sufa)")
+                        "star_sads, star_sufa, and star_spatial with --mesh)")
+    p.add_argument("--mesh", default=None, metavar="RxC",
+                   help="also emit star_spatial: R x C cores of the config on a mesh NoC, "
+                        "R, C in [1, 8], R*C >= 2 (default: none)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("sim", parents=[parent],

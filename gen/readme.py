@@ -4,7 +4,8 @@
 :data:`END` in README.md; tests/test_readme.py fails when README.md differs from what the
 reports give, so a rerun benchmark cannot leave the README stale. Sources:
 docs/results/core_bench/report.json (``make bench-core``), docs/results/predictors.json
-(``make bench-predictors``), docs/results/synth_scaling/report.json (``make bench-synth``).
+(``make bench-predictors``), docs/results/synth_scaling/report.json (``make bench-synth``),
+docs/results/spatial_bench/report.json (``make bench-spatial``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ def _synth(report: dict) -> list[str]:
     return lines
 
 
+def _spatial(report: dict) -> list[str]:
+    lines = ["", "**Spatial-STAR scaling** (RTL cycle counts of whole jobs, "
+             f"{report['q_len']} queries, non-causal; cores of the `tiny` preset, each on its own "
+             "memory channel; every job bit-exact; "
+             "[report](docs/results/spatial_bench/report.md)):", "",
+             "| array | cores | S | cycles | speed-up | scaling efficiency |",
+             "|---|---|---|---|---|---|"]
+    effs = {}
+    for key, rows in report["arrays"].items():
+        for r in rows:
+            lines.append(f"| {key} | {r['cores']} | {r['seq_len']} | {r['cycles']:,} | "
+                         f"{r['speedup']:.2f}× | {r['efficiency']:.3f} |")
+            if r["cores"] > 1 and r["seq_len"] >= 4096:
+                effs.setdefault(r["cores"], []).append(r["efficiency"])
+    met = all(min(e) >= 0.85 for e in effs.values()) and {4, 16} <= set(effs)
+    lines += ["", "- Scaling efficiency ≥ 0.85 at N = 4 and 16 (S ≥ 4096): "
+              + "; ".join(f"N = {n}: {min(e):.3f}-{max(e):.3f}" for n, e in sorted(effs.items()))
+              + f" — {'met' if met else 'not met'}."]
+    return lines
+
+
 def section(root: Path = ROOT) -> str:
     """The generated results section (without the markers)."""
     res = root / "docs" / "results"
@@ -99,6 +121,9 @@ def section(root: Path = ROOT) -> str:
     synth = _load(res / "synth_scaling" / "report.json")
     if synth:
         lines += _synth(synth)
+    spatial = _load(res / "spatial_bench" / "report.json")
+    if spatial:
+        lines += _spatial(spatial)
     return "\n".join(lines) + "\n"
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ConfigError, StarConfig
+from dataclasses import replace
+
+from .config import ConfigError, StarConfig, preset
 from .noc_config import MAX_DIM, NocConfig
 
-__all__ = ["SpatialConfig", "parse_mesh"]
+__all__ = ["SpatialConfig", "parse_mesh", "bench_core"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,9 @@ def parse_mesh(text: str) -> tuple[int, int]:
         raise ConfigError(f"mesh must be ROWSxCOLS with each in [1, {MAX_DIM}], e.g. 2x2, "
                           f"not {text!r}")
     return int(parts[0]), int(parts[1])
+
+
+def bench_core() -> StarConfig:
+    """The core of the scaling benchmark and of the long array regression (one Verilator build
+    each): the ``tiny`` preset with room for long sequences (max_seq = 16384)."""
+    return replace(preset("tiny"), name="tiny16k", max_seq=16384)

@@ -121,12 +121,7 @@ class StarCore(wiring.Component):
             m.d.comb += [self.counters[n].eq(c) for n, c in csr.counters.items()]
         else:
             m.submodules.csr = csr = CsrBlock(cfg)
-            for name, member in self.axil_members.items():
-                if member.flow == Out:
-                    m.d.comb += getattr(self, name).eq(csr.port[name])
-                else:
-                    m.d.comb += csr.port[name].eq(getattr(self, name))
-            m.d.comb += self.irq.eq(csr.irq)
+            csr.connect(m, self)
 
         idx_bits = max(unsigned_bits(max(T - 1, 1)), lb + 1)
         tag_layout = data.StructLayout({"dest": 2, "idx": idx_bits, "last": 1})

@@ -22,6 +22,7 @@ ignored (OKAY). Latency: a read answers the cycle after AR; a write the cycle af
 from __future__ import annotations
 
 from amaranth import Elaboratable, Module, Signal
+from amaranth.lib.wiring import Out
 
 from .axi import axil_slave_members
 from .regmap import COUNTERS, ErrorCode, registers
@@ -46,6 +47,15 @@ class CsrBlock(Elaboratable):
         self.clear_status = Signal()
         self.start = Signal()
         self.irq = Signal()
+
+    def connect(self, m: Module, outer):
+        """Drive / read the ``s_axil_*`` ports and ``irq`` of the component ``outer``."""
+        for name, member in axil_slave_members("s_axil").items():
+            if member.flow == Out:
+                m.d.comb += getattr(outer, name).eq(self.port[name])
+            else:
+                m.d.comb += self.port[name].eq(getattr(outer, name))
+        m.d.comb += outer.irq.eq(self.irq)
 
     def elaborate(self, platform):
         m = Module()

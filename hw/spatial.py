@@ -91,12 +91,7 @@ class SpatialStar(wiring.Component):
         noc = scfg.noc
 
         m.submodules.csr = csr = CsrBlock(cfg)
-        for name, member in self.axil_members.items():
-            if member.flow == Out:
-                m.d.comb += getattr(self, name).eq(csr.port[name])
-            else:
-                m.d.comb += csr.port[name].eq(getattr(self, name))
-        m.d.comb += self.irq.eq(csr.irq)
+        csr.connect(m, self)
 
         # ---- job registers, shards -------------------------------------------------------------
         job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}

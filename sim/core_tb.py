@@ -33,15 +33,15 @@ import warnings
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
-from cocotb.utils import get_sim_time
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
 
 from gen.config import StarConfig
 from gen.formats import Formats
 from golden import core as gcore
 from golden import pipeline
-from hw.regmap import JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode, by_name
+from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from sim.regbus import CLK_NS, RegisterBus, pauses
 from sim.runner import env_config, env_seed
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
@@ -49,8 +49,6 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbex
 TESTS = ("axil_map", "end_to_end", "back_to_back", "invalid_registers", "reset_mid_job",
          "bus_error")
 MEM_SIZE = 1 << 20          # the RAM model; addresses wrap modulo its size
-CLK_NS = 10
-AXIL_LIMIT = 500            # cycles an AXI4-Lite access may take (stalls included)
 OPTS = env_config({}) or {}
 
 
@@ -58,12 +56,7 @@ def _skip(name: str) -> bool:
     return name not in (OPTS.get("tests") or TESTS)
 
 
-def _pauses(rng: random.Random, p: float):
-    while True:
-        yield rng.random() < p
-
-
-class Core:
+class Core(RegisterBus):
     """The DUT with its bus models, the RAM with a canary, and job helpers."""
 
     def __init__(self, dut):
@@ -124,66 +117,15 @@ class Core:
                  self.lite.read_if.ar_channel, self.lite.read_if.r_channel]
         for ch in chans:
             if on:
-                ch.set_pause_generator(_pauses(random.Random(self.prng.random()), p))
+                ch.set_pause_generator(pauses(random.Random(self.prng.random()), p))
             else:
                 ch.clear_pause_generator()
                 ch.pause = False             # the generator may have been stopped mid-pause
-
-    def cycles(self) -> int:
-        return int(get_sim_time("ns")) // CLK_NS
-
-    # ---- registers ---------------------------------------------------------------------------
-    def field(self, reg: str, name: str) -> int:
-        for f, lsb, width, _ in self.regs[reg].fields:
-            if f == name:
-                return ((1 << width) - 1) << lsb
-        raise KeyError(f"{reg}.{name}")
-
-    async def axil(self, access, what: str):
-        """Await one AXI4-Lite access; fail (never hang) if the slave does not answer."""
-        try:
-            return await with_timeout(access, AXIL_LIMIT * CLK_NS, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"AXI4-Lite {what}: no response within {AXIL_LIMIT} cycles; "
-                                 f"{self.where}") from None
-
-    async def read(self, name_or_offset, expect_resp=AxiResp.OKAY) -> int:
-        off = self.regs[name_or_offset].offset if isinstance(name_or_offset, str) \
-            else name_or_offset
-        r = await self.axil(self.lite.read(off, 4), f"read of {name_or_offset!r} (0x{off:02x})")
-        assert r.resp == expect_resp, \
-            f"read of {name_or_offset!r} (0x{off:02x}): response {r.resp!r}, expected " \
-            f"{expect_resp!r}; {self.where}"
-        return int.from_bytes(r.data, "little")
-
-    async def write(self, name_or_offset, value: int, expect_resp=AxiResp.OKAY):
-        off = self.regs[name_or_offset].offset if isinstance(name_or_offset, str) \
-            else name_or_offset
-        r = await self.axil(self.lite.write(off, (value & 0xFFFF_FFFF).to_bytes(4, "little")),
-                            f"write of {name_or_offset!r} (0x{off:02x})")
-        assert r.resp == expect_resp, \
-            f"write of {name_or_offset!r} (0x{off:02x}): response {r.resp!r}, expected " \
-            f"{expect_resp!r}; {self.where}"
-
-    async def write_job_regs(self, regs: dict):
-        for name in JOB_NAMES:
-            await self.write(name, regs[name])
 
     async def start_job(self):
         self.reads.clear()
         self.writes.clear()
         await self.write("CTRL", self.field("CTRL", "START"))
-
-    async def wait_irq(self, limit: int, what: str) -> int:
-        """Wait for irq high; fail after ``limit`` cycles. Returns the cycles waited."""
-        t0 = self.cycles()
-        if not int(self.dut.irq.value):
-            await First(RisingEdge(self.dut.irq), ClockCycles(self.dut.clk, limit))
-        await ReadOnly()
-        assert int(self.dut.irq.value), \
-            f"{what}: no irq within {limit} cycles (hang or far too slow); {self.where}"
-        await RisingEdge(self.dut.clk)
-        return self.cycles() - t0
 
     async def clear_status(self, what: str):
         await self.write("STATUS", self.field("STATUS", "DONE") | self.field("STATUS", "ERROR"))

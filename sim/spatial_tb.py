@@ -25,8 +25,8 @@ import warnings
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from gen.config import StarConfig
 from gen.formats import Formats
@@ -34,15 +34,14 @@ from gen.spatial_config import SpatialConfig
 from golden import core as gcore
 from golden import pipeline
 from golden import spatial as gspatial
-from hw.regmap import JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode, by_name
+from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from sim.regbus import CLK_NS, RegisterBus, pauses
 from sim.runner import env_config, env_seed
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 
 TESTS = ("end_to_end", "back_to_back", "invalid_registers")
 MEM_SIZE = 1 << 20          # each RAM model; addresses wrap modulo its size
-CLK_NS = 10
-AXIL_LIMIT = 500
 OPTS = env_config({}) or {}
 
 
@@ -50,12 +49,7 @@ def _skip(name: str) -> bool:
     return name not in (OPTS.get("tests") or TESTS)
 
 
-def _pauses(rng: random.Random, p: float):
-    while True:
-        yield rng.random() < p
-
-
-class Array:
+class Array(RegisterBus):
     """The DUT with its bus models (one RAM per channel, each with a canary) and job helpers."""
 
     def __init__(self, dut):
@@ -122,52 +116,26 @@ class Array:
                       ram.read_if.ar_channel, ram.read_if.r_channel]
         for ch in chans:
             if on:
-                ch.set_pause_generator(_pauses(random.Random(self.prng.random()), p))
+                ch.set_pause_generator(pauses(random.Random(self.prng.random()), p))
             else:
                 ch.clear_pause_generator()
                 ch.pause = False
 
-    # ---- registers ---------------------------------------------------------------------------
-    async def axil(self, access, what: str):
-        try:
-            return await with_timeout(access, AXIL_LIMIT * CLK_NS, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"AXI4-Lite {what}: no response within {AXIL_LIMIT} cycles; "
-                                 f"{self.where}") from None
-
-    async def read(self, name: str) -> int:
-        off = self.regs[name].offset
-        r = await self.axil(self.lite.read(off, 4), f"read of {name}")
-        assert r.resp == AxiResp.OKAY, f"read of {name}: response {r.resp!r}; {self.where}"
-        return int.from_bytes(r.data, "little")
-
-    async def write(self, name: str, value: int):
-        off = self.regs[name].offset
-        r = await self.axil(self.lite.write(off, (value & 0xFFFF_FFFF).to_bytes(4, "little")),
-                            f"write of {name}")
-        assert r.resp == AxiResp.OKAY, f"write of {name}: response {r.resp!r}; {self.where}"
-
-    def field(self, reg: str, name: str) -> int:
-        for f, lsb, width, _ in self.regs[reg].fields:
-            if f == name:
-                return ((1 << width) - 1) << lsb
-        raise KeyError(f"{reg}.{name}")
-
-    async def wait_irq(self, limit: int, what: str):
-        if not int(self.dut.irq.value):
-            await First(RisingEdge(self.dut.irq), ClockCycles(self.dut.clk, limit))
-        await ReadOnly()
-        assert int(self.dut.irq.value), \
-            f"{what}: no irq within {limit} cycles (hang or far too slow); {self.where}"
-        await RisingEdge(self.dut.clk)
-
     # ---- jobs --------------------------------------------------------------------------------
-    def layout(self, q_len: int, seq_len: int) -> dict:
-        """Random row-aligned bases and strides; channel 0 holds Q, O and the largest shard."""
+    def layout(self, q_len: int, seq_len: int, packed: bool = False) -> dict:
+        """Random row-aligned bases and strides (``packed``: Q, O, K, V one after another, stride
+        one row); channel 0 holds Q, O and the largest shard."""
         rb, rng = self.fmt.row_bytes, self.rng
         kv_rows = len(gspatial.shard_keys(self.cfg, seq_len, self.N)[0])
-        regs = {f"{n}_STRIDE": rb * int(rng.choice([1, 1, 2, 3])) for n in "QKVO"}
         items = [("Q", q_len), ("O", q_len), ("K", kv_rows), ("V", kv_rows)]
+        if packed:
+            regs, at = {}, 0
+            for name, n in items:
+                regs[f"{name}_BASE"], regs[f"{name}_STRIDE"] = at, rb
+                at += n * rb
+            assert at <= MEM_SIZE, "the packed tensors do not fit the RAM model"
+            return regs
+        regs = {f"{n}_STRIDE": rb * int(rng.choice([1, 1, 2, 3])) for n in "QKVO"}
         at = rb * int(rng.integers(0, 16)) + int(rng.integers(0, 8)) * MEM_SIZE
         for i in rng.permutation(len(items)):
             name, n = items[i]
@@ -175,7 +143,7 @@ class Array:
             at += (n - 1) * regs[f"{name}_STRIDE"] + rb + rb * int(rng.integers(0, 4))
         return regs
 
-    def make_job(self, spec: dict, label: str) -> dict:
+    def make_job(self, spec: dict, label: str, packed: bool = False) -> dict:
         cfg, fmt, d = self.cfg, self.fmt, self.cfg.head_dim
         sq, sk = spec["q_len"], spec["seq_len"]
         causal, dense = bool(spec.get("causal")), bool(spec.get("dense"))
@@ -184,7 +152,7 @@ class Array:
         radius = spec.get("radius", -1)
         if radius == "small":
             radius = int(np.abs(pipeline.predicted_scores(h, fmt, "dlzs")).mean() // 4)
-        regs = {**self.layout(sq, sk), "SEQ_LEN": sk, "Q_LEN": sq,
+        regs = {**self.layout(sq, sk, packed), "SEQ_LEN": sk, "Q_LEN": sq,
                 "K_TILE": spec.get("k_tile") or cfg.k_tile,
                 "RADIUS": RADIUS_OFF_VALUE if radius < 0 else radius,
                 "SCALE_MANT": h.mant, "SCALE_SHIFT": h.shift,
@@ -246,15 +214,14 @@ class Array:
 
     async def run(self, job: dict):
         self.load(job)
-        for name in JOB_NAMES:
-            await self.write(name, job["regs"][name])
+        await self.write_job_regs(job["regs"])
         await self.write("CTRL", self.field("CTRL", "START"))
         await self.wait_irq(job["limit"], job["name"])
         await self.check(job)
 
     async def check(self, job: dict):
         what, regs = job["name"], job["regs"]
-        fmt, rb, N = self.fmt, self.fmt.row_bytes, self.N
+        rb, N = self.fmt.row_bytes, self.N
         err = job["error"]
         done, error_bit = self.field("STATUS", "DONE"), self.field("STATUS", "ERROR")
         st = await self.read("STATUS")

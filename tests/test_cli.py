@@ -34,6 +34,20 @@ def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
     assert "rtl/star_core.v" in (a / "star_tiny.core").read_text()
 
 
+def test_generate_spatial_array(tmp_path, capsys):
+    """--mesh adds star_spatial (one AXI4 master per core); manifest and FuseSoC name it."""
+    out = tmp_path / "a"
+    assert main(["generate", "-p", "tiny", "--mesh", "1x2", "--tops", "star_spatial",
+                 "-o", str(out)]) == 0
+    assert (out / "rtl" / "filelist.f").read_text().split() == ["star_spatial.v"]
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["mesh"]["rows"] == 1 and man["mesh"]["cols"] == 2
+    ports = {p["name"] for p in man["tops"]["star_spatial"]["ports"]}
+    assert {"m0_axi_araddr", "m1_axi_araddr", "s_axil_awaddr", "irq"} <= ports
+    assert "m2_axi_araddr" not in ports and "m_axi_araddr" not in ports
+    assert "toplevel: star_spatial" in (out / "star_tiny.core").read_text()
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_shows_and_generates(name, tmp_path, capsys):
     """CLI smoke over every preset: show-config, and generate one top (star_sads: its lanes and
@@ -79,6 +93,10 @@ def test_presets_and_show_config(capsys):
     (["show-config", "-P", "lanes=0"], "-P: lanes must be in [1, 256], not 0"),
     (["show-config", "-P", "nokey=1"], "-P expects key=value"),
     (["show-config", "-c", "missing.toml"], "no such config file"),
+    (["generate", "-p", "tiny", "--mesh", "2by2"], "mesh must be ROWSxCOLS"),
+    (["generate", "-p", "tiny", "--mesh", "1x1"], "cols must be in [2, 8] when rows=1"),
+    (["generate", "-p", "tiny", "--mesh", "9x2"], "rows must be in [1, 8], not 9"),
+    (["generate", "-p", "tiny", "--tops", "star_spatial"], "needs --mesh ROWSxCOLS"),
 ])
 def test_user_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2

@@ -1,5 +1,7 @@
 """Config validation, presets, TOML loading and -P overrides."""
 
+import re
+
 import pytest
 
 from gen.config import (PRESETS, ConfigError, StarConfig, from_overrides, load_toml,
@@ -88,3 +90,20 @@ def test_parse_override():
         parse_override("ktile=8")
     with pytest.raises(ConfigError, match="k_tile must be an integer, not 'x'"):
         parse_override("k_tile=x")
+
+
+def test_spatial_config_snake_order_and_errors():
+    from gen.spatial_config import SpatialConfig
+    s = SpatialConfig(preset("tiny"), rows=3, cols=2)
+    assert s.cores == 6 and s.name == "tiny_3x2"
+    assert s.order == ((0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2))
+    # chain neighbours are mesh neighbours
+    assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in zip(s.order, s.order[1:]))
+    for kwargs, message in [({"rows": 0}, "rows must be in [1, 8], not 0"),
+                            ({"rows": 1, "cols": 1}, "cols must be in [2, 8] when rows=1"),
+                            ({"flit_bits": 4}, "flit_bits must be in [8, 512], not 4"),
+                            ({"rows": True}, "rows must be of type int")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            SpatialConfig(preset("tiny"), **kwargs)
+    with pytest.raises(ConfigError, match="core must be a StarConfig"):
+        SpatialConfig({"lanes": 4})

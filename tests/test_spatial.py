@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from gen.config import preset
-from gen.spatial_config import SpatialConfig
+from gen.spatial_config import SpatialConfig, bench_core
 from gen.verilog import convert
 from hw.spatial import SpatialStar
 from sim.runner import run
@@ -21,6 +21,7 @@ def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):
 TINY = preset("tiny")
 # a smaller core for make test (the Verilator build grows with the cores: 2x2 tiny ~200 s cold)
 MICRO = replace(TINY, name="micro", head_dim=8, lanes=2, tile=8, k_tile=2)
+LONG = bench_core()
 MESHES = {
     # name: (core config, rows, cols, flit_bits, cases)
     "micro_1x2": (MICRO, 1, 2, 32, [
@@ -34,12 +35,13 @@ MESHES = {
         case(4, 32, causal=False),
         case(5, 45, dense=True, causal=False),
     ]),
-    "tiny_2x2": (TINY, 2, 2, 64, [
+    # the scaling benchmark's core (tiny, max_seq 16384): its builds are shared with the benchmark
+    "tiny_2x2": (LONG, 2, 2, 64, [
         case(13, 70),
         case(9, 64, causal=False),
         case(6, 100, dense=True, causal=False),
     ]),
-    "tiny_4x4": (TINY, 4, 4, 64, [
+    "tiny_4x4": (LONG, 4, 4, 64, [
         case(21, 256),
         case(9, 250, causal=False, k_tile=3),
         case(12, 300, dense=True),
@@ -73,5 +75,5 @@ def test_spatial(name, seed):
 @pytest.mark.long
 @pytest.mark.parametrize("name", ["tiny_2x2", "tiny_4x4"])
 def test_spatial_long(name, seed):
-    """The tiny preset on 2x2 and 4x4 meshes (4x4: 16 cores, 256-300 keys)."""
+    """The tiny core (max_seq 16384) on 2x2 and 4x4 meshes (4x4: 16 cores, 250-300 keys)."""
     sim(name, seed, None, timeout_s=3000)
