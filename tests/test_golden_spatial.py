@@ -7,9 +7,12 @@ import pytest
 from gen.config import preset
 from gen.formats import Formats
 from golden import pipeline, sads
-from golden.core import MODE_CAUSAL, MODE_DENSE, run_job
+from golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout, run_job
+from golden.core import check_registers as check_core
 from golden.reference import attention_head
-from golden.spatial import Partial, merge, partial_state, run_sharded, shard_tiles
+from golden.spatial import (Partial, check_registers, merge, partial_state, run_sharded,
+                            shard_keys, shard_tiles)
+from hw.regmap import ErrorCode
 
 CFG = preset("tiny")
 FMT = Formats(CFG)
@@ -61,7 +64,7 @@ def test_merge_is_commutative_and_has_an_identity():
 def test_sharded_result_near_single_core_and_float(cores, causal, seed):
     """Sharding changes only the rounding of the state rescales: O within 2 LSB of the
     single-core O, and as close to float attention over the same selection."""
-    sq, sk = (128, 128) if causal else (12, 256)      # square causal: row 0 sees key 0 only
+    sq, sk = (128, 256) if causal else (12, 256)      # causal: row 0 sees keys 0..128 only
     h, regs = job(sq, sk, causal, False, seed=seed)
     single = run_job(CFG, h.q, h.k, h.v, regs)
     many = run_sharded(CFG, h.q, h.k, h.v, regs, cores=cores)
@@ -72,10 +75,27 @@ def test_sharded_result_near_single_core_and_float(cores, causal, seed):
     err_single = np.abs(single.out - ref).max()
     err_many = np.abs(many.out - ref).max()
     assert err_many <= err_single + 2
-    # causal: the last cores own no key of the first query rows (their partial is empty; with
-    # 16 cores and 8 tiles, half the cores own no tile at all)
+    # causal: the cores owning keys past 128 own no key of query row 0 (an empty partial)
     if causal and cores > 1:
-        owners = [c for c, r in enumerate(shard_tiles(sk // CFG.tile, cores)) if len(r)]
-        assert not many.parts[-1].has[0] and many.parts[owners[0]].has.all()
-        assert len(owners) == min(cores, sk // CFG.tile)
-        assert not any(p.has.any() for c, p in enumerate(many.parts) if c not in owners)
+        shards = shard_keys(CFG, sk, cores)
+        assert all(len(r) for r in shards)
+        for c, r in enumerate(shards):
+            assert bool(many.parts[c].has[0]) == (r.start <= 128)
+            assert many.parts[c].has[-1]
+
+
+def test_array_start_check():
+    """The core's checks with the largest shard's K/V spans, then SHARD (fewer tiles than
+    cores); run_sharded refuses such a job."""
+    h, regs = job(4, 3 * CFG.tile, False, False, seed=4)
+    assert check_registers(CFG, {**regs, **packed_layout(CFG, 4, 3 * CFG.tile)}, 3) \
+        == ErrorCode.NONE
+    assert check_registers(CFG, {**regs, **packed_layout(CFG, 4, 3 * CFG.tile)}, 4) \
+        == ErrorCode.SHARD
+    with pytest.raises(ValueError, match="error SHARD"):
+        run_sharded(CFG, h.q, h.k, h.v, regs, cores=4)
+    # O right after the largest shard's V rows: fine for the array, an overlap for one core
+    lay = packed_layout(CFG, 4, CFG.tile)          # Q, K, V of one tile, then O
+    assert check_registers(CFG, {**regs, **lay}, 3) == ErrorCode.NONE
+    assert check_core(CFG, {**regs, **lay}) == ErrorCode.OVERLAP
+    assert check_registers(CFG, {**regs, **lay, "K_TILE": 0}, 3) == ErrorCode.K_TILE
