@@ -72,6 +72,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
@@ -81,6 +82,8 @@ from typing import Any
 __all__ = [
     "REPO_ROOT",
     "VERILATOR_WAIVERS",
+    "LINT_WAIVERS",
+    "lint",
     "SimBuildError",
     "SimResult",
     "build",
@@ -111,6 +114,22 @@ VERILATOR_WAIVERS: tuple[str, ...] = (
     # CASEINCOMPLETE: `m.Switch`/FSMs without a `Default()` become `case` statements without
     # a `default`; unmatched values keep the assignment made before the `case` (intended).
     "-Wno-CASEINCOMPLETE",
+)
+
+# What ``-Wall`` adds on Amaranth output, waived for :func:`lint` only (the builds do not enable
+# these warnings). Every other -Wall warning fails tests/test_lint.py.
+LINT_WAIVERS: tuple[str, ...] = (
+    # UNUSEDSIGNAL: the backend declares a wire for every field of a structured signal
+    # (``data.View``: `x.field`) and for intermediate operator results, used or not; synthesis
+    # removes the unused ones. (Unused logic is what Yosys reports, not a lint question.)
+    "-Wno-UNUSEDSIGNAL",
+    # PROCASSINIT: each register's reset value is also its declaration's initial value
+    # (`reg x = 1'h0;`) while the clocked process assigns it; the synchronous reset loads the
+    # same value, so simulation and hardware agree from reset on.
+    "-Wno-PROCASSINIT",
+    # DECLFILENAME: one file holds a top and all its submodules (`top.sub`), by design of the
+    # generator (one .v per top), not one module per file.
+    "-Wno-DECLFILENAME",
 )
 
 _LOG_TAIL_LINES = 60
@@ -162,6 +181,25 @@ def _verilator_bin_dir() -> Path | None:
         if (candidate / "verilator").is_file():
             return candidate
     return None
+
+
+def lint(verilog: str, toplevel: str, workdir: Path) -> list[str]:
+    """``verilator --lint-only -Wall`` of *verilog* with the documented waivers
+    (:data:`VERILATOR_WAIVERS` + :data:`LINT_WAIVERS`); return the warning/error lines (empty:
+    clean). The file is written to *workdir*."""
+    setup_toolchain_env()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = workdir / f"{toplevel}.v"
+    src.write_text(verilog)
+    proc = subprocess.run(["verilator", "--lint-only", "-Wall", *VERILATOR_WAIVERS,
+                           *LINT_WAIVERS, "--top-module", toplevel, src.name],
+                          cwd=workdir, capture_output=True, text=True)
+    found = [line for line in (proc.stdout + proc.stderr).splitlines()
+             if line.startswith(("%Warning", "%Error"))]
+    if proc.returncode and not found:
+        found = [f"verilator exited {proc.returncode}: {(proc.stdout + proc.stderr)[-500:]}"]
+    return found
 
 
 def setup_toolchain_env() -> None:
