@@ -32,13 +32,13 @@ from gen.formats import Formats
 from . import sufa
 from hw.regmap import ErrorCode
 
-from .core import MODE_DENSE, _regs, packed_layout, run_job
+from .core import MODE_DENSE, JobResult, _regs, packed_layout, run_job
 from .core import check_registers as check_core
 from .exp2 import weight
 from .recip import normalize
 
 __all__ = ["Partial", "shard_tiles", "shard_keys", "check_registers", "partial_state", "merge",
-           "merge_chain", "job_registers", "run_sharded"]
+           "merge_chain", "run_sharded"]
 
 
 @dataclass
@@ -107,7 +107,7 @@ def merge_chain(parts: list[Partial], mant: int, shift: int, fmt) -> Partial:
     return acc
 
 
-def job_registers(regs: dict) -> dict:
+def _job_registers(regs: dict) -> dict:
     """``regs`` without the address registers: what :func:`golden.core.run_job` needs to model
     the same job on one core (the array's shard layout is checked by :func:`check_registers`)."""
     return {n: x for n, x in regs.items() if not n.endswith(("_BASE", "_STRIDE"))}
@@ -118,6 +118,7 @@ class ShardedResult:
     out: np.ndarray              # O [Q_LEN, d], data_bits integers
     parts: list                  # the Partial of every core, core 0 first
     merged: Partial
+    single: JobResult            # the same job on one core (its selections, O and counters)
 
 
 def run_sharded(cfg, q, k, v, regs: dict, cores: int) -> ShardedResult:
@@ -132,7 +133,7 @@ def run_sharded(cfg, q, k, v, regs: dict, cores: int) -> ShardedResult:
     err = check_registers(cfg, {**packed_layout(cfg, sq, kv_rows), **given}, cores)
     if err != ErrorCode.NONE:
         raise ValueError(f"the array would not start this job: error {err.name}")
-    single = run_job(cfg, q, k, v, job_registers(regs))     # the per-tile selections
+    single = run_job(cfg, q, k, v, _job_registers(regs))     # the per-tile selections
     sel = single.sel
     mant, shift = int(regs["SCALE_MANT"]), int(regs["SCALE_SHIFT"])
     exact_max = bool(int(regs.get("MODE", 0)) & MODE_DENSE)
@@ -143,4 +144,4 @@ def run_sharded(cfg, q, k, v, regs: dict, cores: int) -> ShardedResult:
         shard[:, tiles.start:tiles.stop] = sel[:, tiles.start:tiles.stop]
         parts.append(partial_state(q, k, v, shard, mant, shift, fmt, exact_max=exact_max))
     merged = merge_chain(parts, mant, shift, fmt)
-    return ShardedResult(normalize(merged.o, merged.l, fmt), parts, merged)
+    return ShardedResult(normalize(merged.o, merged.l, fmt), parts, merged, single)

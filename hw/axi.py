@@ -56,10 +56,13 @@ def axil_slave_members(prefix: str) -> dict:
     return members
 
 
-def forward(m: Module, outer, inner, members: dict):
-    """Connect same-named flat ports of a parent (``outer``) and a child (``inner``)."""
+def forward(m: Module, outer, inner, members: dict, inner_prefix: tuple[str, str] | None = None):
+    """Connect the flat ports ``members`` of a parent (``outer``) to the same-named ports of a
+    child (``inner``); ``inner_prefix`` = (outer's, inner's): the child's names carry another
+    prefix (``m0_axi_araddr`` -> ``m_axi_araddr``)."""
     for name, member in members.items():
-        o, i = getattr(outer, name), getattr(inner, name)
+        child = name if inner_prefix is None else inner_prefix[1] + name[len(inner_prefix[0]):]
+        o, i = getattr(outer, name), getattr(inner, child)
         if member.flow == Out:
             m.d.comb += o.eq(i)
         else:

@@ -48,7 +48,7 @@ from .regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
 from .sufa import SufaEngine
 
-__all__ = ["StarCore", "first_error"]
+__all__ = ["StarCore", "first_error", "tensor_ends"]
 
 
 def onehot(value, n: int):
@@ -105,7 +105,6 @@ class StarCore(wiring.Component):
         cfg, fmt = self.cfg, self.fmt
         T, Bc = cfg.lanes, cfg.tile
         lb = Bc.bit_length() - 1
-        RB = fmt.row_bytes
         seq_bits = unsigned_bits(cfg.max_seq)
         key_bits = unsigned_bits(cfg.max_seq + Bc)
         lim_bits = key_bits + 1
@@ -379,9 +378,9 @@ class StarCore(wiring.Component):
                     m.next = "CHECK_ENDS"
             with m.State("CHECK_ENDS"):
                 m.d.comb += busy.eq(1)
-                for n, length in (("Q", qlen), ("K", seq), ("V", seq), ("O", qlen)):
-                    m.d.sync += ends[n].eq(job[f"{n}_BASE"] + (length - 1) * job[f"{n}_STRIDE"]
-                                           + RB)
+                if not spatial:      # the array checks the job before it starts its cores
+                    m.d.sync += [ends[n].eq(e) for n, e in tensor_ends(
+                        cfg, job, {"Q": qlen, "K": seq, "V": seq, "O": qlen}).items()]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
@@ -488,6 +487,13 @@ class StarCore(wiring.Component):
         count("TILES", sads.o.valid & sads.o.ready)
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
         return m
+
+def tensor_ends(cfg, job, lengths: dict) -> dict:
+    """{tensor: end address + 1} of each tensor in ``lengths`` ({name: rows}, names among Q, K,
+    V, O) under the sampled job registers ``job``: the ``ends`` of :func:`first_error`."""
+    return {n: job[f"{n}_BASE"] + (rows - 1) * job[f"{n}_STRIDE"] + Formats(cfg).row_bytes
+            for n, rows in lengths.items()}
+
 
 def first_error(cfg, job, ends, causal, dense):
     """The error code of the first failing start check (0: none), combinational. ``job``: the

@@ -38,10 +38,10 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import Out
 
-from gen.formats import Formats, unsigned_bits
+from gen.formats import unsigned_bits
 
-from .axi import axi4_master_members, axil_slave_members
-from .core import StarCore, first_error
+from .axi import axi4_master_members, axil_slave_members, forward
+from .core import StarCore, first_error, tensor_ends
 from .csr import CsrBlock
 from .layouts import lane_row_layout
 from .merge import PartialMerge, partial_layout
@@ -84,7 +84,6 @@ class SpatialStar(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         scfg, cfg = self.scfg, self.scfg.core
-        fmt = Formats(cfg)
         N, T, Bc = scfg.cores, cfg.lanes, cfg.tile
         lb = Bc.bit_length() - 1
         seq_bits = unsigned_bits(cfg.max_seq)
@@ -112,13 +111,7 @@ class SpatialStar(wiring.Component):
         for c, (x, y) in enumerate(scfg.order):
             core = m.submodules[f"core{c}"] = StarCore(cfg, spatial=True)
             cores.append(core)
-            for name in self.axi_members[c]:
-                inner = getattr(core, "m_axi" + name[len(f"m{c}_axi"):])
-                outer = getattr(self, name)
-                if self.axi_members[c][name].flow == Out:
-                    m.d.comb += outer.eq(inner)
-                else:
-                    m.d.comb += inner.eq(outer)
+            forward(m, self, core, self.axi_members[c], inner_prefix=(f"m{c}_axi", "m_axi"))
             m.d.comb += [core.job[n].eq(job[n]) for n in JOB_NAMES]
             m.d.comb += [core.key_lo.eq(key_lo[c]), core.key_cnt.eq(key_cnt[c]),
                          core.root.eq(c == 0), core.forward.eq(c < N - 1)]
@@ -195,11 +188,9 @@ class SpatialStar(wiring.Component):
                 m.next = "ENDS"
             with m.State("ENDS"):
                 m.d.comb += busy.eq(1)
-                lengths = {"Q": job["Q_LEN"][:seq_bits], "O": job["Q_LEN"][:seq_bits],
-                           "K": key_cnt[0], "V": key_cnt[0]}
-                for n, length in lengths.items():
-                    m.d.sync += ends[n].eq(job[f"{n}_BASE"] + (length - 1) * job[f"{n}_STRIDE"]
-                                           + fmt.row_bytes)
+                qlen = job["Q_LEN"][:seq_bits]
+                m.d.sync += [ends[n].eq(e) for n, e in tensor_ends(
+                    cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0], "O": qlen}).items()]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)

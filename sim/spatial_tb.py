@@ -163,8 +163,7 @@ class Array(RegisterBus):
                "error": gspatial.check_registers(cfg, regs, self.N)}
         if job["error"] == ErrorCode.NONE:
             job["want"] = gspatial.run_sharded(cfg, h.q, h.k, h.v, regs, self.N)
-            job["single"] = gcore.run_job(cfg, h.q, h.k, h.v, gspatial.job_registers(regs))
-            c = job["single"].counters
+            c = job["want"].single.counters
             beats = (c["BYTES_READ"] + c["BYTES_WRITTEN"]) // fmt.bus_bytes
             job["limit"] = 20 * beats + 10 * c["KV_ROWS"] + c["TILES"] * (8 * cfg.tile + 200) \
                 + (sq + 4) * self.N * (4 * d + 100) + 5000
@@ -271,7 +270,7 @@ class Array(RegisterBus):
             f" element {errors[0][1]} expected {errors[0][2]} got {errors[0][3]}); {self.where}"
 
     async def check_counters(self, job: dict):
-        what, single = job["name"], job["single"].counters
+        what, single = job["name"], job["want"].single.counters
         rb = self.fmt.row_bytes
         want = {n: single[n] for n in ("KV_ROWS", "KEYS_SELECTED", "TILES", "BYTES_WRITTEN")}
         want["BYTES_READ"] = single["BYTES_READ"] + rb * self.null_beats(job["regs"])
