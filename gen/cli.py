@@ -48,7 +48,10 @@ def cmd_generate(args) -> int:
     cfg = resolve_config(args)
     mesh = parse_mesh(args.mesh) if args.mesh else None
     if mesh:
-        SpatialConfig(cfg, rows=mesh[0], cols=mesh[1])          # validate before elaborating
+        try:                                                    # validate before elaborating
+            SpatialConfig(cfg, rows=mesh[0], cols=mesh[1])
+        except ConfigError as e:
+            raise UserError(f"--mesh {args.mesh}: {e}") from None
     names = TOPS + ((SPATIAL_TOP,) if mesh else ())
     tops = list(names) if args.tops is None else args.tops.split(",")
     unknown = [t for t in tops if t not in TOPS + (SPATIAL_TOP,)]

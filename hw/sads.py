@@ -78,9 +78,11 @@ class SadsSelector(wiring.Component):
         ib = unsigned_bits(cfg.tile - 1)
         nb = unsigned_bits(K)
 
-        # runtime k, clamped to [1, K]
+        # runtime k, clamped to [1, K] (no upper clamp when k cannot exceed K: a constant
+        # comparison Verilator's lint rejects, e.g. K = 1 and a 1-bit k)
         k_eff = Signal(nb)
-        m.d.comb += k_eff.eq(Mux(self.k == 0, 1, Mux(self.k > K, K, self.k)))
+        upper = Mux(self.k > K, K, self.k) if (1 << len(self.k)) - 1 > K else self.k
+        m.d.comb += k_eff.eq(Mux(self.k == 0, 1, upper))
 
         # key index of element 0 of the current transfer, within the tile
         base = Signal(ib + 1)

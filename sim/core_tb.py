@@ -12,8 +12,9 @@ Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "cases": [{q_len, seq_len,
 k_tile, radius (-1 off, or "small": a quarter of the mean |predicted score|)}], "tests": names to
 run (default all), "p_pause": bus stall probability per channel and cycle (default 0.3),
 "jobs": back_to_back job count (default 6), "fuzz": random invalid register sets (default
-24)}. Tests:
-    axil_map          reset values, HW_* build parameters, read-back, SLVERR on unmapped
+24), "coverage": count the functional coverage points (default off)}. Tests:
+    axil_map          reset values, HW_* build parameters, read-back (also with every access
+                      in flight at once, stalled), SLVERR on unmapped
                       addresses and partial strobes, read-only registers ignore writes
     end_to_end        each case without and with random stalls on every channel
     back_to_back      several jobs of different shapes and modes, no reset in between
@@ -24,11 +25,20 @@ run (default all), "p_pause": bus stall probability per channel and cycle (defau
     reset_mid_job     rst during a running job (reading; at its first O write), then a
                       clean job bit-exact
     bus_error         SLVERR on a V read / an O write: ERROR_CODE BUS, the job completes
+
+Every checked job appends {"job", "cycles", "o_sha256"} to ``journal.jsonl`` in the run
+directory (tests/test_regress.py compares two simulators with it). With "coverage" on, the
+functional coverage points (sim/coverage.py: per job, and a wait on every AXI channel: valid
+high, ready low) are counted into ``functional.json`` there.
 """
 
+import collections
+import hashlib
+import json
 import logging
 import random
 import warnings
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -41,6 +51,7 @@ from gen.formats import Formats
 from golden import core as gcore
 from golden import pipeline
 from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from sim.coverage import AXI_CHANNELS, axi_point, job_points
 from sim.regbus import CLK_NS, RegisterBus, pauses
 from sim.runner import env_config, env_seed
 
@@ -54,6 +65,26 @@ OPTS = env_config({}) or {}
 
 def _skip(name: str) -> bool:
     return name not in (OPTS.get("tests") or TESTS)
+
+
+# ---- journal and functional coverage (files in the run directory) -----------------------------
+FUNCTIONAL = collections.Counter()
+
+
+def _save_functional():
+    Path("functional.json").write_text(json.dumps(dict(sorted(FUNCTIONAL.items())), indent=1))
+
+
+async def _watch_axi(dut):
+    """Count the cycles each AXI channel waits (valid high, ready low) into FUNCTIONAL."""
+    sig = [(axi_point(bus, ch), getattr(dut, f"{bus}_{v}"), getattr(dut, f"{bus}_{r}"))
+           for bus, ch, v, r in AXI_CHANNELS]
+    while True:
+        await RisingEdge(dut.clk)
+        for name, v, r in sig:
+            if v.value.is_resolvable and r.value.is_resolvable and int(v.value) \
+                    and not int(r.value):
+                FUNCTIONAL[name] += 1
 
 
 class Core(RegisterBus):
@@ -99,6 +130,8 @@ class Core(RegisterBus):
     # ---- clock, reset, stalls ----------------------------------------------------------------
     async def start(self):
         Clock(self.dut.clk, CLK_NS, unit="ns").start()
+        if self.opts.get("coverage"):
+            cocotb.start_soon(_watch_axi(self.dut))
         await self.reset(4)
 
     async def reset(self, cycles: int):
@@ -261,6 +294,13 @@ class Core(RegisterBus):
         assert not stray, f"{what}: {len(stray)} writes outside the O rows, first at " \
                           f"0x{stray[0]:x}; {self.where}"
         self.check_unchanged(job["image"], o_rows, what)
+        o_bytes = b"".join(bytes(self.mem[a % MEM_SIZE:a % MEM_SIZE + rb]) for a in o_rows)
+        with open("journal.jsonl", "a") as f:
+            f.write(json.dumps({"job": what, "cycles": got_c["CYCLES"],
+                                "o_sha256": hashlib.sha256(o_bytes).hexdigest()}) + "\n")
+        if self.opts.get("coverage") and not o_void:
+            FUNCTIONAL.update(job_points(self.cfg, regs, want))
+            _save_functional()
         self.dut._log.info(f"{what}: {'O void' if o_void else 'bit-exact'}, counters match, "
                            f"CYCLES {got_c['CYCLES']} "
                            f"(KV_ROWS {got_c['KV_ROWS']}, TILES {got_c['TILES']}, RESCALES "
@@ -305,6 +345,17 @@ async def axil_map(dut):
     for n, v in vals.items():
         got = await c.read(n)
         assert got == v, f"{n} reads 0x{got:x} after writing 0x{v:x}; {c.where}"
+    # pipelined: every write in flight at once, then every read, with stalls on both sides
+    # (the master may issue AW/W/AR before the previous response: the slave must hold them)
+    vals = {n: c.prng.getrandbits(32) for n in vals}
+    c.stalls(True)
+    for t in [cocotb.start_soon(c.write(n, v)) for n, v in vals.items()]:
+        await t
+    tasks = {n: cocotb.start_soon(c.read(n)) for n in vals}
+    for n, t in tasks.items():
+        got = await t
+        assert got == vals[n], f"{n} reads 0x{got:x} after pipelined writes of 0x{vals[n]:x}"
+    c.stalls(False)
     # unmapped word addresses answer SLVERR, reads and writes
     mapped = {r.offset for r in c.regs.values()}
     holes = [a for a in range(0, 1 << 8, 4) if a not in mapped]

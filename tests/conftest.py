@@ -2,6 +2,8 @@
 
 * ``@pytest.mark.long``: a slow test. Skipped unless pytest gets ``--long``
   (``make test-long``); ``make test`` runs the fast set only.
+* ``@pytest.mark.regress``: part of the robustness sweep (tests/test_regress.py). Skipped
+  unless pytest gets ``--regress`` (``make regress``).
 * ``--seed N`` and the ``seed`` fixture: the seed for randomised tests (default 1, so
   runs are reproducible). The fixture prints it, so a failing test's captured output
   shows the seed to rerun with.
@@ -16,6 +18,16 @@ def pytest_addoption(parser):
     group = parser.getgroup("star")
     group.addoption("--long", action="store_true", default=False,
                     help="also run tests marked @pytest.mark.long (slow)")
+    group.addoption("--regress", action="store_true", default=False,
+                    help="also run tests marked @pytest.mark.regress (make regress)")
+    group.addoption("--regress-examples", type=int, default=25, metavar="N",
+                    help="random valid configs per shard of tests/test_regress.py (default 25, "
+                         "x 8 shards)")
+    group.addoption("--regress-invalid", type=int, default=60, metavar="N",
+                    help="random invalid inputs in tests/test_regress.py (default 60)")
+    group.addoption("--replay", metavar="FILE.jsonl", default=None,
+                    help="rerun the valid-config records of a make regress log instead of "
+                         "drawing new ones")
     group.addoption("--seed", type=int, default=DEFAULT_SEED,
                     help=f"seed for randomised tests (default {DEFAULT_SEED})")
 
@@ -23,6 +35,9 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "long: slow test, skipped unless pytest is given --long (make test-long)")
+    config.addinivalue_line(
+        "markers", "regress: robustness sweep, skipped unless pytest is given --regress "
+                   "(make regress)")
 
 
 def pytest_report_header(config):
@@ -31,12 +46,14 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--long"):
-        return
-    skip_long = pytest.mark.skip(reason="long test: skipped unless --long is given (make test-long)")
+    skips = {"long": pytest.mark.skip(reason="long test: skipped unless --long is given "
+                                             "(make test-long)"),
+             "regress": pytest.mark.skip(reason="regress test: skipped unless --regress is given "
+                                                "(make regress)")}
     for item in items:
-        if item.get_closest_marker("long") is not None:
-            item.add_marker(skip_long)
+        for name, skip in skips.items():
+            if not config.getoption(f"--{name}") and item.get_closest_marker(name) is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture

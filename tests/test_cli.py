@@ -94,8 +94,8 @@ def test_presets_and_show_config(capsys):
     (["show-config", "-P", "nokey=1"], "-P expects key=value"),
     (["show-config", "-c", "missing.toml"], "no such config file"),
     (["generate", "-p", "tiny", "--mesh", "2by2"], "mesh must be ROWSxCOLS"),
-    (["generate", "-p", "tiny", "--mesh", "1x1"], "cols must be in [2, 8] when rows=1"),
-    (["generate", "-p", "tiny", "--mesh", "9x2"], "rows must be in [1, 8], not 9"),
+    (["generate", "-p", "tiny", "--mesh", "1x1"], "--mesh 1x1: cols must be in [2, 8] when rows=1"),
+    (["generate", "-p", "tiny", "--mesh", "9x2"], "--mesh 9x2: rows must be in [1, 8], not 9"),
     (["generate", "-p", "tiny", "--tops", "star_spatial"], "needs --mesh ROWSxCOLS"),
 ])
 def test_user_errors_exit_2(argv, message, capsys):
@@ -113,17 +113,23 @@ def test_console_script_help_lists_defaults():
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
-def test_sim_runs_the_core_regression_with_waves(capsys):
-    """`star sim` runs one testbench test per simulation; --waves leaves one FST per test."""
-    assert main(["sim", "-p", "tiny", "--tests", "axil_map", "--seed", "5", "--waves"]) == 0
+def test_sim_runs_the_core_regression(capsys):
+    """`star sim` runs one testbench test per simulation (the tiny model test_core builds)."""
+    assert main(["sim", "-p", "tiny", "--tests", "axil_map", "--seed", "5"]) == 0
     out = capsys.readouterr().out
     assert "axil_map passed (seed 5" in out and "rerun with --seed 5" in out
-    fst = out.split("waves ")[1].split(")")[0]
+    assert main(["sim", "-p", "tiny", "--tests", "axil_map,nope"]) == 2
+    assert "--tests must name tests among" in capsys.readouterr().err
+
+
+@pytest.mark.long
+def test_sim_with_waves(capsys):
+    """--waves leaves one FST per test (a separate ~100 s model build with tracing)."""
+    assert main(["sim", "-p", "tiny", "--tests", "axil_map", "--seed", "5", "--waves"]) == 0
+    fst = capsys.readouterr().out.split("waves ")[1].split(")")[0]
     assert fst.endswith("star_core-axil_map-s5.fst")
     with open(fst, "rb") as f:
         assert len(f.read(64)) == 64
-    assert main(["sim", "-p", "tiny", "--tests", "axil_map,nope"]) == 2
-    assert "--tests must name tests among" in capsys.readouterr().err
 
 
 def test_synth_reports_cells_per_module(tmp_path, capsys):
