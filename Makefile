@@ -82,9 +82,9 @@ test: $(STAMP)
 test-long: $(STAMP)
 	$(PY) -m pytest -n 2 -q --long tests $(PYTEST_ARGS)
 
-# Seeded by --seed (default 1): `make regress PYTEST_ARGS='--seed 7'` draws other configs;
-# `PYTEST_ARGS='--replay failed.jsonl -k replay'` reruns records copied out of build/regress/
-# (each run clears its logs there first).
+# Seeded by --seed (default 1): `make regress PYTEST_ARGS='--seed 7'` draws other configs; one
+# logged config (seed S, index I) alone: .venv/bin/python -m pytest --regress --seed S
+# 'tests/test_regress.py::test_valid_config[I]'.
 regress: $(STAMP)
 	@command -v iverilog >/dev/null 2>&1 || { echo "error: iverilog not found; make regress needs Icarus Verilog (Debian: apt-get install iverilog; make install does it as root)" >&2; exit 1; }
 	rm -f build/regress/*.jsonl

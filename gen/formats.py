@@ -102,7 +102,11 @@ class Formats:
         self.dlzs_term_max = kmag_max << (b - 1)
         self.dlzs_x_bits = cfg.dlzs_k_bits + self.dlzs_window - 1   # |term| before the row shift
         self.pred_bits = signed_bits(cfg.head_dim * self.dlzs_term_max)
-        self.radius_max = (1 << self.pred_bits) - 1
+        # radius_off: the SADS radius that clips nothing (every score difference is below it);
+        # radius_max: the largest RADIUS register value, below 0xFFFFFFFF (off) when the
+        # predicted scores are 32 bits or wider (found by make regress: it was truncated)
+        self.radius_off = (1 << self.pred_bits) - 1
+        self.radius_max = min(self.radius_off, (1 << 32) - 2)
         # 4-bit multiply predictor (comparison only)
         self.mac4_shift = b - 4
         self.mac4_bits = signed_bits(cfg.head_dim * 64)
@@ -131,8 +135,8 @@ class Formats:
                                   self.score_bits + 1 + cfg.scale_bits)
 
     def radius_value(self, radius: int) -> int:
-        """Return the radius register value: ``-1`` (off) becomes the all-ones maximum."""
-        return self.radius_max if radius < 0 else radius
+        """Return the radius SADS applies: ``-1`` (off) becomes :attr:`radius_off`."""
+        return self.radius_off if radius < 0 else radius
 
     @cached_property
     def exp2_table(self) -> tuple[int, ...]:

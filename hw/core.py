@@ -143,7 +143,7 @@ class StarCore(wiring.Component):
         causal, dense = job["MODE"][0], job["MODE"][1]
         m.d.comb += [
             sads.k.eq(job["K_TILE"]),
-            sads.radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_max, job["RADIUS"])),
+            sads.radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_off, job["RADIUS"])),
             sufa.mant.eq(job["SCALE_MANT"]), sufa.shift.eq(job["SCALE_SHIFT"]),
             sufa.exact_max.eq(dense),
         ]

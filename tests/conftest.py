@@ -20,14 +20,10 @@ def pytest_addoption(parser):
                     help="also run tests marked @pytest.mark.long (slow)")
     group.addoption("--regress", action="store_true", default=False,
                     help="also run tests marked @pytest.mark.regress (make regress)")
-    group.addoption("--regress-examples", type=int, default=25, metavar="N",
-                    help="random valid configs per shard of tests/test_regress.py (default 25, "
-                         "x 8 shards)")
+    group.addoption("--regress-configs", type=int, default=200, metavar="N",
+                    help="random valid configs in tests/test_regress.py (default 200)")
     group.addoption("--regress-invalid", type=int, default=60, metavar="N",
                     help="random invalid inputs in tests/test_regress.py (default 60)")
-    group.addoption("--replay", metavar="FILE.jsonl", default=None,
-                    help="rerun the valid-config records of a make regress log instead of "
-                         "drawing new ones")
     group.addoption("--seed", type=int, default=DEFAULT_SEED,
                     help=f"seed for randomised tests (default {DEFAULT_SEED})")
 

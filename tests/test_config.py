@@ -107,3 +107,22 @@ def test_spatial_config_snake_order_and_errors():
             SpatialConfig(preset("tiny"), **kwargs)
     with pytest.raises(ConfigError, match="core must be a StarConfig"):
         SpatialConfig({"lanes": 4})
+
+
+def test_radius_fits_the_32_bit_register():
+    """36-bit predicted scores (16-bit data, 16 DLZS key bits): RADIUS and its reset value stay
+    below 0xFFFFFFFF (off), no register reset value is truncated (make regress found
+    HW_RADIUS_MAX = 2**36 - 1 in a 32-bit register)."""
+    from dataclasses import replace
+
+    from hw.regmap import RADIUS_OFF_VALUE, by_name
+    wide = replace(PRESETS["tiny"], data_bits=16, dlzs_k_bits=16, dlzs_shift_bits=4, max_seq=64)
+    fmt = Formats(wide)
+    assert fmt.pred_bits > 32 and fmt.radius_off == (1 << fmt.pred_bits) - 1
+    assert fmt.radius_max == RADIUS_OFF_VALUE - 1
+    assert replace(wide, radius=fmt.radius_max).radius == fmt.radius_max
+    with pytest.raises(ConfigError, match=r"radius must be -1 \(off\) or in \[0, 4294967294\]"):
+        replace(wide, radius=RADIUS_OFF_VALUE)
+    for cfg in (wide, *PRESETS.values()):
+        too_wide = [r.name for r in by_name(cfg).values() if not 0 <= r.reset < 1 << 32]
+        assert not too_wide, f"{cfg.name}: reset values wider than 32 bits: {too_wide}"

@@ -13,7 +13,8 @@ from sim.runner import WAIVER_FILE, lint
 # fast: every top of the tiny preset and a small array; long: the other presets (paper: the
 # tops that convert in seconds at 128 lanes)
 FAST = [("tiny", top, None) for top in TOPS] + [("tiny", SPATIAL_TOP, (1, 2)),
-                                                 ("minimal", "star_core", None)]
+                                                 ("minimal", "star_core", None),
+                                                 ("wide_pred", "star_core", None)]
 LONG = [(p, top, None) for p in ("default", "bench", "int8") for top in TOPS] \
     + [("paper", top, None) for top in ("star_dlzs", "star_sads")] \
     + [("micro", SPATIAL_TOP, (2, 2))]
@@ -22,6 +23,9 @@ LONG = [(p, top, None) for p in ("default", "bench", "int8") for top in TOPS] \
 def _config(name):
     if name == "micro":      # the spatial regression's small core
         return replace(preset("tiny"), name="micro", head_dim=8, lanes=2, tile=8, k_tile=2)
+    if name == "wide_pred":  # 36-bit predicted scores: radius_max capped at 2**32 - 2 (regress)
+        return replace(preset("tiny"), name="wide_pred", data_bits=16, dlzs_k_bits=16,
+                       dlzs_shift_bits=4, max_seq=64)
     if name == "minimal":    # every size at its lower bound (make regress found k_tile 1 unclean)
         return replace(preset("tiny"), name="minimal", head_dim=4, lanes=1, tile=4, k_tile=1,
                        max_seq=4, axi_data_bits=32)
