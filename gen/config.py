@@ -54,9 +54,10 @@ class StarConfig:
         exp_out_bits  fraction bits of each softmax weight 2**(s-m) (its value is in (0, 1]).
         recip_bits    fraction bits of the normalised reciprocal of the row sum l.
         scale_bits    mantissa bits of the runtime score-scale constant.
-    Modes and bus
-        dense         build the dense FlashAttention baseline (prediction off, every key computed).
+    Bus
         axi_data_bits data width of the AXI4 memory master.
+
+    (Dense FlashAttention is a runtime mode of every core: the MODE register's DENSE bit.)
     """
 
     name: str = "default"
@@ -75,14 +76,13 @@ class StarConfig:
     exp_out_bits: int = 15
     recip_bits: int = 16
     scale_bits: int = 16
-    dense: bool = False
     axi_data_bits: int = 64
 
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            want = {"str": str, "bool": bool, "int": int}[f.type]
-            # bool is an int subclass: reject it where an int is expected, and vice versa
+            want = {"str": str, "int": int}[f.type]
+            # bool is an int subclass: reject it where an int is expected
             if not isinstance(value, want) or (want is int and isinstance(value, bool)):
                 raise ConfigError(f"{f.name} must be of type {want.__name__}, not {value!r}")
         self._validate()
@@ -190,10 +190,6 @@ def parse_override(text: str) -> tuple[str, object]:
     kind = types[key]
     if kind == "str":
         return key, raw
-    if kind == "bool":
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise ConfigError(f"{key} must be true or false, not {raw!r}")
-        return key, raw.lower() in ("true", "1")
     try:
         return key, int(raw, 0)
     except ValueError:

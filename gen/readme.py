@@ -5,7 +5,8 @@
 reports give, so a rerun benchmark cannot leave the README stale. Sources:
 docs/results/core_bench/report.json (``make bench-core``), docs/results/predictors.json
 (``make bench-predictors``), docs/results/synth_scaling/report.json (``make bench-synth``),
-docs/results/spatial_bench/report.json (``make bench-spatial``).
+docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/regress/report.json
+(``make regress``).
 """
 
 from __future__ import annotations
@@ -106,6 +107,24 @@ def _spatial(report: dict) -> list[str]:
     return lines
 
 
+def _regress(report: dict) -> list[str]:
+    v, inv = report["valid"], report["invalid"]
+    lines = ["", f"**Robustness** (`{report['command']}`; "
+             "[report](docs/results/regress/report.md)): "
+             f"{v['tried']} random valid configs generated, lint-clean and simulated bit-exact "
+             f"vs golden: {v['passed']} passed, {v['mismatches']} mismatches; "
+             f"{inv['passed']} of {inv['tried']} invalid inputs rejected with a one-line error"]
+    for r in report["icarus"]:
+        lines[-1] += f"; Icarus vs Verilator: {r['jobs']} jobs, {r['mismatches']} differences"
+    for r in report["coverage"]:
+        code = ", ".join(f"{k} {c['percent']}%" for k, c in r["code"].items())
+        hit = sum(n > 0 for n in r["functional"].values())
+        lines[-1] += (f"; core regression coverage {code}, {hit} of {hit + len(r['missed'])} "
+                      "functional points hit")
+    lines[-1] += "."
+    return lines
+
+
 def section(root: Path = ROOT) -> str:
     """The generated results section (without the markers)."""
     res = root / "docs" / "results"
@@ -124,6 +143,9 @@ def section(root: Path = ROOT) -> str:
     spatial = _load(res / "spatial_bench" / "report.json")
     if spatial:
         lines += _spatial(spatial)
+    regress = _load(res / "regress" / "report.json")
+    if regress:
+        lines += _regress(regress)
     return "\n".join(lines) + "\n"
 
 

@@ -38,7 +38,7 @@ def test_presets_are_valid_and_named(name):
     ("dlzs_shift_bits", 5, "dlzs_shift_bits must be in [1, 4] for data_bits=16, not 5"),
     ("name", "Big Name", "name must be 1-32 characters"),
     ("lanes", True, "lanes must be of type int, not True"),
-    ("dense", 1, "dense must be of type bool, not 1"),
+    ("dlzs_rounding", 1, "dlzs_rounding must be of type str, not 1"),
 ])
 def test_validation_names_field_and_range(field, value, message):
     with pytest.raises(ConfigError) as e:
@@ -84,7 +84,6 @@ def test_toml_roundtrip_and_errors(tmp_path):
 
 def test_parse_override():
     assert parse_override("k_tile=8") == ("k_tile", 8)
-    assert parse_override("dense=true") == ("dense", True)
     assert parse_override("dlzs_rounding=nearest") == ("dlzs_rounding", "nearest")
     with pytest.raises(ConfigError, match="-P expects key=value"):
         parse_override("ktile=8")

@@ -10,8 +10,8 @@ from gen.config import preset
 from gen.verilog import convert
 from sim.runner import WAIVER_FILE, lint
 
-# fast: every top of the tiny preset and a small array; long: the other presets (paper: the
-# tops that convert in seconds at 128 lanes)
+# fast: every top of the tiny preset, a small array, two corner configs; long: every top of
+# the other presets (paper: the tops that convert in seconds at 128 lanes)
 FAST = [("tiny", top, None) for top in TOPS] + [("tiny", SPATIAL_TOP, (1, 2)),
                                                  ("minimal", "star_core", None),
                                                  ("wide_pred", "star_core", None)]

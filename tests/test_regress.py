@@ -369,3 +369,37 @@ def test_core_coverage(seed):
                         "missed": missed, "result": "fail" if missed else "pass"})
     assert summary["line"]["points"] > 0 and summary["toggle"]["points"] > 0, summary
     assert not missed, f"functional coverage points never hit: {missed}; counts {functional}"
+
+
+# --------------------------------------------------------------------------- dead config fields
+
+# field -> another valid value, from the tiny preset (pred_keys: star_core takes only 1)
+OTHER_VALUE = {"head_dim": 8, "data_bits": 16, "lanes": 3, "tile": 8, "k_tile": 3, "radius": 5,
+               "max_seq": 128, "dlzs_rounding": "nearest", "dlzs_k_bits": 4,
+               "dlzs_shift_bits": 3, "pred_keys": 2, "exp_frac_bits": 5, "exp_out_bits": 11,
+               "recip_bits": 11, "scale_bits": 11, "axi_data_bits": 32}
+
+
+def test_every_config_field_reaches_the_rtl():
+    """Changing any StarConfig field (but the name) changes the generated Verilog: no field
+    is documented as a hardware parameter and then ignored (make regress found `dense`)."""
+    from dataclasses import fields
+
+    from gen.build import blocks
+    from gen.verilog import convert
+    tiny = preset("tiny")
+    assert set(OTHER_VALUE) == {f.name for f in fields(StarConfig)} - {"name"}, \
+        "OTHER_VALUE must name every StarConfig field but name"
+
+    def verilog(cfg):                   # star_core holds every other block but for P > 1
+        top = "star_dlzs" if cfg.pred_keys > 1 else "star_core"
+        return convert(blocks(cfg, only=top)[top], name=top)
+
+    base = {"star_core": verilog(tiny), "star_dlzs": convert(
+        blocks(tiny, only="star_dlzs")["star_dlzs"], name="star_dlzs")}
+    same = []
+    for name, value in OTHER_VALUE.items():
+        cfg = replace(tiny, **{name: value})
+        if verilog(cfg) == base["star_dlzs" if cfg.pred_keys > 1 else "star_core"]:
+            same.append(name)
+    assert not same, f"fields that change no generated Verilog: {same}"
