@@ -89,7 +89,7 @@ regress: $(STAMP)
 	@command -v iverilog >/dev/null 2>&1 || { echo "error: iverilog not found; make regress needs Icarus Verilog (Debian: apt-get install iverilog; make install does it as root)" >&2; exit 1; }
 	rm -f build/regress/*.jsonl
 	$(PY) -m pytest -n 2 -q --regress tests/test_regress.py $(PYTEST_ARGS); status=$$?; \
-	  $(PY) scripts/regress_report.py --status $$status --command "make regress $(if $(PYTEST_ARGS),PYTEST_ARGS='$(PYTEST_ARGS)')"; \
+	  $(PY) scripts/regress_report.py --status $$status --command "$(strip make regress $(if $(PYTEST_ARGS),PYTEST_ARGS='$(PYTEST_ARGS)'))"; \
 	  exit $$status
 
 bench-predictors: install-synth
