@@ -249,7 +249,7 @@ def _icarus_version() -> str:
     """``iverilog -V``'s first line; SimBuildError naming the package when it is missing."""
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         raise SimBuildError("iverilog/vvp not found: Icarus Verilog is the second simulator "
-                            "(Debian: apt-get install iverilog; `make regress` installs it)")
+                            "(Debian: apt-get install iverilog; `make install` does it as root)")
     proc = subprocess.run(["iverilog", "-V"], capture_output=True, text=True)
     return (proc.stdout or proc.stderr).splitlines()[0] if (proc.stdout or proc.stderr) else "?"
 

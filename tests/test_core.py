@@ -48,14 +48,17 @@ def verilog(name: str) -> str:
     return convert(StarCore(StarConfig(**CONFIGS[name][0])), name="star_core")
 
 
-def sim(name, seed, tests, cases, timeout_s=300, **extra):
-    """Run the cocotb tests ``tests`` (None: all) of sim/core_tb.py on config ``name``."""
+def sim(name, seed, tests, cases, timeout_s=300, run_kw=None, **extra):
+    """Run the cocotb tests ``tests`` (None: all) of sim/core_tb.py on config ``name``
+    (``cases`` None: its default cases; ``run_kw``: more sim.runner.run arguments, e.g. the
+    simulator); return the run."""
     fields, default_cases = CONFIGS[name]
     cfg = StarConfig(**fields)
     cases = [{**c, "k_tile": cfg.k_tile if c["k_tile"] is None else c["k_tile"]}
              for c in (default_cases if cases is None else cases)]
-    run(verilog(name), "star_core", "sim.core_tb", seed=seed, timeout_s=timeout_s,
-        config={"cfg": cfg.to_dict(), "cases": cases, "tests": tests, **extra})
+    return run(verilog(name), "star_core", "sim.core_tb", seed=seed, timeout_s=timeout_s,
+               config={"cfg": cfg.to_dict(), "cases": cases, "tests": tests, **extra},
+               **(run_kw or {}))
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -315,21 +315,12 @@ def test_invalid_configs(seed, request, tmp_path):
 # --------------------------------------------------------------------------- second simulator,
 # coverage: the tiny preset's core regression (tests/test_core.py's cases)
 
-CORE_TESTS = ["axil_map", "end_to_end", "back_to_back", "invalid_registers", "reset_mid_job",
-              "bus_error"]
-
-
-def _core_regression(seed: int, **kw):
-    """Run every sim/core_tb.py test on the tiny preset (test_core's cases); return the run."""
-    from test_core import CONFIGS
-    from test_core import verilog as core_verilog
-    fields, cases = CONFIGS["tiny"]
-    cfg = StarConfig(**fields)
-    cases = [{**c, "k_tile": cfg.k_tile if c["k_tile"] is None else c["k_tile"]} for c in cases]
-    opts = {"cfg": cfg.to_dict(), "cases": cases, "tests": CORE_TESTS}
-    opts.update(kw.pop("opts", {}))
-    return run(core_verilog("tiny"), "star_core", "sim.core_tb", seed=seed, build_root=OUT / "sim",
-               config=opts, **kw)
+def _core_regression(seed: int, timeout_s: int, coverage: bool = False, **run_kw):
+    """Run every sim/core_tb.py test on the tiny preset (tests/test_core.py's cases and
+    helper); return the run."""
+    from test_core import sim
+    return sim("tiny", seed, None, None, timeout_s=timeout_s, coverage=coverage,
+               run_kw={"build_root": OUT / "sim", **run_kw})
 
 
 def _journal(res) -> list[dict]:
@@ -357,7 +348,7 @@ def test_icarus_matches_verilator(seed):
 def test_core_coverage(seed):
     """Line + toggle coverage of the core regression (Verilator), and the functional points."""
     from sim.coverage import FUNCTIONAL_POINTS, summarize
-    res = _core_regression(seed, timeout_s=3600, opts={"coverage": True},
+    res = _core_regression(seed, timeout_s=3600, coverage=True,
                            build_args=["--coverage-line", "--coverage-toggle"])
     dat = res.run_dir / "coverage.dat"
     assert dat.is_file(), f"no coverage.dat in {res.run_dir}"
