@@ -178,6 +178,33 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_dse(args) -> int:
+    from .dse import DEFAULT_PERCENTS, DEFAULT_TILES, DseError, parse_list, run_study
+    cfg = resolve_config(args)
+    try:
+        args.tiles = parse_list(args.tiles, "--tiles", 4, 1024, pow2=True) if args.tiles \
+            else DEFAULT_TILES
+        args.lanes = parse_list(args.lanes, "--lanes", 1, 256) if args.lanes else (cfg.lanes,)
+        args.percents = parse_list(args.k, "--k", 1, 100) if args.k else DEFAULT_PERCENTS
+        if args.trials < 1:
+            raise DseError(f"--trials must be at least 1, not {args.trials}")
+        if args.timeout is not None and not args.timeout > 0:
+            raise DseError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+        for flag, value in (("--alpha", args.alpha), ("--beta", args.beta)):
+            if not value >= 0:
+                raise DseError(f"{flag} must be a non-negative number, not {value}")
+        if not args.max_error > 0:
+            raise DseError(f"--max-error must be a positive number, not {args.max_error}")
+        if not args.study or len(args.study) > 64:
+            raise DseError(f"--study must be a name of 1 to 64 characters, not {args.study!r}")
+        args.out = args.out or f"build/dse/{args.study}"
+        path = run_study(cfg, args, log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    except DseError as e:
+        raise UserError(str(e)) from None
+    print(f"star: wrote {path}")
+    return 0
+
+
 def cmd_presets(args) -> int:
     for name, cfg in PRESETS.items():
         print(f"{name:10s} d={cfg.head_dim} data_bits={cfg.data_bits} lanes={cfg.lanes} "
@@ -261,6 +288,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print the full report as JSON (default: a Markdown table)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("dse", parents=[parent],
+                       help="Bayesian search of tile and per-layer top-k on a multi-layer "
+                            "workload (Optuna): Pareto front, best config as TOML")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="folder of attention .npz files (star eval format), one per layer, "
+                        "taken in file-name order")
+    p.add_argument("--trials", type=int, default=100,
+                   help="finished trials the study should hold; a rerun continues up to it "
+                        "(default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop starting trials after this long (default: no limit)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="TPE sampler seed; give parallel workers different seeds (default: "
+                        "%(default)s)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna RDB storage shared by workers, e.g. postgresql://user@host/db "
+                        "(default: sqlite file study.db in the output folder)")
+    p.add_argument("--study", default="star-dse",
+                   help="study name in the storage (default: %(default)s)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output folder (default: build/dse/<study>)")
+    p.add_argument("--tiles", default=None, metavar="T,T",
+                   help="tile sizes to search, powers of two (default: 16,32,64,128)")
+    p.add_argument("--lanes", default=None, metavar="N,N",
+                   help="query lanes T to search (default: the config's lanes only)")
+    p.add_argument("--k", default=None, metavar="P,P",
+                   help="per-layer keys kept per tile, percentages of the tile (default: "
+                        "5,10,...,50)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="weight of cycles / dense cycles in the objective (default: %(default)s)")
+    p.add_argument("--beta", type=float, default=0.05,
+                   help="weight of area proxy / base area (default: %(default)s)")
+    p.add_argument("--max-error", type=float, default=0.1,
+                   help="error budget: mean relative output error vs float dense "
+                        "(default: %(default)s)")
+    p.set_defaults(func=cmd_dse)
 
     p = sub.add_parser("presets", help="list the named configurations")
     p.set_defaults(func=cmd_presets)

@@ -27,7 +27,7 @@ from . import dlzs, sads, sufa
 from .reference import causal_mask
 
 __all__ = ["MODE_CAUSAL", "MODE_DENSE", "COUNTERS", "JobResult", "check_registers",
-           "packed_layout", "tensor_span", "run_job"]
+           "packed_layout", "tensor_span", "block_schedule", "add_events", "run_job"]
 
 MODE_CAUSAL = 1
 MODE_DENSE = 2
@@ -43,6 +43,7 @@ class JobResult:
     out: np.ndarray
     counters: dict = field(default_factory=dict)
     sel: np.ndarray | None = None      # the selection SU-FA used [Q_LEN, n_tiles, K] (-1 pads)
+    blocks: list | None = None         # block_schedule() of the job, with add_events()
 
 
 def _regs(cfg, regs: dict) -> dict:
@@ -110,6 +111,42 @@ def check_registers(cfg, regs: dict, kv_rows: int | None = None) -> ErrorCode:
     return ErrorCode.NONE
 
 
+def block_schedule(cfg, sel, q_len: int, seq_len: int, causal: bool) -> list[dict]:
+    """The core's work per query block: ``{"rows": active lanes, "union": [keys of tile j that
+    some active lane selected, per processed tile], "keys": (query, key) pairs selected}``.
+
+    ``sel`` [Q_LEN, n_tiles, K]: the selection SU-FA uses (-1 pads; JobResult.sel). Tiles past
+    the block's largest causal limit are skipped, as the core does."""
+    T, tile = cfg.lanes, cfg.tile
+    out = []
+    for b0 in range(0, q_len, T):
+        rows = range(b0, min(q_len, b0 + T))
+        lim = max(i + seq_len - q_len if causal else seq_len - 1 for i in rows)
+        n_t = min(seq_len - 1, lim) // tile + 1
+        union, keys = [], 0
+        for j in range(n_t):
+            lists = [{int(x) for x in sel[i, j] if x >= 0} for i in rows]
+            union.append(len(set().union(*lists)))
+            keys += sum(len(s) for s in lists)
+        out.append({"rows": len(rows), "union": union, "keys": keys})
+    return out
+
+
+def add_events(cfg, blocks: list[dict], res) -> None:
+    """Add to each block of :func:`block_schedule` the SU-FA rescale events of ``res`` (a
+    golden.sufa.Result): ``"merge"`` [per tile: 1 if some lane's max grew at its start] and
+    ``"over"`` [per tile: keys at which some lane took a max-assurance rescale]. The engine's
+    lanes rescale together, so an event stalls the block once however many lanes take it."""
+    T, tile = cfg.lanes, cfg.tile
+    over = {}
+    for row, key in res.over:
+        over.setdefault((int(row) // T, int(key) // tile), set()).add(int(key))
+    for n, b in enumerate(blocks):
+        tiles = range(len(b["union"]))
+        b["merge"] = [int(res.grew[n * T:(n + 1) * T, j].any()) for j in tiles]
+        b["over"] = [len(over.get((n, j), ())) for j in tiles]
+
+
 def run_job(cfg, q, k, v, regs: dict) -> JobResult:
     """Run one job on int q [Q_LEN, d], k/v [SEQ_LEN, d]; return O and the exact counters.
 
@@ -139,18 +176,12 @@ def run_job(cfg, q, k, v, regs: dict) -> JobResult:
                           valid=valid)
     res = sufa.attend(q, k, v, sel, r["SCALE_MANT"], r["SCALE_SHIFT"], fmt, exact_max=dense)
 
-    T, tile = cfg.lanes, cfg.tile
-    k_rows = kv_rows = keys = tiles = 0
-    for b0 in range(0, sq, T):
-        rows = range(b0, min(sq, b0 + T))
-        lim = max(i + sk - sq if causal else sk - 1 for i in rows)
-        n_t = min(sk - 1, lim) // tile + 1
-        tiles += n_t
-        for j in range(n_t):
-            k_rows += min(tile, sk - j * tile)
-            lists = [{int(x) for x in sel[i, j] if x >= 0} for i in rows]
-            kv_rows += len(set().union(*lists))
-            keys += sum(len(s) for s in lists)
+    blocks = block_schedule(cfg, sel, sq, sk, causal)
+    add_events(cfg, blocks, res)
+    k_rows = sum(min(cfg.tile, sk - j * cfg.tile) for b in blocks for j in range(len(b["union"])))
+    kv_rows = sum(sum(b["union"]) for b in blocks)
+    keys = sum(b["keys"] for b in blocks)
+    tiles = sum(len(b["union"]) for b in blocks)
     counters = {
         "BYTES_READ": fmt.row_bytes * (sq + k_rows + kv_rows),
         "BYTES_WRITTEN": fmt.row_bytes * sq,
@@ -160,4 +191,4 @@ def run_job(cfg, q, k, v, regs: dict) -> JobResult:
         "RESCALES": int(res.rescales.sum()),
         "MERGES": int(res.merges.sum()),
     }
-    return JobResult(res.out, counters, sel)
+    return JobResult(res.out, counters, sel, blocks)

