@@ -10,6 +10,8 @@
 #   make bench-synth       star_core generation + synthesis time and cells vs lanes up to the paper preset (~1 h)
 #   make bench-noc         mesh NoC latency/throughput per pattern, area, fmax -> docs/results/noc_bench/
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
+#   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
+#   make dse               star dse on MiniLM layers 0-5 (Optuna, 500 trials, ~10 min) -> docs/results/dse/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
@@ -24,11 +26,13 @@ STAMP = $(VENV)/.installed
 #   ccache      - cached C++ compiles of Verilator models (a cold model build 7 s -> 0.3 s)
 #   liblz4-dev  - lz4.h, needed to build Verilator models with FST waves (sim.runner waves=True)
 #   iverilog    - Icarus Verilog, the second simulator of `make regress`
-APT_PACKAGES = ccache liblz4-dev iverilog
+#   postgresql  - PostgreSQL server: tests/test_dse.py starts a private one on loopback to test
+#                 two `star dse` workers sharing one study
+APT_PACKAGES = ccache liblz4-dev iverilog postgresql
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial readme clean distclean
+.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model dse readme clean distclean
 
 all: test
 
@@ -50,11 +54,11 @@ $(STAMP): pyproject.toml
 	      apt-get update -q >/dev/null 2>&1 || true; \
 	      for p in $$missing; do \
 	        apt-get install -y -q --no-install-recommends "$$p" >/dev/null 2>&1 || \
-	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress); continuing"; \
+	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress, postgresql only the star dse multi-worker test); continuing"; \
 	      done; \
 	    fi; \
 	  else \
-	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress); continuing"; \
+	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress, postgresql only the star dse multi-worker test); continuing"; \
 	  fi; \
 	fi
 	@if [ ! -x "$(PY)" ]; then \
@@ -106,6 +110,15 @@ bench-noc: install-synth
 
 bench-spatial: $(STAMP)
 	$(PY) scripts/bench_spatial.py --area
+
+bench-model: $(STAMP)
+	$(PY) scripts/bench_model.py
+
+# the study lives in build/dse/minilm.db: rerunning continues it (raise --trials to extend it)
+DSE_ARGS = -p bench --data data --trials 500 --k 10,20,30,40,50,60,70,80 --study minilm
+dse: $(STAMP)
+	mkdir -p build/dse
+	$(VENV)/bin/star dse $(DSE_ARGS) --storage sqlite:///build/dse/minilm.db -o docs/results/dse
 
 readme: $(STAMP)
 	$(PY) -m gen.readme

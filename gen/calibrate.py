@@ -99,14 +99,16 @@ def compare(cfg: StarConfig, results: list[dict]) -> list[dict]:
     return rows
 
 
-def projection(cfg: StarConfig, seqs, union: float, events: float) -> list[dict]:
+def projection(cfg: StarConfig, seqs, rates: dict) -> list[dict]:
     """Paper-scale projection: prefill (Q_LEN = SEQ_LEN, non-causal) of one head per S, dense
-    and sparse, with a measured union fraction and rescale-event rate per tile."""
+    and sparse. ``rates``: {"dense"/"sparse": {"union": fraction of each tile's keys some lane
+    selected, "events": rescale events per tile}} (measured on real attention)."""
     out = []
     for s in seqs:
-        dense = cycle_model.job_cycles(cfg, cycle_model.uniform_blocks(cfg, s, s, 1.0, events),
-                                       s)
-        sparse = cycle_model.job_cycles(cfg, cycle_model.uniform_blocks(cfg, s, s, union,
-                                                                        events), s)
-        out.append({"seq_len": s, "dense": dense, "sparse": sparse})
+        row = {"seq_len": s}
+        for mode in ("dense", "sparse"):
+            union = 1.0 if mode == "dense" else rates[mode]["union"]
+            blocks = cycle_model.uniform_blocks(cfg, s, s, union, rates[mode]["events"])
+            row[mode] = cycle_model.job_cycles(cfg, blocks, s)
+        out.append(row)
     return out

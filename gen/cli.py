@@ -317,9 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", default=None, metavar="P,P",
                    help="per-layer keys kept per tile, percentages of the tile (default: "
                         "5,10,...,50)")
-    p.add_argument("--alpha", type=float, default=0.5,
+    p.add_argument("--alpha", type=float, default=2.0,
                    help="weight of cycles / dense cycles in the objective (default: %(default)s)")
-    p.add_argument("--beta", type=float, default=0.05,
+    p.add_argument("--beta", type=float, default=0.1,
                    help="weight of area proxy / base area (default: %(default)s)")
     p.add_argument("--max-error", type=float, default=0.1,
                    help="error budget: mean relative output error vs float dense "

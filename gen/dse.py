@@ -11,11 +11,13 @@ without simulation:
   dense attention, averaged over the heads of a layer, then over the layers;
 * cycles: the calibrated cycle model (``gen/cycle_model.py``) of every head of every layer, from
   the trial's own selections (union of selected keys per tile, SU-FA rescale events);
-* area proxy: the on-chip storage bits the search changes (``area_proxy``).
+* area proxy: the core's Yosys cells relative to the base config, estimated per stage
+  (``area_proxy``).
 
 Objective (minimised, subject to error <= ``max_error``, Optuna's constraint):
-``error + alpha · cycles / dense_cycles + beta · area / base_area``, with dense_cycles the dense
-FlashAttention mode of the base config on the same workload and base_area the base config's.
+``error + alpha · cycles / dense_cycles + beta · area``, with dense_cycles the dense
+FlashAttention mode of the base config on the same workload and area relative to the base
+config's.
 
 The study lives in an Optuna RDB storage: a local SQLite file by default, or any URL such as
 ``postgresql://user@host/db`` shared by several machines; re-running continues it until it holds
@@ -41,7 +43,7 @@ from golden import core as gcore
 from golden import dlzs, pipeline, reference, sads, sufa
 
 from . import cycle_model
-from .config import StarConfig
+from .config import ConfigError, StarConfig
 from .evaluate import load_attention
 from .formats import Formats
 
@@ -67,7 +69,10 @@ class Workload:
         self.files = sorted(folder.glob("*.npz"))
         if not self.files:
             raise DseError(f"--data {folder}: no .npz files in the folder")
-        probe = replace(cfg, max_seq=65536 // cfg.tile * cfg.tile)   # any length; checked below
+        try:        # any sequence length: hardware() sizes max_seq to the workload
+            probe = replace(cfg, max_seq=65536 // cfg.tile * cfg.tile)
+        except ConfigError:
+            probe = cfg
         self.layers = []
         for path in self.files:
             q, k, v, causal, scale = load_attention(path, probe)
@@ -82,13 +87,25 @@ class Workload:
         self.digest = digest.hexdigest()[:16]
 
 
-def area_proxy(cfg: StarConfig) -> int:
-    """On-chip storage bits that depend on the searched parameters: the core's buffers
-    (cycle_model.buffers: K store, V FIFO, V requests, query lanes) plus, per lane, the SADS
-    lists (k_tile entries of score and index) and the two key masks of a tile."""
-    fmt = Formats(cfg)
-    per_lane = cfg.k_tile * (fmt.pred_bits + (cfg.tile - 1).bit_length()) + 2 * cfg.tile
-    return sum(cycle_model.buffers(cfg).values()) + cfg.lanes * per_lane
+# Yosys generic cells per stage of the bench preset's star_core (lanes 8, tile 64, k_tile 16;
+# docs/results/core_bench/report.md, `make bench-core`), with what each stage grows with
+STAGE_CELLS = {"sufa": (470_755, "lanes"), "dlzs": (27_373, "lanes"),
+               "sads": (38_349, "lanes*k_tile"), "masks": (53_536, "lanes*tile"),
+               "control": (27_827, "1")}
+
+
+def area_proxy(cfg: StarConfig, base: StarConfig) -> float:
+    """Estimated Yosys cells of ``cfg``'s core relative to ``base``: the bench preset's cells
+    per stage (STAGE_CELLS), each scaled by the ratio of what it grows with (SU-FA and DLZS by
+    lanes, SADS by lanes x k_tile, the lane masks by lanes x tile, control and buffers fixed).
+    1.0 = the base config. The shares are measured for d = 32, 8-bit data and assumed for
+    other base configs."""
+    def size(c, what):
+        return {"lanes": c.lanes, "lanes*k_tile": c.lanes * c.k_tile,
+                "lanes*tile": c.lanes * c.tile, "1": 1}[what]
+    total = sum(cells for cells, _ in STAGE_CELLS.values())
+    return sum(cells * size(cfg, what) / size(base, what)
+               for cells, what in STAGE_CELLS.values()) / total
 
 
 def hardware(cfg: StarConfig, tile: int, lanes: int, k_tile: int, seq_len: int) -> StarConfig:
@@ -180,7 +197,7 @@ class Evaluator:
                 "mass": float(np.mean([p["mass"] for p in per])),
                 "cycles": sum(p["cycles"] for p in per),
                 "bytes_read": sum(p["bytes_read"] for p in per),
-                "area": area_proxy(hw), "layers": per}
+                "area": area_proxy(hw, self.cfg), "layers": per}
 
     def dense(self, tile: int, lanes: int) -> dict:
         """The dense FlashAttention mode of the same core on the whole workload."""
@@ -201,17 +218,27 @@ def _settings(cfg, work, args) -> dict:
 
 
 def _storage(url: str):
+    """Open an Optuna RDB storage; workers starting together may race to create its tables
+    (the loser sees a duplicate table or key), so opening is retried a few times."""
     import optuna
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=20, grace_period=60,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
-    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as e:
-        raise DseError(f"--storage {url}: cannot open ({str(e).splitlines()[0]})") from None
-    except Exception as e:    # sqlalchemy's errors for an unreachable or unknown database
-        raise DseError(f"--storage {url}: cannot open ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0]})") from None
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=20,
+                              grace_period=60,
+                              failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+        except (IntegrityError, ProgrammingError) as e:    # e.g. "relation already exists"
+            if attempt == 4:
+                raise DseError(f"--storage {url}: could not create the study tables "
+                               f"({str(e).splitlines()[0]})") from None
+            time.sleep(1 + attempt)
+        except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as e:
+            raise DseError(f"--storage {url}: cannot open ({str(e).splitlines()[0]})") from None
+        except Exception as e:    # sqlalchemy: an unreachable or unknown database
+            raise DseError(f"--storage {url}: cannot open ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0]})") from None
 
 
 def run_study(cfg: StarConfig, args, log=print) -> Path:
@@ -231,12 +258,12 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
     ev = Evaluator(cfg, work)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    url = args.storage or f"sqlite:///{out / 'study.db'}"
     storage = _storage(url)
     settings = _settings(cfg, work, args)
     sampler = optuna.samplers.TPESampler(
-        seed=args.seed, n_startup_trials=min(10, args.trials),
-        constraints_func=lambda t: t.user_attrs["constraint"])
+        seed=args.seed, n_startup_trials=min(10, args.trials), multivariate=True,
+        constraints_func=lambda t: t.user_attrs.get("constraint", [1.0]))
     study = optuna.create_study(study_name=args.study, storage=storage, sampler=sampler,
                                 direction="minimize", load_if_exists=True)
     old = study.user_attrs.get("settings")
@@ -247,8 +274,8 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
         raise DseError(f"--study {args.study}: the study in {url} was made with other "
                        f"settings ({', '.join(diff)}); use another --study name")
     base = ev.dense(cfg.tile, cfg.lanes)
-    base_area = area_proxy(cfg)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    worker = f"{host}:{os.getpid()}"          # host hashed: reports name no machine
 
     def objective(trial):
         tile = trial.suggest_categorical("tile", list(args.tiles))
@@ -256,8 +283,7 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
         percents = [trial.suggest_categorical(f"k{i}", list(args.percents))
                     for i in range(len(work.layers))]
         r = ev.design(tile, lanes, percents)
-        value = (r["error"] + args.alpha * r["cycles"] / base["cycles"]
-                 + args.beta * r["area"] / base_area)
+        value = r["error"] + args.alpha * r["cycles"] / base["cycles"] + args.beta * r["area"]
         for key in ("error", "mass", "cycles", "bytes_read", "area", "k_tile"):
             trial.set_user_attr(key, r[key])
         trial.set_user_attr("constraint", [r["error"] - args.max_error])
@@ -289,7 +315,7 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
         study.optimize(objective, n_trials=todo, timeout=args.timeout,
                        callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE,)),
                                   progress])
-    return write_report(cfg, args, study, ev, base, base_area, url, log)
+    return write_report(cfg, args, study, ev, base, url, log)
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -304,13 +330,31 @@ def pareto(points: list[dict]) -> list[dict]:
     return front
 
 
+def versus_uniform(points: list[dict], uniform: list[dict], budget: float) -> dict:
+    """The study against the uniform baseline at equal error: at the error budget (the fastest
+    design of each within it) and at every uniform Pareto point within the budget (the
+    fastest study design with at most its error). ``cycles_ratio`` = uniform / study."""
+    def fastest(pts, limit):
+        ok = [p for p in pts if p["error"] <= limit]
+        return min(ok, key=lambda p: (p["cycles"], p["error"])) if ok else None
+
+    def pair(u, limit):
+        st = fastest(points, limit)
+        return None if st is None or u is None else {
+            "uniform": u, "study": st, "cycles_ratio": u["cycles"] / st["cycles"],
+            "bytes_ratio": u["bytes_read"] / st["bytes_read"]}
+    return {"at_budget": pair(fastest(uniform, budget), budget),
+            "matched": [m for m in (pair(u, u["error"]) for u in pareto(uniform)
+                                    if u["error"] <= budget) if m]}
+
+
 def uniform_baseline(ev: Evaluator, args) -> list[dict]:
     """Every (tile, k) with the same k for every layer at the base lanes."""
     n = len(ev.work.layers)
     return [ev.design(t, ev.cfg.lanes, [p] * n) for t in args.tiles for p in args.percents]
 
 
-def write_report(cfg, args, study, ev, base, base_area, url, log) -> Path:
+def write_report(cfg, args, study, ev, base, url, log) -> Path:
     from optuna.trial import TrialState
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     pts = []
@@ -328,37 +372,33 @@ def write_report(cfg, args, study, ev, base, base_area, url, log) -> Path:
     uni = uniform_baseline(ev, args)
     for u in uni:
         u["objective"] = (u["error"] + args.alpha * u["cycles"] / base["cycles"]
-                          + args.beta * u["area"] / base_area)
-    compare = None
-    if best:
-        same = [u for u in uni if u["error"] <= best["error"]]
-        if same:
-            u = min(same, key=lambda u: u["cycles"])
-            compare = {"uniform": u, "cycles_ratio": u["cycles"] / best["cycles"],
-                       "bytes_ratio": u["bytes_read"] / best["bytes_read"]}
+                          + args.beta * u["area"])
+    compare = versus_uniform(pts, uni, args.max_error)
     out = Path(args.out)
     layers = [p.name for p in ev.work.files]
     report = {"study": args.study, "storage": url.split("@")[-1] if "@" in url else url,
               "settings": study.user_attrs["settings"], "layers": layers,
-              "dense": base, "base_area": base_area, "trials": pts,
+              "dense": base, "trials": pts,
               "pareto": pareto(pts), "uniform": uni, "uniform_pareto": pareto(uni),
-              "best": best, "best_vs_uniform": compare,
+              "best": best, "versus_uniform": compare,
               "model_evaluations": ev.evaluations}
     (out / "pareto.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(report, out / "pareto.png", args.max_error)
     (out / "pareto.md").write_text(_markdown(report, args, cfg))
     if best:
-        (out / "best.toml").write_text(_toml(cfg, best, layers, args, base))
+        (out / "best.toml").write_text(_toml(cfg, best, layers, args, base,
+                                             ev.work.seq_len))
     log(f"star: dse: {len(pts)} finished trials, {len(feasible)} within the error budget; "
         f"wrote {out}/pareto.md, pareto.json, pareto.png" + (", best.toml" if best else
                                                                " (no feasible trial yet)"),
         flush=True)
-    if compare:
-        log(f"star: dse: best trial {best['trial']}: error {best['error']:.4f}, "
-            f"{best['cycles']:,} cycles; best uniform design at error <= that: tile "
-            f"{compare['uniform']['tile']}, k {compare['uniform']['percents'][0]}%: "
-            f"{compare['uniform']['cycles']:,} cycles ({compare['cycles_ratio']:.3f}x)",
-            flush=True)
+    if compare["at_budget"]:
+        c = compare["at_budget"]
+        log(f"star: dse: fastest within error {args.max_error}: trial {c['study']['trial']} "
+            f"{c['study']['cycles']:,} cycles (error {c['study']['error']:.4f}); uniform: tile "
+            f"{c['uniform']['tile']}, k {c['uniform']['percents'][0]}%: "
+            f"{c['uniform']['cycles']:,} cycles (error {c['uniform']['error']:.4f}): "
+            f"{c['cycles_ratio']:.3f}x", flush=True)
     return out / "pareto.md"
 
 
@@ -366,13 +406,13 @@ def _row(p, base) -> str:
     ks = ", ".join(f"{pc}%" for pc in p["percents"])
     return (f"| {p.get('trial', '-')} | {p['tile']} | {p['lanes']} | {ks} | {p['error']:.4f} | "
             f"{p['mass']:.4f} | {p['cycles']:,} | {p['cycles'] / base['cycles']:.3f} | "
-            f"{p['bytes_read'] / base['bytes_read']:.3f} | {p['area']:,} |")
+            f"{p['bytes_read'] / base['bytes_read']:.3f} | {p['area']:.3f} |")
 
 
 def _markdown(r, args, cfg) -> str:
     base = r["dense"]
     head = ["| trial | tile | lanes | k per layer | error | mass | cycles | vs dense | "
-            "bytes vs dense | area proxy (bits) |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "bytes vs dense | area vs base |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines = [f"# star dse: study `{r['study']}`", "",
              f"Command: `{' '.join(['star'] + args.argv)}`", "",
              f"Workload: {', '.join(r['layers'])} (one layer per file). Base config "
@@ -380,8 +420,8 @@ def _markdown(r, args, cfg) -> str:
              f"{cfg.tile}, AXI {cfg.axi_data_bits}-bit. Dense FlashAttention mode of the base "
              f"config: {base['cycles']:,} cycles, {base['bytes_read']:,} bytes read, error "
              f"{base['error']:.4f} (fixed point).", "",
-             f"Objective: error + {args.alpha}·cycles/dense + {args.beta}·area/base area "
-             f"({r['base_area']:,} bits), error ≤ {args.max_error}. Error: relative output "
+             f"Objective: error + {args.alpha}·cycles/dense + {args.beta}·area (estimated Yosys "
+             f"cells relative to the base config), error ≤ {args.max_error}. Error: relative output "
              "error of the bit-exact core vs float dense attention (mean over heads and "
              "layers); mass: float softmax mass of the selected keys; cycles: "
              "gen/cycle_model.py (calibrated against the RTL), summed over every head and "
@@ -390,16 +430,25 @@ def _markdown(r, args, cfg) -> str:
         b = r["best"]
         lines += ["## Best design (lowest objective within the error budget)", "", *head,
                   _row(b, base), ""]
-    if r["best_vs_uniform"]:
-        c = r["best_vs_uniform"]
-        u = c["uniform"]
-        lines += [f"Against the uniform baseline (one tile, one k for every layer, all "
-                  f"{len(r['uniform'])} tried): the fastest uniform design with error ≤ "
-                  f"{r['best']['error']:.4f} is tile {u['tile']}, k {u['percents'][0]}% "
-                  f"(error {u['error']:.4f}): **{c['cycles_ratio']:.3f}×** the best design's "
-                  f"cycles and {c['bytes_ratio']:.3f}× its bytes.", ""]
-    elif r["best"]:
-        lines += ["No uniform design reaches the best design's error.", ""]
+    c = r["versus_uniform"]
+    if c["at_budget"]:
+        a = c["at_budget"]
+        lines += ["## Against the uniform baseline (one tile, one k for every layer)", "",
+                  f"All {len(r['uniform'])} uniform designs were evaluated. At the error "
+                  f"budget ({args.max_error}) the fastest uniform design (tile "
+                  f"{a['uniform']['tile']}, k {a['uniform']['percents'][0]}%, error "
+                  f"{a['uniform']['error']:.4f}) takes **{a['cycles_ratio']:.3f}×** the cycles "
+                  f"and {a['bytes_ratio']:.3f}× the bytes of the study's fastest design within "
+                  f"the budget (trial {a['study']['trial']}, error {a['study']['error']:.4f}).",
+                  "", "At each uniform Pareto point within the budget, the study's fastest "
+                  "design with at most its error:", "",
+                  "| uniform tile, k | uniform error | uniform cycles | study trial | study "
+                  "error | study cycles | uniform / study cycles |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {m['uniform']['tile']}, {m['uniform']['percents'][0]}% | "
+                  f"{m['uniform']['error']:.4f} | {m['uniform']['cycles']:,} | "
+                  f"{m['study']['trial']} | {m['study']['error']:.4f} | "
+                  f"{m['study']['cycles']:,} | {m['cycles_ratio']:.3f} |" for m in c["matched"]]
+        lines.append("")
     lines += ["## Pareto front of the study (error vs cycles)", "", *head,
               *(_row(p, base) for p in r["pareto"]), "",
               "## Pareto front of the uniform baseline", "", *head,
@@ -432,9 +481,8 @@ def _plot(r, path: Path, budget: float) -> None:
     plt.close(fig)
 
 
-def _toml(cfg, best, layers, args, base) -> str:
-    hw = hardware(cfg, best["tile"], best["lanes"], max(best["k_tile"]),
-                  max(cfg.max_seq, 1))
+def _toml(cfg, best, layers, args, base, seq_len) -> str:
+    hw = hardware(cfg, best["tile"], best["lanes"], max(best["k_tile"]), seq_len)
     hw = replace(hw, name=f"dse_{args.study}".replace("-", "_"))
     lines = [f"# star dse: study {args.study!r}, trial {best['trial']}: error "
              f"{best['error']:.4f} (budget {args.max_error}), {best['cycles']:,} cycles "

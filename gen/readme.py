@@ -5,7 +5,8 @@
 reports give, so a rerun benchmark cannot leave the README stale. Sources:
 docs/results/core_bench/report.json (``make bench-core``), docs/results/predictors.json
 (``make bench-predictors``), docs/results/synth_scaling/report.json (``make bench-synth``),
-docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/regress/report.json
+docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/cycle_model/report.json
+(``make bench-model``), docs/results/dse/pareto.json (``make dse``), docs/results/regress/report.json
 (``make regress``).
 """
 
@@ -125,6 +126,42 @@ def _regress(report: dict) -> list[str]:
     return lines
 
 
+def _cycle_model(report: dict) -> list[str]:
+    jobs = [(n, j) for n, p in report["points"].items() for j in p["jobs"]]
+    multi = [abs(j["error"]) for _, j in jobs if not j["label"].startswith("S=16 ")]
+    held = [abs(j["error"]) for n, j in jobs if n.startswith("bench")]
+    lines = ["", f"**Cycle model vs RTL** (`{report['command']}`; "
+             "[report](docs/results/cycle_model/report.md)): gen/cycle_model.py against "
+             f"Verilator on {len(jobs)} jobs of {len(report['points'])} configs: largest cycle "
+             f"error {max(multi):.1%} (one-tile 16-key jobs: "
+             f"{max(abs(j['error']) for _, j in jobs):.1%}), held-out MiniLM jobs of the bench "
+             f"preset {max(held):.1%}; bytes, V rows and tiles exact."]
+    rows = report["projection"]
+    if rows:
+        lo, hi = rows[0], rows[-1]
+        lines[-1] += (f" Projected `paper` preset prefill, one head: S = {lo['seq_len']:,} "
+                      f"{lo['sparse']['cycles']:,} cycles (dense {lo['dense']['cycles']:,}), "
+                      f"S = {hi['seq_len']:,} {hi['sparse']['cycles']:,} (dense "
+                      f"{hi['dense']['cycles']:,}).")
+    return lines
+
+
+def _dse(report: dict) -> list[str]:
+    s = report["settings"]
+    lines = ["", f"**Design-space exploration** (`star dse`, {len(report['trials'])} Optuna TPE "
+             f"trials on MiniLM layers 0-5, error budget {s['max_error']}; "
+             "[report](docs/results/dse/pareto.md)):"]
+    a = report["versus_uniform"]["at_budget"]
+    if a:
+        st, u = a["study"], a["uniform"]
+        lines[-1] += (f" fastest design within the budget: tile {st['tile']}, k per layer "
+                      f"{', '.join(f'{p}%' for p in st['percents'])}, error {st['error']:.4f}, "
+                      f"{st['cycles'] / report['dense']['cycles']:.3f}× the dense cycles; the "
+                      f"fastest uniform design (tile {u['tile']}, k {u['percents'][0]}%, error "
+                      f"{u['error']:.4f}) takes {a['cycles_ratio']:.3f}× its cycles.")
+    return lines
+
+
 def section(root: Path = ROOT) -> str:
     """The generated results section (without the markers)."""
     res = root / "docs" / "results"
@@ -146,6 +183,12 @@ def section(root: Path = ROOT) -> str:
     regress = _load(res / "regress" / "report.json")
     if regress:
         lines += _regress(regress)
+    model = _load(res / "cycle_model" / "report.json")
+    if model:
+        lines += _cycle_model(model)
+    dse = _load(res / "dse" / "pareto.json")
+    if dse:
+        lines += _dse(dse)
     return "\n".join(lines) + "\n"
 
 
