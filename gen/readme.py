@@ -168,27 +168,15 @@ def section(root: Path = ROOT) -> str:
     lines = ["## Results", "",
              "Figures from the benchmark reports in docs/results (each states its command and "
              "machine: a 2-core x86_64 VM).", ""]
-    core = _load(res / "core_bench" / "report.json")
-    if core:
-        lines += _core(core)
-    pred = _load(res / "predictors.json")
-    if pred:
-        lines += _predictors(pred)
-    synth = _load(res / "synth_scaling" / "report.json")
-    if synth:
-        lines += _synth(synth)
-    spatial = _load(res / "spatial_bench" / "report.json")
-    if spatial:
-        lines += _spatial(spatial)
-    regress = _load(res / "regress" / "report.json")
-    if regress:
-        lines += _regress(regress)
-    model = _load(res / "cycle_model" / "report.json")
-    if model:
-        lines += _cycle_model(model)
-    dse = _load(res / "dse" / "pareto.json")
-    if dse:
-        lines += _dse(dse)
+    for report, render in (("core_bench/report.json", _core), ("predictors.json", _predictors),
+                           ("synth_scaling/report.json", _synth),
+                           ("spatial_bench/report.json", _spatial),
+                           ("regress/report.json", _regress),
+                           ("cycle_model/report.json", _cycle_model),
+                           ("dse/pareto.json", _dse)):
+        data = _load(res / report)
+        if data:
+            lines += render(data)
     return "\n".join(lines) + "\n"
 
 
