@@ -76,7 +76,8 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
     ``blocks``: per query block ``{"rows", "union": [U_j], "merge": [0/1 per tile], "over":
     [events per tile]}`` (golden.core.block_schedule + add_events, or :func:`uniform_blocks`).
     Returns ``{"cycles", "bus_beats", "sufa_cycles", "pred_cycles", "bytes_read",
-    "bytes_written", "kv_rows", "tiles"}``.
+    "bytes_written", "kv_rows", "tiles", "block_starts", "buffers"}`` (``buffers``: on-chip
+    buffer bits, the bound of their occupancy: :func:`buffers`).
     """
     fmt = Formats(cfg)
     d, Bc, T, rb = cfg.head_dim, cfg.tile, cfg.lanes, _rb(cfg)
@@ -151,7 +152,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
     return {"cycles": int(round(cycles)), "bus_beats": beats, "sufa_cycles": sufa_busy,
             "pred_cycles": keys, "bytes_read": beats * fmt.bus_bytes,
             "bytes_written": q_len * fmt.row_bytes, "kv_rows": kv, "tiles": tiles,
-            "block_starts": starts}
+            "block_starts": starts, "buffers": buffers(cfg)}
 
 
 def uniform_blocks(cfg, q_len: int, seq_len: int, union: float, events: float = 0.0,

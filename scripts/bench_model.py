@@ -131,6 +131,9 @@ def markdown(r: dict) -> str:
         lines.append(f"| {row['seq_len']:,} | {d['cycles']:,} | {s['cycles']:,} | "
                      f"{d['cycles'] / s['cycles']:.2f} | {d['bytes_read']:,} | "
                      f"{s['bytes_read']:,} |")
+    buf = r["projection"][0]["dense"]["buffers"]
+    lines += ["", "On-chip buffers of the paper preset (bits; every job fills them at most): "
+              + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in buf.items()) + "."]
     lines += ["", "At 128 lanes the union of the lanes' selections covers most of each tile on "
               "this diffuse 256-token attention, so the sparse job reads nearly every V row as "
               "well as every K row: the projection shows what the memory-bound core gains "

@@ -189,3 +189,10 @@ def test_two_workers_share_a_postgresql_study(workload, tmp_path, postgres, seed
     assert ran[0] | ran[1] == set(numbers)
     workers = {t.user_attrs["worker"] for t in got}
     assert len(workers) == 2
+
+
+def test_timeout_stops_the_study(workload, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert dse("--data", workload, "--trials", 100000, "--timeout", 2, "-o", out, *SMALL) == 0
+    n = len(json.loads((out / "pareto.json").read_text())["trials"])
+    assert 1 <= n < 100000
