@@ -12,6 +12,7 @@
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
 #   make dse               star dse on MiniLM layers 0-5 (Optuna, 500 trials, ~10 min) -> docs/results/dse/
+#   make board-bitstreams  star_board (tiny core) bitstreams for ULX3S 85F and ECPIX-5 85: fmax, utilisation -> docs/results/board/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
@@ -32,7 +33,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model dse readme clean distclean
+.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model dse board-bitstreams readme clean distclean
 
 all: test
 
@@ -119,6 +120,9 @@ DSE_ARGS = -p bench --data data --trials 500 --k 10,20,30,40,50,60,70,80 --study
 dse: $(STAMP)
 	mkdir -p build/dse
 	$(VENV)/bin/star dse $(DSE_ARGS) --storage sqlite:///build/dse/minilm.db -o docs/results/dse
+
+board-bitstreams: install-synth
+	$(PY) scripts/bench_board.py
 
 readme: $(STAMP)
 	$(PY) -m gen.readme

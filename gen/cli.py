@@ -205,6 +205,65 @@ def cmd_dse(args) -> int:
     return 0
 
 
+def cmd_board(args) -> int:
+    from .board import BoardError, build_board
+    cfg = resolve_config(args)
+    if not 300 <= args.baud <= 3_000_000:
+        raise UserError(f"--baud must be in [300, 3000000], not {args.baud}")
+    out = Path(args.outdir or f"build/board/{args.board}-{cfg.name}")
+    try:
+        r = build_board(cfg, args.board, out, bitstream=args.bitstream, baud=args.baud,
+                        log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+    except BoardError as e:
+        raise UserError(str(e)) from None
+    print(f"star: board {r['board']} ({r['description']}): {cfg.name} core, "
+          f"{r['mem_bytes'] // 1024} KiB block RAM (prefill jobs up to S = "
+          f"{r['longest_prefill_seq']}), UART {r['baud']} baud (divisor {r['divisor']})")
+    if args.bitstream:
+        used = ", ".join(f"{k} {v['used']}/{v['total']}" for k, v in r["utilisation"].items()
+                         if v["used"])
+        print(f"star: fmax {r['fmax_mhz']} MHz (clock {r['clock_mhz']:g} MHz); {used}")
+    print(f"star: wrote {out}/ ({', '.join(r['files'][:4])}{' ...' if len(r['files']) > 4 else ''})")
+    return 0
+
+
+def cmd_host(args) -> int:
+    import asyncio
+
+    import numpy as np
+
+    from golden import core as gcore
+
+    from .board import BOARDS
+    from .host import HostError, SerialTransport, StarHost
+    cfg = resolve_config(args)
+    if args.board not in BOARDS:
+        raise UserError(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
+    if not 1 <= args.q_len <= args.seq_len:
+        raise UserError(f"--q-len must be in [1, --seq-len={args.seq_len}], not {args.q_len}")
+    rng = np.random.default_rng(args.seed)
+    q, k, v = (rng.standard_normal((n, cfg.head_dim)) for n in (args.q_len, args.seq_len,
+                                                                   args.seq_len))
+
+    async def job():
+        with SerialTransport(args.port, args.baud) as link:
+            host = StarHost(link, cfg, BOARDS[args.board].mem_bytes)
+            await host.check_build()
+            o, counters, h = await host.run_float(q, k, v, causal=args.causal,
+                                                  k_tile=args.k_tile)
+            return o, counters, gcore.run_job(cfg, h.q, h.k, h.v, host.last_regs)
+
+    try:
+        o, counters, want = asyncio.run(job())
+    except HostError as e:
+        raise UserError(str(e)) from None
+    same = bool((o == want.out).all())
+    print(f"star: job Q_LEN {args.q_len}, SEQ_LEN {args.seq_len} on {args.port}: O "
+          f"{'bit-exact' if same else 'DIFFERS from'} golden.core")
+    print(json.dumps(counters))
+    return 0 if same else 1
+
+
 def cmd_presets(args) -> int:
     for name, cfg in PRESETS.items():
         print(f"{name:10s} d={cfg.head_dim} data_bits={cfg.data_bits} lanes={cfg.lanes} "
@@ -325,6 +384,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="error budget: mean relative output error vs float dense "
                         "(default: %(default)s)")
     p.set_defaults(func=cmd_dse)
+
+    p = sub.add_parser("board", parents=[parent],
+                       help="the core on an ECP5 board: block RAM + UART bridge; Verilog or a "
+                            "bitstream")
+    p.add_argument("--board", required=True,
+                   help="ulx3s-85f, ulx3s-25f or ecpix5-85 (amaranth-boards platforms)")
+    p.add_argument("--bitstream", action="store_true",
+                   help="place, route and pack with the YoWASP tools (make install-synth; "
+                        "minutes); default: only the build files")
+    p.add_argument("--baud", type=int, default=115200,
+                   help="UART baud rate (default: %(default)s)")
+    p.add_argument("-o", "--outdir", default=None,
+                   help="output directory (default: build/board/<board>-<config name>)")
+    p.set_defaults(func=cmd_board)
+
+    p = sub.add_parser("host", parents=[parent],
+                       help="run a random job on a board built by star board, over its serial "
+                            "port; check O against the golden model")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--board", required=True, help="the board (its memory size)")
+    p.add_argument("--baud", type=int, default=115200, help="(default: %(default)s)")
+    p.add_argument("--seq-len", type=int, default=64, help="keys (default: %(default)s)")
+    p.add_argument("--q-len", type=int, default=8, help="queries (default: %(default)s)")
+    p.add_argument("--k-tile", type=int, default=None,
+                   help="keys kept per tile (default: the config's k_tile)")
+    p.add_argument("--causal", action="store_true", help="causal mask (default: off)")
+    p.add_argument("--seed", type=int, default=1, help="random data seed (default: 1)")
+    p.set_defaults(func=cmd_host)
 
     p = sub.add_parser("presets", help="list the named configurations")
     p.set_defaults(func=cmd_presets)

@@ -1,0 +1,207 @@
+"""``star_board``: the STAR core, block RAM as its memory and a UART bridge for a host computer.
+
+Ports: ``uart_rx`` (in), ``uart_tx`` (out); the clock and reset are the ``sync`` domain. The
+serial protocol (docs/board.md) gives the host the core's AXI4-Lite registers and the block
+RAM (:class:`hw.axiram.AxiBlockRam`, ``mem_bytes`` bytes at AXI addresses [0, mem_bytes)).
+``gen/host.py`` is the host driver; ``gen/board.py`` builds it for an ECP5 board.
+
+:class:`UartBridge`: one request at a time. Latency: a response byte follows its request's last
+byte within a few cycles (a register access waits for the AXI4-Lite response); throughput: the
+UART's, one byte per 10 bit times each way.
+"""
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import axil_slave_members
+from .axiram import AxiBlockRam
+from .core import StarCore
+from .uart import UartRx, UartTx
+
+__all__ = ["BoardTop", "UartBridge", "OP_WRITE_MEM", "OP_READ_MEM", "OP_WRITE_REG",
+           "OP_READ_REG", "ST_OK", "ST_RANGE", "ST_OP", "ST_AXIL"]
+
+OP_WRITE_MEM, OP_READ_MEM, OP_WRITE_REG, OP_READ_REG = 1, 2, 3, 4
+ST_OK, ST_RANGE, ST_OP, ST_AXIL = 0x00, 0x01, 0x02, 0x10   # ST_AXIL + the AXI4-Lite response
+
+
+def axil_master_members(prefix: str) -> dict:
+    """The AXI4-Lite master port: the slave's members with directions flipped."""
+    return {name: (In(m.shape) if m.flow == Out else Out(m.shape))
+            for name, m in axil_slave_members(prefix).items()}
+
+
+class UartBridge(wiring.Component):
+    """Serial requests (bytes from ``rx``) -> block RAM host port / AXI4-Lite master ->
+    response bytes (``tx``)."""
+
+    def __init__(self, mem_bytes: int):
+        self.mem_bytes = mem_bytes
+        self.axil = axil_master_members("m_axil")
+        super().__init__({
+            "rx": In(stream.Signature(8, always_ready=True)),
+            "tx": Out(stream.Signature(8)),
+            "host_addr": Out(32), "host_we": Out(1), "host_wdata": Out(8), "host_re": Out(1),
+            "host_rdata": In(8), **self.axil})
+
+    def elaborate(self, platform):
+        m = Module()
+        a = {name[len("m_axil_"):]: getattr(self, name) for name in self.axil}
+        rx, tx = self.rx, self.tx
+        op = Signal(8)
+        hdr = Signal(48)                   # request fields, little-endian
+        need = Signal(range(7))            # header bytes still to come
+        addr, count = Signal(32), Signal(16)
+        ok = Signal()                      # the memory range is inside
+        value = Signal(32)
+        status = Signal(8)
+        sent = Signal(range(5))
+        got_aw, got_w = Signal(), Signal()
+
+        def send(byte, then):
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(byte)]
+            with m.If(tx.ready):
+                m.next = then
+
+        with m.FSM():
+            with m.State("OP"):
+                with m.If(rx.valid):
+                    m.d.sync += [op.eq(rx.payload), hdr.eq(0)]
+                    with m.Switch(rx.payload):
+                        with m.Case(OP_WRITE_MEM, OP_READ_MEM):
+                            m.d.sync += need.eq(6)
+                            m.next = "HEADER"
+                        with m.Case(OP_WRITE_REG):
+                            m.d.sync += need.eq(5)
+                            m.next = "HEADER"
+                        with m.Case(OP_READ_REG):
+                            m.d.sync += need.eq(1)
+                            m.next = "HEADER"
+                        with m.Default():
+                            m.d.sync += status.eq(ST_OP)
+                            m.next = "STATUS"
+            with m.State("HEADER"):
+                with m.If(rx.valid):
+                    m.d.sync += [hdr.eq(Cat(hdr[8:], rx.payload)), need.eq(need - 1)]
+                    with m.If(need == 1):
+                        m.next = "DECODE"
+            with m.State("DECODE"):
+                # the header arrived LSB first into the top of hdr: align it
+                with m.Switch(op):
+                    with m.Case(OP_WRITE_MEM, OP_READ_MEM):
+                        end = hdr[:32] + hdr[32:48]
+                        m.d.sync += [addr.eq(hdr[:32]), count.eq(hdr[32:48]),
+                                     ok.eq((hdr[32:48] != 0) & (end <= self.mem_bytes)),
+                                     status.eq(Mux((hdr[32:48] != 0)
+                                                   & (end <= self.mem_bytes), ST_OK, ST_RANGE))]
+                        m.next = "WDATA"
+                        with m.If(op == OP_READ_MEM):
+                            m.next = "RREAD"
+                        with m.If(hdr[32:48] == 0):
+                            m.next = "STATUS"
+                    with m.Case(OP_WRITE_REG):
+                        m.d.sync += [addr.eq(hdr[8:16]), value.eq(hdr[16:48]), got_aw.eq(0),
+                                     got_w.eq(0)]
+                        m.next = "AXIL_W"
+                    with m.Case(OP_READ_REG):
+                        m.d.sync += addr.eq(hdr[40:48])
+                        m.next = "AXIL_AR"
+            # ---- memory write: count data bytes -------------------------------------------
+            with m.State("WDATA"):
+                with m.If(rx.valid):
+                    m.d.comb += [self.host_addr.eq(addr), self.host_wdata.eq(rx.payload),
+                                 self.host_we.eq(ok)]
+                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
+                    with m.If(count == 1):
+                        m.next = "STATUS"
+            # ---- memory read: count bytes out -----------------------------------------------
+            with m.State("RREAD"):
+                m.d.comb += [self.host_addr.eq(addr), self.host_re.eq(ok)]
+                m.next = "RSEND"
+            with m.State("RSEND"):
+                with m.If(ok):
+                    m.d.sync += value.eq(self.host_rdata)
+                with m.Else():
+                    m.d.sync += value.eq(0)
+                m.next = "RSEND2"
+            with m.State("RSEND2"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(value[:8])]
+                with m.If(tx.ready):
+                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
+                    m.next = "RREAD"
+                    with m.If(count == 1):
+                        m.next = "STATUS"
+            # ---- register write ---------------------------------------------------------------
+            with m.State("AXIL_W"):
+                m.d.comb += [a["awaddr"].eq(addr), a["awvalid"].eq(~got_aw),
+                             a["wdata"].eq(value), a["wstrb"].eq(0xF), a["wvalid"].eq(~got_w)]
+                aw = got_aw | a["awready"]
+                w = got_w | a["wready"]
+                m.d.sync += [got_aw.eq(aw), got_w.eq(w)]
+                with m.If(aw & w):
+                    m.next = "AXIL_B"
+            with m.State("AXIL_B"):
+                m.d.comb += a["bready"].eq(1)
+                with m.If(a["bvalid"]):
+                    m.d.sync += status.eq(ST_AXIL | a["bresp"])
+                    m.next = "STATUS"
+            # ---- register read ----------------------------------------------------------------
+            with m.State("AXIL_AR"):
+                m.d.comb += [a["araddr"].eq(addr), a["arvalid"].eq(1)]
+                with m.If(a["arready"]):
+                    m.next = "AXIL_R"
+            with m.State("AXIL_R"):
+                m.d.comb += a["rready"].eq(1)
+                with m.If(a["rvalid"]):
+                    m.d.sync += [value.eq(a["rdata"]), status.eq(ST_AXIL | a["rresp"]),
+                                 sent.eq(0)]
+                    m.next = "VALUE"
+            with m.State("VALUE"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(value[:8])]
+                with m.If(tx.ready):
+                    m.d.sync += [value.eq(value >> 8), sent.eq(sent + 1)]
+                    with m.If(sent == 3):
+                        m.next = "STATUS"
+            with m.State("STATUS"):
+                send(status, "OP")
+        return m
+
+
+class BoardTop(wiring.Component):
+    """The board's logic: ``StarCore`` + ``AxiBlockRam`` + UART bridge (``divisor`` clock
+    cycles per bit, ``mem_bytes`` bytes of memory)."""
+
+    uart_rx: In(1, init=1)
+    uart_tx: Out(1, init=1)
+
+    def __init__(self, cfg, *, divisor: int, mem_bytes: int):
+        self.cfg, self.divisor, self.mem_bytes = cfg, divisor, mem_bytes
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = StarCore(self.cfg)
+        m.submodules.ram = ram = AxiBlockRam(self.cfg.axi_data_bits, self.mem_bytes)
+        m.submodules.bridge = bridge = UartBridge(self.mem_bytes)
+        m.submodules.rx = rx = UartRx(self.divisor)
+        m.submodules.tx = tx = UartTx(self.divisor)
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        wiring.connect(m, rx.o, bridge.rx)
+        wiring.connect(m, bridge.tx, tx.i)
+        for name in core.axi_members:                   # core m_axi_* <-> ram s_axi_*
+            c, r = getattr(core, name), getattr(ram, "s_axi_" + name[len("m_axi_"):])
+            if core.axi_members[name].flow == Out:
+                m.d.comb += r.eq(c)
+            else:
+                m.d.comb += c.eq(r)
+        for name in core.axil_members:                  # bridge m_axil_* -> core s_axil_*
+            c, b = getattr(core, name), getattr(bridge, "m_axil_" + name[len("s_axil_"):])
+            if core.axil_members[name].flow == In:
+                m.d.comb += c.eq(b)
+            else:
+                m.d.comb += b.eq(c)
+        for name in ("host_addr", "host_we", "host_wdata", "host_re"):
+            m.d.comb += getattr(ram, name).eq(getattr(bridge, name))
+        m.d.comb += bridge.host_rdata.eq(ram.host_rdata)
+        return m
