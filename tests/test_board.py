@@ -379,7 +379,7 @@ def test_board_rtl(seed):
                                    for b in sorted(BOARDS)])
 def test_board_elaborates(board, tmp_path, capsys):
     """``star board`` without --bitstream: the board's build files, UART pins located (the
-    ECPIX-5 also gets its PLL)."""
+    core clock divided from the board clock)."""
     assert cli.main(["board", "--board", board, "-p", "tiny", "-o", str(tmp_path)]) == 0
     lpf = (tmp_path / "star_board.lpf").read_text()
     assert lpf.count("LOCATE COMP") >= 3            # clock, uart rx and tx
