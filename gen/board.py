@@ -21,7 +21,7 @@ from amaranth.lib import io
 
 from .formats import Formats
 
-__all__ = ["BOARDS", "BoardError", "board_platform", "build_board", "parse_nextpnr"]
+__all__ = ["BOARDS", "BoardError", "board", "board_platform", "build_board", "parse_nextpnr"]
 
 
 class BoardError(ValueError):
@@ -50,11 +50,16 @@ BOARDS = {
 BAUD = 115_200
 
 
-def board_platform(name: str):
-    """An instance of the board's amaranth-boards platform (Trellis toolchain)."""
+def board(name: str) -> Board:
+    """The board called ``name`` (BoardError naming the choices otherwise)."""
     if name not in BOARDS:
         raise BoardError(f"--board must be one of {', '.join(BOARDS)}, not {name!r}")
-    b = BOARDS[name]
+    return BOARDS[name]
+
+
+def board_platform(name: str):
+    """An instance of the board's amaranth-boards platform (Trellis toolchain)."""
+    b = board(name)
     return getattr(importlib.import_module(b.module), b.platform)(toolchain="Trellis")
 
 

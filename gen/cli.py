@@ -234,11 +234,13 @@ def cmd_host(args) -> int:
 
     from golden import core as gcore
 
-    from .board import BOARDS
+    from .board import BoardError, board
     from .host import HostError, SerialTransport, StarHost
     cfg = resolve_config(args)
-    if args.board not in BOARDS:
-        raise UserError(f"--board must be one of {', '.join(BOARDS)}, not {args.board!r}")
+    try:
+        mem_bytes = board(args.board).mem_bytes
+    except BoardError as e:
+        raise UserError(str(e)) from None
     if not 1 <= args.q_len <= args.seq_len:
         raise UserError(f"--q-len must be in [1, --seq-len={args.seq_len}], not {args.q_len}")
     rng = np.random.default_rng(args.seed)
@@ -247,7 +249,7 @@ def cmd_host(args) -> int:
 
     async def job():
         with SerialTransport(args.port, args.baud) as link:
-            host = StarHost(link, cfg, BOARDS[args.board].mem_bytes)
+            host = StarHost(link, cfg, mem_bytes)
             await host.check_build()
             o, counters, h = await host.run_float(q, k, v, causal=args.causal,
                                                   k_tile=args.k_tile)

@@ -66,10 +66,6 @@ class Memory:
     write_latency: int = 2
 
 
-def _rb(cfg) -> int:
-    return Formats(cfg).row_beats
-
-
 def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) -> dict:
     """Model one job (non-spatial core) from its per-block work.
 
@@ -80,7 +76,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
     buffer bits, the bound of their occupancy: :func:`buffers`).
     """
     fmt = Formats(cfg)
-    d, Bc, T, rb = cfg.head_dim, cfg.tile, cfg.lanes, _rb(cfg)
+    d, Bc, T, rb = cfg.head_dim, cfg.tile, cfg.lanes, fmt.row_beats
     lat = mem.read_latency
     list_lat = tree_latency(d) + LIST_CYCLES
     v_lat = V_REQUEST_CYCLES + lat

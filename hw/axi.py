@@ -45,6 +45,12 @@ def axi4_master_members(prefix: str, data_bits: int) -> dict:
     return members
 
 
+def flipped(members: dict) -> dict:
+    """The other side of a port: the same members with In and Out swapped."""
+    return {name: (In(m.shape) if m.flow == Out else Out(m.shape))
+            for name, m in members.items()}
+
+
 def axil_slave_members(prefix: str) -> dict:
     """The AXI4-Lite slave port signals (flat names), slave's view; 32-bit data."""
     inp = {"awaddr": CSR_ADDR_BITS, "awvalid": 1, "wdata": 32, "wstrb": 4, "wvalid": 1,

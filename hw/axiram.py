@@ -16,17 +16,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .axi import axi4_master_members
+from .axi import axi4_master_members, flipped
 
 __all__ = ["AxiBlockRam"]
 
 OKAY, SLVERR = 0, 2
-
-
-def axi4_slave_members(prefix: str, data_bits: int) -> dict:
-    """The AXI4 slave port: the master's members with directions flipped."""
-    return {name: (In(m.shape) if m.flow == Out else Out(m.shape))
-            for name, m in axi4_master_members(prefix, data_bits).items()}
 
 
 class AxiBlockRam(wiring.Component):
@@ -35,7 +29,7 @@ class AxiBlockRam(wiring.Component):
         if mem_bytes % bb or mem_bytes <= 0:
             raise ValueError(f"mem_bytes must be a positive multiple of {bb}, not {mem_bytes}")
         self.data_bits, self.mem_bytes = data_bits, mem_bytes
-        self.members = axi4_slave_members("s_axi", data_bits)
+        self.members = flipped(axi4_master_members("s_axi", data_bits))
         super().__init__({**self.members, "host_addr": In(32), "host_we": In(1),
                           "host_wdata": In(8), "host_re": In(1), "host_rdata": Out(8)})
 

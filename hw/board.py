@@ -14,7 +14,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import axil_slave_members
+from .axi import axil_slave_members, flipped
 from .axiram import AxiBlockRam
 from .core import StarCore
 from .uart import UartRx, UartTx
@@ -26,19 +26,13 @@ OP_WRITE_MEM, OP_READ_MEM, OP_WRITE_REG, OP_READ_REG = 1, 2, 3, 4
 ST_OK, ST_RANGE, ST_OP, ST_AXIL = 0x00, 0x01, 0x02, 0x10   # ST_AXIL + the AXI4-Lite response
 
 
-def axil_master_members(prefix: str) -> dict:
-    """The AXI4-Lite master port: the slave's members with directions flipped."""
-    return {name: (In(m.shape) if m.flow == Out else Out(m.shape))
-            for name, m in axil_slave_members(prefix).items()}
-
-
 class UartBridge(wiring.Component):
     """Serial requests (bytes from ``rx``) -> block RAM host port / AXI4-Lite master ->
     response bytes (``tx``)."""
 
     def __init__(self, mem_bytes: int):
         self.mem_bytes = mem_bytes
-        self.axil = axil_master_members("m_axil")
+        self.axil = flipped(axil_slave_members("m_axil"))
         super().__init__({
             "rx": In(stream.Signature(8, always_ready=True)),
             "tx": Out(stream.Signature(8)),

@@ -12,8 +12,10 @@ import pytest
 
 from gen import calibrate, cycle_model
 from gen.config import preset
+from gen.formats import Formats
 from golden import core as gcore
 from golden import sads
+from golden.reference import causal_mask
 
 TOLERANCE = 0.05
 TOLERANCE_ONE_TILE = 0.10
@@ -36,20 +38,14 @@ def test_model_matches_rtl(name, seed):
 
 
 def _blocks(cfg, q_len, seq_len, causal, rng):
-    valid = np.tril(np.ones((q_len, seq_len), bool), seq_len - q_len) if causal \
-        else np.ones((q_len, seq_len), bool)
+    valid = causal_mask(q_len, seq_len) if causal else np.ones((q_len, seq_len), bool)
     scores = rng.integers(-1000, 1000, (q_len, seq_len))
-    sel = sads.select(scores, cfg_fmt(cfg), k_tile=cfg.k_tile, radius=-1, valid=valid)
+    sel = sads.select(scores, Formats(cfg), k_tile=cfg.k_tile, radius=-1, valid=valid)
     blocks = gcore.block_schedule(cfg, sel, q_len, seq_len, causal)
     for b in blocks:
         b["merge"] = [int(x) for x in rng.integers(0, 2, len(b["union"]))]
         b["over"] = [0] * len(b["union"])
     return blocks
-
-
-def cfg_fmt(cfg):
-    from gen.formats import Formats
-    return Formats(cfg)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -70,9 +66,8 @@ def test_uniform_blocks_match_the_schedule():
     cfg = preset("tiny")
     for causal in (False, True):
         q_len, seq_len = 37, 150
-        valid = np.tril(np.ones((q_len, seq_len), bool), seq_len - q_len) if causal \
-            else np.ones((q_len, seq_len), bool)
-        want = gcore.block_schedule(cfg, sads.dense_order(valid, cfg_fmt(cfg)), q_len, seq_len,
+        valid = causal_mask(q_len, seq_len) if causal else np.ones((q_len, seq_len), bool)
+        want = gcore.block_schedule(cfg, sads.dense_order(valid, Formats(cfg)), q_len, seq_len,
                                     causal)
         got = cycle_model.uniform_blocks(cfg, q_len, seq_len, 1.0, causal=causal)
         assert [b["rows"] for b in got] == [b["rows"] for b in want]
