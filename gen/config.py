@@ -40,8 +40,10 @@ class StarConfig:
                       the reset value of the core's radius register.
         max_seq       longest key sequence the core accepts (a multiple of ``tile``).
     Prediction (DLZS)
-        dlzs_rounding how a query element becomes a power of two: ``floor`` (truncate to its
-                      leading one) or ``nearest`` (round on the bit below the leading one).
+        dlzs_terms    powers of two per query element: 1 (the paper: its leading one) or 2 (the
+                      leading one plus that of the residual; one more shift and add per product).
+        dlzs_rounding how the last term is taken: ``floor`` (truncate to its leading one) or
+                      ``nearest`` (round on the bit below the leading one).
         dlzs_k_bits   magnitude bits of each key element used by the predictor (the rest are
                       truncated); ``data_bits`` keeps the full precision.
         dlzs_shift_bits  the query's log code keeps 2**dlzs_shift_bits leading-one positions
@@ -68,6 +70,7 @@ class StarConfig:
     k_tile: int = 16
     radius: int = RADIUS_OFF
     max_seq: int = 4096
+    dlzs_terms: int = 1
     dlzs_rounding: str = "floor"
     dlzs_k_bits: int = 5
     dlzs_shift_bits: int = 2
@@ -103,6 +106,7 @@ class StarConfig:
         c(1 <= self.k_tile <= self.tile, "k_tile", f"in [1, tile={self.tile}]")
         c(self.max_seq % self.tile == 0 and self.tile <= self.max_seq <= 65536, "max_seq",
           f"a multiple of tile={self.tile} in [{self.tile}, 65536]")
+        c(self.dlzs_terms in (1, 2), "dlzs_terms", "1 or 2")
         c(self.dlzs_rounding in ("floor", "nearest"), "dlzs_rounding", "'floor' or 'nearest'")
         c(2 <= self.dlzs_k_bits <= self.data_bits, "dlzs_k_bits",
           f"in [2, data_bits={self.data_bits}]")

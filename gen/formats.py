@@ -68,13 +68,14 @@ class Formats:
     ============== ===================================================================
     q, k, v, o     ``data_bits`` signed; quantised symmetric, so inputs lie in [-qmax, qmax]
                    but the hardware accepts the full range including -2**(data_bits-1).
-    LZ code        per query element: sign, zero flag, position of the leading one of |q|
-                   (0..data_bits-1) after ``dlzs_rounding``, stored as ``dlzs_shift_bits`` shift
-                   relative to the row base = max(row's largest position - (window - 1), 0);
-                   elements below the base count as zero.
+    LZ code        per query element: sign and ``dlzs_terms`` terms, each a zero flag and the
+                   position of a leading one (0..data_bits-1): term 1 of |q|, term 2 of the
+                   residual |q| - 2**pos_1; ``dlzs_rounding`` applies to the last term. Stored
+                   as ``dlzs_shift_bits`` shifts relative to the row base = max(row's largest
+                   first-term position - (window - 1), 0); terms below the base count as zero.
     DLZS k operand |k| >> (data_bits - dlzs_k_bits): ``dlzs_k_bits`` unsigned magnitude + sign.
-    Â (predicted)  ``pred_bits`` signed: (Σ_d sign · (kmag << shift)) << base. Never leaves
-                   the chip.
+    Â (predicted)  ``pred_bits`` signed: (Σ_d sign · Σ_t (kmag << shift_t)) << base. Never
+                   leaves the chip.
     s (exact)      ``score_bits`` signed: q·k.
     u              unsigned exponent, ``exp_frac_bits`` fraction bits: u ≈ (m - s)·c ≥ 0,
                    saturated at ``u_max`` (where the weight is already 0).
@@ -99,8 +100,9 @@ class Formats:
         self.dlzs_window = 1 << cfg.dlzs_shift_bits           # leading-one positions kept
         self.dlzs_k_shift = b - cfg.dlzs_k_bits
         kmag_max = (1 << (b - 1)) >> self.dlzs_k_shift
-        self.dlzs_term_max = kmag_max << (b - 1)
-        self.dlzs_x_bits = cfg.dlzs_k_bits + self.dlzs_window - 1   # |term| before the row shift
+        self.dlzs_term_max = kmag_max << (b - 1)         # |q̂| <= 2**(b-1) for 1 or 2 terms
+        # |term| before the row shift: two terms of equal shift (a rounded residual) need a bit more
+        self.dlzs_x_bits = cfg.dlzs_k_bits + self.dlzs_window - 1 + (cfg.dlzs_terms - 1)
         self.pred_bits = signed_bits(cfg.head_dim * self.dlzs_term_max)
         # radius_off: the SADS radius that clips nothing (every score difference is below it);
         # radius_max: the largest RADIUS register value, below 0xFFFFFFFF (off) when the

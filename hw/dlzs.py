@@ -6,14 +6,15 @@ latency and backpressure: :class:`hw.predictor.ScorePredictor`.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import data
 
 from gen.formats import Formats
 
 from .predictor import PredictorArith, ScorePredictor
 
-__all__ = ["lzc8", "lz_code_layout", "lz_encode", "row_window", "DlzsArith", "DlzsPredictor"]
+__all__ = ["lzc8", "lz_code_layout", "leading_one", "lz_encode", "row_window", "DlzsArith",
+           "DlzsPredictor"]
 
 
 def lzc8(m: Module, byte) -> tuple[Signal, Signal]:
@@ -30,54 +31,79 @@ def lzc8(m: Module, byte) -> tuple[Signal, Signal]:
 
 
 def lz_code_layout(fmt: Formats) -> data.StructLayout:
-    """The log-domain code of one query element: q ≈ (-1)**neg · 2**pos, or 0 when ``zero``."""
-    return data.StructLayout({"neg": 1, "zero": 1, "pos": fmt.lz_pos_bits})
+    """The log-domain code of one query element: q ≈ (-1)**neg · Σ_t 2**pos[t] over the
+    ``dlzs_terms`` terms that are not ``zero``."""
+    terms = fmt.cfg.dlzs_terms
+    return data.StructLayout({"neg": 1, "zero": data.ArrayLayout(1, terms),
+                              "pos": data.ArrayLayout(fmt.lz_pos_bits, terms)})
 
 
-def lz_encode(m: Module, q, fmt: Formats):
-    """Build the configurable leading-zero encoder for one query element; return its code.
+def leading_one(m: Module, mag, fmt: Formats, rounding: str, name: str):
+    """Return (zero, pos) of an unsigned ``data_bits`` magnitude.
 
-    As in SOFA, an 8-bit element uses one 8-bit leading-zero counter; a 16-bit element uses two
+    As in SOFA, an 8-bit value uses one 8-bit leading-zero counter; a 16-bit value uses two
     whose all-zero flags combine: LZ16 = upper_all_zero ? 8 + lz(lower) : lz(upper).
     pos = data_bits - 1 - LZ, plus one under ``nearest`` rounding when the next bit is set.
     """
     b = fmt.data_bits
-    mag = Signal(b, name="lz_mag")
-    m.d.comb += mag.eq(abs(q))
     if b == 8:
         zero, lz = lzc8(m, mag)
     else:
         z_hi, c_hi = lzc8(m, mag[8:16])
         z_lo, c_lo = lzc8(m, mag[0:8])
-        zero = Signal(name="lz_zero")
-        lz = Signal(5, name="lz16")
+        zero = Signal(name=f"{name}_zero")
+        lz = Signal(5, name=f"{name}_lz16")
         m.d.comb += [zero.eq(z_hi & z_lo), lz.eq(Mux(z_hi, 8 + c_lo, c_hi))]
-    pos = Signal(fmt.lz_pos_bits, name="lz_pos")
+    pos = Signal(fmt.lz_pos_bits, name=f"{name}_pos")
     m.d.comb += pos.eq(b - 1 - lz)
-    if fmt.cfg.dlzs_rounding == "nearest":
-        below = Signal(name="lz_below")
-        m.d.comb += below.eq(Mux(pos == 0, 0, (mag >> (pos - 1)[:len(pos)])[0]))
-        rounded = pos + below
-    else:
-        rounded = pos
+    if rounding == "floor":
+        return zero, pos
+    below = Signal(name=f"{name}_below")
+    m.d.comb += below.eq(Mux(pos == 0, 0, (mag >> (pos - 1)[:len(pos)])[0]))
+    rounded = Signal(fmt.lz_pos_bits, name=f"{name}_rounded")
+    m.d.comb += rounded.eq(pos + below)
+    return zero, rounded
+
+
+def lz_encode(m: Module, q, fmt: Formats):
+    """Build the leading-zero encoder of one query element; return its code.
+
+    Term 1 is the leading one of |q|; with ``dlzs_terms = 2`` term 2 is the leading one of the
+    residual (|q| with that one cleared) from a second encoder. ``dlzs_rounding`` applies to the
+    last term.
+    """
+    terms = fmt.cfg.dlzs_terms
+    mag = Signal(fmt.data_bits, name="lz_mag")
+    m.d.comb += mag.eq(abs(q))
     code = Signal(lz_code_layout(fmt), name="lz_code")
-    m.d.comb += [code.neg.eq(q < 0), code.zero.eq(zero), code.pos.eq(rounded)]
+    m.d.comb += code.neg.eq(q < 0)
+    for t in range(terms):
+        rounding = fmt.cfg.dlzs_rounding if t == terms - 1 else "floor"
+        zero, pos = leading_one(m, mag, fmt, rounding, f"lz{t}")
+        m.d.comb += [code.zero[t].eq(zero), code.pos[t].eq(pos)]
+        if t < terms - 1:
+            one = (Const(1, fmt.data_bits) << pos)[:fmt.data_bits]
+            residual = Signal(fmt.data_bits, name=f"lz{t}_residual")
+            m.d.comb += residual.eq(Mux(zero, 0, mag ^ one))
+            mag = residual
     return code
 
 
 def window_code_layout(fmt: Formats) -> data.StructLayout:
-    """A stored query element: sign, dropped flag, shift relative to the row base."""
-    return data.StructLayout({"neg": 1, "drop": 1, "shift": fmt.cfg.dlzs_shift_bits})
+    """A stored query element: sign, and per term a dropped flag and a shift from the row base."""
+    terms = fmt.cfg.dlzs_terms
+    return data.StructLayout({"neg": 1, "drop": data.ArrayLayout(1, terms),
+                              "shift": data.ArrayLayout(fmt.cfg.dlzs_shift_bits, terms)})
 
 
 def row_window(m: Module, codes, fmt: Formats):
     """Keep the 2**dlzs_shift_bits leading-one positions below the row's largest one.
 
-    Returns (window codes, base): base = max(top - (window - 1), 0) over the row's nonzero
-    elements; an element is dropped when it is zero or its position is below base.
+    Returns (window codes, base): base = max(top - (window - 1), 0) over the row's nonzero first
+    terms; a term is dropped when it is zero or its position is below base.
     """
     top = Signal(fmt.lz_pos_bits, name="row_top")
-    level = [Mux(c.zero, 0, c.pos) for c in codes]
+    level = [Mux(c.zero[0], 0, c.pos[0]) for c in codes]
     while len(level) > 1:                      # comparator tree, shared by all lanes
         level = [Mux(a > b, a, b) for a, b in zip(level[::2], level[1::2])] + \
                 ([level[-1]] if len(level) % 2 else [])
@@ -87,18 +113,21 @@ def row_window(m: Module, codes, fmt: Formats):
     out = []
     for e, c in enumerate(codes):
         w = Signal(window_code_layout(fmt), name=f"win_e{e}")
-        m.d.comb += [w.neg.eq(c.neg), w.drop.eq(c.zero | (c.pos < base)),
-                     w.shift.eq(c.pos - base)]
+        m.d.comb += w.neg.eq(c.neg)
+        for t in range(fmt.cfg.dlzs_terms):
+            m.d.comb += [w.drop[t].eq(c.zero[t] | (c.pos[t] < base)),
+                         w.shift[t].eq(c.pos[t] - base)]
         out.append(w)
     return out, base
 
 
 class DlzsArith(PredictorArith):
-    """DLZS terms: ±(kmag << shift); the sign is applied as x XOR s plus a carry of s.
+    """DLZS terms: ±Σ_t (kmag << shift_t); the sign is applied as x XOR s plus a carry of s.
 
     Σ ±x = Σ (x XOR s) + Σ s, so a negative term never needs its own negation (the carries are
-    summed once at the root of the adder tree). A dropped query element contributes nothing. The
-    summed score is shifted left by the lane's row base once.
+    summed once at the root of the adder tree). A dropped term contributes nothing (a second term
+    is dropped whenever the first is). The summed score is shifted left by the lane's row base
+    once.
     """
 
     def __init__(self, cfg):
@@ -127,9 +156,11 @@ class DlzsArith(PredictorArith):
     def term(self, m, code, key, name):
         x = Signal(self.xbits + 1, name=f"x_{name}")
         s = Signal(name=f"s_{name}")
+        mag = sum(Mux(code.drop[t], 0, key.mag << code.shift[t])
+                  for t in range(self.fmt.cfg.dlzs_terms))
         m.d.comb += [
-            s.eq(~code.drop & (code.neg ^ key.neg)),
-            x.eq(Mux(code.drop, 0, key.mag << code.shift) ^ s.replicate(self.xbits + 1)),
+            s.eq(~code.drop[0] & (code.neg ^ key.neg)),
+            x.eq(mag ^ s.replicate(self.xbits + 1)),
         ]
         return x.as_signed(), s
 

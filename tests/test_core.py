@@ -27,7 +27,8 @@ CONFIGS = {
         case(5, 40, causal=False, radius="small"),      # small radius
         case(7, 7),                                     # causal, square: limits inside one tile
     ]),
-    "tiny_l3_t8": ({**TINY, "lanes": 3, "tile": 8}, [
+    # two-term DLZS (dlzs_terms = 2) end to end
+    "tiny_l3_t8": ({**TINY, "lanes": 3, "tile": 8, "dlzs_terms": 2}, [
         case(7, 19),                                    # ragged: 7 = 2*3 + 1, 19 = 2*8 + 3
         case(3, 8, causal=False, dense=True),
         case(8, 29, radius="small", k_tile=2),

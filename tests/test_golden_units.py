@@ -44,26 +44,68 @@ def test_dlzs_floor_term_sign_and_bounds(bits):
     assert np.all(2 * np.abs(est) >= np.abs(exact)) and np.all(np.abs(est) <= np.abs(exact))
 
 
-def test_dlzs_nearest_term_bounds():
-    """Nearest rounding: |est| in [2/3, 4/3]·|xy| (worst cases 0b1011.. and 0b11..)."""
-    fmt = fmt_of("tiny", dlzs_rounding="nearest", dlzs_k_bits=8, dlzs_shift_bits=3)
+@pytest.mark.parametrize("terms, rounding, lo, hi", [(1, "nearest", 2 / 3, 4 / 3),
+                                                     (2, "floor", 3 / 4, 1),
+                                                     (2, "nearest", 6 / 7, 8 / 7)])
+def test_dlzs_term_bounds(terms, rounding, lo, hi):
+    """Exhaustive 8-bit: |est| in [lo, hi]·|xy| (one term nearest: worst cases 0b1011.. and
+    0b11..; two terms floor: 0b111..; two terms nearest: 0b1101.. and 0b1001..)."""
+    fmt = fmt_of("tiny", dlzs_terms=terms, dlzs_rounding=rounding, dlzs_k_bits=8,
+                 dlzs_shift_bits=3)
     q, k = all_pairs(8)
     est = lone_term(q, k, fmt)
     exact = q * k
     nz = exact != 0
     ratio = est[nz] / exact[nz]
-    assert ratio.min() >= 2 / 3 and ratio.max() <= 4 / 3
+    assert ratio.min() >= lo and ratio.max() <= hi
     assert np.all(est[~nz] == 0)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("rounding", ["floor", "nearest"])
+def test_dlzs_two_terms_exhaustive(bits, rounding):
+    """Every query value: two terms = leading one + leading one of the residual (rounded last),
+    never above 2**(bits-1) (the bound pred_bits assumes), never worse than one term."""
+    one, two = (fmt_of("tiny", data_bits=bits, dlzs_k_bits=bits, dlzs_terms=t,
+                       dlzs_rounding=rounding, dlzs_shift_bits=3 if bits == 8 else 4)
+                for t in (1, 2))
+    q = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))
+    w2, base2 = dlzs.query_weight(q[:, None], two)
+    w1, base1 = dlzs.query_weight(q[:, None], one)
+    est2, est1 = w2[:, 0] << base2, w1[:, 0] << base1
+    want = []
+    for v in q.tolist():
+        mag, total = abs(v), 0
+        p1 = mag.bit_length() - 1
+        if mag:
+            total = 1 << p1
+            r = mag - total
+            if r:
+                p2 = r.bit_length() - 1
+                if rounding == "nearest" and p2 >= 1:
+                    p2 += (r >> (p2 - 1)) & 1
+                total += 1 << p2
+        want.append(-total if v < 0 else total)
+    assert np.array_equal(est2, want)
+    assert np.abs(est2).max() <= 1 << (bits - 1)
+    assert np.all(np.abs(est2 - q) <= np.abs(est1 - q))
 
 
 def test_lz_encode_positions():
     fmt = fmt_of("tiny")
     neg, zero, pos = dlzs.lz_encode(np.array([0, 1, -1, 2, 3, 127, -128, 64, -65]), fmt)
-    assert list(pos) == [0, 0, 0, 1, 1, 6, 7, 6, 6]
-    assert list(zero) == [True] + [False] * 8
+    assert list(pos[:, 0]) == [0, 0, 0, 1, 1, 6, 7, 6, 6]
+    assert list(zero[:, 0]) == [True] + [False] * 8
     assert list(neg) == [False, False, True, False, False, False, True, False, True]
     fmt_n = fmt_of("tiny", dlzs_rounding="nearest")
-    assert list(dlzs.lz_encode(np.array([3, 5, 6, 127, -128, 96]), fmt_n)[2]) == [2, 2, 3, 7, 7, 7]
+    got = dlzs.lz_encode(np.array([3, 5, 6, 127, -128, 96]), fmt_n)[2][:, 0]
+    assert list(got) == [2, 2, 3, 7, 7, 7]
+    # two terms: the residual's leading one; rounding on the second term only
+    fmt_2 = fmt_of("tiny", dlzs_terms=2, dlzs_rounding="nearest")
+    neg, zero, pos = dlzs.lz_encode(np.array([0, 1, 3, 7, 13, 127, -128, -96]), fmt_2)
+    assert zero.tolist() == [[True, True], [False, True]] + [[False, False]] * 4 + \
+        [[False, True], [False, False]]
+    assert pos.tolist() == [[0, 0], [0, 0], [1, 0], [2, 2], [3, 2], [6, 6], [7, 0], [6, 5]]
 
 
 def test_dlzs_key_truncation_keeps_top_bits():
@@ -77,13 +119,36 @@ def test_row_window_keeps_top_positions():
     q = np.array([[100, -40, 9, 8, 7, 0, 1, -128], [3, 1, 0, 0, 0, 0, 0, 2]])
     neg, dropped, shift, base = dlzs.query_code(q, fmt)
     assert list(base) == [4, 0]                   # top pos 7 -> base 4; top pos 1 -> base 0
-    assert list(dropped[0]) == [False, False, True, True, True, True, True, False]
-    assert list(shift[0][[0, 1, 7]]) == [2, 1, 3] and list(shift[1][[0, 1, 7]]) == [1, 0, 1]
+    assert list(dropped[0, :, 0]) == [False, False, True, True, True, True, True, False]
+    assert list(shift[0, [0, 1, 7], 0]) == [2, 1, 3] and list(shift[1, [0, 1, 7], 0]) == [1, 0, 1]
+    # second terms (of 100 and -40: 36 and 8): kept only when at or above the base
+    neg, dropped, shift, base = dlzs.query_code(q, fmt_of("tiny", dlzs_shift_bits=2,
+                                                          dlzs_terms=2))
+    assert list(base) == [4, 0]
+    assert list(dropped[0, :, 1]) == [False, True, True, True, True, True, True, True]
+    assert list(shift[0, [0], 1]) == [1] and list(dropped[1, [0, 1, 7], 1]) == [False, True, True]
+
+
+def brute_terms(a: int, terms: int, rounding: str) -> list[int]:
+    """Positions of the powers of two of |a| (Python ints): leading ones, last one rounded."""
+    mag, out = abs(a), []
+    for t in range(terms):
+        if not mag:
+            break
+        p = mag.bit_length() - 1
+        if t == terms - 1 and rounding == "nearest" and p >= 1:
+            p += (mag >> (p - 1)) & 1
+        out.append(p)
+        mag -= 1 << p
+    return out
 
 
 @pytest.mark.parametrize("name, over", [("tiny", {}), ("default", {}),
                                         ("default", {"dlzs_shift_bits": 4, "dlzs_k_bits": 16}),
-                                        ("tiny", {"dlzs_rounding": "nearest"})])
+                                        ("tiny", {"dlzs_rounding": "nearest"}),
+                                        ("tiny", {"dlzs_terms": 2}),
+                                        ("default", {"dlzs_terms": 2, "dlzs_rounding": "nearest",
+                                                     "dlzs_shift_bits": 3})])
 def test_dlzs_predict_equals_elementwise_sum(name, over, seed):
     fmt = fmt_of(name, **over)
     rng = np.random.default_rng(seed)
@@ -91,19 +156,19 @@ def test_dlzs_predict_equals_elementwise_sum(name, over, seed):
     q = rng.integers(-lim, lim, (7, fmt.cfg.head_dim))
     k = rng.integers(-lim, lim, (9, fmt.cfg.head_dim))
     q[0] = -lim
+    q[1, :3] = [lim - 1, -(lim - 1), 3]
     k[0] = 0
     want = np.zeros((7, 9), np.int64)
     for i in range(7):
-        pos = [abs(int(a)).bit_length() - 1 for a in q[i]]          # -1 for a zero
-        if fmt.cfg.dlzs_rounding == "nearest":
-            pos = [p + ((abs(int(a)) >> (p - 1)) & 1 if p >= 1 else 0) for p, a in zip(pos, q[i])]
-        base = max(max(pos) - (fmt.dlzs_window - 1), 0)
+        pos = [brute_terms(int(a), fmt.cfg.dlzs_terms, fmt.cfg.dlzs_rounding) for a in q[i]]
+        base = max(max(p[0] for p in pos if p) - (fmt.dlzs_window - 1), 0)
         for j in range(9):
             for d in range(fmt.cfg.head_dim):
                 a, b = int(q[i, d]), int(k[j, d])
-                if a and pos[d] >= base:
-                    term = (abs(b) >> fmt.dlzs_k_shift) << pos[d]
-                    want[i, j] += term if (a < 0) == (b < 0) else -term
+                for p in pos[d]:
+                    if p >= base:
+                        term = (abs(b) >> fmt.dlzs_k_shift) << p
+                        want[i, j] += term if (a < 0) == (b < 0) else -term
     got = dlzs.predict(q, k, fmt)
     assert np.array_equal(got, want)
     assert np.abs(got).max() < 1 << (fmt.pred_bits - 1)

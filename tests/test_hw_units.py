@@ -37,7 +37,9 @@ def sweep(fmt, values):
         for v in values:
             ctx.set(dut.q, int(v))
             code = ctx.get(dut.code)
-            got.append((code["neg"], code["zero"], code["pos"], ctx.get(dut.i4)))
+            terms = fmt.cfg.dlzs_terms
+            got.append([code.neg] + [code.zero[t] for t in range(terms)]
+                       + [code.pos[t] for t in range(terms)] + [ctx.get(dut.i4)])
 
     sim = Simulator(dut)
     sim.add_testbench(bench)
@@ -45,18 +47,23 @@ def sweep(fmt, values):
     return np.array(got)
 
 
+@pytest.mark.parametrize("terms", [1, 2])
 @pytest.mark.parametrize("bits, rounding", [(8, "floor"), (8, "nearest"), (16, "floor"),
                                             (16, "nearest")])
-def test_encoders_exhaustive(bits, rounding):
-    """Every input value (all 2**16 for 16-bit data) against the golden encoder and int4 rule."""
+def test_encoders_exhaustive(bits, rounding, terms):
+    """Every input value (all 2**16 for 16-bit data) against the golden encoder and int4 rule;
+    with two terms also the residual's code."""
     fmt = Formats(StarConfig(**{**preset("tiny").to_dict(), "data_bits": bits,
-                                "dlzs_k_bits": bits, "dlzs_rounding": rounding}))
+                                "dlzs_k_bits": bits, "dlzs_rounding": rounding,
+                                "dlzs_terms": terms}))
     values = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))
     got = sweep(fmt, values)
     neg, zero, pos = dlzs.lz_encode(values, fmt)
-    assert np.array_equal(got[:, 0], neg) and np.array_equal(got[:, 1], zero)
-    assert np.array_equal(got[:, 2][~zero], pos[~zero])
-    assert np.array_equal(got[:, 3], mac4.to_int4(values, fmt))
+    assert np.array_equal(got[:, 0], neg)
+    assert np.array_equal(got[:, 1:1 + terms], zero)
+    hw_pos = got[:, 1 + terms:1 + 2 * terms]
+    assert np.array_equal(hw_pos[~zero], pos[~zero])       # a zero term's position is unused
+    assert np.array_equal(got[:, -1], mac4.to_int4(values, fmt))
 
 
 def run_selector(cfg, score_bits, tiles, k, radius, seed):
