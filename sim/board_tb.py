@@ -26,6 +26,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.uart import UartSink, UartSource
 
 from gen.config import StarConfig
+from gen.formats import Formats, encode_score_scale
 from gen.host import OP_READ_REG, ST_OP, ST_RANGE, HostError, StarHost
 from golden import core as gcore
 from sim.runner import env_config, env_seed
@@ -136,12 +137,22 @@ async def round_trip(dut):
         causal, dense = bool(spec.get("causal")), bool(spec.get("dense"))
         what = f"[q_len {sq}, seq_len {sk}, {'causal' if causal else 'full'}, " \
                f"{'dense' if dense else 'sparse'}, k_tile {spec.get('k_tile')}]"
-        qf, kf, vf = (b.rng.standard_normal((n, d)) for n in (sq, sk, sk))
         t0 = get_sim_time("ns")
-        o, got, h = await host.run_float(qf, kf, vf, causal=causal, softmax_scale=d ** -0.5,
-                                         dense=dense, k_tile=spec.get("k_tile"),
-                                         timeout_s=limit)
-        want = gcore.run_job(cfg, h.q, h.k, h.v, host.last_regs)
+        if spec.get("extreme"):           # integers at the format's limits, a small scale
+            fmt = Formats(cfg)
+            q, k, v = (b.rng.choice([fmt.qmin, fmt.qmax, 0, 1, -1], (n, d),
+                                    p=[.4, .4, .1, .05, .05]) for n in (sq, sk, sk))
+            mant, shift = encode_score_scale(2.0 ** -12, cfg.scale_bits, cfg.exp_frac_bits)
+            what += " extreme values"
+            o, got = await host.run_job(q, k, v, mant=mant, shift=shift, causal=causal,
+                                        dense=dense, k_tile=spec.get("k_tile"), timeout_s=limit)
+        else:
+            qf, kf, vf = (b.rng.standard_normal((n, d)) for n in (sq, sk, sk))
+            o, got, h = await host.run_float(qf, kf, vf, causal=causal, softmax_scale=d ** -0.5,
+                                             dense=dense, k_tile=spec.get("k_tile"),
+                                             timeout_s=limit)
+            q, k, v = h.q, h.k, h.v
+        want = gcore.run_job(cfg, q, k, v, host.last_regs)
         diff = np.argwhere(o != want.out)
         assert not diff.size, \
             f"{what}: {len(diff)} O elements differ (first: row {diff[0][0]} element " \

@@ -355,7 +355,10 @@ def test_serial_transport_bad_port():
 BOARD = {"divisor": 8, "mem_bytes": 4096}
 CASES = [{"q_len": 5, "seq_len": 40, "causal": True, "dense": False, "k_tile": None},
          {"q_len": 6, "seq_len": 20, "causal": False, "dense": True, "k_tile": None},
-         {"q_len": 4, "seq_len": 18, "causal": False, "dense": False, "k_tile": 2}]
+         {"q_len": 4, "seq_len": 18, "causal": False, "dense": False, "k_tile": 2},
+         # integer tensors of the format's extremes (-2**(b-1), 2**(b-1) - 1, 0, ±1)
+         {"q_len": 5, "seq_len": 21, "causal": True, "dense": False, "k_tile": None,
+          "extreme": True}]
 
 
 @functools.lru_cache(maxsize=None)
@@ -378,13 +381,15 @@ def test_board_rtl(seed):
 @pytest.mark.parametrize("board", [b if b == "ulx3s-85f" else pytest.param(b, marks=pytest.mark.long)
                                    for b in sorted(BOARDS)])
 def test_board_elaborates(board, tmp_path, capsys):
-    """``star board`` without --bitstream: the board's build files, UART pins located (the
-    core clock divided from the board clock)."""
+    """``star board`` without --bitstream: the board's build files, UART pins located, the core
+    clock from an EHXPLLL with the global set/reset held until it locks."""
     assert cli.main(["board", "--board", board, "-p", "tiny", "-o", str(tmp_path)]) == 0
     lpf = (tmp_path / "star_board.lpf").read_text()
     assert lpf.count("LOCATE COMP") >= 3            # clock, uart rx and tx
-    assert (tmp_path / "star_board.il").stat().st_size > 0
+    il = (tmp_path / "star_board.il").read_text()
+    assert "EHXPLLL" in il and "SGSR" in il
     report = json.loads((tmp_path / "board.json").read_text())
+    assert report["clock_mhz"] == BOARDS[board].pll["mhz"]
     assert report["divisor"] == round(report["clock_mhz"] * 1e6 / 115200)
     assert "UART 115200 baud" in capsys.readouterr().out
 
