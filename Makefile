@@ -12,6 +12,7 @@
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
 #   make dse               star dse on MiniLM layers 0-5 (Optuna, 500 trials, ~10 min) -> docs/results/dse/
+#   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
 #   make board-bitstreams  star_board (tiny core) bitstreams for ULX3S 85F and ECPIX-5 85: fmax, utilisation -> docs/results/board/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
@@ -33,7 +34,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model dse board-bitstreams readme clean distclean
+.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms dse board-bitstreams readme clean distclean
 
 all: test
 
@@ -120,6 +121,9 @@ DSE_ARGS = -p bench --data data --trials 500 --k 10,20,30,40,50,60,70,80 --study
 dse: $(STAMP)
 	mkdir -p build/dse
 	$(VENV)/bin/star dse $(DSE_ARGS) --storage sqlite:///build/dse/minilm.db -o docs/results/dse
+
+bench-dlzs-terms: install-synth
+	$(PY) scripts/bench_dlzs_terms.py
 
 board-bitstreams: install-synth
 	$(PY) scripts/bench_board.py

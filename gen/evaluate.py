@@ -6,15 +6,19 @@ query head h reads kv head h // (Hq / Hkv)) and an optional JSON string ``meta``
 
 Per head and per k (keys kept per tile), for each selection method:
     exact   per-tile top-k of the float scores (the oracle selection)
-    dlzs    the core's DLZS predictor + SADS (bit-exact golden; radius from the config or --radius)
+    dlzs1   the DLZS predictor with one term per query element (the paper) + SADS (bit-exact
+            golden; radius from the config or --radius)
+    dlzs2   the same with two terms (``dlzs_terms = 2``)
     mac4    a 4-bit multiply predictor (Sanger-style) + the same per-tile top-k
 it reports the float softmax mass the selected keys capture, the recall of the oracle selection and
 the relative Frobenius error of float attention restricted to the selected keys. Two fixed-point
-rows compare the bit-exact core output (STAR, and the dense baseline) with float dense attention.
+rows compare the bit-exact core output (STAR with the config's ``dlzs_terms``, and the dense
+baseline) with float dense attention.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -28,7 +32,9 @@ from .formats import Formats
 
 __all__ = ["EvalError", "load_attention", "parse_k", "evaluate", "format_table"]
 
-METHODS = ("exact", "dlzs", "mac4")
+METHODS = ("exact", "dlzs1", "dlzs2", "mac4")
+LABELS = {"exact": "exact per-tile top-k", "dlzs1": "DLZS, 1 term", "dlzs2": "DLZS, 2 terms",
+          "mac4": "4-bit multiply"}
 
 
 class EvalError(ValueError):
@@ -124,9 +130,11 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None) -> list[dic
     s = q @ k.T
     oracle_rank = np.argsort(np.argsort(np.where(h.valid, s, -np.inf), axis=1, kind="stable"),
                              axis=1, kind="stable")
-    pred = {"dlzs": pipeline.predicted_scores(h, fmt, "dlzs"),
-            "mac4": pipeline.predicted_scores(h, fmt, "mac4")}
-    radius = {"dlzs": _radius_lsb(radius_nats, h, scale, 1.0, cfg),
+    pred = {f"dlzs{t}": pipeline.predicted_scores(
+        h, Formats(dataclasses.replace(cfg, dlzs_terms=t)), "dlzs") for t in (1, 2)}
+    pred["mac4"] = pipeline.predicted_scores(h, fmt, "mac4")
+    dlzs_radius = _radius_lsb(radius_nats, h, scale, 1.0, cfg)
+    radius = {"dlzs1": dlzs_radius, "dlzs2": dlzs_radius,
               "mac4": _radius_lsb(radius_nats, h, scale, 4.0 ** fmt.mac4_shift, cfg)}
     dense_fx, _ = pipeline.run(h, fmt, dense=True)
     rows = []
@@ -148,7 +156,7 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None) -> list[dic
                 "keys": float(mask.sum(axis=1).mean()),
                 "rel_err": _rel(out, dense_ref),
             }
-        star_fx, _ = pipeline.run(h, fmt, k_tile=kt, radius=radius["dlzs"])
+        star_fx, _ = pipeline.run(h, fmt, k_tile=kt, radius=dlzs_radius)
         result["fixed_star_rel_err"] = _rel(star_fx.out * h.scale_v, dense_ref)
         result["fixed_dense_rel_err"] = _rel(dense_fx.out * h.scale_v, dense_ref)
         result["rescales_per_row"] = float(star_fx.rescales.mean())
@@ -182,20 +190,24 @@ def evaluate(cfg: StarConfig, path, ks_text=None, radius_nats=None) -> dict:
 
 
 def format_table(report: dict) -> str:
-    """Render the mean rows of a report as a Markdown table."""
+    """Render the mean rows of a report as a Markdown table (with mass and error relative to
+    the exact per-tile top-k)."""
     cfg = report["config"]
     lines = [f"{report['data']}: q {report['shape']['q']}, k {report['shape']['k']}, "
              f"causal={report['causal']}, tile={cfg['tile']}, data_bits={cfg['data_bits']}, "
              f"radius={report['radius']} (mean over heads)", "",
-             "| k/tile | method | keys/row | mass | recall | out rel. err |",
-             "|---|---|---|---|---|---|"]
+             "| k/tile | method | keys/row | mass | mass / exact | recall | out rel. err | "
+             "err / exact |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in report["mean"]:
+        ex = row["exact"]
         for method in METHODS:
             r = row[method]
-            lines.append(f"| {row['k_tile']} | {method} | {r['keys']:.1f} | {r['mass']:.4f} | "
-                         f"{r['recall']:.4f} | {r['rel_err']:.4f} |")
-        lines.append(f"| {row['k_tile']} | fixed-point STAR (dlzs) vs float dense | | | | "
-                     f"{row['fixed_star_rel_err']:.4f} |")
-        lines.append(f"| {row['k_tile']} | fixed-point dense vs float dense | | | | "
-                     f"{row['fixed_dense_rel_err']:.4f} |")
+            lines.append(f"| {row['k_tile']} | {LABELS[method]} | {r['keys']:.1f} | "
+                         f"{r['mass']:.4f} | {r['mass'] / ex['mass']:.4f} | {r['recall']:.4f} | "
+                         f"{r['rel_err']:.4f} | {r['rel_err'] / ex['rel_err']:.3f} |")
+        lines.append(f"| {row['k_tile']} | fixed-point STAR ({cfg['dlzs_terms']}-term DLZS) vs "
+                     f"float dense | | | | | {row['fixed_star_rel_err']:.4f} | |")
+        lines.append(f"| {row['k_tile']} | fixed-point dense vs float dense | | | | | "
+                     f"{row['fixed_dense_rel_err']:.4f} | |")
     return "\n".join(lines)

@@ -4,7 +4,8 @@
 :data:`END` in README.md; tests/test_readme.py fails when README.md differs from what the
 reports give, so a rerun benchmark cannot leave the README stale. Sources:
 docs/results/core_bench/report.json (``make bench-core``), docs/results/predictors.json
-(``make bench-predictors``), docs/results/synth_scaling/report.json (``make bench-synth``),
+(``make bench-predictors``), docs/results/dlzs_terms/report.json (``make bench-dlzs-terms``),
+docs/results/synth_scaling/report.json (``make bench-synth``),
 docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/cycle_model/report.json
 (``make bench-model``), docs/results/dse/pareto.json (``make dse``), docs/results/regress/report.json
 (``make regress``).
@@ -72,6 +73,28 @@ def _predictors(report: dict) -> list[str]:
     return [f"- DLZS predictor cells / 4-bit multiply predictor cells (goal ≤ {goal}): "
             + "; ".join(parts) + f" — {'met' if met else 'not met'} "
             "([report](docs/results/predictors.md))."]
+
+
+def _dlzs_terms(report: dict) -> list[str]:
+    labels = {"dlzs1": "DLZS, 1 term (paper)", "dlzs2": "DLZS, 2 terms",
+              "mac4": "4-bit multiply"}
+    lines = ["", "**DLZS with one or two terms vs the 4-bit multiply predictor** (selection on "
+             "all-MiniLM-L6-v2 layers 0-5, tile 64, relative to the exact per-tile top-k, mean "
+             "over layers; predictor array cost at 2 lanes, ECP5 fmax out of context; "
+             "[report](docs/results/dlzs_terms/report.md)):", "",
+             "| predictor | " + " | ".join(f"mass / exact, k={r['percent']}% | error / exact, "
+                                          f"k={r['percent']}%" for r in report["quality"]["mean"])
+             + " | " + " | ".join(f"{n} cells (2 lanes) | {n} fmax (MHz)"
+                                  for n in report["cost"]) + " | cycles / 512 keys |",
+             "|---|" + "---|" * (2 * len(report["quality"]["mean"]) + 2 * len(report["cost"]) + 1)]
+    for m, label in labels.items():
+        q = [f"{r[m]['mass_vs_exact']:.4f} | {r[m]['err_vs_exact']:.4f}"
+             for r in report["quality"]["mean"]]
+        c = [f"{c[m]['cells_l2']:,} | {c[m].get('fmax_mhz', '-')}"
+             for c in report["cost"].values()]
+        cycles = sorted({str(c[m].get("cycles", "-")) for c in report["cost"].values()})
+        lines.append(f"| {label} | " + " | ".join(q + c) + f" | {', '.join(cycles)} |")
+    return lines
 
 
 def _synth(report: dict) -> list[str]:
@@ -169,6 +192,7 @@ def section(root: Path = ROOT) -> str:
              "Figures from the benchmark reports in docs/results (each states its command and "
              "machine: a 2-core x86_64 VM).", ""]
     for report, render in (("core_bench/report.json", _core), ("predictors.json", _predictors),
+                           ("dlzs_terms/report.json", _dlzs_terms),
                            ("synth_scaling/report.json", _synth),
                            ("spatial_bench/report.json", _spatial),
                            ("regress/report.json", _regress),

@@ -59,6 +59,7 @@ def summarize(command: str) -> dict:
                        for f in RANGE_FIELDS} if cfgs else {},
             "radius_on": sum(c["radius"] >= 0 for c in cfgs),
             "nearest": sum(c["dlzs_rounding"] == "nearest" for c in cfgs),
+            "two_terms": sum(c.get("dlzs_terms", 1) == 2 for c in cfgs),
             "jobs": {"causal": sum(c["causal"] for c in cases),
                      "dense": sum(c["dense"] for c in cases),
                      "radius_small": sum(c["radius"] == "small" for c in cases),
@@ -101,7 +102,8 @@ def markdown(s: dict) -> str:
     if v["ranges"]:
         lines += ["Ranges drawn: " + ", ".join(f"{f} {lo}–{hi}" for f, (lo, hi)
                                                in v["ranges"].items())
-                  + f"; radius on in {v['radius_on']}, DLZS rounding nearest in {v['nearest']}. "
+                  + f"; radius on in {v['radius_on']}, DLZS rounding nearest in {v['nearest']}, "
+                  + f"two DLZS terms in {v.get('two_terms', 0)}. "
                   f"Jobs: {v['jobs']['causal']} causal, {v['jobs']['dense']} dense, "
                   f"{v['jobs']['radius_small']} with a small radius, SEQ_LEN up to "
                   f"{v['jobs']['max_seq_len']}.", ""]

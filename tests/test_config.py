@@ -26,6 +26,7 @@ def test_presets_are_valid_and_named(name):
     ("k_tile", 0, "k_tile must be in [1, tile=64], not 0"),
     ("max_seq", 100, "max_seq must be a multiple of tile=64 in [64, 65536], not 100"),
     ("dlzs_rounding", "up", "dlzs_rounding must be 'floor' or 'nearest', not 'up'"),
+    ("dlzs_terms", 3, "dlzs_terms must be 1 or 2, not 3"),
     ("dlzs_k_bits", 17, "dlzs_k_bits must be in [2, data_bits=16], not 17"),
     ("pred_keys", 3, "pred_keys must be a power of two in [1, 16], not 3"),
     ("exp_frac_bits", 11, "exp_frac_bits must be in [2, 10], not 11"),

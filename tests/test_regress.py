@@ -87,7 +87,8 @@ def star_configs(draw) -> StarConfig:
         exp_frac_bits=draw(st.integers(2, 10)), exp_out_bits=draw(st.integers(8, 20)),
         recip_bits=draw(st.integers(8, 20)), scale_bits=draw(st.integers(8, 20)),
         axi_data_bits=draw(st.sampled_from([b for b in (32, 64, 128, 256, 512)
-                                            if b <= row_bits])))
+                                            if b <= row_bits])),
+        dlzs_terms=draw(st.sampled_from([1, 2])))
     try:
         cfg = StarConfig(**fields)
     except ConfigError:             # a max_seq too long for the widest product: draw again
@@ -204,6 +205,7 @@ BAD_VALUES = {
     "k_tile": st.one_of(st.integers(-5, 0), st.integers(_TINY["tile"] + 1, 1000)),
     "max_seq": st.one_of(st.integers(1, 70_000).filter(lambda x: x % _TINY["tile"]),
                          st.sampled_from([0, 65536 + 16, 1 << 20])),
+    "dlzs_terms": st.one_of(st.integers(-3, 0), st.integers(3, 9)),
     "dlzs_rounding": st.text(_CHARS, max_size=10).filter(lambda s: s not in ("floor", "nearest")),
     "dlzs_k_bits": st.one_of(st.integers(-3, 1), st.integers(_TINY["data_bits"] + 1, 40)),
     "dlzs_shift_bits": st.one_of(st.integers(-3, 0), st.integers(4, 9)),

