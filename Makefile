@@ -13,7 +13,7 @@
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
 #   make dse               star dse on MiniLM layers 0-5 (Optuna, 500 trials, ~10 min) -> docs/results/dse/
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
-#   make board-bitstreams  star_board (tiny core) bitstreams for ULX3S 85F and ECPIX-5 85: fmax, utilisation -> docs/results/board/
+#   make board-bitstreams  star_board (tiny core) bitstreams for ECPIX-5 85 and ECP5-5G EVN: fmax, utilisation -> docs/results/board/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'

@@ -43,6 +43,7 @@ PLL_25_TO_15 = {"mhz": 15.625, "CLKI_DIV": 8, "CLKFB_DIV": 5, "CLKOP_DIV": 38,
                 "CLKOP_CPHASE": 18}
 PLL_100_TO_16 = {"mhz": 16, "CLKI_DIV": 25, "CLKFB_DIV": 4, "CLKOP_DIV": 37,
                  "CLKOP_CPHASE": 18}
+PLL_12_TO_16 = {"mhz": 16, "CLKI_DIV": 3, "CLKFB_DIV": 4, "CLKOP_DIV": 37, "CLKOP_CPHASE": 18}
 BOARDS = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", 64 * 1024,
                        "Radiona ULX3S, LFE5U-85F, 25 MHz board clock -> 15.625 MHz PLL, FTDI "
@@ -50,6 +51,10 @@ BOARDS = {
     "ecpix5-85": Board("amaranth_boards.ecpix5", "ECPIX585Platform", 64 * 1024,
                        "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock -> 16 MHz PLL, "
                        "FTDI USB-serial", PLL_100_TO_16),
+    "ecp5-5g-evn": Board("amaranth_boards.ecp5_5g_evn", "ECP55GEVNPlatform", 64 * 1024,
+                         "Lattice ECP5-5G Evaluation Board, LFE5UM5G-85F, 12 MHz board clock -> "
+                         "16 MHz PLL, FTDI USB-serial (after the UART jumper change of the "
+                         "board's user manual, section 6.2)", PLL_12_TO_16),
 }
 BAUD = 115_200
 

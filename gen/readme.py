@@ -82,8 +82,8 @@ def _dlzs_terms(report: dict) -> list[str]:
              "all-MiniLM-L6-v2 layers 0-5, tile 64, relative to the exact per-tile top-k, mean "
              "over layers; predictor array cost at 2 lanes, ECP5 fmax out of context; "
              "[report](docs/results/dlzs_terms/report.md)):", "",
-             "| predictor | " + " | ".join(f"mass / exact, k={r['percent']}% | error / exact, "
-                                          f"k={r['percent']}%" for r in report["quality"]["mean"])
+             "| predictor | " + " | ".join(f"mass / exact, k={r['percent']} | error / exact, "
+                                          f"k={r['percent']}" for r in report["quality"]["mean"])
              + " | " + " | ".join(f"{n} cells (2 lanes) | {n} fmax (MHz)"
                                   for n in report["cost"]) + " | cycles / 512 keys |",
              "|---|" + "---|" * (2 * len(report["quality"]["mean"]) + 2 * len(report["cost"]) + 1)]
