@@ -22,7 +22,7 @@ from gen.board import BOARDS, build_board  # noqa: E402
 from gen.config import preset  # noqa: E402
 from gen.machine import machine, tools  # noqa: E402
 
-SHOWN = ("TRELLIS_SLICE", "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_IO",
+SHOWN = ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_IO",
          "EHXPLLL")
 
 
