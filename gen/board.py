@@ -154,19 +154,10 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
         plan.extract(outdir)
         report["files"] = sorted(p.name for p in outdir.iterdir())
     else:
-        env = _yowasp_env()
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            log(f"star: board {name}: yosys + nextpnr-ecp5 + ecppack (minutes)", flush=True)
-            # prepare + execute (platform.build would also require the board's programmer)
-            platform.prepare(top, name="star_board").execute_local(str(outdir))
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        env = {**os.environ, **_yowasp_env()}
+        log(f"star: board {name}: yosys + nextpnr-ecp5 + ecppack (minutes)", flush=True)
+        # prepare + execute (platform.build would also require the board's programmer)
+        platform.prepare(top, name="star_board").execute_local(str(outdir), env=env)
         report.update(parse_nextpnr((outdir / "star_board.tim").read_text()))
         report["files"] = ["star_board.bit", "star_board.svf", "star_board.tim"]
     (outdir / "board.json").write_text(json.dumps(report, indent=1) + "\n")

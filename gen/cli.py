@@ -391,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the core on an ECP5 board: block RAM + UART bridge; Verilog or a "
                             "bitstream")
     p.add_argument("--board", required=True,
-                   help="ulx3s-85f or ecpix5-85 (amaranth-boards platforms)")
+                   help="ecpix5-85, ecp5-5g-evn or ulx3s-85f (amaranth-boards platforms; "
+                        "docs/board.md)")
     p.add_argument("--bitstream", action="store_true",
                    help="place, route and pack with the YoWASP tools (make install-synth; "
                         "minutes); default: only the build files")

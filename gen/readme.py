@@ -76,8 +76,7 @@ def _predictors(report: dict) -> list[str]:
 
 
 def _dlzs_terms(report: dict) -> list[str]:
-    labels = {"dlzs1": "DLZS, 1 term (paper)", "dlzs2": "DLZS, 2 terms",
-              "mac4": "4-bit multiply"}
+    labels = {m: report["labels"][m] for m in ("dlzs1", "dlzs2", "mac4")}
     lines = ["", "**DLZS with one or two terms vs the 4-bit multiply predictor** (selection on "
              "all-MiniLM-L6-v2 layers 0-5, tile 64, relative to the exact per-tile top-k, mean "
              "over layers; predictor array cost at 2 lanes, ECP5 fmax out of context; "

