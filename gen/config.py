@@ -51,7 +51,9 @@ class StarConfig:
                       per-row offset is applied once per score. 3 (8 positions) is lossless at
                       8-bit data, 4 at 16-bit data.
         pred_keys     P, keys scored per cycle by the DLZS array.
-    Softmax precision (SU-FA)
+    Formal compute (SU-FA)
+        sufa_macs     P, multipliers per query lane for q·k and as many for p·v: a lane takes
+                      head_dim / P cycles per selected key (a power of two dividing head_dim).
         exp_frac_bits E, fraction bits of the base-2 exponent; the exp2 table has 2**E entries.
         exp_out_bits  fraction bits of each softmax weight 2**(s-m) (its value is in (0, 1]).
         recip_bits    fraction bits of the normalised reciprocal of the row sum l.
@@ -75,11 +77,12 @@ class StarConfig:
     dlzs_k_bits: int = 5
     dlzs_shift_bits: int = 2
     pred_keys: int = 1
+    sufa_macs: int = 2
     exp_frac_bits: int = 8
     exp_out_bits: int = 15
     recip_bits: int = 16
     scale_bits: int = 16
-    axi_data_bits: int = 64
+    axi_data_bits: int = 512
 
     def __post_init__(self):
         for f in fields(self):
@@ -114,6 +117,8 @@ class StarConfig:
           f"in [1, {4 if self.data_bits == 16 else 3}] for data_bits={self.data_bits}")
         c(_pow2(self.pred_keys) and self.pred_keys <= min(16, self.tile), "pred_keys",
           f"a power of two in [1, {min(16, self.tile)}]")
+        c(_pow2(self.sufa_macs) and self.sufa_macs <= self.head_dim, "sufa_macs",
+          f"a power of two in [1, head_dim={self.head_dim}]")
         c(2 <= self.exp_frac_bits <= 10, "exp_frac_bits", "in [2, 10]")
         c(8 <= self.exp_out_bits <= 20, "exp_out_bits", "in [8, 20]")
         c(8 <= self.recip_bits <= 20, "recip_bits", "in [8, 20]")
@@ -142,19 +147,19 @@ _BASE = StarConfig()
 PRESETS: dict[str, StarConfig] = {
     # small and fast: what the block and end-to-end tests use
     "tiny": replace(_BASE, name="tiny", head_dim=16, data_bits=8, lanes=4, tile=16, k_tile=4,
-                    max_seq=256, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
+                    max_seq=256, sufa_macs=2, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
                     scale_bits=12, axi_data_bits=64),
     # paper-like numerics (16-bit formal datapath, d = 64) at a simulation-friendly lane count
     "default": _BASE,
     # what `make bench-core` measures: d = 32 (the captured MiniLM heads), 8 query lanes
     "bench": replace(_BASE, name="bench", head_dim=32, data_bits=8, lanes=8, tile=64, k_tile=16,
-                     exp_frac_bits=6, exp_out_bits=12, recip_bits=12, axi_data_bits=128),
+                     exp_frac_bits=6, exp_out_bits=12, recip_bits=12, axi_data_bits=256),
     # the papers' scale (SOFA/STAR: 128 query lanes, d = 64, 16-bit formal datapath); generate
     # and synthesize (`make bench-synth`), too large to simulate here
     "paper": replace(_BASE, name="paper", lanes=128, axi_data_bits=512),
     # 8-bit data at d = 64
     "int8": replace(_BASE, name="int8", data_bits=8, exp_frac_bits=6,
-                    exp_out_bits=12, recip_bits=12),
+                    exp_out_bits=12, recip_bits=12, axi_data_bits=256),
 }
 
 

@@ -127,6 +127,12 @@ class Formats:
         self.l_bits = unsigned_bits(cfg.max_seq * self.p_one)
         self.o_bits = signed_bits(cfg.max_seq * self.p_one * (1 << (b - 1)))
         self.recip_bits = cfg.recip_bits
+        # SU-FA lanes: P MACs per lane walk a key's row in G = d / P chunks of P elements; the
+        # tile stores serve the lanes' chunk reads through `sufa_ports` full-row ports per
+        # store (hw/tilebuf.py)
+        self.sufa_macs = cfg.sufa_macs
+        self.sufa_chunks = cfg.head_dim // cfg.sufa_macs
+        self.sufa_ports = -(-cfg.lanes // self.sufa_chunks)
         # memory layout (AXI4 master): one row = row_beats bus beats, one burst
         self.row_bytes = cfg.head_dim * b // 8
         self.bus_bytes = cfg.axi_data_bits // 8
@@ -154,5 +160,6 @@ class Formats:
         keys = ["data_bits", "lz_pos_bits", "dlzs_window", "dlzs_k_shift", "dlzs_x_bits", "pred_bits", "mac4_bits",
                 "score_bits", "exp_frac_bits", "exp_out_bits", "p_bits", "u_max", "u_bits",
                 "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits",
+                "sufa_macs", "sufa_chunks", "sufa_ports",
                 "row_bytes", "bus_bytes", "row_beats", "row_align"]
         return {k: getattr(self, k) for k in keys}

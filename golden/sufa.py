@@ -7,8 +7,9 @@ Model of ``hw/sufa.py``. Per query row, one running state (M, L, O) over the til
   over all the tile's selected keys instead (the dense FlashAttention-2 baseline). The running max
   becomes max(M, m); if it grew, the state is rescaled: L = rs(L, w(new - old)), O likewise
   (the tile merge);
-* then the tile's selected keys are visited in ascending key index (the order the core broadcasts
-  the fetched rows): fast path s <= M: p = w(M - s); L += p; O += p·v (no comparison against a
+* then each row visits its own selected keys in list order (each query lane walks its own list):
+  SADS's order (predicted top-1, top-2, then the rest in descending predicted score: the
+  paper's sorted updating) or, dense, ascending key index. Fast path s <= M: p = w(M - s); L += p; O += p·v (no comparison against a
   changing max, no rescale); max assurance, s > M: L, O = rs(·, w(s - M)), M = s, counted, then the
   fast path (p = 1.0). Predicted top-1/top-2 make this rare; it costs cycles, never accuracy;
 * O = o / l by the reciprocal unit.
@@ -29,19 +30,12 @@ from .exp2 import weight
 from .intops import int_matmul
 from .recip import normalize
 
-__all__ = ["rescale", "visit_order", "attend", "Result"]
+__all__ = ["rescale", "attend", "Result"]
 
 
 def rescale(x, f, fmt) -> np.ndarray:
     """Return round_half_up(x·f / 2**P): the state scaled by an exp2 weight f <= 1.0."""
     return round_shift(np.asarray(x, np.int64) * f, fmt.exp_out_bits)
-
-
-def visit_order(sel) -> np.ndarray:
-    """Return each (row, tile) selection sorted by ascending key index, -1 padding last."""
-    big = np.iinfo(np.int64).max
-    srt = np.sort(np.where(sel >= 0, sel, big), axis=-1)
-    return np.where(srt == big, -1, srt)
 
 
 @dataclass
@@ -59,9 +53,10 @@ class Result:
 
 
 def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False) -> Result:
-    """Run SU-FA for int q [Sq, d], k/v [Sk, d] over sel [Sq, n_tiles, K] in SADS order (-1 pads).
+    """Run SU-FA for int q [Sq, d], k/v [Sk, d] over sel [Sq, n_tiles, K] (-1 pads last).
 
-    Every row must select at least one key overall.
+    Each row visits its keys of a tile in the order of ``sel`` (SADS's descending predicted
+    order, or ascending for dense). Every row must select at least one key overall.
     """
     q, k, v = (np.asarray(x, np.int64) for x in (q, k, v))
     rows = q.shape[0]
@@ -94,9 +89,8 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
         grew[:, j] = grow
         m = np.where(active & (~has | grow), m_tile, m)
         has |= active
-        order = visit_order(idx)
-        for i in range(order.shape[1]):
-            key = order[:, i]
+        for i in range(idx.shape[1]):
+            key = idx[:, i]
             act = key >= 0
             safe = np.maximum(key, 0)
             si = s_all[np.arange(rows), safe]

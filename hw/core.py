@@ -33,7 +33,6 @@ from types import SimpleNamespace
 from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from gen.config import ConfigError
@@ -176,17 +175,13 @@ class StarCore(wiring.Component):
             m.d.comb += tag.dest.eq(dest)
             with m.If(sel == dest):
                 m.d.comb += [axi.rd_req.valid.eq(valid), axi.rd_req.payload.addr.eq(addr),
-                             axi.rd_req.payload.tag.eq(tag), grant[dest].eq(axi.rd_req.ready)]
+                             axi.rd_req.payload.tag.eq(tag), grant[dest].eq(valid & axi.rd_req.ready)]
         m.d.sync += [held.eq(axi.rd_req.valid & ~axi.rd_req.ready), held_dest.eq(sel)]
 
-        # ---- read responses -----------------------------------------------------------------
+        # ---- read responses: Q rows to the predictor and the lanes, K rows to the predictor and
+        # the K store, V rows to the V store ------------------------------------------------------
         resp = axi.rd_resp
         rtag = data.View(tag_layout, resp.payload.tag)
-        m.submodules.kstore = kstore = Memory(shape=len(resp.payload.row), depth=2 * Bc, init=[])
-        kw = kstore.write_port()
-        kr = kstore.read_port()
-        # V rows wait here while SU-FA rescales (d + 9 cycles), so the bus keeps streaming
-        m.submodules.vfifo = vfifo = SyncFIFOBuffered(width=len(resp.payload.row), depth=Bc)
         is_q = resp.valid & (rtag.dest == DEST_Q)
         is_k = resp.valid & (rtag.dest == DEST_K)
         is_v = resp.valid & (rtag.dest == DEST_V)
@@ -210,12 +205,11 @@ class StarCore(wiring.Component):
             pred.k.valid.eq(is_k),
             Value.cast(pred.k.payload.keys).eq(resp.payload.row),
             pred.k.payload.last.eq(rtag.last),
-            kw.addr.eq(rtag.idx), kw.data.eq(resp.payload.row), kw.en.eq(is_k & pred.k.ready),
-            vfifo.w_en.eq(is_v), vfifo.w_data.eq(resp.payload.row),
+            sufa.k_en.eq(is_k & pred.k.ready), sufa.k_addr.eq(rtag.idx),
+            sufa.k_row.eq(resp.payload.row),
+            sufa.v_en.eq(is_v), sufa.v_addr.eq(rtag.idx), sufa.v_row.eq(resp.payload.row),
             resp.ready.eq(Mux(rtag.dest == DEST_K, pred.k.ready,
-                              Mux(rtag.dest == DEST_V, vfifo.w_rdy, q_ok))),
-            sufa.v.valid.eq(vfifo.r_rdy), Value.cast(sufa.v.payload.row).eq(vfifo.r_data),
-            vfifo.r_en.eq(sufa.v.ready),
+                              Mux(rtag.dest == DEST_V, 1, q_ok))),
         ]
 
         # ---- block state -----------------------------------------------------------------------
@@ -227,21 +221,35 @@ class StarCore(wiring.Component):
         off = Signal(seq_bits)
         m.d.comb += off.eq(seq - qlen)
 
+        # ---- tile slots: K and V stores hold two tiles each; a tile takes a slot (a credit)
+        # and the engine returns it when every lane is done with the tile --------------------
+        k_cred, v_cred = Signal(range(3)), Signal(range(3))
+        k_take, v_take = Signal(), Signal()
+        k_slot, v_slot = Signal(), Signal()
+        with m.If(clear):
+            m.d.sync += [k_cred.eq(2), v_cred.eq(2), k_slot.eq(0), v_slot.eq(0)]
+        with m.Else():
+            m.d.sync += [k_cred.eq(k_cred - k_take + sufa.k_release),
+                         v_cred.eq(v_cred - v_take + sufa.v_release)]
+
         # ---- front: K rows -> K store and predictor -> SADS -------------------------------------
         f_key = Signal(key_bits)
         f_addr = Signal(ADDR_BITS)
-        b_done = Signal(key_bits - lb + 1)                # tiles the scheduler has finished
         f_tile = f_key[lb:]
         run = Signal()
         f_last = Signal()
         m.d.comb += f_last.eq((f_key == kseq - 1) | (f_key[:lb] == Bc - 1))
         kv, ka, kt = req[DEST_K]
         empty = Signal()            # node core: the block sees no key of this shard
-        m.d.comb += [kv.eq(run & ~empty & (f_tile < n_t) & (f_tile < b_done + 2)), ka.eq(f_addr),
-                     kt.idx.eq(Cat(f_key[:lb], f_tile[0])), kt.last.eq(f_last)]
+        first_row = f_key[:lb] == 0
+        m.d.comb += [kv.eq(run & ~empty & (f_tile < n_t) & (~first_row | (k_cred != 0))),
+                     ka.eq(f_addr), kt.idx.eq(Cat(f_key[:lb], k_slot)), kt.last.eq(f_last)]
         with m.If(grant[DEST_K]):
             m.d.sync += f_addr.eq(f_addr + job["K_STRIDE"])
             m.d.sync += f_key.eq(Mux(f_last, (f_tile + 1) << lb, f_key + 1))
+            m.d.comb += k_take.eq(first_row)
+            with m.If(f_last):
+                m.d.sync += k_slot.eq(~k_slot)
 
         # predictor output -> SADS with the per-lane validity of each key
         p_key = Signal(key_bits)
@@ -253,73 +261,82 @@ class StarCore(wiring.Component):
         with m.If(sads.i.valid & sads.i.ready):
             m.d.sync += p_key.eq(Mux(sads.i.payload.last, (p_key[lb:] + 1) << lb, p_key + 1))
 
-        # ---- back: lists -> masks -> union walk -> SU-FA beats, V requests --------------------
-        b_tile = Signal(key_bits - lb + 1)
-        b_base = Signal(key_bits)
-        m.d.comb += b_base.eq(b_tile << lb)
-        rem = Signal(Bc)
-        b_emit = Signal()
+        # ---- lists: SADS's (dense: each lane's visible keys) -> SU-FA; their union -> V fetch ---
+        l_tile = Signal(key_bits - lb + 1)                # lists given in this block
+        l_base = Signal(key_bits)
+        m.d.comb += l_base.eq(l_tile << lb)
         lst = sads.o.payload
-        # V requests of a whole tile fit: SU-FA takes a tile's V rows only after its last K beat
-        vreq = SyncFIFOBuffered(width=key_bits, depth=Bc)
-        m.submodules.vreq = vreq
+        lists = [LaneList(cfg, key_bits, lim_bits) for _ in range(T)]
+        union = 0
+        for t, ll in enumerate(lists):
+            m.submodules[f"mask{t}"] = ll
+            m.d.comb += [ll.index.eq(lst.index[t]), ll.count.eq(lst.count[t]),
+                         ll.active.eq(active[t]), ll.lim.eq(lim[t]), ll.base.eq(l_base),
+                         ll.dense.eq(dense), sufa.lists.payload.index[t].eq(lst.index[t]),
+                         sufa.lists.payload.count[t].eq(Mux(empty, 0, ll.count_out))]
+            union = union | ll.mask
+        vq_layout = data.StructLayout({"mask": Bc, "base": key_bits})
+        m.submodules.vq = vq = SyncFIFOBuffered(width=vq_layout.size, depth=3)
+        vq_in = Signal(vq_layout)
+        # an empty block (node core) gives the lanes one empty tile, with a K slot of its own
+        l_valid = Mux(empty, (l_tile == 0) & (k_cred != 0), sads.o.valid)
+        m.d.comb += [
+            sufa.lists.valid.eq(run & l_valid & vq.w_rdy),
+            sufa.lists.payload.first.eq(l_tile == 0),
+            sufa.lists.payload.final.eq(l_tile == n_t - 1),
+            vq_in.mask.eq(Mux(empty, 0, union)), vq_in.base.eq(l_base),
+            vq.w_data.eq(vq_in), vq.w_en.eq(sufa.lists.valid & sufa.lists.ready),
+        ]
+        l_fire = sufa.lists.valid & sufa.lists.ready
+        with m.If(l_fire):
+            m.d.comb += sads.o.ready.eq(~empty)
+            m.d.sync += l_tile.eq(l_tile + 1)
+            with m.If(empty):
+                m.d.comb += k_take.eq(1)
+                m.d.sync += k_slot.eq(~k_slot)
 
-        masks = [LaneMask(cfg, key_bits, lim_bits) for _ in range(T)]
-        take_list = Signal()
-        m.d.comb += take_list.eq(run & ~b_emit & sads.o.valid)
-        for t, mask in enumerate(masks):
-            m.submodules[f"mask{t}"] = mask
-            m.d.comb += [mask.take.eq(take_list), mask.index.eq(lst.index[t]),
-                         mask.count.eq(lst.count[t]), mask.active.eq(active[t]),
-                         mask.lim.eq(lim[t]), mask.base.eq(b_base), mask.dense.eq(dense)]
-        use_r = [mask.use for mask in masks]
-        top_r = [mask.top for mask in masks]
-        with m.If(take_list):
-            m.d.comb += sads.o.ready.eq(1)
-            union = 0
-            for mask in masks:
-                union = union | mask.use_next
-            m.d.sync += [rem.eq(union), b_emit.eq(1)]
-
-        # the walk: lowest remaining key -> stage s1 (K store read) -> sufa.k
+        # V fetch: per tile (in order, with a V slot) the union's rows in ascending key order
+        w_mask, w_base, w_busy = Signal(Bc), Signal(key_bits), Signal()
+        v_out = Signal(key_bits + 2)          # V rows requested and not yet arrived
+        vq_out = data.View(vq_layout, vq.r_data)
         low = Signal(range(Bc))
         for i in reversed(range(Bc)):
-            with m.If(rem[i]):
+            with m.If(w_mask[i]):
                 m.d.comb += low.eq(i)
-        s1_valid, s1_last, s1_final = Signal(), Signal(), Signal()
-        s1_use, s1_top = Signal(T), Signal(T)
-        advance = Signal()
-        issue = Signal()
-        rem_next = Signal(Bc)
-        m.d.comb += [
-            advance.eq(~s1_valid | sufa.k.ready),
-            issue.eq(advance & b_emit & vreq.w_rdy),
-            rem_next.eq(rem & ~onehot(low, Bc)),
-            kr.addr.eq(Cat(low, b_tile[0])), kr.en.eq(advance),
-            vreq.w_en.eq(issue), vreq.w_data.eq(b_base + low),
-            sufa.k.valid.eq(s1_valid), Value.cast(sufa.k.payload.row).eq(kr.data),
-            sufa.k.payload.use.eq(s1_use), sufa.k.payload.top.eq(s1_top),
-            sufa.k.payload.last.eq(s1_last), sufa.k.payload.final.eq(s1_final),
-        ]
-        with m.If(advance):
-            m.d.sync += s1_valid.eq(issue)
-        with m.If(issue):
-            m.d.sync += [
-                rem.eq(rem_next), s1_last.eq(rem_next == 0),
-                s1_final.eq((rem_next == 0) & (b_tile == n_t - 1)),
-                s1_use.eq(Mux(empty, 0, Cat(*(u.bit_select(low, 1) for u in use_r)))),
-                s1_top.eq(Mux(empty, 0, Cat(*(u.bit_select(low, 1) for u in top_r)))),
-            ]
-            with m.If(rem_next == 0):
-                m.d.sync += [b_emit.eq(0), b_tile.eq(b_tile + 1), b_done.eq(b_done + 1)]
+        vreq_layout = data.StructLayout({"key": key_bits, "slot": 1, "last": 1})
+        m.submodules.vreq = vreq = SyncFIFOBuffered(width=vreq_layout.size, depth=Bc)
+        vreq_in = Signal(vreq_layout)
+        rest = Signal(Bc)
+        m.d.comb += [rest.eq(w_mask & ~onehot(low, Bc)), vreq.w_data.eq(vreq_in),
+                     vreq_in.key.eq(w_base + low), vreq_in.slot.eq(v_slot),
+                     vreq_in.last.eq(rest == 0)]
+        with m.If(~w_busy & vq.r_rdy & (v_cred != 0)):
+            m.d.comb += [vq.r_en.eq(1), v_take.eq(1)]
+            m.d.sync += [w_mask.eq(vq_out.mask), w_base.eq(vq_out.base), w_busy.eq(1)]
+        with m.If(w_busy & (w_mask != 0) & vreq.w_rdy):
+            m.d.comb += vreq.w_en.eq(1)
+            m.d.sync += w_mask.eq(rest)
+            with m.If(rest == 0):
+                m.d.sync += [w_busy.eq(0), v_slot.eq(~v_slot)]
+        v_last = is_v & rtag.last
+        with m.If(w_busy & (w_mask == 0) & (v_out == 0)):
+            # an empty union: the tile is filled once the rows asked before it are in
+            m.d.comb += sufa.v_filled.eq(1)
+            m.d.sync += [w_busy.eq(0), v_slot.eq(~v_slot)]
+        with m.Else():
+            m.d.comb += sufa.v_filled.eq(v_last)
+        m.d.sync += v_out.eq(v_out + vreq.w_en - is_v)
 
         # V requests: key -> address (one multiplier, registered) -> read request
-        vv, va, _ = req[DEST_V]
+        vv, va, vt = req[DEST_V]
         take_v = Signal()
+        vreq_out = data.View(vreq_layout, vreq.r_data)
         m.d.comb += [take_v.eq(~vv | grant[DEST_V]), vreq.r_en.eq(take_v)]
         with m.If(take_v):
             m.d.sync += [vv.eq(vreq.r_rdy),
-                         va.eq(job["V_BASE"] + vreq.r_data * job["V_STRIDE"])]
+                         va.eq(job["V_BASE"] + vreq_out.key * job["V_STRIDE"]),
+                         vt.idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
+                         vt.last.eq(vreq_out.last)]
 
         # ---- controller -------------------------------------------------------------------------
         q_lane = Signal(range(T + 1))
@@ -362,7 +379,6 @@ class StarCore(wiring.Component):
                 m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_row.eq(o_row + 1)]
         with m.If(o_fire & (sufa.o.payload.lane == T - 1)):
             m.d.sync += blocks_out.eq(blocks_out + 1)
-        drain = Signal(range(sufa.score_latency + 2))
 
         m.d.comb += csr.busy.eq(busy)
         with m.If(csr.start & busy):
@@ -402,8 +418,7 @@ class StarCore(wiring.Component):
                 m.d.comb += rest.eq(qlen - qb)
                 na = Mux(rest >= T, T, rest)
                 m.d.sync += [n_act.eq(na), q_lane.eq(0), f_key.eq(0), f_addr.eq(job["K_BASE"]),
-                             b_done.eq(0), b_tile.eq(0), p_key.eq(0),
-                             blocks_in.eq(blocks_in + 1)]
+                             l_tile.eq(0), p_key.eq(0), blocks_in.eq(blocks_in + 1)]
                 # last visible key of each lane and of the block (global key index)
                 glim = [Mux(causal, qb + t + off, seq - 1) for t in range(T)]
                 maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
@@ -414,13 +429,18 @@ class StarCore(wiring.Component):
                     m.d.sync += active.eq(Cat(*((t < na) & (glim[t] >= key_lo)
                                                 for t in range(T))))
                     m.d.sync += [lim[t].eq(local(glim[t])) for t in range(T)]
-                    m.d.sync += [empty.eq(maxlim < key_lo), b_emit.eq(maxlim < key_lo),
+                    m.d.sync += [empty.eq(maxlim < key_lo),
                                  n_t.eq(Mux(maxlim < key_lo, 1, (local(maxlim) >> lb) + 1))]
                 else:
                     m.d.sync += active.eq(Cat(*(t < na for t in range(T))))
                     m.d.sync += [lim[t].eq(glim[t]) for t in range(T)]
                     m.d.sync += n_t.eq((maxlim >> lb) + 1)
-                m.next = "QREAD"
+                m.next = "QWAIT"
+            with m.State("QWAIT"):
+                # every lane has started the previous block: its next-query register is free
+                m.d.comb += busy.eq(1)
+                with m.If(sufa.q_free):
+                    m.next = "QREAD"
             with m.State("QREAD"):
                 m.d.comb += busy.eq(1)
                 if spatial:
@@ -436,15 +456,9 @@ class StarCore(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [busy.eq(1), run.eq(1)]
-                with m.If((b_tile == n_t) & ~s1_valid):
-                    # the block's final K beat is in SU-FA: once it is past the dot products
-                    # the lane registers may take the next block's queries
-                    m.d.sync += drain.eq(0)
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == sufa.score_latency + 1):
+                with m.If(l_tile == n_t):
+                    # every list of the block is given: the predictor may take the next
+                    # block's queries
                     m.d.sync += qb.eq(qb + T)
                     with m.If(qb + T >= qlen):
                         m.next = "FINISH"
@@ -463,27 +477,18 @@ class StarCore(wiring.Component):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
 
         # ---- counters ----------------------------------------------------------------------------
-        v_out = Signal(key_bits + 1)             # K beats given to SU-FA whose V row is not taken
-        k_fire = sufa.k.valid & sufa.k.ready
-        v_fire = sufa.v.valid & sufa.v.ready
-        with m.If(clear):
-            m.d.sync += v_out.eq(0)
-        with m.Elif(k_fire & ~v_fire):
-            m.d.sync += v_out.eq(v_out + 1)
-        with m.Elif(v_fire & ~k_fire):
-            m.d.sync += v_out.eq(v_out - 1)
         count("CYCLES", busy)
         count("PRED_BUSY", pred.k.valid & pred.k.ready)
         count("PRED_STALL", pred.k.valid & ~pred.k.ready)
         count("SEL_BUSY", sads.i.valid & sads.i.ready)
         count("SEL_STALL", sads.i.valid & ~sads.i.ready)
-        count("SUFA_BUSY", v_fire)
-        count("SUFA_WAIT", (v_out != 0) & ~sufa.v.valid)
-        count("SUFA_STALL", sufa.k.valid & ~sufa.k.ready)
+        count("SUFA_BUSY", 1, sufa.mac_busy)
+        count("SUFA_WAIT", 1, sufa.v_wait)
+        count("SUFA_STALL", 1, sufa.stalled)
         count("BYTES_READ", axi.r_beat, fmt.bus_bytes)
         count("BYTES_WRITTEN", axi.w_beat, fmt.bus_bytes)
-        count("KV_ROWS", k_fire & (Value.cast(sufa.k.payload.use) != 0))   # not a null beat
-        count("KEYS_SELECTED", k_fire, sum(sufa.k.payload.use[t] for t in range(T)))
+        count("KV_ROWS", vreq.w_en)
+        count("KEYS_SELECTED", l_fire, sum(sufa.lists.payload.count[t] for t in range(T)))
         count("TILES", sads.o.valid & sads.o.ready)
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
         return m
@@ -535,37 +540,34 @@ def first_error(cfg, job, ends, causal, dense):
     return code
 
 
-class LaneMask(Elaboratable):
-    """One query lane's key masks for a tile: ``use`` (keys the lane computes: its SADS list, or
-    every visible key in dense mode) and ``top`` (its first two list entries: the predicted top-1
-    and top-2). A visible key is at most ``lim`` (causal / ragged limit) in an active lane.
-    ``use_next`` is combinational; ``use`` and ``top`` load on ``take``. Every lane is the same
-    module, so synthesis can map one and instance it.
+class LaneList(Elaboratable):
+    """One query lane's list of a tile for SU-FA: ``count_out`` (SADS's count, or in dense mode
+    the number of visible keys: keys base .. lim of the tile, none in an idle lane) and ``mask``
+    (the keys it computes, for the union the V fetch reads). Combinational. Every lane is the
+    same module, so synthesis can map one and instance it.
     """
 
     def __init__(self, cfg, key_bits: int, lim_bits: int):
         self.cfg = cfg
         Bc, K = cfg.tile, cfg.k_tile
-        self.take, self.active, self.dense = Signal(), Signal(), Signal()
+        self.active, self.dense = Signal(), Signal()
         self.index = Signal(data.ArrayLayout(unsigned_bits(Bc - 1), K))
         self.count = Signal(unsigned_bits(K))
         self.lim = Signal(lim_bits)
         self.base = Signal(key_bits)
-        self.use_next = Signal(Bc)
-        self.use, self.top = Signal(Bc), Signal(Bc)
+        self.count_out = Signal(unsigned_bits(Bc))
+        self.mask = Signal(Bc)
 
     def elaborate(self, platform):
         m = Module()
         Bc = self.cfg.tile
         sel = 0
-        top = 0
         for j in range(self.cfg.k_tile):
-            hit = Mux(j < self.count, onehot(self.index[j], Bc), 0)
-            sel = sel | hit
-            if j < 2:
-                top = top | hit
-        valid = Cat(*(self.active & (self.base + i <= self.lim) for i in range(Bc)))
-        m.d.comb += self.use_next.eq(Mux(self.dense, valid, sel))
-        with m.If(self.take):
-            m.d.sync += [self.use.eq(self.use_next), self.top.eq(top)]
+            sel = sel | Mux(j < self.count, onehot(self.index[j], Bc), 0)
+        visible = Signal(unsigned_bits(Bc))
+        span = self.lim - self.base + 1
+        m.d.comb += visible.eq(Mux(~self.active | (self.lim < self.base), 0,
+                                   Mux(span >= Bc, Bc, span)))
+        m.d.comb += [self.count_out.eq(Mux(self.dense, visible, self.count)),
+                     self.mask.eq(Mux(self.dense, Cat(*(i < visible for i in range(Bc))), sel))]
         return m

@@ -1,0 +1,437 @@
+"""One SU-FA query lane: it walks its own selected keys with P multipliers for q·k and P for p·v.
+
+Model: :func:`golden.sufa.attend` (one row of it). Used by :class:`hw.sufa.SufaEngine`, which
+owns the tile stores (``hw/tilebuf.py``) and hands each lane its list of every tile.
+
+Score stage S (P multipliers): per tile, the lane takes its list (SADS's order: predicted top-1,
+top-2, then the rest by descending prediction; dense: every visible key in index order) and
+computes s = q·k of each key over G = head_dim / P cycles, one chunk of P elements per cycle,
+from the K tile store. Scores go to the lane's score memory (two tiles) in list order; the
+tile's fixed max (over list entries 0 and 1, or every entry with ``exact_max``) to a tile record.
+One key per G cycles, no stalls; latency ``s_latency`` cycles from a key's first chunk to its
+score.
+
+Accumulate stage A (P multipliers, the exp2 unit, a state multiplier): per tile, once the S
+record and the tile's V rows are there: the running max M becomes max(M, tile max) (a grown max
+rescales the state first: the tile merge); then per list entry: s > M takes the max-assurance
+rescale (counted); otherwise p = w(M - s), L += p and O[e] += p·v[e] over G cycles, one chunk per
+cycle from the V tile store. One key per G cycles; a rescale stalls this lane only, for
+``rescale_cycles(cfg)`` cycles plus the pipeline drain. After the block's final tile: O / L by
+the reciprocal unit (``norm_cycles``), then the lane waits for the engine to take its row.
+
+Every lane is the same module (no lane index inside), so synthesis can map one and instance it.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data
+from amaranth.lib.memory import Memory
+
+from gen.formats import Formats, unsigned_bits
+
+from .arith import adder_tree, tree_latency
+from .exp2 import Exp2Unit
+from .merge import partial_layout
+from .recip import Reciprocal
+
+__all__ = ["SufaLane", "s_latency", "A_LATENCY", "rescale_cycles", "norm_cycles"]
+
+# A stage: key issue -> exp2 (3) -> V read address -> V chunk + p -> p·v product -> accumulate
+A_LATENCY = Exp2Unit.latency + 2
+
+
+def s_latency(cfg) -> int:
+    """Cycles from a key's chunk read to its partial sum (K read, products, adder tree)."""
+    return 2 + tree_latency(cfg.sufa_macs)
+
+
+def rescale_cycles(cfg) -> int:
+    """Cycles a rescale (tile merge or max assurance) takes once the lane's pipeline is empty:
+    the exp2 factor, then L and the d elements of O one per cycle, then M."""
+    return Exp2Unit.latency + cfg.head_dim + 2
+
+
+def norm_cycles(cfg) -> int:
+    """Cycles of the final O / L once the pipeline is empty: the reciprocal, then d elements."""
+    return Reciprocal(cfg).latency + cfg.head_dim + 2
+
+
+class SufaLane(Elaboratable):
+    """A query lane (see the module docstring). Signals, driven by :class:`SufaEngine`:
+
+    q_we, q_row             load the next block's query row (``q_full`` until the lane starts
+                            that block's first tile).
+    list_we, list_index, list_count, list_first, list_final
+                            the lane's list of the next tile (``list_full`` until S takes it).
+    k_addr / k_chunk, k_idx, k_phase; v_addr / v_chunk, v_idx, v_phase
+                            the tile stores: address out, chunk and its index back a cycle later,
+                            ``*_phase`` the chunk index the address reads this cycle.
+    v_filled                a tile's V rows are all in the V store (tiles in order).
+    k_release, v_release    the engine freed the oldest K / V tile slot (every lane had
+                            ``s_pend`` / ``a_pend``: finished S / A of it).
+    done                    the block's row (or partial state) is ready; ``clear_block`` (from
+                            the engine, after taking it) starts the next block.
+    over, grow              one-cycle pulses: a max-assurance rescale, a tile merge.
+    mac_busy, stalled, v_wait   the p·v multipliers take a chunk; a rescale holds the lane; the
+                            lane has an S record but its tile's V rows are not all there.
+    """
+
+    def __init__(self, cfg, partial: bool = False):
+        self.cfg, self.partial = cfg, partial
+        self.fmt = fmt = Formats(cfg)
+        d, b, K, Bc = cfg.head_dim, cfg.data_bits, cfg.k_tile, cfg.tile
+        P, G = fmt.sufa_macs, fmt.sufa_chunks
+        row = data.ArrayLayout(signed(b), d)
+        chunk = data.ArrayLayout(signed(b), P)
+        self.idx_bits = unsigned_bits(max(G - 1, 1))
+        self.addr_bits = unsigned_bits(2 * Bc - 1)
+        self.cnt_bits = unsigned_bits(Bc)
+        self.mant, self.shift = Signal(fmt.scale_bits), Signal(fmt.scale_shift_bits)
+        self.exact_max, self.clear = Signal(), Signal()
+        self.q_we, self.q_row, self.q_full = Signal(), Signal(row), Signal()
+        self.list_we, self.list_full = Signal(), Signal()
+        self.list_index = Signal(data.ArrayLayout(unsigned_bits(Bc - 1), K))
+        self.list_count = Signal(self.cnt_bits)
+        self.list_first, self.list_final = Signal(), Signal()
+        self.k_addr, self.v_addr = Signal(self.addr_bits), Signal(self.addr_bits)
+        self.k_chunk, self.v_chunk = Signal(chunk), Signal(chunk)
+        self.k_idx, self.v_idx = Signal(self.idx_bits), Signal(self.idx_bits)
+        self.k_phase, self.v_phase = Signal(self.idx_bits), Signal(self.idx_bits)
+        self.v_filled, self.k_release, self.v_release = Signal(), Signal(), Signal()
+        self.s_pend, self.a_pend = Signal(), Signal()
+        self.done, self.clear_block = Signal(), Signal()
+        self.over, self.grow = Signal(), Signal()
+        self.mac_busy, self.stalled, self.v_wait = Signal(), Signal(), Signal()
+        self.o_row = Signal(row)
+        self.state = Signal(partial_layout(cfg))    # {has, m (0 without has), l, o}
+
+    def elaborate(self, platform):
+        m = Module()
+        rec = self._score_stage(m)
+        self._accumulate_stage(m, rec)
+        return m
+
+    # ---- S: q·k over the lane's list -----------------------------------------------------------
+
+    def _score_stage(self, m):
+        cfg, fmt = self.cfg, self.fmt
+        d, b, K, Bc = cfg.head_dim, cfg.data_bits, cfg.k_tile, cfg.tile
+        P, G, sb = fmt.sufa_macs, fmt.sufa_chunks, fmt.score_bits
+        lb = Bc.bit_length() - 1
+
+        q_cur = Signal(data.ArrayLayout(signed(b), d))
+        q_nxt = Signal(data.ArrayLayout(signed(b), d))
+        with m.If(self.q_we):
+            m.d.sync += [q_nxt.eq(self.q_row), self.q_full.eq(1)]
+
+        # the next tile's list (a one-entry queue), then the list being walked
+        nl_index = Signal.like(self.list_index)
+        nl_count, nl_first, nl_final = Signal(self.cnt_bits), Signal(), Signal()
+        with m.If(self.list_we):
+            m.d.sync += [nl_index.eq(self.list_index), nl_count.eq(self.list_count),
+                         nl_first.eq(self.list_first), nl_final.eq(self.list_final),
+                         self.list_full.eq(1)]
+        s_index = Signal.like(self.list_index)
+        s_count, s_final, s_busy, s_slot = Signal(self.cnt_bits), Signal(), Signal(), Signal()
+        s_e = Signal(self.cnt_bits)
+        s_n = Signal(range(G))
+        slots = Signal(range(3))              # score slots in use (S started, A not finished)
+        free_slot = Signal()                  # from A: a tile's scores are all read
+        start = Signal()
+        m.d.comb += start.eq(self.list_full & ~s_busy & (slots < 2))
+        m.d.sync += slots.eq(slots + start - free_slot)
+        with m.If(start):
+            m.d.sync += [s_index.eq(nl_index), s_count.eq(nl_count), s_final.eq(nl_final),
+                         s_busy.eq(1), s_e.eq(0), s_n.eq(0), self.list_full.eq(0)]
+            with m.If(nl_first & self.q_full):
+                m.d.sync += [q_cur.eq(q_nxt), self.q_full.eq(0)]
+            with m.If(self.q_we):            # a row arriving in the same cycle stays next
+                m.d.sync += self.q_full.eq(1)
+
+        # issue: one chunk per cycle; an empty list issues one bubble that ends the tile
+        flag = data.StructLayout({"valid": 1, "first": 1, "last": 1, "e": self.cnt_bits,
+                                  "key": lb, "cand": 1, "end": 1, "slot": 1, "final": 1})
+        f0 = Signal(flag)
+        key = Signal(lb)
+        m.d.comb += key.eq(Mux(self.exact_max, s_e[:lb], s_index[s_e[:unsigned_bits(K - 1)]]
+                               if K > 1 else s_index[0]))
+        end = Signal()
+        m.d.comb += [end.eq((s_count == 0) | ((s_e == s_count - 1) & (s_n == G - 1))),
+                     self.k_addr.eq(Cat(key, s_slot))]
+        qc = Signal(data.ArrayLayout(signed(b), P))
+        m.d.sync += [qc.as_value().eq(q_cur.as_value().word_select(self.k_phase, P * b)),
+                     f0.eq(0)]
+        with m.If(s_busy):
+            m.d.sync += [f0.valid.eq(s_count != 0), f0.first.eq(s_n == 0),
+                         f0.last.eq(s_n == G - 1), f0.e.eq(s_e), f0.key.eq(key),
+                         f0.cand.eq(self.exact_max | (s_e < 2)), f0.end.eq(end),
+                         f0.slot.eq(s_slot), f0.final.eq(s_final)]
+            m.d.sync += s_n.eq(Mux(s_n == G - 1, 0, s_n + 1))
+            with m.If(s_n == G - 1):
+                m.d.sync += s_e.eq(s_e + 1)
+            with m.If(end):
+                m.d.sync += [s_busy.eq(0), s_slot.eq(~s_slot)]
+        with m.If(self.clear):
+            m.d.sync += s_slot.eq(0)
+
+        # products of the chunk, adder tree, sum over the G chunks of a key
+        prods = [Signal(signed(2 * b), name=f"qk_{i}") for i in range(P)]
+        m.d.sync += [prods[i].eq(qc[i] * self.k_chunk[i]) for i in range(P)]
+        psum = adder_tree(m, prods, Const(0, 1), 1, "qk")
+        fl = [f0]
+        for i in range(s_latency(cfg) - 1):
+            nxt = Signal(flag, name=f"sflag_{i + 1}")
+            m.d.sync += nxt.eq(fl[-1])
+            fl.append(nxt)
+        fs = fl[-1]
+        acc = Signal(signed(sb))
+        s = Signal(signed(sb))
+        m.d.comb += s.eq(Mux(fs.first, 0, acc) + psum)
+        with m.If(fs.valid):
+            m.d.sync += acc.eq(s)
+
+        # scores in list order; the tile record (fixed max, has, count, final) per slot
+        m.submodules.scores = scores = Memory(shape=sb + lb, depth=2 * Bc, init=[])
+        sw = scores.write_port()
+        m.d.comb += [sw.en.eq(fs.valid & fs.last), sw.addr.eq(Cat(fs.e[:lb], fs.slot)),
+                     sw.data.eq(Cat(s, fs.key))]
+        tm, th = Signal(signed(sb)), Signal()
+        tm_new, th_new = Signal(signed(sb)), Signal()
+        cand = fs.valid & fs.last & fs.cand
+        m.d.comb += [tm_new.eq(Mux(cand & (~th | (s > tm)), s, tm)), th_new.eq(th | cand)]
+        m.d.sync += [tm.eq(tm_new), th.eq(th_new)]
+        rec = [Signal(data.StructLayout({"m": signed(sb), "has": 1, "count": self.cnt_bits,
+                                         "final": 1}), name=f"rec{i}") for i in range(2)]
+        e_cnt = Signal(self.cnt_bits)           # keys scored in this tile
+        m.d.sync += e_cnt.eq(e_cnt + (fs.valid & fs.last))
+        s_done = Signal()
+        m.d.comb += s_done.eq(fs.end & (fs.last | ~fs.valid))
+        with m.If(s_done):
+            m.d.sync += [tm.eq(0), th.eq(0), e_cnt.eq(0)]
+            for i in range(2):
+                with m.If(fs.slot == i):
+                    m.d.sync += [rec[i].m.eq(tm_new), rec[i].has.eq(th_new),
+                                 rec[i].count.eq(e_cnt + fs.valid), rec[i].final.eq(fs.final)]
+
+        # S-done tiles: for A (records not yet started) and for the K slot release
+        ready, rel = Signal(range(3)), Signal(range(3))
+        a_take = Signal()
+        m.d.sync += [ready.eq(ready + s_done - a_take), rel.eq(rel + s_done - self.k_release)]
+        m.d.comb += self.s_pend.eq(rel != 0)
+        return dict(rec=rec, ready=ready, a_take=a_take, free_slot=free_slot, scores=scores)
+
+    # ---- A: the softmax state -------------------------------------------------------------------
+
+    def _accumulate_stage(self, m, st):
+        cfg, fmt = self.cfg, self.fmt
+        d, b, Bc = cfg.head_dim, cfg.data_bits, cfg.tile
+        P, G, sb = fmt.sufa_macs, fmt.sufa_chunks, fmt.score_bits
+        lb = Bc.bit_length() - 1
+        rec, a_take, free_slot = st["rec"], st["a_take"], st["free_slot"]
+
+        M, has = Signal(signed(sb)), Signal()
+        L = Signal(fmt.l_bits)
+        O = [Signal(signed(fmt.o_bits), name=f"O_e{e}") for e in range(d)]
+        pend, pend_m = Signal(), Signal(signed(sb))
+
+        v_avail = Signal(range(3))
+        m.d.sync += v_avail.eq(v_avail + self.v_filled - a_take)
+        a_slot, a_final = Signal(), Signal()
+        a_count = Signal(self.cnt_bits)
+        a_e, a_e_next = Signal(self.cnt_bits), Signal(self.cnt_bits)
+        a_n = Signal(range(G))
+        m.d.sync += a_e.eq(a_e_next)
+        m.d.comb += a_e_next.eq(a_e)
+        rd = st["scores"].read_port()
+        m.d.comb += rd.addr.eq(Cat(a_e_next[:lb], a_slot))
+        head_s = Signal(signed(sb))
+        head_key = Signal(lb)
+        m.d.comb += [head_s.eq(rd.data[:sb]), head_key.eq(rd.data[sb:])]
+        with m.If(self.clear):
+            m.d.sync += a_slot.eq(0)
+
+        # the accumulate pipeline: issue -> exp2 -> V address -> V chunk, p -> p·v -> add
+        flag = data.StructLayout({"valid": 1, "first": 1, "key": lb, "slot": 1, "end": 1})
+        f0 = Signal(flag)
+        issue = Signal(flag)
+        m.d.sync += f0.eq(issue)
+        fl = [f0]
+        for i in range(A_LATENCY - 1):
+            nxt = Signal(flag, name=f"aflag_{i + 1}")
+            m.d.sync += nxt.eq(fl[-1])
+            fl.append(nxt)
+        busy_pipe = Signal()
+        m.d.comb += busy_pipe.eq(Cat(*(f.valid | f.end for f in fl)).any())
+        fv = fl[Exp2Unit.latency - 1]              # aligned with the exp2 output
+        m.d.comb += [self.v_addr.eq(Cat(fv.key, fv.slot)), free_slot.eq(fv.end)]
+        a_rel = Signal(range(3))
+        m.d.sync += a_rel.eq(a_rel + fv.end - self.v_release)
+        m.d.comb += self.a_pend.eq(a_rel != 0)
+
+        m.submodules.exp = exp = Exp2Unit(cfg)
+        factor = Signal()
+        m.d.comb += [exp.en.eq(1), exp.mant.eq(self.mant), exp.shift.eq(self.shift),
+                     exp.t.eq(Mux(factor, pend_m - M, Mux(issue.first & issue.valid,
+                                                         M - head_s, 0)))]
+        p_hold = Signal(fmt.p_bits)
+        with m.If(fv.first):
+            m.d.sync += p_hold.eq(exp.p)
+        fp = fl[Exp2Unit.latency]                   # V chunk of fv's address is here
+        pv = [Signal(signed(fmt.p_bits + b), name=f"pv_{i}") for i in range(P)]
+        pv_idx = Signal(self.idx_bits)
+        pd = Signal(fmt.p_bits)
+        m.d.sync += [pv[i].eq(Mux(fp.valid, p_hold, 0) * self.v_chunk[i]) for i in range(P)]
+        m.d.sync += [pv_idx.eq(self.v_idx), pd.eq(Mux(fp.valid & fp.first, p_hold, 0))]
+        fa = fl[-1]
+        m.d.comb += self.mac_busy.eq(fp.valid)
+        with m.If(fa.valid):
+            m.d.sync += L.eq(L + pd)
+            for c in range(G):
+                with m.If(pv_idx == c):
+                    m.d.sync += [O[c * P + i].eq(O[c * P + i] + pv[i]) for i in range(P)]
+
+        self._control(m, dict(M=M, has=has, L=L, O=O, pend=pend, pend_m=pend_m, rec=rec,
+                              v_avail=v_avail, ready=st["ready"], a_take=a_take,
+                              a_slot=a_slot, a_final=a_final, a_count=a_count, a_e=a_e,
+                              a_e_next=a_e_next, a_n=a_n, head_s=head_s, head_key=head_key,
+                              issue=issue, busy_pipe=busy_pipe, exp=exp, factor=factor))
+
+    def _control(self, m, a):
+        cfg, fmt = self.cfg, self.fmt
+        d, G = cfg.head_dim, fmt.sufa_chunks
+        P, R = fmt.exp_out_bits, fmt.recip_bits
+        M, has, L, O, pend, pend_m = a["M"], a["has"], a["L"], a["O"], a["pend"], a["pend_m"]
+        rec, exp, issue = a["rec"], a["exp"], a["issue"]
+        a_slot, a_e, a_n, a_count = a["a_slot"], a["a_e"], a["a_n"], a["a_count"]
+        r = Signal.like(rec[0])
+        m.d.comb += r.eq(Mux(a_slot, rec[1].as_value(), rec[0].as_value()))
+
+        # the state multiplier (rescale by f, normalise by r): one element per cycle, d = L
+        sel_e = Signal(range(d + 1))
+        f_reg = Signal(max(fmt.p_bits, R + 1))
+        nshift = Signal(unsigned_bits(fmt.l_bits - 1 + R))
+        normalizing = Signal()
+        x = Signal(signed(fmt.o_bits))
+        with m.Switch(sel_e):
+            for e in range(d):
+                with m.Case(e):
+                    m.d.comb += x.eq(O[e])
+            with m.Default():
+                m.d.comb += x.eq(L)
+        prod = Signal(signed(fmt.o_bits + len(f_reg) + 1))
+        m.d.comb += prod.eq(x * f_reg)
+        mul_out = Signal(signed(len(prod) + 1))
+        if self.partial:
+            m.d.comb += mul_out.eq((prod + (1 << (P - 1))) >> P)
+        else:
+            sh = Mux(normalizing, nshift, P)
+            m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(nshift)])) >> sh)
+        scale = Signal()
+        with m.If(scale):
+            m.d.sync += sel_e.eq(sel_e + 1)
+            with m.Switch(sel_e):
+                for e in range(d):
+                    with m.Case(e):
+                        m.d.sync += O[e].eq(mul_out)
+                with m.Default():
+                    m.d.sync += L.eq(mul_out)
+
+        wait = Signal(range(Exp2Unit.latency + 1))
+        over = Signal()
+        m.d.comb += over.eq((a_e < a_count) & (a_n == 0) & (a["head_s"] > M))
+        m.d.comb += issue.slot.eq(a_slot)
+
+        if not self.partial:
+            m.submodules.recip = recip = Reciprocal(cfg)
+            m.d.comb += recip.l.eq(L)
+        with m.FSM(name="lane"):
+            with m.State("TILE"):
+                with m.If(a["ready"].any() & a["v_avail"].any()):
+                    m.d.comb += a["a_take"].eq(1)
+                    m.d.comb += a["a_e_next"].eq(0)
+                    m.d.sync += [a_count.eq(r.count), a["a_final"].eq(r.final), a_n.eq(0)]
+                    with m.If(r.has & ~has):
+                        m.d.sync += [M.eq(r.m), has.eq(1)]
+                    with m.If(r.has & has & (r.m > M)):
+                        m.d.comb += self.grow.eq(1)
+                        m.d.sync += [pend.eq(1), pend_m.eq(r.m)]
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "WALK"
+                with m.Elif(a["ready"].any()):
+                    m.d.comb += self.v_wait.eq(1)
+            with m.State("WALK"):
+                last_key = (a_e == a_count - 1) & (a_n == G - 1)
+                with m.If(a_count == 0):
+                    m.d.comb += issue.end.eq(1)
+                    m.next = "TILE_END"
+                with m.Elif(over):
+                    m.d.comb += self.over.eq(1)
+                    m.d.sync += [pend.eq(1), pend_m.eq(a["head_s"])]
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.comb += [issue.valid.eq(1), issue.first.eq(a_n == 0),
+                                 issue.key.eq(a["head_key"]), issue.end.eq(last_key)]
+                    m.d.sync += a_n.eq(Mux(a_n == G - 1, 0, a_n + 1))
+                    with m.If(a_n == G - 1):
+                        m.d.comb += a["a_e_next"].eq(a_e + 1)
+                    with m.If(last_key):
+                        m.next = "TILE_END"
+            with m.State("TILE_END"):
+                # the slot of the next tile; the final tile ends the block
+                m.d.sync += a_slot.eq(~a_slot)
+                with m.If(a["a_final"]):
+                    m.next = "FINAL"
+                with m.Else():
+                    m.next = "TILE"
+            with m.State("DRAIN"):
+                m.d.comb += self.stalled.eq(1)
+                with m.If(~a["busy_pipe"]):
+                    m.d.comb += a["factor"].eq(1)
+                    m.d.sync += wait.eq(Exp2Unit.latency - 1)
+                    m.next = "FACTOR"
+            with m.State("FACTOR"):
+                m.d.comb += [self.stalled.eq(1), a["factor"].eq(1)]
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.d.sync += [f_reg.eq(exp.p), sel_e.eq(0), normalizing.eq(0)]
+                    m.next = "SCALE"
+            with m.State("SCALE"):
+                m.d.comb += [self.stalled.eq(1), scale.eq(1)]
+                with m.If(sel_e == d):
+                    m.d.sync += [M.eq(pend_m), pend.eq(0)]
+                    m.next = "WALK"
+            with m.State("FINAL"):
+                with m.If(~a["busy_pipe"]):
+                    if self.partial:
+                        m.next = "DONE"
+                    else:
+                        m.d.comb += recip.start.eq(1)
+                        m.next = "RECIP"
+            if not self.partial:
+                with m.State("RECIP"):
+                    with m.If(recip.done):
+                        m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift), sel_e.eq(0),
+                                     normalizing.eq(1)]
+                        m.next = "NORM"
+                with m.State("NORM"):
+                    m.d.sync += sel_e.eq(sel_e + 1)
+                    sat = Mux(mul_out > fmt.qmax, fmt.qmax,
+                              Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
+                    with m.Switch(sel_e):
+                        for e in range(d):
+                            with m.Case(e):
+                                m.d.sync += self.o_row[e].eq(sat)
+                    with m.If(sel_e == d - 1):
+                        m.d.sync += normalizing.eq(0)
+                        m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                with m.If(self.clear_block):
+                    m.d.sync += [has.eq(0), L.eq(0)] + [o.eq(0) for o in O]
+                    m.next = "TILE"
+
+        m.d.comb += [self.state.has.eq(has), self.state.m.eq(Mux(has, M, 0)),
+                     self.state.l.eq(L)]
+        m.d.comb += [self.state.o[e].eq(O[e]) for e in range(d)]
