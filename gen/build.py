@@ -90,13 +90,15 @@ def ports(component) -> list[dict]:
 
 
 def latencies(cfg) -> dict:
-    """Per-stage latency in cycles (see each component's docstring)."""
+    """Per-stage latency and per-key cost in cycles (see each component's docstring)."""
     from hw.arith import tree_latency
-    from hw.dot import dot_latency
     from hw.exp2 import Exp2Unit
+    from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+    from .formats import Formats
     return {"dlzs_predictor": tree_latency(cfg.head_dim), "sads_list_after_last": 1,
-            "sufa_dot_products": dot_latency(cfg.head_dim), "exp2": Exp2Unit.latency,
-            "reciprocal": cfg.recip_bits + 2, "sufa_rescale_event": cfg.head_dim + 9}
+            "sufa_cycles_per_key": Formats(cfg).sufa_chunks, "sufa_score": s_latency(cfg),
+            "sufa_accumulate": A_LATENCY, "exp2": Exp2Unit.latency,
+            "sufa_rescale_event": rescale_cycles(cfg), "sufa_normalise": norm_cycles(cfg)}
 
 
 def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None) -> dict:

@@ -102,13 +102,16 @@ def compare(cfg: StarConfig, results: list[dict]) -> list[dict]:
 def projection(cfg: StarConfig, seqs, rates: dict) -> list[dict]:
     """Paper-scale projection: prefill (Q_LEN = SEQ_LEN, non-causal) of one head per S, dense
     and sparse. ``rates``: {"dense"/"sparse": {"union": fraction of each tile's keys some lane
-    selected, "events": rescale events per tile}} (measured on real attention)."""
+    selected, "events": rescale events per lane and tile, "frac": fraction of a tile each lane
+    walks}} (measured on real attention)."""
     out = []
     for s in seqs:
         row = {"seq_len": s}
         for mode in ("dense", "sparse"):
-            union = 1.0 if mode == "dense" else rates[mode]["union"]
-            blocks = cycle_model.uniform_blocks(cfg, s, s, union, rates[mode]["events"])
+            r = rates[mode]
+            union = 1.0 if mode == "dense" else r["union"]
+            blocks = cycle_model.uniform_blocks(cfg, s, s, union, r["events"],
+                                                frac=r.get("frac", 1.0))
             row[mode] = cycle_model.job_cycles(cfg, blocks, s)
         out.append(row)
     return out

@@ -269,7 +269,8 @@ def cmd_host(args) -> int:
 def cmd_presets(args) -> int:
     for name, cfg in PRESETS.items():
         print(f"{name:10s} d={cfg.head_dim} data_bits={cfg.data_bits} lanes={cfg.lanes} "
-              f"tile={cfg.tile} k_tile={cfg.k_tile} max_seq={cfg.max_seq}")
+              f"tile={cfg.tile} k_tile={cfg.k_tile} max_seq={cfg.max_seq} "
+              f"sufa_macs={cfg.sufa_macs} axi_data_bits={cfg.axi_data_bits}")
     return 0
 
 

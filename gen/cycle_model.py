@@ -1,60 +1,59 @@
 """Cycle and traffic model of the STAR core (``hw/core.py``): no simulation, calibrated to the RTL.
 
 Given a config and a job's work per query block (``golden.core.block_schedule`` +
-``add_events``: the union of selected keys per tile and the SU-FA rescale events) it returns the
-job's cycles, each stage's busy cycles, the bytes read and written, and the on-chip buffers.
-tests/test_cycle_model.py compares it with the Verilator cycle counts and AXI byte counters of
-the core (at most 5 % error); ``make bench-model`` reports the agreement on more configs and on
-captured MiniLM attention, and projects the paper-scale core.
+``add_events``: per tile the union of the lanes' selected keys, each lane's key count and its
+SU-FA rescale events) it returns the job's cycles, each resource's busy cycles, the bytes read
+and written, and the on-chip buffers. tests/test_cycle_model.py compares it with the Verilator
+cycle counts and AXI byte counters of the core (at most 5 % error); ``make bench-model`` reports
+the agreement on more configs and on captured attention, and projects the paper-scale core.
 
-The recurrence, per query block and key tile j (K_j keys, U_j = union of the lanes' selected
-keys, E_j = rescale events), with rb = bus beats per row, in cycles:
+The recurrence, over the job's tiles g in order (blocks one after another), with G = head_dim /
+sufa_macs cycles per key, rb = bus beats per row, per lane t with n_t keys and e_t rescale events:
 
-* bus (the AXI read data channel, one beat per cycle, reads return in order): the block's Q
-  rows and K_0; then window j: the K rows of tile j+1 (the front reads one tile ahead, once the
-  scheduler has finished tile j-1) and the V rows of tile j, which come no earlier than
-  ``v_first`` = K_j read + DLZS tree + the list path (SADS, lane masks) + the V request path +
-  the memory's read latency; V rows wait in a FIFO of ``tile`` rows, so the window cannot end
-  before SU-FA has taken all but ``tile`` of them;
-* scheduler: one union beat per cycle while SU-FA's beat FIFO (two tiles) has room;
-* SU-FA accumulate stage: starts tile j once its record (written at the tile's last K beat)
-  has left the dot products, then U_j beats at one per cycle (never ahead of the V rows) plus
-  (d + 9) cycles per rescale event (a tile merge or a max-assurance rescale stall the engine);
-* blocks: the next block's Q reads start ``dot_latency + 2`` cycles after the last union beat
-  (the DRAIN state) plus the controller's state changes; its SU-FA work starts after this
-  block's normalisation (pipeline drain + reciprocal + d + T output rows);
-* the job ends after the last normalisation, the last O writes and their responses.
+* bus (the AXI read data channel, one beat per cycle): the block's Q rows, the K rows of tile g
+  (requested once two tiles ago every lane finished its score stage: the K store holds two
+  tiles) and the V rows of the union of tile g (requested once its lists exist and every lane
+  finished the accumulate stage two tiles ago: the V store holds two tiles); requests are
+  served in the order they become ready, V first on a tie, each after the memory's latency;
+* lists of tile g: ``LIST_CYCLES`` after its last K row (DLZS tree + SADS), once every lane took
+  the previous tile's list into its score stage;
+* score stage of lane t: max(1, n_t)·G issue cycles, ``s_latency`` more to the last score; it
+  needs a free score slot (two tiles: the accumulate stage of tile g-2 done);
+* accumulate stage of lane t: starts once its scores and the tile's V rows are there, then
+  n_t·G cycles plus e_t·(``rescale_cycles`` + the pipeline drain); a lane's rescale stalls that
+  lane only;
+* block end: every lane's final tile, its pipeline drain and O / L (``norm_cycles``), then T
+  output rows; the next block's accumulate stage starts after that. The next block's Q rows are
+  read once the front has given the last list of the block and every lane started the block.
 
-The memory is the testbench's cocotbext-axi AxiRam (``Memory``: no stalls). The constants
-below are the RTL's fixed state-machine and handshake delays that the units' latency
-attributes do not give; they were fitted once to Verilator runs of four configurations (tiny,
-tiny with 8 lanes and a row-wide bus, 16-bit d = 32 with an 8-beat row, 16 lanes with 8-key
-tiles) and checked on two held-out ones (the bench config with tiles 16 and 64 on MiniLM
-attention): docs/results/cycle_model/report.md lists every point. What the model leaves out:
-the bus interleaves K and V rows beat by beat (modelled as V first), and jobs of one tile
-(~100 cycles) are dominated by those fixed delays (error up to 8 %).
+The memory is the testbench's cocotbext-axi AxiRam (``Memory``: no stalls). The constants below
+are the RTL's fixed state-machine and handshake delays that the units' latency functions do not
+give; they were fitted once to Verilator runs (docs/results/cycle_model/report.md lists every
+point).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from hw.arith import tree_latency
-from hw.dot import dot_latency
+from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
 
 from .formats import Formats
 
 __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 
-# RTL pipeline constants beyond the units' own latencies (tree_latency, dot_latency, reciprocal),
-# in cycles; calibrated once against Verilator traces of the core (docs/results/cycle_model/)
+# RTL pipeline constants beyond the units' own latencies, in cycles; calibrated once against
+# Verilator traces of the core (docs/results/cycle_model/)
 CHECK_CYCLES = 3        # START -> CHECK_ENDS -> CHECK -> BLOCK: the first Q request
-LIST_CYCLES = 4         # last K row predicted -> SADS list -> lane masks -> first union beat
-V_REQUEST_CYCLES = 1    # union beat issued -> V request FIFO -> V address register -> AR
-TILE_RECORD_CYCLES = 2  # a tile's last K beat scored -> its record (fixed max) in the tile FIFO
-BLOCK_CYCLES = 6        # DRAIN -> BLOCK -> QREAD: the next block's first Q request
-RESCALE_EXTRA = 9       # a rescale event stalls SU-FA's accumulate stage d + 9 cycles
-FINAL_EXTRA = 8         # the accumulate pipeline empties before the reciprocal starts
+LIST_CYCLES = 4         # last K row in -> DLZS tree -> SADS list -> lists at SU-FA
+V_REQUEST_CYCLES = 2    # lists taken -> union walk -> V request FIFO -> address register -> AR
+RELEASE_CYCLES = 2      # a lane's last score / V read -> slot release -> next request
+BLOCK_CYCLES = 3        # last list of a block -> BLOCK -> QWAIT -> QREAD: the next Q request
+TILE_GAP = 2            # accumulate stage: TILE_END and TILE states between two tiles
+OUT_CYCLES = 1          # cycles per output row beyond its write beats
 
 
 @dataclass(frozen=True)
@@ -66,118 +65,157 @@ class Memory:
     write_latency: int = 2
 
 
+class _Bus:
+    """The read data channel, one beat per cycle, ``rb`` beats per row: a row requested at time
+    r takes the first ``rb`` free cycles from r + latency on (requests that became ready
+    earlier have taken theirs), so later requests fill the gaps earlier ones left."""
+
+    WINDOW = 1 << 16          # gaps older than this behind the newest request are dropped
+
+    def __init__(self, rb: int, latency: int):
+        self.rb, self.lat, self.beats = rb, latency, 0
+        self.gaps = [[0.0, float("inf")]]         # free [start, end) intervals, sorted
+
+    def read(self, ready: float, rows: int) -> float:
+        """Serve ``rows`` rows requested from ``ready`` on; return when the last one is in."""
+        if rows == 0:
+            return ready
+        need, t, end = rows * self.rb, ready + self.lat, ready
+        self.beats += need
+        out = []
+        for gap in self.gaps:
+            lo, hi = max(gap[0], t), gap[1]
+            if need and hi > lo:
+                take = min(need, hi - lo)
+                need -= take
+                end = lo + take
+                if lo > gap[0]:
+                    out.append([gap[0], lo])
+                if end < hi:
+                    out.append([end, hi])
+            else:
+                out.append(gap)
+        self.gaps = [g for g in out if g[1] > ready - self.WINDOW]
+        return end
+
+
 def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) -> dict:
     """Model one job (non-spatial core) from its per-block work.
 
-    ``blocks``: per query block ``{"rows", "union": [U_j], "merge": [0/1 per tile], "over":
-    [events per tile]}`` (golden.core.block_schedule + add_events, or :func:`uniform_blocks`).
-    Returns ``{"cycles", "bus_beats", "sufa_cycles", "pred_cycles", "bytes_read",
-    "bytes_written", "kv_rows", "tiles", "block_starts", "buffers"}`` (``buffers``: on-chip
-    buffer bits, the bound of their occupancy: :func:`buffers`).
+    ``blocks``: per query block ``{"rows", "union": [U_g], "counts": [[n_t] per tile],
+    "events": [[e_t] per tile]}`` (golden.core.block_schedule + add_events, or
+    :func:`uniform_blocks`). Returns ``{"cycles", "bus_beats", "sufa_cycles", "pred_cycles",
+    "bytes_read", "bytes_written", "kv_rows", "tiles", "buffers"}``; ``sufa_cycles`` is the
+    busiest lane's multiplier cycles (its keys · G), the SU-FA bound of the job.
     """
     fmt = Formats(cfg)
-    d, Bc, T, rb = cfg.head_dim, cfg.tile, cfg.lanes, fmt.row_beats
-    lat = mem.read_latency
-    list_lat = tree_latency(d) + LIST_CYCLES
-    v_lat = V_REQUEST_CYCLES + lat
-    score_lat = dot_latency(d) + TILE_RECORD_CYCLES
-    drain = dot_latency(d) + 2 + BLOCK_CYCLES
-    recip = cfg.recip_bits + 2
-    normalise = FINAL_EXTRA + recip + d + T
-    event = d + RESCALE_EXTRA
-    fifo = Bc                       # V rows that may wait for SU-FA (hw/core.py vfifo)
-    beat_fifo = 2 * Bc              # K beats that may wait in SU-FA's score stage
+    T, Bc, rb, G = cfg.lanes, cfg.tile, fmt.row_beats, fmt.sufa_chunks
+    bus = _Bus(rb, mem.read_latency)
+    s_lat, ev = s_latency(cfg), rescale_cycles(cfg) + A_LATENCY
+    norm = A_LATENCY + norm_cycles(cfg)
+    list_lat = tree_latency(cfg.head_dim) + LIST_CYCLES
 
-    q_start = CHECK_CYCLES          # the block's first Q request
-    bus = 0                         # the read data channel is busy until
-    sufa = 0                        # SU-FA's accumulate stage is busy until
-    sufa_free = 0                   # ... and may start the next block (normalised)
-    beats = sufa_busy = keys = kv = tiles = 0
-    starts = []
-    for b in blocks:
-        starts.append(q_start)
-        n = len(b["union"])
-        K = [min(Bc, seq_len - j * Bc) for j in range(n)]
-        U, E = b["union"], [m + o for m, o in zip(b["merge"], b["over"])]
-        beats += (b["rows"] + sum(K) + sum(U)) * rb
-        sufa_busy += sum(U) + sum(E) * event
-        keys += sum(K)
-        kv += sum(U)
-        tiles += n
-        bus = max(bus, q_start + lat) + (b["rows"] + K[0]) * rb
-        k_done = bus
-        sufa = max(sufa, sufa_free)
-        last_issue = 0
-        taken = []                  # per tile: (first beat time, first V arrival, rows before)
-        rows = 0
-
-        def consumed(r):
-            """When SU-FA took V row r of the block (-inf before the block)."""
-            for t0, v0, r0 in reversed(taken):
-                if r >= r0:
-                    return max(t0 + (r - r0), v0 + (r - r0 + 1) * rb)
-            return float("-inf")
-
-        issued = [float("-inf")] * (n + 1)           # the scheduler finished tile j
-        for j in range(n):
-            ready = max(k_done + list_lat, issued[j - 1] if j else 0)   # tile j's lists
-            v_first = ready + v_lat
-            # the scheduler issues one beat per cycle while SU-FA's beat FIFO has room
-            issued[j] = max(ready + U[j], consumed(rows + U[j] - beat_fifo) + 1)
-            # the accumulate stage takes a tile once its record (the fixed max, written at
-            # the tile's last K beat) has left the dot products
-            start = max(sufa, v_first, issued[j] + score_lat) + E[j] * event
-            taken.append((start, v_first, rows))
-            rows += U[j]
-            # window j: the K rows of tile j+1 (after the scheduler finished tile j-1) and
-            # the V rows of tile j (while the V FIFO has room)
-            k_next = K[j + 1] * rb if j + 1 < n else 0
-            k_start = max(bus, issued[j - 1] if j else 0)
-            # V rows have the request priority over K rows
-            v_end = max(v_first, k_start) + U[j] * rb
-            end = max(k_start + k_next + U[j] * rb, v_end, consumed(rows - fifo) + rb)
-            sufa = max(start + U[j], v_end + 1)
-            k_done = k_start + k_next if k_next else end
-            bus = end
-            last_issue = issued[j]
-        q_start = max(last_issue, bus) + drain
-        sufa_free = sufa + normalise
-    last_rows = blocks[-1]["rows"] if blocks else 0
-    cycles = sufa_free + last_rows * rb + mem.write_latency
+    tiles = [(b, j) for b, blk in enumerate(blocks) for j in range(len(blk["union"]))]
+    n = len(tiles)
+    s_start = np.zeros((n, T))          # per tile and lane: score stage start, end, done
+    s_done = np.zeros((n, T))
+    s_iss = np.zeros((n, T))
+    a_end = np.zeros((n, T))            # accumulate stage: last V read issued
+    lists = np.zeros(n)
+    k_end = np.zeros(n)
+    v_fill = np.zeros(n)
+    lane_keys = np.zeros(T)
+    block_free = 0.0                    # the accumulate stage may start the block
+    q_ready = float(CHECK_CYCLES)
+    k_front = 0.0                       # the front may request the next K rows
+    keys_k = kv = 0
+    end = 0.0
+    for g, (b, j) in enumerate(tiles):
+        blk = blocks[b]
+        counts = np.asarray(blk["counts"][j], float)
+        events = np.asarray(blk.get("events", [[0] * T] * len(blk["union"]))[j], float)
+        K = min(Bc, seq_len - j * Bc)
+        U = blk["union"][j]
+        keys_k += K
+        kv += U
+        lane_keys += counts
+        if j == 0:                      # the block's Q rows
+            if b:
+                q_ready = max(lists[g - 1] + BLOCK_CYCLES,
+                              s_start[g - len(blocks[b - 1]["union"])].max() + BLOCK_CYCLES)
+            bus.read(q_ready, blk["rows"])
+            k_front = q_ready + blk["rows"]        # one request per cycle
+        # K rows: a K slot (every lane's score stage of tile g-2 done)
+        k_ready = max(k_front, s_done[g - 2].max() + RELEASE_CYCLES if g >= 2 else 0)
+        k_end[g] = bus.read(k_ready, K)
+        k_front = k_ready + K
+        # lists: after the tile's last K row, once the lanes took the previous lists
+        prev = s_start[g - 1].max() + 1 if g else 0
+        lists[g] = max(k_end[g] + list_lat, prev)
+        # V rows of the union: a V slot (every lane's accumulate stage of tile g-2 done)
+        v_ready = max(lists[g] + V_REQUEST_CYCLES,
+                      a_end[g - 2].max() + RELEASE_CYCLES if g >= 2 else 0)
+        v_fill[g] = bus.read(v_ready, U) if U else max(v_ready, v_fill[g - 1] if g else 0) + 1
+        # score stage per lane: the list, the previous tile's issue, a free score slot
+        s_iss[g] = np.maximum(1, counts) * G
+        s_free = s_start[g - 1] + s_iss[g - 1] + 1 if g else np.zeros(T)
+        slot = a_end[g - 2] + 1 if g >= 2 else np.zeros(T)
+        s_start[g] = np.maximum(np.maximum(lists[g] + 1, s_free), slot)
+        s_done[g] = s_start[g] + s_iss[g] + s_lat
+        # accumulate stage per lane
+        a_prev = a_end[g - 1] + TILE_GAP if g else np.zeros(T)
+        if j == 0:
+            a_prev = np.maximum(a_prev, block_free)
+        a_start = np.maximum(np.maximum(s_done[g] + 1, v_fill[g] + 1), a_prev)
+        a_end[g] = a_start + counts * G + events * ev + (counts == 0)
+        if j == len(blk["union"]) - 1:  # the block's end: O / L, then T output rows
+            block_free = a_end[g].max() + norm + T * (rb + OUT_CYCLES)
+            end = block_free
     q_len = sum(b["rows"] for b in blocks)
-    return {"cycles": int(round(cycles)), "bus_beats": beats, "sufa_cycles": sufa_busy,
-            "pred_cycles": keys, "bytes_read": beats * fmt.bus_bytes,
-            "bytes_written": q_len * fmt.row_bytes, "kv_rows": kv, "tiles": tiles,
-            "block_starts": starts, "buffers": buffers(cfg)}
+    cycles = end + mem.write_latency
+    beats = bus.beats
+    return {"cycles": int(round(cycles)), "bus_beats": beats,
+            "sufa_cycles": int(lane_keys.max() * G) if n else 0, "pred_cycles": keys_k,
+            "bytes_read": beats * fmt.bus_bytes, "bytes_written": q_len * fmt.row_bytes,
+            "kv_rows": kv, "tiles": n, "buffers": buffers(cfg)}
 
 
 def uniform_blocks(cfg, q_len: int, seq_len: int, union: float, events: float = 0.0,
-                   causal: bool = False) -> list[dict]:
-    """Per-block work for a projection without data: every tile's union = ``union`` × its keys
-    (at least 1), ``events`` rescale events per tile on average (spread evenly); causal skips
-    the tiles past each block's last query, as the core does."""
+                   causal: bool = False, frac: float = 1.0) -> list[dict]:
+    """Per-block work for a projection without data: every lane walks ``frac`` of each tile's
+    visible keys (at least 1; 1.0 = dense), the tile's union is ``union`` × its keys (at least
+    1), ``events`` rescale events per lane and tile on average (spread evenly); causal skips the
+    tiles past each block's last query, as the core does."""
     T, Bc = cfg.lanes, cfg.tile
     out, acc = [], 0.0
     for b0 in range(0, q_len, T):
         rows = min(T, q_len - b0)
         lim = (b0 + rows - 1 + seq_len - q_len) if causal else seq_len - 1
         n = min(seq_len - 1, lim) // Bc + 1
-        merge = []
-        for _ in range(n):
+        ev, counts, union_t = [], [], []
+        for j in range(n):
             acc += events
-            merge.append(int(acc))
+            ev.append([int(acc)] * rows + [0] * (T - rows))
             acc -= int(acc)
-        out.append({"rows": rows, "merge": merge, "over": [0] * n,
-                    "union": [max(1, round(union * min(Bc, seq_len - j * Bc)))
-                              for j in range(n)]})
+            row_counts = []
+            for t in range(T):
+                vis = 0
+                if t < rows:
+                    last = (b0 + t + seq_len - q_len) if causal else seq_len - 1
+                    vis = max(0, min(Bc, last - j * Bc + 1))
+                row_counts.append(max(1, round(frac * vis)) if vis else 0)
+            counts.append(row_counts)
+            union_t.append(max(1, round(union * min(Bc, seq_len - j * Bc))))
+        out.append({"rows": rows, "union": union_t, "counts": counts, "events": ev})
     return out
 
 
 def buffers(cfg) -> dict:
-    """On-chip buffers of the core in bits (their occupancy bound): the two-tile K store, the V
-    row FIFO, the V request FIFO and the lanes' query registers."""
+    """On-chip buffers of the core in bits (their occupancy bound): the two-tile K and V stores,
+    each lane's two-tile score memory, and the lanes' query registers (current and next)."""
     fmt = Formats(cfg)
     row = cfg.head_dim * cfg.data_bits
-    key_bits = (cfg.max_seq + cfg.tile - 1).bit_length()
-    return {"k_store": 2 * cfg.tile * row, "v_fifo": cfg.tile * fmt.row_beats * fmt.bus_bytes * 8,
-            "v_requests": cfg.tile * key_bits, "query_lanes": 2 * cfg.lanes * row}
+    lb = cfg.tile.bit_length() - 1
+    return {"k_store": 2 * cfg.tile * row, "v_store": 2 * cfg.tile * row,
+            "scores": cfg.lanes * 2 * cfg.tile * (fmt.score_bits + lb),
+            "query_lanes": 2 * cfg.lanes * row}

@@ -113,7 +113,8 @@ def check_registers(cfg, regs: dict, kv_rows: int | None = None) -> ErrorCode:
 
 def block_schedule(cfg, sel, q_len: int, seq_len: int, causal: bool) -> list[dict]:
     """The core's work per query block: ``{"rows": active lanes, "union": [keys of tile j that
-    some active lane selected, per processed tile], "keys": (query, key) pairs selected}``.
+    some active lane selected, per processed tile], "counts": [[keys each lane walks in tile j,
+    T entries, 0 for idle lanes] per tile], "keys": (query, key) pairs selected}``.
 
     ``sel`` [Q_LEN, n_tiles, K]: the selection SU-FA uses (-1 pads; JobResult.sel). Tiles past
     the block's largest causal limit are skipped, as the core does."""
@@ -123,28 +124,29 @@ def block_schedule(cfg, sel, q_len: int, seq_len: int, causal: bool) -> list[dic
         rows = range(b0, min(q_len, b0 + T))
         lim = max(i + seq_len - q_len if causal else seq_len - 1 for i in rows)
         n_t = min(seq_len - 1, lim) // tile + 1
-        union, keys = [], 0
+        union, counts, keys = [], [], 0
         for j in range(n_t):
             lists = [{int(x) for x in sel[i, j] if x >= 0} for i in rows]
             union.append(len(set().union(*lists)))
+            counts.append([len(s) for s in lists] + [0] * (T - len(lists)))
             keys += sum(len(s) for s in lists)
-        out.append({"rows": len(rows), "union": union, "keys": keys})
+        out.append({"rows": len(rows), "union": union, "counts": counts, "keys": keys})
     return out
 
 
 def add_events(cfg, blocks: list[dict], res) -> None:
     """Add to each block of :func:`block_schedule` the SU-FA rescale events of ``res`` (a
-    golden.sufa.Result): ``"merge"`` [per tile: 1 if some lane's max grew at its start] and
-    ``"over"`` [per tile: keys at which some lane took a max-assurance rescale]. The engine's
-    lanes rescale together, so an event stalls the block once however many lanes take it."""
+    golden.sufa.Result): ``"events"`` [per tile: [per lane: tile merges (0/1) + max-assurance
+    rescales]]. Each lane rescales on its own (the others go on)."""
     T, tile = cfg.lanes, cfg.tile
     over = {}
     for row, key in res.over:
-        over.setdefault((int(row) // T, int(key) // tile), set()).add(int(key))
+        k = (int(row), int(key) // tile)
+        over[k] = over.get(k, 0) + 1
     for n, b in enumerate(blocks):
-        tiles = range(len(b["union"]))
-        b["merge"] = [int(res.grew[n * T:(n + 1) * T, j].any()) for j in tiles]
-        b["over"] = [len(over.get((n, j), ())) for j in tiles]
+        b["events"] = [[int(res.grew[n * T + t, j]) + over.get((n * T + t, j), 0)
+                        if t < b["rows"] else 0 for t in range(T)]
+                       for j in range(len(b["union"]))]
 
 
 def run_job(cfg, q, k, v, regs: dict) -> JobResult:

@@ -11,7 +11,12 @@ from amaranth.lib.wiring import In, Out
 
 from gen.formats import Formats, unsigned_bits
 
-__all__ = ["Reciprocal"]
+__all__ = ["Reciprocal", "recip_latency"]
+
+
+def recip_latency(cfg) -> int:
+    """Cycles from ``start`` to ``done`` of :class:`Reciprocal`: R + 2."""
+    return cfg.recip_bits + 2
 
 
 class Reciprocal(wiring.Component):
@@ -29,7 +34,7 @@ class Reciprocal(wiring.Component):
 
     def __init__(self, cfg):
         self.fmt = fmt = Formats(cfg)
-        self.latency = cfg.recip_bits + 2
+        self.latency = recip_latency(cfg)
         super().__init__({
             "start": In(1),
             "l": In(unsigned(fmt.l_bits)),

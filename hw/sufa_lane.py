@@ -33,7 +33,7 @@ from gen.formats import Formats, unsigned_bits
 from .arith import adder_tree, tree_latency
 from .exp2 import Exp2Unit
 from .merge import partial_layout
-from .recip import Reciprocal
+from .recip import Reciprocal, recip_latency
 
 __all__ = ["SufaLane", "s_latency", "A_LATENCY", "rescale_cycles", "norm_cycles"]
 
@@ -54,7 +54,7 @@ def rescale_cycles(cfg) -> int:
 
 def norm_cycles(cfg) -> int:
     """Cycles of the final O / L once the pipeline is empty: the reciprocal, then d elements."""
-    return Reciprocal(cfg).latency + cfg.head_dim + 2
+    return recip_latency(cfg) + cfg.head_dim + 2
 
 
 class SufaLane(Elaboratable):
@@ -135,7 +135,7 @@ class SufaLane(Elaboratable):
         s_index = Signal.like(self.list_index)
         s_count, s_final, s_busy, s_slot = Signal(self.cnt_bits), Signal(), Signal(), Signal()
         s_e = Signal(self.cnt_bits)
-        s_n = Signal(range(G))
+        s_n = Signal(range(max(G, 2)))
         slots = Signal(range(3))              # score slots in use (S started, A not finished)
         free_slot = Signal()                  # from A: a tile's scores are all read
         start = Signal()
@@ -240,7 +240,7 @@ class SufaLane(Elaboratable):
         a_slot, a_final = Signal(), Signal()
         a_count = Signal(self.cnt_bits)
         a_e, a_e_next = Signal(self.cnt_bits), Signal(self.cnt_bits)
-        a_n = Signal(range(G))
+        a_n = Signal(range(max(G, 2)))
         m.d.sync += a_e.eq(a_e_next)
         m.d.comb += a_e_next.eq(a_e)
         rd = st["scores"].read_port()

@@ -32,8 +32,9 @@ SEQS = (4096, 8192, 16384, 32768)
 
 
 def measured_rates(lanes: int, tile: int, k: int) -> dict:
-    """Union fraction and rescale events per tile on MiniLM layers 0-5 (d = 32) with ``lanes``
-    query lanes: sparse (top-k of the tile) and dense."""
+    """Union fraction, rescale events per lane and tile, and the fraction of each tile a lane
+    walks, on MiniLM layers 0-5 (d = 32) with ``lanes`` query lanes: sparse (top-k of the tile)
+    and dense."""
     base = replace(preset("bench"), lanes=lanes, tile=tile, k_tile=tile)
     work = Workload(ROOT / "data", base)
     ev = Evaluator(base, work)
@@ -49,9 +50,10 @@ def measured_rates(lanes: int, tile: int, k: int) -> dict:
                     union += sum(b["union"])
                     keys += sum(min(tile, layer["seq_len"] - j * tile)
                                 for j in range(len(b["union"])))
-                    events += sum(b["merge"]) + sum(b["over"])
-                    tiles += len(b["union"])
-        out[mode] = {"union": union / keys, "events": events / tiles}
+                    events += sum(sum(row) for row in b["events"])
+                    tiles += len(b["union"]) * b["rows"]
+        out[mode] = {"union": union / keys, "events": events / tiles,
+                     "frac": 1.0 if kk is None else kk / tile}
     return out
 
 

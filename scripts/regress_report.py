@@ -29,8 +29,8 @@ from sim.coverage import FUNCTIONAL_POINTS  # noqa: E402
 LOGS = ROOT / "build" / "regress"
 OUT = ROOT / "docs" / "results" / "regress"
 RANGE_FIELDS = ("head_dim", "data_bits", "lanes", "tile", "k_tile", "max_seq", "dlzs_k_bits",
-                "dlzs_shift_bits", "exp_frac_bits", "exp_out_bits", "recip_bits", "scale_bits",
-                "axi_data_bits")
+                "dlzs_shift_bits", "sufa_macs", "exp_frac_bits", "exp_out_bits", "recip_bits",
+                "scale_bits", "axi_data_bits")
 
 
 def load(kind: str) -> list[dict]:

@@ -1,34 +1,66 @@
 """cocotb testbench: the SU-FA engine against golden.sufa, bit-exact, with stalls and extremes.
 
+Drives the engine the way the core does (``hw/sufa.py``'s docstring): per block of ``lanes``
+query rows, the rows on ``q`` once ``q_free`` is high; per tile of the block its K rows into the
+K store (slot = the tile's sequence number since ``clear`` mod 2, with a free K slot), its lists
+on ``lists`` (``first`` / ``final`` flags), then the V rows of the union of the lanes' selections
+into the V store (with a free V slot) and one ``v_filled`` pulse. A slot is returned by each
+``k_release`` / ``v_release`` cycle; both stores start with two free slots after ``clear``.
+Rows within a tile are written in random order, inputs idle at random, ``o`` stalls at random,
+and the blocks of a case overlap (the next block's rows and lists go in as soon as allowed).
+
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "cases": case names, "sk": keys,
-"blocks": query blocks of `lanes` rows, "p_idle": input idle probability, "p_stall": output stall
-probability}. Cases:
-    star        DLZS + SADS selection (k_tile, no radius), causal
-    radius      DLZS + SADS with a small radius (few keys per tile), causal
-    dense       every valid key, exact tile max (the FlashAttention-2 baseline)
-    adversarial every key, the true max of each tile listed after the predicted top-2 slots
-    extreme     most negative / zero / largest integers, a steep score scale (weights underflow)
-For each case and block the engine's output rows and its rescale/merge counters must equal the
-model's.
+"blocks": query blocks of `lanes` rows, "p_idle": input idle probability, "p_stall": output
+stall probability, optional "throughput": {"tile": c_t, "block": c_b}}. Cases:
+    star          DLZS + SADS selection (k_tile, no radius), causal
+    radius        DLZS + SADS with a small radius (few keys per tile), causal
+    dense         every key, exact tile max (the FlashAttention-2 baseline), not causal
+    dense_causal  dense with a causal mask and tile + lanes·(blocks-1) keys: the first block
+                  is a single tile (``first`` and ``final``), later blocks end in a tile some
+                  lanes see none of (count 0)
+    adversarial   SADS's lists reordered by golden.sads.true_max_last: the true max of every
+                  list comes after the predicted top-2 slots (max assurance in every list)
+    extreme       most negative / zero / largest integers, a steep score scale (weights
+                  underflow)
+For each case and block the engine's output rows must equal the model's, lanes 0..T-1 in order,
+and its ``rescales`` / ``merges`` counters (read as the block's last row leaves) the model's sums
+since ``clear``; every K / V slot must be back when the case's last row leaves.
+
+With "throughput" (no idle, no stalls expected): each block's cycles, from its first lists
+transfer (or the previous block's last row out, if later) to its last row out, must be at most
+    max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + A_LATENCY)
+    + tiles·c_t + s_latency + A_LATENCY + norm_cycles + lanes + c_b
+with G = head_dim / sufa_macs, keys_t the lane's keys in the block, first_t those of its first
+tile (the score stage must finish a tile before the accumulate stage starts it), events_t its
+rescales + merges (each drains the accumulate pipeline, A_LATENCY, then takes rescale_cycles).
 """
 
 import random
 
 import cocotb
 import numpy as np
+from amaranth import signed
+from amaranth.lib import data
+from cocotb.triggers import ClockCycles
 
 from gen.config import StarConfig
 from gen.formats import Formats
 from golden import pipeline, sads, sufa
 from golden.intops import int_matmul
+from hw.layouts import lane_row_layout
 from hw.sufa import SufaEngine
+from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from sim.payload import pack
 from sim.runner import env_config, env_seed
-from sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
+from sim.streams import StreamSink, run_streams, start_clock_and_reset
+
+INF = float("inf")
 
 
 def make_case(name, fmt, rng, sq, sk):
-    """Return (q, k, v int arrays, mant, shift, sel [sq, tiles, K] in SADS order, exact_max)."""
-    d = fmt.cfg.head_dim
+    """Return (q, k, v int arrays, mant, shift, sel [sq, tiles, n] in visit order, exact_max)."""
+    cfg = fmt.cfg
+    d = cfg.head_dim
     if name == "extreme":
         lo, hi = fmt.qmin, fmt.qmax
         pick = np.array([lo, hi, 0, 1, -1])
@@ -38,39 +70,209 @@ def make_case(name, fmt, rng, sq, sk):
         k[0], k[1] = lo, hi
         v = rng.choice(pick, (sk, d))
         mant, shift = 1 << (fmt.scale_bits - 1), fmt.scale_bits - 1 + 8
-        valid = np.ones((sq, sk), bool)
-        sel = sads.select(rng.integers(0, 100, (sq, sk)), fmt, k_tile=fmt.cfg.k_tile, radius=-1,
-                          valid=valid)
+        sel = sads.select(rng.integers(0, 100, (sq, sk)), fmt, k_tile=cfg.k_tile, radius=-1,
+                          valid=np.ones((sq, sk), bool))
         return q, k, v, mant, shift, sel, False
-    causal = name in ("star", "radius")
+    causal = name in ("star", "radius", "dense_causal")
     qf, kf, vf = (2.0 * rng.standard_normal((n, d)) for n in (sq, sk, sk))
     h = pipeline.prepare(fmt, qf, kf, vf, causal=causal, softmax_scale=d ** -0.5)
-    if name in ("star", "radius"):
-        radius = -1 if name == "star" else int(np.abs(pipeline.predicted_scores(
-            h, fmt, "dlzs")).mean() // 4)
-        _, sel = pipeline.run(h, fmt, radius=radius)
-        return h.q, h.k, h.v, h.mant, h.shift, sel, False
-    sel = sads.dense_order(h.valid, fmt)
-    if name == "dense":
-        return h.q, h.k, h.v, h.mant, h.shift, sel, True
-    sel = sads.true_max_last(sel, int_matmul(h.q, h.k.T))      # adversarial
+    if name in ("dense", "dense_causal"):
+        return h.q, h.k, h.v, h.mant, h.shift, sads.dense_order(h.valid, fmt), True
+    if name == "radius":
+        radius = int(np.abs(pipeline.predicted_scores(h, fmt, "dlzs")).mean() // 4)
+    else:
+        radius = -1
+    _, sel = pipeline.run(h, fmt, radius=radius)
+    if name == "adversarial":
+        sel = sads.true_max_last(sel, int_matmul(h.q, h.k.T))
+    else:
+        assert name == "star" or name == "radius", name
     return h.q, h.k, h.v, h.mant, h.shift, sel, False
 
 
-def beats_of(sel, k, v, T):
-    """K and V beats of one block: per tile, the union of the lanes' keys in ascending index."""
-    kb, vb = [], []
-    tiles = [j for j in range(sel.shape[1]) if (sel[:, j] >= 0).any()]
-    for j in tiles:
-        union = sorted({int(x) for x in sel[:, j].ravel() if x >= 0})
-        for n, key in enumerate(union):
-            kb.append({"row": k[key].tolist(),
-                       "use": [int(key in sel[t, j]) for t in range(T)],
-                       "top": [int(key in sel[t, j, :2]) for t in range(T)],
-                       "last": int(n == len(union) - 1),
-                       "final": int(j == tiles[-1] and n == len(union) - 1)})
-            vb.append({"row": v[key].tolist()})
-    return kb, vb
+def case_keys(name, cfg, blocks, sk):
+    """Keys of a case: dense_causal makes block 0 a single tile (see the module docstring)."""
+    return cfg.tile + cfg.lanes * (blocks - 1) if name == "dense_causal" else sk
+
+
+def tiles_of(sel, exact, cfg, sk, blocks, rng):
+    """Per tile of the case (blocks in order, each block's tiles 0 .. its last used one):
+    {block, n (sequence number since clear), keys (K rows), lists (payload), union (V rows),
+    keys_per_lane}. Dense lists carry random junk in ``index`` (the lanes must ignore it)."""
+    T, Bc, K = cfg.lanes, cfg.tile, cfg.k_tile
+    out = []
+    for b in range(blocks):
+        s = sel[b * T:(b + 1) * T]
+        used = [j for j in range(s.shape[1]) if (s[:, j] >= 0).any()]
+        for j in range(used[-1] + 1):
+            index, count, union, per_lane = [], [], set(), []
+            for t in range(T):
+                ks = [int(x) for x in s[t, j] if x >= 0]
+                assert all(j * Bc <= x < (j + 1) * Bc for x in ks), (b, j, t, ks)
+                union |= set(ks)
+                per_lane.append(len(ks))
+                junk = [int(x) for x in rng.integers(0, Bc, K)]
+                if exact:       # dense: the visible keys, a prefix of the tile in index order
+                    assert ks == list(range(j * Bc, j * Bc + len(ks))), (b, j, t, ks)
+                    index.append(junk)
+                else:
+                    assert len(ks) <= K, (b, j, t, ks)
+                    index.append([x - j * Bc for x in ks] + junk[len(ks):])
+                count.append(len(ks))
+            out.append({"block": b, "j": j, "n": len(out),
+                        "keys": list(range(j * Bc, min((j + 1) * Bc, sk))),
+                        "lists": {"index": index, "count": count, "first": int(j == 0),
+                                  "final": int(j == used[-1])},
+                        "union": sorted(union), "per_lane": per_lane})
+    return out
+
+
+class Feeder:
+    """Q rows, K rows, lists, V rows and v_filled of one case, by the engine's rules (module
+    docstring), with random idle cycles; counts the slots the engine returns."""
+
+    def __init__(self, dut, cfg, q, k, v, tiles, blocks, p_idle, rng):
+        self.dut, self.cfg, self.rng, self.p_idle = dut, cfg, rng, p_idle
+        self.k, self.v, self.tiles, self.blocks = k, v, tiles, blocks
+        T = cfg.lanes
+        self.q_items = []
+        for b in range(blocks):
+            lanes = list(range(T))
+            rng.shuffle(lanes)
+            self.q_items.append([{"lane": t, "row": [int(x) for x in q[b * T + t]]}
+                                 for t in lanes])
+        self.q_layout = lane_row_layout(cfg)
+        self.row_layout = data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)
+        self.list_layout = SufaEngine.list_layout(cfg)
+        self.cycle = 0
+        # Q: block being sent, rows of it sent, q_free seen since the previous block's rows
+        self.qb, self.q_sent, self.q_go, self.q_valid = 0, 0, False, 0
+        self.q_done = {}                   # block -> cycle of its last Q row
+        # K: tile being written, its rows left (None: not started)
+        self.kn, self.k_rows = 0, None
+        self.k_done = {}                   # tile -> cycle of its last K row
+        # lists
+        self.ln, self.l_valid = 0, 0
+        self.l_time = {}                   # tile -> cycle of its lists transfer
+        # V: tile being written, rows left; v_filled pulses given
+        self.vn, self.v_rows, self.fn = 0, None, 0
+        self.v_done = {}                   # tile -> cycle of its last V row (or its start)
+        self.k_free = self.v_free = 2
+        self.idle()
+
+    def idle(self):
+        dut = self.dut
+        for sig in (dut.q__valid, dut.lists__valid, dut.k_en, dut.v_en, dut.v_filled):
+            sig.value = 0
+
+    def _go(self):
+        return self.rng.random() >= self.p_idle
+
+    def drive(self):
+        dut, c = self.dut, self.cycle
+        N = len(self.tiles)
+        # Q rows of the next block: once q_free was seen after the previous block's rows
+        self.q_valid = int(self.qb < self.blocks and self.q_go and self._go())
+        dut.q__valid.value = self.q_valid
+        if self.q_valid:
+            dut.q__payload.value = pack(self.q_layout, self.q_items[self.qb][self.q_sent])
+        # K rows: a tile starts with a free K slot
+        k_en = 0
+        if self.kn < N and self._go():
+            if self.k_rows is None and self.k_free > 0:
+                self.k_free -= 1
+                self.k_rows = list(self.tiles[self.kn]["keys"])
+                self.rng.shuffle(self.k_rows)
+            if self.k_rows:
+                key = self.k_rows.pop()
+                tile = self.tiles[self.kn]
+                k_en = 1
+                dut.k_addr.value = (tile["n"] % 2) * self.cfg.tile + key % self.cfg.tile
+                dut.k_row.value = pack(self.row_layout, [int(x) for x in self.k[key]])
+                if not self.k_rows:
+                    self.k_done[self.kn] = c
+                    self.kn, self.k_rows = self.kn + 1, None
+        dut.k_en.value = k_en
+        # lists: after the tile's K rows (and, first tile, the block's Q rows); held once valid
+        if not self.l_valid and self.ln < N:
+            tile = self.tiles[self.ln]
+            ok = self.k_done.get(self.ln, INF) < c
+            if tile["lists"]["first"]:
+                ok = ok and self.q_done.get(tile["block"], INF) < c
+            if ok and self._go():
+                self.l_valid = 1
+                dut.lists__payload.value = pack(self.list_layout, tile["lists"])
+        dut.lists__valid.value = self.l_valid
+        # V rows of the union: after the tile's lists, with a free V slot
+        v_en = 0
+        if self.vn < N and self._go():
+            if self.v_rows is None and self.l_time.get(self.vn, INF) < c and self.v_free > 0:
+                self.v_free -= 1
+                self.v_rows = list(self.tiles[self.vn]["union"])
+                self.rng.shuffle(self.v_rows)
+            if self.v_rows:
+                key = self.v_rows.pop()
+                tile = self.tiles[self.vn]
+                v_en = 1
+                dut.v_addr.value = (tile["n"] % 2) * self.cfg.tile + key % self.cfg.tile
+                dut.v_row.value = pack(self.row_layout, [int(x) for x in self.v[key]])
+            if self.v_rows == []:              # started, all rows written (maybe none)
+                self.v_done[self.vn] = c
+                self.vn, self.v_rows = self.vn + 1, None
+        dut.v_en.value = v_en
+        # v_filled: once per tile, in order, with or after its last V row
+        filled = int(self.fn < N and self.v_done.get(self.fn, INF) <= c and self._go())
+        self.fn += filled
+        dut.v_filled.value = filled
+
+    def sample(self, cycle):
+        dut = self.dut
+        assert cycle == self.cycle
+        self.cycle += 1
+        if self.q_valid:
+            assert int(dut.q__ready.value) == 1, "q must always be ready"
+            self.q_sent += 1
+            if self.q_sent == self.cfg.lanes:
+                self.q_done[self.qb] = cycle
+                self.qb, self.q_sent, self.q_go = self.qb + 1, 0, False
+        if (not self.q_go and self.qb < self.blocks and int(dut.q_free.value)
+                and self.q_done.get(self.qb - 1, -1) < cycle):
+            self.q_go = True
+        if self.l_valid and int(dut.lists__ready.value):
+            self.l_time[self.ln] = cycle
+            self.ln, self.l_valid = self.ln + 1, 0
+        self.k_free += int(dut.k_release.value)
+        self.v_free += int(dut.v_release.value)
+        assert self.k_free <= 2, f"k_release without a K slot in use (cycle {cycle})"
+        assert self.v_free <= 2, f"v_release without a V slot in use (cycle {cycle})"
+
+
+class OutSink(StreamSink):
+    """The o stream; at each block's last row (lane T-1) it also records the counters."""
+
+    def __init__(self, dut, cfg, **kw):
+        super().__init__(dut, "o", lane_row_layout(cfg), **kw)
+        self.dut, self.T = dut, cfg.lanes
+        self.counters = []
+
+    def sample(self, cycle):
+        n = len(self.received)
+        super().sample(cycle)
+        if len(self.received) > n and self.received[-1]["lane"] == self.T - 1:
+            self.counters.append((int(self.dut.rescales.value), int(self.dut.merges.value)))
+
+
+def block_bound(cfg, fmt, tiles, want, consts):
+    """The throughput bound of one block (module docstring) and its lane terms."""
+    G, T = fmt.sufa_chunks, cfg.lanes
+    keys = [sum(t["per_lane"][i] for t in tiles) for i in range(T)]
+    first = tiles[0]["per_lane"]
+    events = [int(want.rescales[i] + want.merges[i]) for i in range(T)]
+    lane = [G * (keys[i] + first[i]) + events[i] * (rescale_cycles(cfg) + A_LATENCY)
+            for i in range(T)]
+    fixed = (len(tiles) * consts["tile"] + s_latency(cfg) + A_LATENCY + norm_cycles(cfg) + T
+             + consts["block"])
+    return max(lane) + fixed, keys, events
 
 
 @cocotb.test()
@@ -79,53 +281,66 @@ async def sufa_matches_golden(dut):
     cfg = StarConfig(**opts["cfg"])
     fmt = Formats(cfg)
     seed = env_seed()
+    dut._log.info(f"seed {seed}: lanes {cfg.lanes}, head_dim {cfg.head_dim}, sufa_macs "
+                  f"{cfg.sufa_macs} (G {fmt.sufa_chunks}, ports {fmt.sufa_ports}), tile "
+                  f"{cfg.tile}, k_tile {cfg.k_tile}, data_bits {cfg.data_bits}")
     rng = np.random.default_rng(seed)
-    T = cfg.lanes
+    T, G, blocks = cfg.lanes, fmt.sufa_chunks, opts["blocks"]
+    thr = opts.get("throughput")
     await start_clock_and_reset(dut)
-    layout_q = SufaEngine.query_layout(cfg)
-    sink = StreamSink(dut, "o", layout_q, p_stall=opts["p_stall"], rng=random.Random(seed + 1))
+    dut.clear.value = 0
+    sink = OutSink(dut, cfg, p_stall=opts["p_stall"], rng=random.Random(seed + 1))
     for n_case, name in enumerate(opts["cases"]):
-        sq = T * opts["blocks"]
-        q, k, v, mant, shift, sel, exact = make_case(name, fmt, rng, sq, opts["sk"])
+        sk = case_keys(name, cfg, blocks, opts["sk"])
+        q, k, v, mant, shift, sel, exact = make_case(name, fmt, rng, T * blocks, sk)
+        tiles = tiles_of(sel, exact, cfg, sk, blocks, rng)
+        want = [sufa.attend(q[b * T:(b + 1) * T], k, v, sel[b * T:(b + 1) * T], mant, shift, fmt,
+                            exact_max=exact) for b in range(blocks)]
+        feeder = Feeder(dut, cfg, q, k, v, tiles, blocks, opts["p_idle"],
+                        np.random.default_rng([seed, n_case]))
         dut.mant.value, dut.shift.value, dut.exact_max.value = mant, shift, int(exact)
         dut.clear.value = 1
-        await run_streams(dut, [], [], lambda: True, 2)
+        await ClockCycles(dut.clk, 2)
         dut.clear.value = 0
-        for blk in range(opts["blocks"]):
-            rows = slice(blk * T, (blk + 1) * T)
-            want = sufa.attend(q[rows], k, v, sel[rows], mant, shift, fmt, exact_max=exact)
-            q_src = StreamSource(dut, "q", layout_q,
-                                 [{"lane": t, "row": q[blk * T + t].tolist()} for t in range(T)])
-            await run_streams(dut, [q_src], [], lambda: q_src.done, 10 * T)
-            kb, vb = beats_of(sel[rows], k, v, T)
-            k_src = StreamSource(dut, "k", SufaEngine.key_layout(cfg), kb, p_idle=opts["p_idle"],
-                                 rng=random.Random(seed + 10 * n_case + blk))
-            v_src = StreamSource(dut, "v", SufaEngine.value_layout(cfg), vb,
-                                 p_idle=opts["p_idle"], rng=random.Random(seed + 7 + blk))
-            sink.received.clear()
-            cycles = await run_streams(dut, [k_src, v_src], [sink],
-                                       lambda: len(sink.received) == T,
-                                       60 * len(kb) + 40 * (cfg.head_dim + 20) * (1 + len(kb)))
-            got = {g["lane"]: g["row"] for g in sink.received}
-            assert sorted(got) == list(range(T)), f"lanes out: {sorted(got)}"
+        sink.received.clear()
+        sink.times.clear()
+        sink.counters.clear()
+        keys = sum(sum(t["per_lane"]) for t in tiles)
+        limit = 5000 + 20 * (len(tiles) * (cfg.tile * G + cfg.tile + 30 + 2 * (
+            rescale_cycles(cfg) + A_LATENCY)) + blocks * (norm_cycles(cfg) + T + 50))
+        cycles = await run_streams(dut, [feeder], [sink], lambda: len(sink.received) == T * blocks,
+                                   limit)
+        feeder.idle()
+        assert (feeder.k_free, feeder.v_free) == (2, 2), \
+            f"case {name}: K/V slots not all returned at the end ({feeder.k_free}, {feeder.v_free})"
+        resc = merg = 0
+        for b in range(blocks):
+            got = sink.received[b * T:(b + 1) * T]
+            assert [g["lane"] for g in got] == list(range(T)), \
+                f"case {name} block {b}: lanes out {[g['lane'] for g in got]} (seed {seed})"
             errors = [(t, e) for t in range(T) for e in range(cfg.head_dim)
-                      if got[t][e] != want.out[t, e]]
-            for t, e in errors[:5]:
-                dut._log.error(f"case {name} block {blk} lane {t} elem {e}: expected "
-                               f"{want.out[t, e]}, got {got[t][e]}")
-            assert not errors, f"{len(errors)} mismatches in case {name} (seed {seed})"
-            span = v_src.times[-1] - v_src.times[0] + 1
-            dut._log.info(f"case {name} block {blk}: {len(kb)} beats, {cycles} cycles, bit-exact"
-                          f" (rescales {int(want.rescales.sum())}, merges {int(want.merges.sum())})"
-                          f"; V beats accepted over {span} cycles")
-            if opts.get("event_cost") is not None:   # throughput regression: the cost model
-                events = int(want.rescales.sum() + want.merges.sum())
-                limit = len(vb) + events * opts["event_cost"]
-                assert span <= limit, f"{len(vb)} beats, {events} rescale events: {span} cycles" \
-                    f" > {limit}"
-            blk_resc = int(sum(sufa.attend(q[slice(b * T, (b + 1) * T)], k, v,
-                                           sel[slice(b * T, (b + 1) * T)], mant, shift, fmt,
-                                           exact_max=exact).rescales.sum()
-                               for b in range(blk + 1)))
-            assert int(dut.rescales.value) == blk_resc, \
-                f"rescale counter {int(dut.rescales.value)} != {blk_resc}"
+                      if got[t]["row"][e] != want[b].out[t, e]]
+            for t, e in errors[:8]:
+                dut._log.error(f"case {name} block {b} lane {t} elem {e}: expected "
+                               f"{want[b].out[t, e]}, got {got[t]['row'][e]}")
+            assert not errors, f"{len(errors)} mismatches in case {name} block {b} (seed {seed})"
+            resc += int(want[b].rescales.sum())
+            merg += int(want[b].merges.sum())
+            assert sink.counters[b] == (resc, merg), \
+                f"case {name} block {b}: counters (rescales, merges) {sink.counters[b]} != " \
+                f"model {(resc, merg)} (seed {seed})"
+            btiles = [t for t in tiles if t["block"] == b]
+            start = feeder.l_time[btiles[0]["n"]]
+            if b:
+                start = max(start, sink.times[b * T - 1])
+            span = sink.times[(b + 1) * T - 1] - start
+            msg = (f"case {name} block {b}: {len(btiles)} tiles, keys per lane "
+                   f"{[sum(t['per_lane'][i] for t in btiles) for i in range(T)]}, rescales "
+                   f"{want[b].rescales.tolist()}, merges {want[b].merges.tolist()}: {span} cycles")
+            if thr is not None:
+                bound, _, _ = block_bound(cfg, fmt, btiles, want[b], thr)
+                msg += f" (bound {bound}, slack {bound - span})"
+                assert span <= bound, f"{msg}: over the throughput bound (seed {seed})"
+            dut._log.info(msg)
+        dut._log.info(f"case {name}: {len(tiles)} tiles, {keys} lane-keys, {cycles} cycles, "
+                      f"bit-exact, counters {(resc, merg)} match")

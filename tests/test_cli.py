@@ -82,15 +82,24 @@ def test_register_map_renderings_agree(tmp_path):
 
 def test_presets_and_show_config(capsys):
     assert main(["presets"]) == 0
-    assert "tiny" in capsys.readouterr().out
+    assert "tiny       d=16 " in capsys.readouterr().out
     assert main(["show-config", "-p", "tiny", "-P", "k_tile=8"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["config"]["k_tile"] == 8 and shown["formats"]["pred_bits"] > 0
+    # SU-FA lanes: P = 2 multipliers walk a 16-element row in 8 chunks; 4 lanes, one port
+    assert shown["config"]["sufa_macs"] == 2
+    assert {k: shown["formats"][k] for k in ("sufa_macs", "sufa_chunks", "sufa_ports")} == \
+        {"sufa_macs": 2, "sufa_chunks": 8, "sufa_ports": 1}
+    assert main(["show-config", "-p", "tiny", "-P", "sufa_macs=16"]) == 0
+    shown = json.loads(capsys.readouterr().out)["formats"]
+    assert (shown["sufa_chunks"], shown["sufa_ports"]) == (1, 4)
 
 
 @pytest.mark.parametrize("argv, message", [
     (["show-config", "-p", "huge"], "preset must be one of"),
     (["show-config", "-P", "lanes=0"], "-P: lanes must be in [1, 256], not 0"),
+    (["show-config", "-p", "tiny", "-P", "sufa_macs=32"],
+     "-P: sufa_macs must be a power of two in [1, head_dim=16], not 32"),
     (["show-config", "-P", "nokey=1"], "-P expects key=value"),
     (["show-config", "-c", "missing.toml"], "no such config file"),
     (["generate", "-p", "tiny", "--mesh", "2by2"], "mesh must be ROWSxCOLS"),

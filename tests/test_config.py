@@ -16,6 +16,26 @@ def test_presets_are_valid_and_named(name):
     assert Formats(cfg).widest_product <= 63
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_sufa_macs_divide_head_dim(name):
+    """P = sufa_macs splits a row into G = head_dim / P whole chunks; the tile stores' read
+    ports cover every lane (ceil(lanes / G) lanes share a bank per cycle)."""
+    cfg, fmt = preset(name), Formats(preset(name))
+    assert cfg.head_dim % cfg.sufa_macs == 0
+    assert fmt.sufa_chunks * fmt.sufa_macs == cfg.head_dim
+    assert (fmt.sufa_ports - 1) * fmt.sufa_chunks < cfg.lanes <= fmt.sufa_ports * fmt.sufa_chunks
+
+
+@pytest.mark.parametrize("name", sorted(set(PRESETS) - {"tiny"}))
+def test_presets_are_compute_bound(name):
+    """docs/decisions.md "SU-FA PEs per lane and bus width per preset": at top-k = k_tile a lane
+    computes k_tile * G cycles per tile; the bus reads the K tile plus the union of V rows,
+    (1 + u) * tile rows of row_beats beats. Every preset but the test shape keeps the bus
+    ahead of SU-FA even at u = 1 (every key selected by some lane)."""
+    cfg, fmt = preset(name), Formats(preset(name))
+    assert 2 * cfg.tile * fmt.row_beats <= cfg.k_tile * fmt.sufa_chunks
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("head_dim", 48, "head_dim must be a power of two in [4, 256], not 48"),
     ("head_dim", 512, "head_dim must be a power of two in [4, 256], not 512"),
@@ -29,6 +49,9 @@ def test_presets_are_valid_and_named(name):
     ("dlzs_terms", 3, "dlzs_terms must be 1 or 2, not 3"),
     ("dlzs_k_bits", 17, "dlzs_k_bits must be in [2, data_bits=16], not 17"),
     ("pred_keys", 3, "pred_keys must be a power of two in [1, 16], not 3"),
+    ("sufa_macs", 3, "sufa_macs must be a power of two in [1, head_dim=64], not 3"),
+    ("sufa_macs", 0, "sufa_macs must be a power of two in [1, head_dim=64], not 0"),
+    ("sufa_macs", 128, "sufa_macs must be a power of two in [1, head_dim=64], not 128"),
     ("exp_frac_bits", 11, "exp_frac_bits must be in [2, 10], not 11"),
     ("exp_out_bits", 7, "exp_out_bits must be in [8, 20], not 7"),
     ("recip_bits", 21, "recip_bits must be in [8, 20], not 21"),

@@ -27,15 +27,17 @@ CONFIGS = {
         case(5, 40, causal=False, radius="small"),      # small radius
         case(7, 7),                                     # causal, square: limits inside one tile
     ]),
-    # two-term DLZS (dlzs_terms = 2) end to end
-    "tiny_l3_t8": ({**TINY, "lanes": 3, "tile": 8, "dlzs_terms": 2}, [
+    # two-term DLZS (dlzs_terms = 2) end to end; P = d: a lane takes one key per cycle
+    "tiny_l3_t8": ({**TINY, "lanes": 3, "tile": 8, "dlzs_terms": 2, "sufa_macs": 16}, [
         case(7, 19),                                    # ragged: 7 = 2*3 + 1, 19 = 2*8 + 3
         case(3, 8, causal=False, dense=True),
         case(8, 29, radius="small", k_tile=2),
         case(10, 12),
     ]),
+    # P = 1: one multiplier per lane for q·k and one for p·v (32 cycles per key)
     "d32_b16": ({**preset("default").to_dict(), "name": "d32b16", "head_dim": 32, "lanes": 2,
-                 "tile": 16, "k_tile": 4, "max_seq": 256, "axi_data_bits": 128}, [
+                 "tile": 16, "k_tile": 4, "max_seq": 256, "axi_data_bits": 128,
+                 "sufa_macs": 1}, [
         case(5, 35),
         case(4, 18, causal=False, dense=True),
         case(3, 40, k_tile=3, radius="small"),

@@ -43,8 +43,7 @@ def _blocks(cfg, q_len, seq_len, causal, rng):
     sel = sads.select(scores, Formats(cfg), k_tile=cfg.k_tile, radius=-1, valid=valid)
     blocks = gcore.block_schedule(cfg, sel, q_len, seq_len, causal)
     for b in blocks:
-        b["merge"] = [int(x) for x in rng.integers(0, 2, len(b["union"]))]
-        b["over"] = [0] * len(b["union"])
+        b["events"] = rng.integers(0, 2, (len(b["union"]), cfg.lanes)).tolist()
     return blocks
 
 
@@ -59,6 +58,10 @@ def test_model_bounds(causal, seed):
     more = [{**b, "union": [min(u + 2, cfg.tile) for u in b["union"]]} for b in blocks]
     m2 = cycle_model.job_cycles(cfg, more, 200)
     assert m2["bus_beats"] > m["bus_beats"] and m2["cycles"] > m["cycles"]
+    # more keys per lane: more SU-FA cycles
+    busier = [{**b, "counts": [[c + 2 for c in row] for row in b["counts"]]} for b in blocks]
+    m3 = cycle_model.job_cycles(cfg, busier, 200)
+    assert m3["sufa_cycles"] > m["sufa_cycles"] and m3["cycles"] > m["cycles"]
 
 
 def test_uniform_blocks_match_the_schedule():
@@ -72,5 +75,6 @@ def test_uniform_blocks_match_the_schedule():
         got = cycle_model.uniform_blocks(cfg, q_len, seq_len, 1.0, causal=causal)
         assert [b["rows"] for b in got] == [b["rows"] for b in want]
         assert [len(b["union"]) for b in got] == [len(b["union"]) for b in want]
+        assert [b["counts"] for b in got] == [b["counts"] for b in want]
         if not causal:    # causal dense unions shrink on the diagonal tile
             assert [b["union"] for b in got] == [b["union"] for b in want]

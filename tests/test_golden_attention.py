@@ -85,7 +85,7 @@ def scalar_sufa(q, k, v, sel, mant, shift, fmt, exact_max=False):
             if not has or mt > m:
                 m = mt
             has = True
-            for x in sorted(keys):
+            for x in keys:                # each row walks its own list in list order
                 if s[x] > m:
                     f = w(s[x] - m)
                     l, o, m, n_resc = rs(l, f), [rs(y, f) for y in o], s[x], n_resc + 1

@@ -17,7 +17,7 @@ from sim.runner import run
 
 CONFIGS = {
     "d16_b8": preset("tiny").to_dict(),
-    "d16_b16": {**preset("default").to_dict(), "head_dim": 16, "lanes": 2},
+    "d16_b16": {**preset("default").to_dict(), "head_dim": 16, "lanes": 2, "axi_data_bits": 64},
 }
 
 

@@ -21,7 +21,8 @@ from sim.payload import pack, unpack
 CONFIGS = {
     "tiny": preset("tiny"),
     # the 16-bit formal datapath (l_bits 28, o_bits 44, R = 16) at d = 16 to keep the sim short
-    "default_d16": StarConfig(**{**preset("default").to_dict(), "head_dim": 16, "lanes": 2}),
+    "default_d16": StarConfig(**{**preset("default").to_dict(), "head_dim": 16, "lanes": 2,
+                                 "axi_data_bits": 64}),
 }
 
 

@@ -88,7 +88,8 @@ def star_configs(draw) -> StarConfig:
         recip_bits=draw(st.integers(8, 20)), scale_bits=draw(st.integers(8, 20)),
         axi_data_bits=draw(st.sampled_from([b for b in (32, 64, 128, 256, 512)
                                             if b <= row_bits])),
-        dlzs_terms=draw(st.sampled_from([1, 2])))
+        dlzs_terms=draw(st.sampled_from([1, 2])),
+        sufa_macs=draw(st.sampled_from([m for m in (1, 2, 4, 8, 16) if m <= head_dim])))
     try:
         cfg = StarConfig(**fields)
     except ConfigError:             # a max_seq too long for the widest product: draw again
@@ -210,6 +211,8 @@ BAD_VALUES = {
     "dlzs_k_bits": st.one_of(st.integers(-3, 1), st.integers(_TINY["data_bits"] + 1, 40)),
     "dlzs_shift_bits": st.one_of(st.integers(-3, 0), st.integers(4, 9)),
     "pred_keys": st.one_of(_not_pow2(3, 15), st.sampled_from([0, 32, 64])),
+    "sufa_macs": st.one_of(_not_pow2(3, _TINY["head_dim"] - 1),
+                           st.sampled_from([0, -2, 2 * _TINY["head_dim"], 64])),
     "exp_frac_bits": st.one_of(st.integers(-2, 1), st.integers(11, 40)),
     "exp_out_bits": st.one_of(st.integers(0, 7), st.integers(21, 64)),
     "recip_bits": st.one_of(st.integers(0, 7), st.integers(21, 64)),
@@ -369,8 +372,9 @@ def test_core_coverage(seed):
 # field -> another valid value, from the tiny preset (pred_keys: star_core takes only 1)
 OTHER_VALUE = {"head_dim": 8, "data_bits": 16, "lanes": 3, "tile": 8, "k_tile": 3, "radius": 5,
                "max_seq": 128, "dlzs_rounding": "nearest", "dlzs_k_bits": 4,
-               "dlzs_shift_bits": 3, "pred_keys": 2, "exp_frac_bits": 5, "exp_out_bits": 11,
-               "recip_bits": 11, "scale_bits": 11, "axi_data_bits": 32}
+               "dlzs_terms": 2, "dlzs_shift_bits": 3, "pred_keys": 2, "sufa_macs": 4,
+               "exp_frac_bits": 5, "exp_out_bits": 11, "recip_bits": 11, "scale_bits": 11,
+               "axi_data_bits": 32}
 
 
 def test_every_config_field_reaches_the_rtl():
