@@ -10,7 +10,7 @@ Cases: one block of ``lanes`` queries over S keys (non-causal), random normal Q/
 fraction of a tile and the dense baseline; plus real attention (MiniLM layer 5, heads 0 and 6, all
 256 queries) when head_dim = 32. Utilization = stage lower bound / CYCLES, the bound being the
 busiest resource: AXI read beats (BYTES_READ / bus bytes), keys predicted (PRED_BUSY, one per
-cycle) or SU-FA beats (SUFA_BUSY, one per cycle).
+cycle) or the SU-FA lanes (per block, the busiest lane's keys · head_dim / sufa_macs).
 """
 
 from __future__ import annotations
@@ -115,9 +115,12 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
         f"block) = {cfg.lanes}, tile = {cfg.tile} keys, AXI {cfg.axi_data_bits}-bit "
         f"({fmt.row_beats} beats per row), AxiRam model (cocotbext-axi) without stalls. Every "
         "job was checked bit-exact against golden.core, counters included.", "",
-        "Union = KV_ROWS / (TILES × tile): the fraction of each tile's keys that at least one "
-        "query of the block selected (SU-FA beats and V rows read). Bound = the busiest resource "
-        "(AXI read beats, keys predicted, SU-FA beats); utilization = bound / cycles.", "",
+        f"SU-FA: {cfg.sufa_macs} + {cfg.sufa_macs} multipliers per lane, "
+        f"{cfg.lanes * 2 * cfg.sufa_macs} in all (`sufa_macs` = {cfg.sufa_macs}). Union = "
+        "KV_ROWS / (TILES × tile): the fraction of each tile's keys that at least one query of "
+        "the block selected (the V rows read). Bound = the busiest resource (AXI read beats, "
+        "keys predicted, or the SU-FA lanes: per block its busiest lane's keys × head_dim / "
+        "sufa_macs); utilization = bound / cycles.", "",
         "| case | cycles | vs dense | bytes read | vs dense | union | bound | utilization |",
         "|---|---|---|---|---|---|---|---|"]
     for r, c, d, util, which, union in bench_rows(cfg, results):
@@ -126,18 +129,22 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
         lines.append(f"| {r['label']} | {c['CYCLES']:,} | {sp} | {c['BYTES_READ']:,} | {by} | "
                      f"{union:.2f} | {which} | {util:.1%} |")
     lines += ["", *(f"![{p.stem}]({p.name})" for p in plot_files)]
-    lines += [
-        "", "## What limits it", "",
-        "The core is memory-bound: K is read in full for prediction (once per tile, reused by "
-        "SU-FA from the on-chip tile store), so STAR reads K + union·V where dense reads K + V: "
-        "at most 2× fewer bytes, 2/(1 + union) in general, and the cycles follow the bytes. The "
-        f"union over the {cfg.lanes} queries of a block is far above k on random data "
-        "(independent queries) and lower on real attention. Utilization is lowest on short "
-        "sequences: the first K tile is read and predicted before SU-FA has work, and SU-FA's "
-        "normalisation and the O writes follow the last read; blocks overlap, so many blocks "
-        "do not pay this per block. Fewer bytes than 2/(1 + union) need the predictor to read a "
-        "compact key copy (SOFA keeps 4-bit predictor keys in DRAM) and a small query block; "
-        "see docs/decisions.md.", ""]
+    lines += ["", "## What limits it", "",
+              f"Each of the {cfg.lanes} SU-FA lanes has {cfg.sufa_macs} multipliers for q·k and "
+              f"{cfg.sufa_macs} for p·v and walks only its own selected keys, "
+              f"{fmt.sufa_chunks} cycles per key, so a block takes at least its busiest lane's "
+              "keys × that (`SU-FA lanes`); the bus reads every K row (prediction) and the "
+              "union of the lanes' V rows (`memory`); the predictor takes one key per cycle. "
+              "Per case, each resource's busy cycles as a share of the job's cycles; the rest "
+              "is pipeline fill and drain (the first tile is read and predicted before the lanes "
+              "have work; O / L and the O writes follow the last key) and rescale stalls.", ""]
+    for r, c, _, util, which, _ in bench_rows(cfg, results):
+        shares = {"SU-FA lanes": lane_bound(r["blocks"], fmt),
+                  "memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"]}
+        parts = ", ".join(f"{k} {v / c['CYCLES']:.0%}" for k, v in shares.items())
+        events = c["RESCALES"] + c["MERGES"]
+        lines.append(f"- {r['label']}: {which}-bound ({parts}); {events} rescale events")
+    lines.append("")
     if area:
         from .synth import stage_cells
         cells, ffs = stage_cells(area), stage_cells(area, "flip_flops")

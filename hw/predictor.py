@@ -10,7 +10,7 @@ pipeline and adder tree, so their area can be compared fairly.
 
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Signal, signed
+from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,7 @@ from gen.formats import unsigned_bits
 
 from .arith import adder_tree, tree_latency
 from .layouts import lane_row_layout
+from .shared import add_lane
 
 __all__ = ["PredictorArith", "ScorePredictor", "PredictorLane"]
 
@@ -108,7 +109,7 @@ class ScorePredictor(wiring.Component):
         m.d.comb += self.q.ready.eq(1)
         enc, row_value = arith.encode_row(m, self.q.payload.row)
         for t, lane in enumerate(lanes):
-            m.submodules[f"lane{t}"] = lane
+            add_lane(m, f"lane{t}", lane, "pred", (cfg, type(arith).__name__))
             m.d.comb += [lane.q_we.eq(self.q.valid & (self.q.payload.lane == t))]
             m.d.comb += [lane.codes_in[e].eq(enc[e]) for e in range(d)]
             if row_value is not None:
@@ -135,7 +136,7 @@ class ScorePredictor(wiring.Component):
         return m
 
 
-class PredictorLane(Elaboratable):
+class PredictorLane(wiring.Component):
     """One query lane of a :class:`ScorePredictor`: its stored query codes (and row value), the
     P·d terms against the prepared keys and P adder trees (latency ``tree_latency(d)``). Every
     lane is the same module (no lane index inside), so synthesis can map one and instance it.
@@ -144,19 +145,18 @@ class PredictorLane(Elaboratable):
     def __init__(self, cfg, arith: PredictorArith):
         self.cfg, self.arith = cfg, arith
         P, d = cfg.pred_keys, cfg.head_dim
-        self.q_we = Signal()
-        self.codes_in = Signal(data.ArrayLayout(arith.code_layout(), d))
-        self.row_in = Signal(max(arith.row_bits, 1))
-        self.keys = Signal(data.ArrayLayout(data.ArrayLayout(arith.key_layout(), d), P))
-        self.en = Signal()
-        self.score = Signal(data.ArrayLayout(signed(arith.score_bits), P))
+        super().__init__({
+            "q_we": In(1), "codes_in": In(data.ArrayLayout(arith.code_layout(), d)),
+            "row_in": In(max(arith.row_bits, 1)),
+            "keys": In(data.ArrayLayout(data.ArrayLayout(arith.key_layout(), d), P)),
+            "en": In(1), "score": Out(data.ArrayLayout(signed(arith.score_bits), P))})
 
     def elaborate(self, platform):
         m = Module()
         cfg, arith = self.cfg, self.arith
         P, d = cfg.pred_keys, cfg.head_dim
-        codes = Signal.like(self.codes_in, name="codes")
-        row = Signal.like(self.row_in, name="row")
+        codes = Signal(self.codes_in.shape(), name="codes")
+        row = Signal(len(self.row_in), name="row")
         with m.If(self.q_we):
             m.d.sync += [codes.eq(self.codes_in), row.eq(self.row_in)]
         for p in range(P):

@@ -31,11 +31,13 @@ never stalls the input.
 
 from __future__ import annotations
 
-from amaranth import Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.formats import Formats, unsigned_bits
+
+from .shared import add_lane
 
 __all__ = ["SadsSelector", "SadsLane"]
 
@@ -103,7 +105,7 @@ class SadsSelector(wiring.Component):
 
         for t in range(T):
             lane = SadsLane(cfg, sb)
-            m.submodules[f"lane{t}"] = lane
+            add_lane(m, f"lane{t}", lane, "sads", (cfg, sb))
             m.d.comb += [lane.score.eq(self.i.payload.score[t]),
                          lane.valid.eq(self.i.payload.valid[t]), lane.fire.eq(fire),
                          lane.last.eq(self.i.payload.last), lane.base.eq(base),
@@ -113,7 +115,7 @@ class SadsSelector(wiring.Component):
         return m
 
 
-class SadsLane(Elaboratable):
+class SadsLane(wiring.Component):
     """One query lane of :class:`SadsSelector`: its sorted top-k store, ``pred_keys`` clipping
     and insertion units, and its output list register (loaded on a tile's last transfer). Every
     lane is the same module (no lane index inside), so synthesis can map one and instance it.
@@ -123,14 +125,11 @@ class SadsLane(Elaboratable):
         self.cfg, self.score_bits = cfg, score_bits
         P, K = cfg.pred_keys, cfg.k_tile
         ib = unsigned_bits(cfg.tile - 1)
-        self.score = Signal(data.ArrayLayout(signed(score_bits), P))
-        self.valid = Signal(P)
-        self.fire, self.last = Signal(), Signal()
-        self.base = Signal(ib + 1)
-        self.k_eff = Signal(unsigned_bits(K))
-        self.radius = Signal(unsigned(score_bits))
-        self.index = Signal(data.ArrayLayout(unsigned(ib), K))
-        self.count = Signal(unsigned_bits(K))
+        super().__init__({
+            "score": In(data.ArrayLayout(signed(score_bits), P)), "valid": In(P),
+            "fire": In(1), "last": In(1), "base": In(ib + 1),
+            "k_eff": In(unsigned_bits(K)), "radius": In(unsigned(score_bits)),
+            "index": Out(data.ArrayLayout(unsigned(ib), K)), "count": Out(unsigned_bits(K))})
 
     def elaborate(self, platform):
         m = Module()

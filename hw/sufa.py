@@ -44,6 +44,7 @@ from gen.formats import Formats, unsigned_bits
 from .layouts import lane_row_layout
 from .merge import partial_layout
 from .sufa_lane import SufaLane
+from .shared import add_lane
 from .tilebuf import TileStore
 
 __all__ = ["SufaEngine"]
@@ -107,7 +108,7 @@ class SufaEngine(wiring.Component):
                      self.k_release.eq(Cat(l.s_pend for l in lanes).all()),
                      self.v_release.eq(Cat(l.a_pend for l in lanes).all())]
         for t, lane in enumerate(lanes):
-            m.submodules[f"lane{t}"] = lane
+            add_lane(m, f"lane{t}", lane, "sufa", (self.cfg, self.partial))
             m.d.comb += [
                 lane.mant.eq(self.mant), lane.shift.eq(self.shift),
                 lane.exact_max.eq(self.exact_max), lane.clear.eq(self.clear),

@@ -24,8 +24,9 @@ Every lane is the same module (no lane index inside), so synthesis can map one a
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
 from gen.formats import Formats, unsigned_bits
@@ -57,7 +58,7 @@ def norm_cycles(cfg) -> int:
     return recip_latency(cfg) + cfg.head_dim + 2
 
 
-class SufaLane(Elaboratable):
+class SufaLane(wiring.Component):
     """A query lane (see the module docstring). Signals, driven by :class:`SufaEngine`:
 
     q_we, q_row             load the next block's query row (``q_full`` until the lane starts
@@ -87,24 +88,25 @@ class SufaLane(Elaboratable):
         self.idx_bits = unsigned_bits(max(G - 1, 1))
         self.addr_bits = unsigned_bits(2 * Bc - 1)
         self.cnt_bits = unsigned_bits(Bc)
-        self.mant, self.shift = Signal(fmt.scale_bits), Signal(fmt.scale_shift_bits)
-        self.exact_max, self.clear = Signal(), Signal()
-        self.q_we, self.q_row, self.q_full = Signal(), Signal(row), Signal()
-        self.list_we, self.list_full = Signal(), Signal()
-        self.list_index = Signal(data.ArrayLayout(unsigned_bits(Bc - 1), K))
-        self.list_count = Signal(self.cnt_bits)
-        self.list_first, self.list_final = Signal(), Signal()
-        self.k_addr, self.v_addr = Signal(self.addr_bits), Signal(self.addr_bits)
-        self.k_chunk, self.v_chunk = Signal(chunk), Signal(chunk)
-        self.k_idx, self.v_idx = Signal(self.idx_bits), Signal(self.idx_bits)
-        self.k_phase, self.v_phase = Signal(self.idx_bits), Signal(self.idx_bits)
-        self.v_filled, self.k_release, self.v_release = Signal(), Signal(), Signal()
-        self.s_pend, self.a_pend = Signal(), Signal()
-        self.done, self.clear_block = Signal(), Signal()
-        self.over, self.grow = Signal(), Signal()
-        self.mac_busy, self.stalled, self.v_wait = Signal(), Signal(), Signal()
-        self.o_row = Signal(row)
-        self.state = Signal(partial_layout(cfg))    # {has, m (0 without has), l, o}
+        idx = unsigned(self.idx_bits)
+        super().__init__({
+            "mant": In(fmt.scale_bits), "shift": In(fmt.scale_shift_bits),
+            "exact_max": In(1), "clear": In(1),
+            "q_we": In(1), "q_row": In(row), "q_full": Out(1),
+            "list_we": In(1), "list_full": Out(1),
+            "list_index": In(data.ArrayLayout(unsigned_bits(Bc - 1), K)),
+            "list_count": In(self.cnt_bits), "list_first": In(1), "list_final": In(1),
+            "k_addr": Out(self.addr_bits), "v_addr": Out(self.addr_bits),
+            "k_chunk": In(chunk), "v_chunk": In(chunk),
+            "k_idx": In(idx), "v_idx": In(idx), "k_phase": In(idx), "v_phase": In(idx),
+            "v_filled": In(1), "k_release": In(1), "v_release": In(1),
+            "s_pend": Out(1), "a_pend": Out(1),
+            "done": Out(1), "clear_block": In(1),
+            "over": Out(1), "grow": Out(1),
+            "mac_busy": Out(1), "stalled": Out(1), "v_wait": Out(1),
+            "o_row": Out(row),
+            "state": Out(partial_layout(cfg)),       # {has, m (0 without has), l, o}
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -126,13 +128,13 @@ class SufaLane(Elaboratable):
             m.d.sync += [q_nxt.eq(self.q_row), self.q_full.eq(1)]
 
         # the next tile's list (a one-entry queue), then the list being walked
-        nl_index = Signal.like(self.list_index)
+        nl_index = Signal(self.list_index.shape())
         nl_count, nl_first, nl_final = Signal(self.cnt_bits), Signal(), Signal()
         with m.If(self.list_we):
             m.d.sync += [nl_index.eq(self.list_index), nl_count.eq(self.list_count),
                          nl_first.eq(self.list_first), nl_final.eq(self.list_final),
                          self.list_full.eq(1)]
-        s_index = Signal.like(self.list_index)
+        s_index = Signal(self.list_index.shape())
         s_count, s_final, s_busy, s_slot = Signal(self.cnt_bits), Signal(), Signal(), Signal()
         s_e = Signal(self.cnt_bits)
         s_n = Signal(range(max(G, 2)))
@@ -304,7 +306,7 @@ class SufaLane(Elaboratable):
         M, has, L, O, pend, pend_m = a["M"], a["has"], a["L"], a["O"], a["pend"], a["pend_m"]
         rec, exp, issue = a["rec"], a["exp"], a["issue"]
         a_slot, a_e, a_n, a_count = a["a_slot"], a["a_e"], a["a_n"], a["a_count"]
-        r = Signal.like(rec[0])
+        r = Signal(rec[0].shape())
         m.d.comb += r.eq(Mux(a_slot, rec[1].as_value(), rec[0].as_value()))
 
         # the state multiplier (rescale by f, normalise by r): one element per cycle, d = L

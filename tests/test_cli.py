@@ -144,11 +144,11 @@ def test_sim_with_waves(capsys):
 def test_synth_reports_cells_per_module(tmp_path, capsys):
     assert main(["synth", "-p", "tiny", "--top", "star_sads", "-o", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "synth.json").read_text())
-    lane = report["modules"]["star_sads.lane0"]
-    assert report["top"] == "star_sads" and lane["lanes"] == lane["instances"] == 4
+    lane = report["modules"]["star_sads.sads.lane"]
+    assert report["top"] == "star_sads" and lane["instances"] == 4
     assert lane["cells"] > 1000 and lane["flip_flops"] > 100
     assert report["total"]["cells"] > 4 * lane["cells"]
-    assert "| star_sads.lane0 (one of 4 lanes) | 4 |" in (tmp_path / "synth.md").read_text()
+    assert "| star_sads.sads.lane | 4 |" in (tmp_path / "synth.md").read_text()
     assert main(["synth", "-p", "tiny", "--top", "nope"]) == 2
     assert "--top must be one of star_core" in capsys.readouterr().err
 
