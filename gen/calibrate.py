@@ -88,7 +88,7 @@ def compare(cfg: StarConfig, results: list[dict]) -> list[dict]:
     rows = []
     for r in results:
         c = r["counters"]
-        m = cycle_model.job_cycles(cfg, r["blocks"], r["seq_len"])
+        m = cycle_model.job_cycles(cfg, r["blocks"], r["seq_len"], dense=r["dense"])
         rows.append({"label": r["label"], "rtl_cycles": c["CYCLES"], "model_cycles": m["cycles"],
                      "error": (m["cycles"] - c["CYCLES"]) / c["CYCLES"],
                      "rtl": {k: c[k] for k in ("BYTES_READ", "BYTES_WRITTEN", "KV_ROWS",
@@ -112,6 +112,6 @@ def projection(cfg: StarConfig, seqs, rates: dict) -> list[dict]:
             union = 1.0 if mode == "dense" else r["union"]
             blocks = cycle_model.uniform_blocks(cfg, s, s, union, r["events"],
                                                 frac=r.get("frac", 1.0))
-            row[mode] = cycle_model.job_cycles(cfg, blocks, s)
+            row[mode] = cycle_model.job_cycles(cfg, blocks, s, dense=mode == "dense")
         out.append(row)
     return out

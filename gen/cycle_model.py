@@ -19,7 +19,8 @@ sufa_macs cycles per key, rb = bus beats per row, per lane t with n_t keys and e
   the previous tile's list into its score stage;
 * score stage of lane t: max(1, n_t)·G issue cycles, ``s_latency`` more to the last score; it
   needs a free score slot (two tiles: the accumulate stage of tile g-2 done);
-* accumulate stage of lane t: starts once its scores and the tile's V rows are there, then
+* accumulate stage of lane t: starts once the tile's fixed max is known (its first two keys
+  scored; dense mode: every key) and the tile's V rows are there, never ahead of the scores, then
   n_t·G cycles plus e_t·(``rescale_cycles`` + the pipeline drain); a lane's rescale stalls that
   lane only;
 * block end: every lane's final tile, its pipeline drain and O / L (``norm_cycles``), then T
@@ -40,6 +41,7 @@ import numpy as np
 
 from hw.arith import tree_latency
 from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from hw import tilebuf
 
 from .formats import Formats
 
@@ -99,14 +101,17 @@ class _Bus:
         return end
 
 
-def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) -> dict:
+def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
+               dense: bool = False) -> dict:
     """Model one job (non-spatial core) from its per-block work.
 
     ``blocks``: per query block ``{"rows", "union": [U_g], "counts": [[n_t] per tile],
     "events": [[e_t] per tile]}`` (golden.core.block_schedule + add_events, or
-    :func:`uniform_blocks`). Returns ``{"cycles", "bus_beats", "sufa_cycles", "pred_cycles",
-    "bytes_read", "bytes_written", "kv_rows", "tiles", "buffers"}``; ``sufa_cycles`` is the
-    busiest lane's multiplier cycles (its keys · G), the SU-FA bound of the job.
+    :func:`uniform_blocks`); ``dense``: the MODE.DENSE baseline (a lane accumulates a tile once
+    all its scores are known, not once its first two are). Returns ``{"cycles", "bus_beats",
+    "sufa_cycles", "pred_cycles", "bytes_read", "bytes_written", "kv_rows", "tiles",
+    "buffers"}``; ``sufa_cycles`` is the SU-FA bound of the job: per block its busiest lane's
+    keys · G, summed over the blocks.
     """
     fmt = Formats(cfg)
     T, Bc, rb, G = cfg.lanes, cfg.tile, fmt.row_beats, fmt.sufa_chunks
@@ -124,7 +129,8 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
     lists = np.zeros(n)
     k_end = np.zeros(n)
     v_fill = np.zeros(n)
-    lane_keys = np.zeros(T)
+    lane_keys = np.zeros(T)             # the block's keys per lane so far
+    sufa_bound = 0.0
     block_free = 0.0                    # the accumulate stage may start the block
     q_ready = float(CHECK_CYCLES)
     k_front = 0.0                       # the front may request the next K rows
@@ -139,6 +145,9 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
         keys_k += K
         kv += U
         lane_keys += counts
+        if j == len(blk["union"]) - 1:
+            sufa_bound += lane_keys.max() * G
+            lane_keys[:] = 0
         if j == 0:                      # the block's Q rows
             if b:
                 q_ready = max(lists[g - 1] + BLOCK_CYCLES,
@@ -146,7 +155,8 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
             bus.read(q_ready, blk["rows"])
             k_front = q_ready + blk["rows"]        # one request per cycle
         # K rows: a K slot (every lane's score stage of tile g-2 done)
-        k_ready = max(k_front, s_done[g - 2].max() + RELEASE_CYCLES if g >= 2 else 0)
+        ks = tilebuf.SLOTS
+        k_ready = max(k_front, s_done[g - ks].max() + RELEASE_CYCLES if g >= ks else 0)
         k_end[g] = bus.read(k_ready, K)
         k_front = k_ready + K
         # lists: after the tile's last K row, once the lanes took the previous lists
@@ -154,7 +164,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
         lists[g] = max(k_end[g] + list_lat, prev)
         # V rows of the union: a V slot (every lane's accumulate stage of tile g-2 done)
         v_ready = max(lists[g] + V_REQUEST_CYCLES,
-                      a_end[g - 2].max() + RELEASE_CYCLES if g >= 2 else 0)
+                      a_end[g - ks].max() + RELEASE_CYCLES if g >= ks else 0)
         v_fill[g] = bus.read(v_ready, U) if U else max(v_ready, v_fill[g - 1] if g else 0) + 1
         # score stage per lane: the list, the previous tile's issue, a free score slot
         s_iss[g] = np.maximum(1, counts) * G
@@ -166,8 +176,12 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
         a_prev = a_end[g - 1] + TILE_GAP if g else np.zeros(T)
         if j == 0:
             a_prev = np.maximum(a_prev, block_free)
-        a_start = np.maximum(np.maximum(s_done[g] + 1, v_fill[g] + 1), a_prev)
-        a_end[g] = a_start + counts * G + events * ev + (counts == 0)
+        # ... once the tile's max is known (sparse: its first two keys scored), never ahead of
+        # the scores
+        known = s_done[g] if dense else np.where(counts >= 2, s_start[g] + 2 * G + s_lat,
+                                                 s_done[g])
+        a_start = np.maximum(np.maximum(known + 1, v_fill[g] + 1), a_prev)
+        a_end[g] = np.maximum(a_start + counts * G + events * ev, s_done[g] + 2) + (counts == 0)
         if j == len(blk["union"]) - 1:  # the block's end: O / L, then T output rows
             block_free = a_end[g].max() + norm + T * (rb + OUT_CYCLES)
             end = block_free
@@ -175,7 +189,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory()) ->
     cycles = end + mem.write_latency
     beats = bus.beats
     return {"cycles": int(round(cycles)), "bus_beats": beats,
-            "sufa_cycles": int(lane_keys.max() * G) if n else 0, "pred_cycles": keys_k,
+            "sufa_cycles": int(sufa_bound), "pred_cycles": keys_k,
             "bytes_read": beats * fmt.bus_bytes, "bytes_written": q_len * fmt.row_bytes,
             "kv_rows": kv, "tiles": n, "buffers": buffers(cfg)}
 

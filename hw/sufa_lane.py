@@ -11,8 +11,10 @@ tile's fixed max (over list entries 0 and 1, or every entry with ``exact_max``) 
 One key per G cycles, no stalls; latency ``s_latency`` cycles from a key's first chunk to its
 score.
 
-Accumulate stage A (P multipliers, the exp2 unit, a state multiplier): per tile, once the S
-record and the tile's V rows are there: the running max M becomes max(M, tile max) (a grown max
+Accumulate stage A (P multipliers, the exp2 unit, a state multiplier): per tile, once the
+tile's fixed max is known (its entries 0 and 1 scored, so A follows S through the tile a few
+cycles behind; with ``exact_max`` once every entry is scored) and the tile's V rows are there,
+never ahead of the scores: the running max M becomes max(M, tile max) (a grown max
 rescales the state first: the tile merge); then per list entry: s > M takes the max-assurance
 rescale (counted); otherwise p = w(M - s), L += p and O[e] += p·v[e] over G cycles, one chunk per
 cycle from the V tile store. One key per G cycles; a rescale stalls this lane only, for
@@ -205,23 +207,43 @@ class SufaLane(wiring.Component):
         m.d.sync += [tm.eq(tm_new), th.eq(th_new)]
         rec = [Signal(data.StructLayout({"m": signed(sb), "has": 1, "count": self.cnt_bits,
                                          "final": 1}), name=f"rec{i}") for i in range(2)]
-        e_cnt = Signal(self.cnt_bits)           # keys scored in this tile
-        m.d.sync += e_cnt.eq(e_cnt + (fs.valid & fs.last))
+        with m.If(start):           # the slot's count and flags are known when S starts it
+            for i in range(2):
+                with m.If(s_slot == i):
+                    m.d.sync += [rec[i].count.eq(nl_count), rec[i].final.eq(nl_final)]
+        # scored entries per slot (read by A one cycle late: the score memory is not
+        # transparent), reset when S starts the slot's next tile
+        scored = [Signal(self.cnt_bits, name=f"scored{i}") for i in range(2)]
+        scored_d = [Signal(self.cnt_bits, name=f"scored_d{i}") for i in range(2)]
+        m.d.sync += [scored_d[i].eq(scored[i]) for i in range(2)]
+        for i in range(2):
+            with m.If(start & (s_slot == i)):
+                m.d.sync += scored[i].eq(0)
+            with m.Elif(fs.valid & fs.last & (fs.slot == i)):
+                m.d.sync += scored[i].eq(scored[i] + 1)
         s_done = Signal()
         m.d.comb += s_done.eq(fs.end & (fs.last | ~fs.valid))
-        with m.If(s_done):
-            m.d.sync += [tm.eq(0), th.eq(0), e_cnt.eq(0)]
+        # the fixed max is known once entries 0 and 1 (the predicted top-1 and top-2) are
+        # scored, so A may start the tile then; with exact_max once every entry is
+        max_known, fired = Signal(), Signal()
+        m.d.comb += max_known.eq(~fired & (s_done | (~self.exact_max & fs.valid & fs.last
+                                                    & (fs.e == 1))))
+        with m.If(max_known):
+            m.d.sync += fired.eq(1)
             for i in range(2):
                 with m.If(fs.slot == i):
-                    m.d.sync += [rec[i].m.eq(tm_new), rec[i].has.eq(th_new),
-                                 rec[i].count.eq(e_cnt + fs.valid), rec[i].final.eq(fs.final)]
+                    m.d.sync += [rec[i].m.eq(tm_new), rec[i].has.eq(th_new)]
+        with m.If(s_done):
+            m.d.sync += [tm.eq(0), th.eq(0), fired.eq(0)]
 
-        # S-done tiles: for A (records not yet started) and for the K slot release
+        # tiles whose max is known (for A) and S-done tiles (for the K slot release)
         ready, rel = Signal(range(3)), Signal(range(3))
         a_take = Signal()
-        m.d.sync += [ready.eq(ready + s_done - a_take), rel.eq(rel + s_done - self.k_release)]
+        m.d.sync += [ready.eq(ready + max_known - a_take),
+                     rel.eq(rel + s_done - self.k_release)]
         m.d.comb += self.s_pend.eq(rel != 0)
-        return dict(rec=rec, ready=ready, a_take=a_take, free_slot=free_slot, scores=scores)
+        return dict(rec=rec, ready=ready, a_take=a_take, free_slot=free_slot, scores=scores,
+                    scored=scored_d)
 
     # ---- A: the softmax state -------------------------------------------------------------------
 
@@ -293,7 +315,10 @@ class SufaLane(wiring.Component):
                 with m.If(pv_idx == c):
                     m.d.sync += [O[c * P + i].eq(O[c * P + i] + pv[i]) for i in range(P)]
 
+        scored = Signal(self.cnt_bits)
+        m.d.comb += scored.eq(Mux(a_slot, st["scored"][1], st["scored"][0]))
         self._control(m, dict(M=M, has=has, L=L, O=O, pend=pend, pend_m=pend_m, rec=rec,
+                              scored=scored,
                               v_avail=v_avail, ready=st["ready"], a_take=a_take,
                               a_slot=a_slot, a_final=a_final, a_count=a_count, a_e=a_e,
                               a_e_next=a_e_next, a_n=a_n, head_s=head_s, head_key=head_key,
@@ -368,6 +393,8 @@ class SufaLane(wiring.Component):
                 with m.If(a_count == 0):
                     m.d.comb += issue.end.eq(1)
                     m.next = "TILE_END"
+                with m.Elif(a_e >= a["scored"]):
+                    pass                           # the head's score is not written yet
                 with m.Elif(over):
                     m.d.comb += self.over.eq(1)
                     m.d.sync += [pend.eq(1), pend_m.eq(a["head_s"])]

@@ -30,7 +30,9 @@ from amaranth.lib.wiring import In, Out
 
 from gen.formats import Formats, unsigned_bits
 
-__all__ = ["TileStore"]
+__all__ = ["TileStore", "SLOTS"]
+
+SLOTS = 2          # tiles a store holds (the K store: read ahead; the V store: fetched ahead)
 
 
 class TileStore(wiring.Component):
