@@ -136,8 +136,15 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
               "keys × that (`SU-FA lanes`); the bus reads every K row (prediction) and the "
               "union of the lanes' V rows (`memory`); the predictor takes one key per cycle. "
               "Per case, each resource's busy cycles as a share of the job's cycles; the rest "
-              "is pipeline fill and drain (the first tile is read and predicted before the lanes "
-              "have work; O / L and the O writes follow the last key) and rescale stalls.", ""]
+              "is pipeline fill and drain and rescale stalls: the first tile is read and "
+              "predicted before the lanes have work (sparse: they start accumulating a tile once "
+              "its first two keys are scored; dense: once all are); a rescale stalls its lane "
+              f"d + 5 cycles plus its pipeline drain; after a block's last key each lane divides "
+              f"O by L (reciprocal, then d cycles) and the block's {cfg.lanes} rows are written "
+              "before its lanes accumulate the next block (the next block's scores are already "
+              "computed). The random cases are one block of queries, so nothing hides their fill "
+              "and drain; MiniLM has 4 tiles per block, so the per-block O / L and output weigh "
+              "most at small k.", ""]
     for r, c, _, util, which, _ in bench_rows(cfg, results):
         shares = {"SU-FA lanes": lane_bound(r["blocks"], fmt),
                   "memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"]}

@@ -104,12 +104,16 @@ def _synth(report: dict) -> list[str]:
     lines = ["", "**Synthesis of `star_core` vs lanes** (d = 64, 16-bit; lanes = 128 is the "
              "`paper` preset; Yosys generic cells, memories as macros; "
              "[report](docs/results/synth_scaling/report.md)):", "",
-             "| lanes | cells | flip-flops | memory bits | Verilog convert (s) | synth (s) |",
-             "|---|---|---|---|---|---|"]
+             "| lanes | cells | flip-flops | memory bits | SU-FA multipliers | Verilog convert (s) "
+             "| synth (s) |", "|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         t = r["total"]
         lines.append(f"| {r['lanes']} | {t['cells']:,} | {t['flip_flops']:,} | "
-                     f"{t['memory_bits']:,} | {r['convert_s']:.0f} | {r['synth_s']:.0f} |")
+                     f"{t['memory_bits']:,} | {r.get('sufa_multipliers', '-')} | "
+                     f"{r['convert_s']:.0f} | {r['synth_s']:.0f} |")
+    if report.get("generate"):
+        lines += ["", "`star generate` wall time: " + ", ".join(
+            f"{g['preset']} {g['seconds']:.0f} s" for g in report["generate"]) + "."]
     return lines
 
 

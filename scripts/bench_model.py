@@ -120,8 +120,9 @@ def markdown(r: dict) -> str:
               f"tile {p['tile']}, AXI {p['axi_data_bits']}-bit; one head, prefill "
               f"(Q_LEN = SEQ_LEN, non-causal), sparse k = {r['k_tile']} of {p['tile']} (25 %).",
               "", "Assumptions: the union of the 128 lanes' selections "
-              f"({rates['sparse']['union']:.1%} of each tile) and the rescale events per tile "
-              f"(sparse {rates['sparse']['events']:.2f}, dense {rates['dense']['events']:.2f}) "
+              f"({rates['sparse']['union']:.1%} of each tile) and the rescale events per lane and "
+              f"tile (sparse {rates['sparse']['events']:.2f}, dense "
+              f"{rates['dense']['events']:.2f}) "
               "are those measured on MiniLM layers 0-5 (256 tokens, d = 32) at 128 lanes and "
               "are taken as independent of S; the memory returns one 512-bit beat per cycle "
               "after 2 cycles (the RTL tests' AxiRam), i.e. the bandwidth of an on-chip or "

@@ -3,8 +3,9 @@
 For lanes in --lanes (default 8,16,32,64,128) at the ``paper`` preset's other parameters
 (d = 64, 16-bit, tile 64): convert star_core to Verilog (Amaranth) and synthesize it with
 :func:`gen.synth.module_stats` (hierarchical generic Yosys, memories as memory cells, one module
-per lane group synthesized and counted per lane). Writes report.md, report.json and time.png to
---out (default docs/results/synth_scaling). Run: ``make bench-synth`` (about 45 minutes on 2 cores).
+per kind of lane synthesized and counted per instance), and time `star generate` for every preset.
+Writes report.md, report.json and time.png to --out (default docs/results/synth_scaling). Run:
+``make bench-synth``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -33,6 +35,8 @@ def measure(lanes: int, work: Path) -> dict:
     return {"lanes": lanes, "convert_s": round(convert_s, 1), "synth_s": round(rep["seconds"], 1),
             "verilog_mb": round(len(text) / 1e6, 1), "total": rep["total"],
             "stages": stage_cells(rep),
+            "sufa_multipliers": stage_cells(rep, "multipliers").get("SU-FA", 0),
+            "multipliers_per_lane": 2 * cfg.sufa_macs,
             "python_rss_gb": _gb(resource.RUSAGE_SELF), "yosys_rss_gb": _gb(resource.RUSAGE_CHILDREN)}
 
 
@@ -65,7 +69,23 @@ def plot(rows, path: Path):
     plt.close(fig)
 
 
-def markdown(rows, cmd: str) -> str:
+def generation_times(work: Path) -> list[dict]:
+    """Wall time of `star generate -p NAME` (a fresh process) for every preset."""
+    from gen.config import PRESETS
+    star = Path(sys.executable).with_name("star")
+    out = []
+    for name in sorted(PRESETS):
+        t0 = time.monotonic()
+        subprocess.run([str(star), "generate", "-p", name, "-o", str(work / f"gen_{name}")],
+                       check=True, stdout=subprocess.DEVNULL)
+        out.append({"preset": name, "lanes": PRESETS[name].lanes,
+                    "seconds": round(time.monotonic() - t0, 1)})
+        print(f"synth_scaling: star generate -p {name}: {out[-1]['seconds']} s", file=sys.stderr,
+              flush=True)
+    return out
+
+
+def markdown(rows, cmd: str, gen_times=()) -> str:
     cfg = preset("paper")
     lines = [
         "# star_core generation and synthesis time vs lanes", "",
@@ -75,9 +95,9 @@ def markdown(rows, cmd: str) -> str:
         f"k_tile {cfg.k_tile}, AXI {cfg.axi_data_bits}-bit) with `lanes` varied; "
         f"lanes = {cfg.lanes} is the paper preset itself. Synthesis: `star synth` "
         "(gen.synth.module_stats): hierarchical generic Yosys `synth`, memories kept as "
-        "memory cells (SRAM macros, counted in bits), one module per lane group "
-        "synthesized and counted once per lane (the lanes are identical by construction; "
-        "tests/test_synth.py checks the totals against synthesizing every lane). Cells are "
+        "memory cells (SRAM macros, counted in bits); each kind of lane is one module "
+        "(hw/shared.py), synthesized once and counted per instance (tests/test_synth.py "
+        "checks the totals against a design with every lane its own module). Cells are "
         "Yosys generic gates ($_AND_, $_DFF_P_, ...), every instance counted. Times are "
         "wall-clock seconds; other jobs may have shared the 2 cores (upper bounds).", "",
         "| lanes | Verilog (MB) | convert (s) | synth (s) | cells | flip-flops | memory bits | "
@@ -87,6 +107,22 @@ def markdown(rows, cmd: str) -> str:
         lines.append(f"| {r['lanes']} | {r['verilog_mb']} | {r['convert_s']:.0f} | "
                      f"{r['synth_s']:.0f} | {t['cells']:,} | {t['flip_flops']:,} | "
                      f"{t['memory_bits']:,} | {r['python_rss_gb']} / {r['yosys_rss_gb']} |")
+    lines += ["", f"SU-FA multipliers (Yosys `$mul` cells of the SU-FA stage, every instance): "
+              f"per lane {cfg.sufa_macs} for q·k and {cfg.sufa_macs} for p·v (`sufa_macs` = "
+              f"{cfg.sufa_macs}), one state multiplier (rescale, O / L) and the exp2 unit's "
+              "score-scale multiplier:", "",
+              "| lanes | SU-FA `$mul` cells | of which q·k + p·v (lanes × 2·sufa_macs) |",
+              "|---|---|---|"]
+    for r in rows:
+        if "sufa_multipliers" in r:
+            lines.append(f"| {r['lanes']} | {r['sufa_multipliers']:,} | "
+                         f"{r['lanes'] * r['multipliers_per_lane']:,} |")
+    if gen_times:
+        lines += ["", "`star generate` wall time per preset (all four tops, one process, the "
+                  "per-lane modules converted once):", "", "| preset | lanes | seconds |",
+                  "|---|---|---|"]
+        for g in gen_times:
+            lines.append(f"| {g['preset']} | {g['lanes']} | {g['seconds']:.1f} |")
     stages = sorted({s for r in rows for s in r["stages"]})
     lines += ["", "Cells per stage (every instance counted):", "",
               "| lanes | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
@@ -130,8 +166,12 @@ def main(argv=None) -> int:
               f"{r['total']['cells']:,} cells", file=sys.stderr, flush=True)
         (out / "report.json").write_text(json.dumps({"command": cmd, "machine": machine(),
                                                       "rows": rows}, indent=1) + "\n")
+    gen_times = generation_times(REPO / "build" / "synth_scaling")
+    (out / "report.json").write_text(json.dumps({"command": cmd, "machine": machine(),
+                                                  "rows": rows, "generate": gen_times},
+                                                 indent=1) + "\n")
     plot(rows, out / "time.png")
-    (out / "report.md").write_text(markdown(rows, cmd))
+    (out / "report.md").write_text(markdown(rows, cmd, gen_times))
     print(f"synth_scaling: wrote {out / 'report.md'}", file=sys.stderr)
     return 0
 
