@@ -104,13 +104,22 @@ def _synth(report: dict) -> list[str]:
     lines = ["", "**Synthesis of `star_core` vs lanes** (d = 64, 16-bit; lanes = 128 is the "
              "`paper` preset; Yosys generic cells, memories as macros; "
              "[report](docs/results/synth_scaling/report.md)):", "",
-             "| lanes | cells | flip-flops | memory bits | SU-FA multipliers | Verilog convert (s) "
-             "| synth (s) |", "|---|---|---|---|---|---|---|"]
+             "| lanes | cells | flip-flops | memory bits | SU-FA q·k + p·v multipliers | Verilog "
+             "convert (s) | synth (s) |", "|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         t = r["total"]
         lines.append(f"| {r['lanes']} | {t['cells']:,} | {t['flip_flops']:,} | "
-                     f"{t['memory_bits']:,} | {r.get('sufa_multipliers', '-')} | "
+                     f"{t['memory_bits']:,} | "
+                     f"{r['lanes'] * r['multipliers_per_lane'] if 'multipliers_per_lane' in r else '-'} | "
                      f"{r['convert_s']:.0f} | {r['synth_s']:.0f} |")
+    paper = report["rows"][-1]
+    if "sufa_multipliers" in paper:
+        goal = 38_585_526 / 10              # 1/10 of the d-wide SU-FA's paper preset (issue 21)
+        lines += ["", f"- `paper` preset: {paper['lanes'] * paper['multipliers_per_lane']} SU-FA "
+                  f"q·k + p·v multipliers (SOFA: 512) plus one state and one exp2 multiplier per "
+                  f"lane; {paper['total']['cells']:,} cells, goal ≤ {goal:,.0f} (1/10 of the "
+                  f"d-wide lanes' 38.6 M) — {'met' if paper['total']['cells'] <= goal else 'not met'}"
+                  " (the lanes' state is in flip-flops: docs/decisions.md)."]
     if report.get("generate"):
         lines += ["", "`star generate` wall time: " + ", ".join(
             f"{g['preset']} {g['seconds']:.0f} s" for g in report["generate"]) + "."]

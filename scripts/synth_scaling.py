@@ -107,16 +107,19 @@ def markdown(rows, cmd: str, gen_times=()) -> str:
         lines.append(f"| {r['lanes']} | {r['verilog_mb']} | {r['convert_s']:.0f} | "
                      f"{r['synth_s']:.0f} | {t['cells']:,} | {t['flip_flops']:,} | "
                      f"{t['memory_bits']:,} | {r['python_rss_gb']} / {r['yosys_rss_gb']} |")
-    lines += ["", f"SU-FA multipliers (Yosys `$mul` cells of the SU-FA stage, every instance): "
-              f"per lane {cfg.sufa_macs} for q·k and {cfg.sufa_macs} for p·v (`sufa_macs` = "
-              f"{cfg.sufa_macs}), one state multiplier (rescale, O / L) and the exp2 unit's "
-              "score-scale multiplier:", "",
-              "| lanes | SU-FA `$mul` cells | of which q·k + p·v (lanes × 2·sufa_macs) |",
-              "|---|---|---|"]
+    lines += ["", f"SU-FA multipliers: Yosys `$mul` cells of the SU-FA stage before optimisation, "
+              "every instance. Per lane: "
+              f"{cfg.sufa_macs} for q·k and {cfg.sufa_macs} for p·v (`sufa_macs` = "
+              f"{cfg.sufa_macs}), one state multiplier (rescale, O / L), the exp2 unit's "
+              "score-scale multiplier, and two multiplications by a constant from dynamic "
+              "indexing (the query chunk, the list entry: index × element width, a shift once "
+              "optimised). SOFA counts 512 SU-FA PEs beside 128 EXP and 128 DIV units.", "",
+              "| lanes | SU-FA `$mul` cells | q·k + p·v (lanes × 2·sufa_macs) | state + exp2 "
+              "(lanes × 2) |", "|---|---|---|---|"]
     for r in rows:
         if "sufa_multipliers" in r:
             lines.append(f"| {r['lanes']} | {r['sufa_multipliers']:,} | "
-                         f"{r['lanes'] * r['multipliers_per_lane']:,} |")
+                         f"{r['lanes'] * r['multipliers_per_lane']:,} | {2 * r['lanes']:,} |")
     if gen_times:
         lines += ["", "`star generate` wall time per preset (all four tops, one process, the "
                   "per-lane modules converted once):", "", "| preset | lanes | seconds |",
