@@ -57,7 +57,9 @@ def test_every_preset_shows_and_generates(name, tmp_path, capsys):
     assert main(["generate", "-p", name, "--tops", "star_sads", "-o", str(tmp_path)]) == 0
     assert (tmp_path / "rtl" / "filelist.f").read_text() == "star_sads.v\n"
     text = (tmp_path / "rtl" / "star_sads.v").read_text()
-    assert text.count("module \\star_sads.lane") == PRESETS[name].lanes
+    # the lanes are one module (hw/shared.py), instanced once per lane
+    assert text.count("module \\star_sads.sads.lane ") == 1
+    assert text.count("\\star_sads.sads.lane  lane") == PRESETS[name].lanes
     man = json.loads((tmp_path / "manifest.json").read_text())
     assert list(man["tops"]) == ["star_sads"] and man["config"]["name"] == name
     assert main(["generate", "-p", name, "--tops", "star_sads,nope"]) == 2
@@ -166,7 +168,7 @@ def test_bench_writes_report_json_and_plots(tmp_path, capsys):
         assert c["CYCLES"] > 0 and c["TILES"] == -(-r["seq_len"] // 16)
     text = (tmp_path / "report.md").read_text()
     assert "| random S=48 k=25% |" in text and "![cycles](cycles.png)" in text
-    sufa_lane = report["area"]["modules"]["star_core.sufa.lane0"]
+    sufa_lane = report["area"]["modules"]["star_core.sufa.lane"]
     assert sufa_lane["instances"] == 4 and report["area"]["total"]["cells"] > 4 * sufa_lane["cells"]
     assert "| SU-FA |" in text and "![area](area.png)" in text
     for png in ("cycles.png", "bytes.png", "util.png", "area.png"):
