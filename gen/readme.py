@@ -110,7 +110,7 @@ def _synth(report: dict) -> list[str]:
         t = r["total"]
         lines.append(f"| {r['lanes']} | {t['cells']:,} | {t['flip_flops']:,} | "
                      f"{t['memory_bits']:,} | "
-                     f"{r['lanes'] * r['multipliers_per_lane'] if 'multipliers_per_lane' in r else '-'} | "
+                     f"{r['lanes'] * r.get('multipliers_per_lane', 0) or '-'} | "
                      f"{r['convert_s']:.0f} | {r['synth_s']:.0f} |")
     paper = report["rows"][-1]
     if "sufa_multipliers" in paper:
@@ -118,7 +118,8 @@ def _synth(report: dict) -> list[str]:
         lines += ["", f"- `paper` preset: {paper['lanes'] * paper['multipliers_per_lane']} SU-FA "
                   f"q·k + p·v multipliers (SOFA: 512) plus one state and one exp2 multiplier per "
                   f"lane; {paper['total']['cells']:,} cells, goal ≤ {goal:,.0f} (1/10 of the "
-                  f"d-wide lanes' 38.6 M) — {'met' if paper['total']['cells'] <= goal else 'not met'}"
+                  f"d-wide lanes' 38.6 M) — "
+                  f"{'met' if paper['total']['cells'] <= goal else 'not met'}"
                   " (the lanes' state is in flip-flops: docs/decisions.md)."]
     if report.get("generate"):
         lines += ["", "`star generate` wall time: " + ", ".join(

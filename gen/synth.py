@@ -94,9 +94,9 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
     Memories are not mapped to flip-flops (``synth`` without ``memory_map``): they stay memory
     cells, counted in bits, as SRAM macros or block RAM would be. The per-lane modules are one
     module instanced once per lane (``hw.shared``): synthesized once, counted per instance, so
-    synthesis time grows with the shared logic, not with the lane count. With a Liberty file, also maps to its cells
-    (``dfflibmap``, ``abc -liberty``) and reports the area in the library's unit (µm² for
-    osu018) per module; memory cells have no area there.
+    synthesis time grows with the shared logic, not with the lane count. With a Liberty file,
+    also maps to its cells (``dfflibmap``, ``abc -liberty``) and reports the area in the
+    library's unit (µm² for osu018) per module; memory cells have no area there.
 
     Returns {"top", "modules": {name: {"cells", "flip_flops", "memories", "memory_bits",
     "multipliers", "instances", ["area"]}}, "total": {...the same summed over every

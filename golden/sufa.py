@@ -9,9 +9,10 @@ Model of ``hw/sufa.py``. Per query row, one running state (M, L, O) over the til
   (the tile merge);
 * then each row visits its own selected keys in list order (each query lane walks its own list):
   SADS's order (predicted top-1, top-2, then the rest in descending predicted score: the
-  paper's sorted updating) or, dense, ascending key index. Fast path s <= M: p = w(M - s); L += p; O += p·v (no comparison against a
-  changing max, no rescale); max assurance, s > M: L, O = rs(·, w(s - M)), M = s, counted, then the
-  fast path (p = 1.0). Predicted top-1/top-2 make this rare; it costs cycles, never accuracy;
+  paper's sorted updating) or, dense, ascending key index. Fast path s <= M: p = w(M - s);
+  L += p; O += p·v (no comparison against a changing max, no rescale); max assurance, s > M:
+  L, O = rs(·, w(s - M)), M = s, counted, then the fast path (p = 1.0). Predicted top-1/top-2
+  make this rare; it costs cycles, never accuracy;
 * O = o / l by the reciprocal unit.
 
 w(t) is the exp2 unit (``golden.exp2.weight``); rs(x, f) = round_half_up(x·f / 2**P) is the one

@@ -177,7 +177,8 @@ class StarCore(wiring.Component):
             m.d.comb += tag.dest.eq(dest)
             with m.If(sel == dest):
                 m.d.comb += [axi.rd_req.valid.eq(valid), axi.rd_req.payload.addr.eq(addr),
-                             axi.rd_req.payload.tag.eq(tag), grant[dest].eq(valid & axi.rd_req.ready)]
+                             axi.rd_req.payload.tag.eq(tag),
+                             grant[dest].eq(valid & axi.rd_req.ready)]
         m.d.sync += [held.eq(axi.rd_req.valid & ~axi.rd_req.ready), held_dest.eq(sel)]
 
         # ---- read responses: Q rows to the predictor and the lanes, K rows to the predictor and

@@ -103,7 +103,8 @@ class SufaEngine(wiring.Component):
                      vs.w_en.eq(self.v_en), vs.w_addr.eq(self.v_addr), vs.w_row.eq(self.v_row)]
         lanes = [SufaLane(self.cfg, self.partial) for _ in range(T)]
         lst = self.lists.payload
-        m.d.comb += [self.q.ready.eq(1), self.lists.ready.eq(~Cat(l.list_full for l in lanes).any()),
+        m.d.comb += [self.q.ready.eq(1),
+                     self.lists.ready.eq(~Cat(l.list_full for l in lanes).any()),
                      self.q_free.eq(~Cat(l.q_full for l in lanes).any()),
                      self.k_release.eq(Cat(l.s_pend for l in lanes).all()),
                      self.v_release.eq(Cat(l.a_pend for l in lanes).all())]
