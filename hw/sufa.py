@@ -119,9 +119,9 @@ class SufaEngine(wiring.Component):
                 lane.list_index.eq(lst.index[t]), lane.list_count.eq(lst.count[t]),
                 lane.list_first.eq(lst.first), lane.list_final.eq(lst.final),
                 ks.addr[t].eq(lane.k_addr), lane.k_chunk.eq(ks.chunk[t]),
-                lane.k_idx.eq(ks.chunk_idx[t]), lane.k_phase.eq(ks.phase[t]),
+                lane.k_phase.eq(ks.phase[t]),
                 vs.addr[t].eq(lane.v_addr), lane.v_chunk.eq(vs.chunk[t]),
-                lane.v_idx.eq(vs.chunk_idx[t]), lane.v_phase.eq(vs.phase[t]),
+                lane.v_idx.eq(vs.chunk_idx[t]),
                 lane.v_filled.eq(self.v_filled),
                 lane.k_release.eq(self.k_release), lane.v_release.eq(self.v_release),
             ]

@@ -38,7 +38,7 @@ from .exp2 import Exp2Unit
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
 
-__all__ = ["SufaLane", "s_latency", "A_LATENCY", "rescale_cycles", "norm_cycles"]
+__all__ = ["SufaLane", "OState", "s_latency", "A_LATENCY", "rescale_cycles", "norm_cycles"]
 
 # A stage: key issue -> exp2 (3) -> V read address -> V chunk + p -> p·v product -> accumulate
 A_LATENCY = Exp2Unit.latency + 2
@@ -67,9 +67,10 @@ class SufaLane(wiring.Component):
                             that block's first tile).
     list_we, list_index, list_count, list_first, list_final
                             the lane's list of the next tile (``list_full`` until S takes it).
-    k_addr / k_chunk, k_idx, k_phase; v_addr / v_chunk, v_idx, v_phase
-                            the tile stores: address out, chunk and its index back a cycle later,
-                            ``*_phase`` the chunk index the address reads this cycle.
+    k_addr / k_chunk, k_phase; v_addr / v_chunk, v_idx
+                            the tile stores: address out, chunk back a cycle later; ``k_phase``
+                            the chunk index the K address reads this cycle, ``v_idx`` the index
+                            of the V chunk that arrives.
     v_filled                a tile's V rows are all in the V store (tiles in order).
     k_release, v_release    the engine freed the oldest K / V tile slot (every lane had
                             ``s_pend`` / ``a_pend``: finished S / A of it).
@@ -100,7 +101,7 @@ class SufaLane(wiring.Component):
             "list_count": In(self.cnt_bits), "list_first": In(1), "list_final": In(1),
             "k_addr": Out(self.addr_bits), "v_addr": Out(self.addr_bits),
             "k_chunk": In(chunk), "v_chunk": In(chunk),
-            "k_idx": In(idx), "v_idx": In(idx), "k_phase": In(idx), "v_phase": In(idx),
+            "v_idx": In(idx), "k_phase": In(idx),
             "v_filled": In(1), "k_release": In(1), "v_release": In(1),
             "s_pend": Out(1), "a_pend": Out(1),
             "done": Out(1), "clear_block": In(1),
@@ -256,8 +257,7 @@ class SufaLane(wiring.Component):
 
         M, has = Signal(signed(sb)), Signal()
         L = Signal(fmt.l_bits)
-        O = [Signal(signed(fmt.o_bits), name=f"O_e{e}") for e in range(d)]
-        pend, pend_m = Signal(), Signal(signed(sb))
+        pend_m = Signal(signed(sb))
 
         v_avail = Signal(range(3))
         m.d.sync += v_avail.eq(v_avail + self.v_filled - a_take)
@@ -303,21 +303,25 @@ class SufaLane(wiring.Component):
             m.d.sync += p_hold.eq(exp.p)
         fp = fl[Exp2Unit.latency]                   # V chunk of fv's address is here
         pv = [Signal(signed(fmt.p_bits + b), name=f"pv_{i}") for i in range(P)]
-        pv_idx = Signal(self.idx_bits)
         pd = Signal(fmt.p_bits)
         m.d.sync += [pv[i].eq(Mux(fp.valid, p_hold, 0) * self.v_chunk[i]) for i in range(P)]
-        m.d.sync += [pv_idx.eq(self.v_idx), pd.eq(Mux(fp.valid & fp.first, p_hold, 0))]
+        m.d.sync += pd.eq(Mux(fp.valid & fp.first, p_hold, 0))
         fa = fl[-1]
         m.d.comb += self.mac_busy.eq(fp.valid)
+        # O[chunk] += p·v[chunk]: the chunk is read as its V chunk arrives, written a cycle later
+        # (otherwise the state pass reads the chunk of its next element)
+        m.submodules.ostate = O = OState(cfg)
+        e_next = Signal(range(d + 1))
+        lp, lg = P.bit_length() - 1, G.bit_length() - 1
+        m.d.comb += O.addr.eq(Mux(fp.valid, self.v_idx, e_next[lp:lp + lg] if lg else 0))
         with m.If(fa.valid):
             m.d.sync += L.eq(L + pd)
-            for c in range(G):
-                with m.If(pv_idx == c):
-                    m.d.sync += [O[c * P + i].eq(O[c * P + i] + pv[i]) for i in range(P)]
+            m.d.comb += [O.w_en.eq(-1), O.mark.eq(1)]
+            m.d.comb += [O.w_data[i].eq(O.data[i] + pv[i]) for i in range(P)]
 
         scored = Signal(self.cnt_bits)
         m.d.comb += scored.eq(Mux(a_slot, st["scored"][1], st["scored"][0]))
-        self._control(m, dict(M=M, has=has, L=L, O=O, pend=pend, pend_m=pend_m, rec=rec,
+        self._control(m, dict(M=M, has=has, L=L, O=O, e_next=e_next, pend_m=pend_m, rec=rec,
                               scored=scored,
                               v_avail=v_avail, ready=st["ready"], a_take=a_take,
                               a_slot=a_slot, a_final=a_final, a_count=a_count, a_e=a_e,
@@ -328,24 +332,26 @@ class SufaLane(wiring.Component):
         cfg, fmt = self.cfg, self.fmt
         d, G = cfg.head_dim, fmt.sufa_chunks
         P, R = fmt.exp_out_bits, fmt.recip_bits
-        M, has, L, O, pend, pend_m = a["M"], a["has"], a["L"], a["O"], a["pend"], a["pend_m"]
+        M, has, L, O, pend_m = a["M"], a["has"], a["L"], a["O"], a["pend_m"]
         rec, exp, issue = a["rec"], a["exp"], a["issue"]
         a_slot, a_e, a_n, a_count = a["a_slot"], a["a_e"], a["a_n"], a["a_count"]
         r = Signal(rec[0].shape())
         m.d.comb += r.eq(Mux(a_slot, rec[1].as_value(), rec[0].as_value()))
 
-        # the state multiplier (rescale by f, normalise by r): one element per cycle, d = L
-        sel_e = Signal(range(d + 1))
+        # the state pass through the state multiplier (rescale by f, normalise by r, or the
+        # partial state's unload): element sel_e of O per cycle (its chunk read a cycle
+        # earlier, from e_next), then L at sel_e = d
+        sel_e, e_next = Signal(range(d + 1)), a["e_next"]
+        m.d.comb += e_next.eq(sel_e)
+        m.d.sync += sel_e.eq(e_next)
         f_reg = Signal(max(fmt.p_bits, R + 1))
         nshift = Signal(unsigned_bits(fmt.l_bits - 1 + R))
         normalizing = Signal()
         x = Signal(signed(fmt.o_bits))
-        with m.Switch(sel_e):
-            for e in range(d):
-                with m.Case(e):
-                    m.d.comb += x.eq(O[e])
-            with m.Default():
-                m.d.comb += x.eq(L)
+        Pm = fmt.sufa_macs
+        elem = sel_e[:Pm.bit_length() - 1] if Pm > 1 else 0
+        m.d.comb += x.eq(Mux(sel_e == d, L, O.data.as_value().word_select(elem, fmt.o_bits)
+                             if Pm > 1 else O.data[0]))
         prod = Signal(signed(fmt.o_bits + len(f_reg) + 1))
         m.d.comb += prod.eq(x * f_reg)
         mul_out = Signal(signed(len(prod) + 1))
@@ -356,13 +362,20 @@ class SufaLane(wiring.Component):
             m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(nshift)])) >> sh)
         scale = Signal()
         with m.If(scale):
-            m.d.sync += sel_e.eq(sel_e + 1)
-            with m.Switch(sel_e):
-                for e in range(d):
-                    with m.Case(e):
-                        m.d.sync += O[e].eq(mul_out)
-                with m.Default():
-                    m.d.sync += L.eq(mul_out)
+            m.d.comb += e_next.eq(sel_e + 1)
+            with m.If(sel_e == d):
+                m.d.sync += L.eq(mul_out)
+            with m.Else():
+                m.d.comb += [O.w_en.eq(Const(1, Pm) << elem if Pm > 1 else 1)]
+                m.d.comb += [O.w_data[i].eq(mul_out) for i in range(Pm)]
+        # the row out (normalised and saturated; partial: O unscaled), shifted in element-wise
+        out = self.state.o if self.partial else self.o_row
+        shift_in = Signal()
+        new_e = x if self.partial else Mux(mul_out > fmt.qmax, fmt.qmax,
+                                           Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
+        ew = fmt.o_bits if self.partial else cfg.data_bits
+        with m.If(shift_in):
+            m.d.sync += out.as_value().eq(Cat(out.as_value()[ew:], new_e[:ew]))
 
         wait = Signal(range(Exp2Unit.latency + 1))
         over = Signal()
@@ -382,7 +395,7 @@ class SufaLane(wiring.Component):
                         m.d.sync += [M.eq(r.m), has.eq(1)]
                     with m.If(r.has & has & (r.m > M)):
                         m.d.comb += self.grow.eq(1)
-                        m.d.sync += [pend.eq(1), pend_m.eq(r.m)]
+                        m.d.sync += pend_m.eq(r.m)
                         m.next = "DRAIN"
                     with m.Else():
                         m.next = "WALK"
@@ -397,7 +410,7 @@ class SufaLane(wiring.Component):
                     pass                           # the head's score is not written yet
                 with m.Elif(over):
                     m.d.comb += self.over.eq(1)
-                    m.d.sync += [pend.eq(1), pend_m.eq(a["head_s"])]
+                    m.d.sync += pend_m.eq(a["head_s"])
                     m.next = "DRAIN"
                 with m.Else():
                     m.d.comb += [issue.valid.eq(1), issue.first.eq(a_n == 0),
@@ -424,43 +437,81 @@ class SufaLane(wiring.Component):
                 m.d.comb += [self.stalled.eq(1), a["factor"].eq(1)]
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
-                    m.d.sync += [f_reg.eq(exp.p), sel_e.eq(0), normalizing.eq(0)]
+                    m.d.sync += [f_reg.eq(exp.p), normalizing.eq(0)]
+                    m.d.comb += e_next.eq(0)
                     m.next = "SCALE"
             with m.State("SCALE"):
                 m.d.comb += [self.stalled.eq(1), scale.eq(1)]
                 with m.If(sel_e == d):
-                    m.d.sync += [M.eq(pend_m), pend.eq(0)]
+                    m.d.sync += M.eq(pend_m)
                     m.next = "WALK"
             with m.State("FINAL"):
                 with m.If(~a["busy_pipe"]):
                     if self.partial:
-                        m.next = "DONE"
+                        m.d.comb += e_next.eq(0)
+                        m.next = "UNLOAD"
                     else:
                         m.d.comb += recip.start.eq(1)
                         m.next = "RECIP"
             if not self.partial:
                 with m.State("RECIP"):
                     with m.If(recip.done):
-                        m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift), sel_e.eq(0),
+                        m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift),
                                      normalizing.eq(1)]
-                        m.next = "NORM"
-                with m.State("NORM"):
-                    m.d.sync += sel_e.eq(sel_e + 1)
-                    sat = Mux(mul_out > fmt.qmax, fmt.qmax,
-                              Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
-                    with m.Switch(sel_e):
-                        for e in range(d):
-                            with m.Case(e):
-                                m.d.sync += self.o_row[e].eq(sat)
-                    with m.If(sel_e == d - 1):
-                        m.d.sync += normalizing.eq(0)
-                        m.next = "DONE"
+                        m.d.comb += e_next.eq(0)
+                        m.next = "UNLOAD"
+            with m.State("UNLOAD"):
+                m.d.comb += [shift_in.eq(1), e_next.eq(sel_e + 1)]
+                with m.If(sel_e == d - 1):
+                    m.d.sync += normalizing.eq(0)
+                    m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.clear_block):
-                    m.d.sync += [has.eq(0), L.eq(0)] + [o.eq(0) for o in O]
+                    m.d.sync += [has.eq(0), L.eq(0)]
+                    m.d.comb += O.clear.eq(1)
                     m.next = "TILE"
 
         m.d.comb += [self.state.has.eq(has), self.state.m.eq(Mux(has, M, 0)),
                      self.state.l.eq(L)]
-        m.d.comb += [self.state.o[e].eq(O[e]) for e in range(d)]
+
+
+class OState(wiring.Component):
+    """A lane's output accumulator O[head_dim] in a memory of G = head_dim / P chunks of P
+    elements (no flip-flop per element, P adders instead of head_dim).
+
+    addr        In: the chunk read this cycle; ``data`` gives it a cycle later (a chunk not
+                written since ``clear`` reads as zeros; a write in the same cycle is seen).
+    w_en, w_data    In: per element, write the chunk ``data`` gives this cycle (the chunk
+                read last cycle): the read-modify-write of O[chunk] += p·v[chunk] and of the
+                rescale's one element per cycle.
+    mark        In: the write makes the whole chunk valid (every element written).
+    clear       In: every chunk reads as zeros from the next cycle.
+    """
+
+    def __init__(self, cfg):
+        fmt = Formats(cfg)
+        self.P, self.ob = fmt.sufa_macs, fmt.o_bits
+        self.G = max(fmt.sufa_chunks, 2)              # (G = 1: one chunk used, no 0-bit address)
+        chunk = data.ArrayLayout(signed(self.ob), self.P)
+        super().__init__({"addr": In(range(self.G)), "data": Out(chunk),
+                          "w_en": In(self.P), "w_data": In(chunk), "mark": In(1),
+                          "clear": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self.P * self.ob
+        m.submodules.mem = mem = Memory(shape=width, depth=self.G, init=[])
+        wp = mem.write_port(granularity=self.ob)
+        rp = mem.read_port(transparent_for=(wp,))
+        chunk = Signal(range(self.G))                 # the chunk ``data`` holds
+        valid = Signal(self.G)                        # chunks written since clear
+        m.d.sync += chunk.eq(self.addr)
+        m.d.comb += [rp.addr.eq(self.addr), wp.addr.eq(chunk), wp.en.eq(self.w_en),
+                     wp.data.eq(self.w_data.as_value()),
+                     self.data.as_value().eq(Mux(valid.bit_select(chunk, 1), rp.data, 0))]
+        with m.If(self.clear):
+            m.d.sync += valid.eq(0)
+        with m.Elif(self.mark):
+            m.d.sync += valid.eq(valid | (Const(1, self.G) << chunk))
+        return m
