@@ -172,9 +172,8 @@ def stage_cells(report: dict, field: str = "cells") -> dict:
     """A :func:`module_stats` report of star_core summed per pipeline stage (every instance)."""
     out = {}
     for name, m in report["modules"].items():
-        parts = name.split(".")
-        key = parts[1].rstrip("0123456789") if len(parts) > 1 else ""
-        stage = STAGES.get(key, "control, bus, buffers")
+        keys = [part.rstrip("0123456789") for part in name.split(".")[1:]]
+        stage = next((STAGES[k] for k in keys if k in STAGES), "control, bus, buffers")
         out[stage] = out.get(stage, 0) + m.get(field, 0) * m["instances"]
     return dict(sorted(out.items()))
 

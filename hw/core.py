@@ -3,20 +3,24 @@
 Model: :mod:`golden.core` (bit-exact O and counters). User documentation: ``docs/core.md``.
 
 Structure (one attention head per job, query blocks of T = ``lanes`` rows, key tiles of
-Bc = ``tile`` keys):
+Bc = ``tile`` keys); components joined with ``wiring.connect``:
 
-* controller: samples and checks the job registers (``hw/regmap.py`` error codes), then per query
-  block reads the block's Q rows (to the predictor and SU-FA lane registers) and, after the last
-  tile, writes the active lanes' O rows;
-* front (tiling, cross-stage): reads the K rows of tile j into a free slot of SU-FA's two-tile K
-  store and streams them through the DLZS predictor into SADS, with the per-lane validity (causal
-  limit, ragged sequence, idle lanes of a partial block) computed from the key index. The front
-  runs ahead of the lanes by up to two tiles (the store's slots);
-* lists: SADS's per-lane lists (dense mode: each lane's count of visible keys) go to SU-FA, their
-  union to the V fetch, which reads those V rows once each into SU-FA's V tile store;
+* controller (here): samples and checks the job registers (``hw/regmap.py`` error codes), then
+  per query block plans it (active lanes, per-lane last visible key, tiles), reads its Q rows
+  (to the predictor and the SU-FA lanes) and lets the front and the lists run;
+* read arbiter (``hw/read_arbiter.py``): V before K before Q on the AXI read channel;
+* tile front (``hw/front.py``): the K rows of each tile into a free slot of SU-FA's K store and
+  through the DLZS predictor (``hw/dlzs.py``) into SADS (``hw/sads.py``), with each key's
+  per-lane validity (causal limit, ragged sequence, idle lanes); it runs ahead of the lanes by
+  up to two tiles (the store's slots);
+* lists (``hw/lists.py``): SADS's per-lane lists (dense mode: each lane's visible keys) to SU-FA,
+  their union to the V fetch (``hw/vfetch.py``), which reads those V rows once each into SU-FA's
+  V store;
 * SU-FA (``hw/sufa.py``): every lane walks its own list (``hw/sufa_lane.py``); K and V tile
   stores of two tiles (``hw/tilebuf.py``) are refilled as the lanes release them (tile-slot
-  credits); ``hw/axi.py`` moves rows; ``hw/csr.py`` holds the registers.
+  credits);
+* O writer (``hw/owriter.py``): the blocks' rows to memory (a node core: partial states to the
+  network); ``hw/axi.py`` moves rows; ``hw/csr.py`` holds the registers.
 
 Throughput: per tile, the K rows (one per ``row_beats`` bus cycles) and the union's V rows
 share the AXI read channel; the predictor and SADS take one key per cycle; each SU-FA lane takes
@@ -33,8 +37,7 @@ from types import SimpleNamespace
 
 from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, flipped
 
 from gen.config import ConfigError
 from gen.formats import Formats, unsigned_bits
@@ -42,21 +45,18 @@ from gen.formats import Formats, unsigned_bits
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
 from .csr import CsrBlock
 from .dlzs import DlzsPredictor
+from .front import TileFront, block_layout
 from .layouts import lane_row_layout
+from .lists import ListStage
 from .merge import partial_layout
+from .owriter import OWriter
+from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
 from .regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
-from .shared import add_lane
 from .sufa import SufaEngine
+from .vfetch import VFetch
 
 __all__ = ["StarCore", "first_error", "tensor_ends"]
-
-
-def onehot(value, n: int):
-    """An n-bit vector with bit ``value`` set."""
-    return Cat(*(value == i for i in range(n)))
-
-DEST_Q, DEST_K, DEST_V = 0, 1, 2
 
 
 class StarCore(wiring.Component):
@@ -72,8 +72,7 @@ class StarCore(wiring.Component):
     partial state per query row at ``part`` (rows past Q_LEN are not sent), and the root writes
     the array's final O rows that arrive at ``o_in`` (in query order) to O_BASE.
     A block whose keys all lie before key_lo (causal) or whose lanes see no key of the shard
-    still gives SU-FA one beat without a selected key (it reads the V row of local key 0), so
-    its partials (has = 0) go out in order.
+    still gives SU-FA one empty tile, so its partials (has = 0) go out in order.
     """
 
     def __init__(self, cfg, spatial: bool = False):
@@ -103,297 +102,149 @@ class StarCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, fmt = self.cfg, self.fmt
-        T, Bc = cfg.lanes, cfg.tile
-        lb = Bc.bit_length() - 1
-        seq_bits = unsigned_bits(cfg.max_seq)
-        key_bits = unsigned_bits(cfg.max_seq + Bc)
-        lim_bits = key_bits + 1
-
-        spatial = self.spatial
+        cfg, fmt, spatial = self.cfg, self.fmt, self.spatial
+        u = SimpleNamespace()                 # the units, for the controller and the counters
+        u.csr = self._registers(m)
+        m.submodules.axi = u.axi = AxiRowMaster(cfg, tag_layout(cfg).size)
+        forward(m, self, u.axi, self.axi_members)
+        m.submodules.arb = arb = ReadArbiter(cfg)
+        m.submodules.front = u.front = TileFront(cfg)
+        m.submodules.pred = u.pred = DlzsPredictor(cfg)
+        m.submodules.sads = u.sads = SadsSelector(cfg)
+        m.submodules.lists = u.lists = ListStage(cfg)
+        m.submodules.vfetch = u.vf = VFetch(cfg)
+        m.submodules.sufa = u.sufa = SufaEngine(cfg, partial=spatial)
+        m.submodules.owriter = u.ow = OWriter(cfg, spatial)
+        u.q_req = arb.q
+        wiring.connect(m, arb.out, u.axi.rd_req)
+        wiring.connect(m, u.front.req, arb.k)
+        wiring.connect(m, u.vf.req, arb.v)
+        wiring.connect(m, u.sads.o, u.lists.sel)
+        wiring.connect(m, u.lists.lists, u.sufa.lists)
+        wiring.connect(m, u.lists.union, u.vf.union)
+        wiring.connect(m, u.sufa.o, u.ow.rows)
+        wiring.connect(m, u.ow.wr, u.axi.wr_req)
         if spatial:
-            csr = SimpleNamespace(
-                values={n: self.job[n] for n in JOB_NAMES},
-                counters={n: Signal(32, name=f"cnt_{n.lower()}") for n, _ in COUNTERS},
-                start=self.start, busy=Signal(), done_set=self.done, error_set=Signal(),
-                error_code=Signal(range(max(ErrorCode) + 1)), clear_status=Signal())
-            m.d.comb += self.error.eq(csr.error_set & (csr.error_code == ErrorCode.BUS))
-            m.d.comb += [self.counters[n].eq(c) for n, c in csr.counters.items()]
-        else:
-            m.submodules.csr = csr = CsrBlock(cfg)
+            wiring.connect(m, flipped(self.part), u.ow.part)
+            wiring.connect(m, flipped(self.o_in), u.ow.o_in)
+            m.d.comb += u.ow.root.eq(self.root)
+
+        # predictor -> SADS, with each key's per-lane validity from the front
+        pred, sads, front = u.pred, u.sads, u.front
+        m.d.comb += [sads.i.valid.eq(pred.a.valid), pred.a.ready.eq(sads.i.ready),
+                     sads.i.payload.last.eq(pred.a.payload.last),
+                     front.p_fire.eq(sads.i.valid & sads.i.ready),
+                     front.p_last.eq(sads.i.payload.last)]
+        for t in range(cfg.lanes):
+            m.d.comb += [sads.i.payload.score[t][0].eq(pred.a.payload.score[t][0]),
+                         sads.i.payload.valid[t][0].eq(front.p_valid[t])]
+        m.d.comb += [front.k_release.eq(u.sufa.k_release), u.vf.v_release.eq(u.sufa.v_release),
+                     front.empty_take.eq(u.lists.empty_take), u.lists.k_free.eq(front.k_free)]
+        self._responses(m, u)
+        self._controller(m, u)
+        self._counters(m, u)
+        return m
+
+    def _registers(self, m):
+        """The register block (a node core: the array's job registers and counters)."""
+        if not self.spatial:
+            m.submodules.csr = csr = CsrBlock(self.cfg)
             csr.connect(m, self)
+            return csr
+        csr = SimpleNamespace(
+            values={n: self.job[n] for n in JOB_NAMES},
+            counters={n: Signal(32, name=f"cnt_{n.lower()}") for n, _ in COUNTERS},
+            start=self.start, busy=Signal(), done_set=self.done, error_set=Signal(),
+            error_code=Signal(range(max(ErrorCode) + 1)), clear_status=Signal())
+        m.d.comb += self.error.eq(csr.error_set & (csr.error_code == ErrorCode.BUS))
+        m.d.comb += [self.counters[n].eq(c) for n, c in csr.counters.items()]
+        return csr
 
-        idx_bits = max(unsigned_bits(max(T - 1, 1)), lb + 1)
-        tag_layout = data.StructLayout({"dest": 2, "idx": idx_bits, "last": 1})
-        m.submodules.axi = axi = AxiRowMaster(cfg, tag_layout.size)
-        forward(m, self, axi, self.axi_members)
-        m.submodules.pred = pred = DlzsPredictor(cfg)
-        m.submodules.sads = sads = SadsSelector(cfg)
-        m.submodules.sufa = sufa = SufaEngine(cfg, partial=spatial)
-
-        # ---- job registers, sampled at START ------------------------------------------------
-        v = csr.values
-        job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
-        seq = job["SEQ_LEN"][:seq_bits]
-        qlen = job["Q_LEN"][:seq_bits]
-        # the keys this core owns: [key_lo, key_lo + kseq) (a single core: all of them)
-        if spatial:
-            key_lo, kseq = Signal(seq_bits), Signal(seq_bits)
-        else:
-            key_lo, kseq = 0, seq
-        causal, dense = job["MODE"][0], job["MODE"][1]
-        m.d.comb += [
-            sads.k.eq(job["K_TILE"]),
-            sads.radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_off, job["RADIUS"])),
-            sufa.mant.eq(job["SCALE_MANT"]), sufa.shift.eq(job["SCALE_SHIFT"]),
-            sufa.exact_max.eq(dense),
-        ]
-
-        # ---- counters ------------------------------------------------------------------------
-        cnt = csr.counters
-        clear = Signal()           # a job starts: counters to zero
-        m.d.comb += sufa.clear.eq(clear)
-
-        def count(name, cond, amount=1):
-            with m.If(clear):
-                m.d.sync += cnt[name].eq(0)
-            with m.Elif(cond):
-                m.d.sync += cnt[name].eq(cnt[name] + amount)
-
-        # ---- read requests: V (scheduler) before K (front) before Q (controller) --------------
-        req = {dest: (Signal(name=f"req{dest}_valid"), Signal(ADDR_BITS, name=f"req{dest}_addr"),
-                      Signal(tag_layout, name=f"req{dest}_tag"))
-               for dest in (DEST_Q, DEST_K, DEST_V)}
-        # a request presented and not yet taken keeps the channel (AXI: AR stays stable)
-        grant = {dest: Signal(name=f"grant{dest}") for dest in req}
-        sel = Signal(2)
-        held, held_dest = Signal(), Signal(2)
-        for dest in (DEST_Q, DEST_K, DEST_V):        # the last assignment wins: V first
-            with m.If(req[dest][0]):
-                m.d.comb += sel.eq(dest)
-        with m.If(held):
-            m.d.comb += sel.eq(held_dest)
-        for dest, (valid, addr, tag) in req.items():
-            m.d.comb += tag.dest.eq(dest)
-            with m.If(sel == dest):
-                m.d.comb += [axi.rd_req.valid.eq(valid), axi.rd_req.payload.addr.eq(addr),
-                             axi.rd_req.payload.tag.eq(tag),
-                             grant[dest].eq(valid & axi.rd_req.ready)]
-        m.d.sync += [held.eq(axi.rd_req.valid & ~axi.rd_req.ready), held_dest.eq(sel)]
-
-        # ---- read responses: Q rows to the predictor and the lanes, K rows to the predictor and
-        # the K store, V rows to the V store ------------------------------------------------------
-        resp = axi.rd_resp
-        rtag = data.View(tag_layout, resp.payload.tag)
+    def _responses(self, m, u):
+        """Read responses: Q rows to the predictor and the lanes (a node core: from memory or
+        the network, passed on with ``forward``), K rows to the predictor and the K store, V
+        rows to the V store."""
+        cfg, resp, sufa = self.cfg, u.axi.rd_resp, u.sufa
+        rtag = data.View(tag_layout(cfg), resp.payload.tag)
         is_q = resp.valid & (rtag.dest == DEST_Q)
         is_k = resp.valid & (rtag.dest == DEST_K)
         is_v = resp.valid & (rtag.dest == DEST_V)
         q_ok = 1                                          # the Q row may be taken
-        q_take = is_q                                     # a Q row goes to the lanes
+        u.q_take = is_q                                   # a Q row goes to the lanes
         q_row = Signal(lane_row_layout(cfg))
         m.d.comb += [q_row.lane.eq(rtag.idx), Value.cast(q_row.row).eq(resp.payload.row)]
-        if spatial:
-            # a Q row from memory (root) or the network, passed on at q_out with forward
-            q_wait = Signal()                             # a non-root core waits for rows
+        if self.spatial:
+            u.q_wait = Signal()                           # a non-root core waits for rows
             q_ok = ~self.forward | self.q_out.ready
             with m.If(~self.root):
-                m.d.comb += [q_row.eq(self.q_in.payload), self.q_in.ready.eq(q_wait & q_ok)]
-            q_take = Mux(self.root, is_q, self.q_in.valid & q_wait) & q_ok
-            m.d.comb += [self.q_out.valid.eq(self.forward & Mux(self.root, is_q,
-                                                                self.q_in.valid & q_wait)),
+                m.d.comb += [q_row.eq(self.q_in.payload), self.q_in.ready.eq(u.q_wait & q_ok)]
+            arriving = Mux(self.root, is_q, self.q_in.valid & u.q_wait)
+            u.q_take = arriving & q_ok
+            m.d.comb += [self.q_out.valid.eq(self.forward & arriving),
                          self.q_out.payload.eq(q_row)]
-        for port in (pred.q, sufa.q):
-            m.d.comb += [port.valid.eq(q_take), port.payload.eq(q_row)]
+        for port in (u.pred.q, sufa.q):
+            m.d.comb += [port.valid.eq(u.q_take), port.payload.eq(q_row)]
         m.d.comb += [
-            pred.k.valid.eq(is_k),
-            Value.cast(pred.k.payload.keys).eq(resp.payload.row),
-            pred.k.payload.last.eq(rtag.last),
-            sufa.k_en.eq(is_k & pred.k.ready), sufa.k_addr.eq(rtag.idx),
+            u.pred.k.valid.eq(is_k),
+            Value.cast(u.pred.k.payload.keys).eq(resp.payload.row),
+            u.pred.k.payload.last.eq(rtag.last),
+            sufa.k_en.eq(is_k & u.pred.k.ready), sufa.k_addr.eq(rtag.idx),
             sufa.k_row.eq(resp.payload.row),
             sufa.v_en.eq(is_v), sufa.v_addr.eq(rtag.idx), sufa.v_row.eq(resp.payload.row),
-            resp.ready.eq(Mux(rtag.dest == DEST_K, pred.k.ready,
+            u.vf.arrived.eq(is_v), u.vf.arrived_last.eq(is_v & rtag.last),
+            sufa.v_filled.eq(u.vf.filled),
+            resp.ready.eq(Mux(rtag.dest == DEST_K, u.pred.k.ready,
                               Mux(rtag.dest == DEST_V, 1, q_ok))),
         ]
 
-        # ---- block state -----------------------------------------------------------------------
-        qb = Signal(seq_bits, name="qb")                  # first query row of the block
-        n_act = Signal(range(T + 1))                      # active lanes of the block
-        lim = [Signal(lim_bits, name=f"lim_l{t}") for t in range(T)]   # last visible key
-        active = Signal(T)
-        n_t = Signal(key_bits - lb + 1)                   # tiles of the block
-        off = Signal(seq_bits)
-        m.d.comb += off.eq(seq - qlen)
-
-        # ---- tile slots: K and V stores hold two tiles each; a tile takes a slot (a credit)
-        # and the engine returns it when every lane is done with the tile --------------------
-        k_cred, v_cred = Signal(range(3)), Signal(range(3))
-        k_take, v_take = Signal(), Signal()
-        k_slot, v_slot = Signal(), Signal()
-        with m.If(clear):
-            m.d.sync += [k_cred.eq(2), v_cred.eq(2), k_slot.eq(0), v_slot.eq(0)]
-        with m.Else():
-            m.d.sync += [k_cred.eq(k_cred - k_take + sufa.k_release),
-                         v_cred.eq(v_cred - v_take + sufa.v_release)]
-
-        # ---- front: K rows -> K store and predictor -> SADS -------------------------------------
-        f_key = Signal(key_bits)
-        f_addr = Signal(ADDR_BITS)
-        f_tile = f_key[lb:]
-        run = Signal()
-        f_last = Signal()
-        m.d.comb += f_last.eq((f_key == kseq - 1) | (f_key[:lb] == Bc - 1))
-        kv, ka, kt = req[DEST_K]
-        empty = Signal()            # node core: the block sees no key of this shard
-        first_row = f_key[:lb] == 0
-        m.d.comb += [kv.eq(run & ~empty & (f_tile < n_t) & (~first_row | (k_cred != 0))),
-                     ka.eq(f_addr), kt.idx.eq(Cat(f_key[:lb], k_slot)), kt.last.eq(f_last)]
-        with m.If(grant[DEST_K]):
-            m.d.sync += f_addr.eq(f_addr + job["K_STRIDE"])
-            m.d.sync += f_key.eq(Mux(f_last, (f_tile + 1) << lb, f_key + 1))
-            m.d.comb += k_take.eq(first_row)
-            with m.If(f_last):
-                m.d.sync += k_slot.eq(~k_slot)
-
-        # predictor output -> SADS with the per-lane validity of each key
-        p_key = Signal(key_bits)
-        m.d.comb += [sads.i.valid.eq(pred.a.valid), pred.a.ready.eq(sads.i.ready),
-                     sads.i.payload.last.eq(pred.a.payload.last)]
-        m.d.comb += [sads.i.payload.score[t][0].eq(pred.a.payload.score[t][0]) for t in range(T)]
-        m.d.comb += [sads.i.payload.valid[t][0].eq(active[t] & (p_key <= lim[t]))
-                     for t in range(T)]
-        with m.If(sads.i.valid & sads.i.ready):
-            m.d.sync += p_key.eq(Mux(sads.i.payload.last, (p_key[lb:] + 1) << lb, p_key + 1))
-
-        # ---- lists: SADS's (dense: each lane's visible keys) -> SU-FA; their union -> V fetch ---
-        l_tile = Signal(key_bits - lb + 1)                # lists given in this block
-        l_base = Signal(key_bits)
-        m.d.comb += l_base.eq(l_tile << lb)
-        lst = sads.o.payload
-        lists = [LaneList(cfg, key_bits, lim_bits) for _ in range(T)]
-        union = 0
-        for t, ll in enumerate(lists):
-            add_lane(m, f"mask{t}", ll, "mask", (cfg, key_bits, lim_bits))
-            m.d.comb += [ll.index.eq(lst.index[t]), ll.count.eq(lst.count[t]),
-                         ll.active.eq(active[t]), ll.lim.eq(lim[t]), ll.base.eq(l_base),
-                         ll.dense.eq(dense), sufa.lists.payload.index[t].eq(lst.index[t]),
-                         sufa.lists.payload.count[t].eq(Mux(empty, 0, ll.count_out))]
-            union = union | ll.mask
-        vq_layout = data.StructLayout({"mask": Bc, "base": key_bits})
-        m.submodules.vq = vq = SyncFIFOBuffered(width=vq_layout.size, depth=3)
-        vq_in = Signal(vq_layout)
-        # an empty block (node core) gives the lanes one empty tile, with a K slot of its own
-        l_valid = Mux(empty, (l_tile == 0) & (k_cred != 0), sads.o.valid)
+    def _controller(self, m, u):
+        """Job controller: samples and checks the job registers at START, then per query block
+        plans the block (lanes, per-lane limits, tiles), reads its Q rows once every lane has
+        started the previous block, lets the front and the lists run, and ends the job once
+        every block's rows are out."""
+        cfg, fmt, spatial, csr = self.cfg, self.fmt, self.spatial, u.csr
+        T = cfg.lanes
+        seq_bits = unsigned_bits(cfg.max_seq)
+        front, lists, sufa, ow, sads = u.front, u.lists, u.sufa, u.ow, u.sads
+        job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
+        seq, qlen = job["SEQ_LEN"][:seq_bits], job["Q_LEN"][:seq_bits]
+        # the keys this core owns: [key_lo, key_lo + kseq) (a single core: all of them)
+        key_lo, kseq = (Signal(seq_bits), Signal(seq_bits)) if spatial else (0, seq)
+        causal, dense = job["MODE"][0], job["MODE"][1]
+        blk = Signal(block_layout(cfg))
+        run, begin, busy = Signal(), Signal(), Signal()
+        u.clear, u.busy = Signal(), busy
         m.d.comb += [
-            sufa.lists.valid.eq(run & l_valid & vq.w_rdy),
-            sufa.lists.payload.first.eq(l_tile == 0),
-            sufa.lists.payload.final.eq(l_tile == n_t - 1),
-            vq_in.mask.eq(Mux(empty, 0, union)), vq_in.base.eq(l_base),
-            vq.w_data.eq(vq_in), vq.w_en.eq(sufa.lists.valid & sufa.lists.ready),
+            sads.k.eq(job["K_TILE"]),
+            sads.radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_off, job["RADIUS"])),
+            sufa.mant.eq(job["SCALE_MANT"]), sufa.shift.eq(job["SCALE_SHIFT"]),
+            sufa.exact_max.eq(dense), sufa.clear.eq(u.clear),
+            front.block.eq(blk), front.kseq.eq(kseq), front.k_base.eq(job["K_BASE"]),
+            front.k_stride.eq(job["K_STRIDE"]), front.begin.eq(begin), front.run.eq(run),
+            front.clear.eq(u.clear), u.vf.clear.eq(u.clear),
+            u.vf.v_base.eq(job["V_BASE"]), u.vf.v_stride.eq(job["V_STRIDE"]),
+            lists.block.eq(blk), lists.dense.eq(dense), lists.run.eq(run),
+            lists.begin.eq(begin),
+            ow.o_base.eq(job["O_BASE"]), ow.o_stride.eq(job["O_STRIDE"]), ow.qlen.eq(qlen),
+            ow.busy.eq(busy), ow.block_in.eq(begin), csr.busy.eq(busy),
         ]
-        l_fire = sufa.lists.valid & sufa.lists.ready
-        with m.If(l_fire):
-            m.d.comb += sads.o.ready.eq(~empty)
-            m.d.sync += l_tile.eq(l_tile + 1)
-            with m.If(empty):
-                m.d.comb += k_take.eq(1)
-                m.d.sync += k_slot.eq(~k_slot)
-
-        # V fetch: per tile (in order, with a V slot) the union's rows in ascending key order
-        w_mask, w_base, w_busy = Signal(Bc), Signal(key_bits), Signal()
-        v_out = Signal(key_bits + 2)          # V rows requested and not yet arrived
-        vq_out = data.View(vq_layout, vq.r_data)
-        low = Signal(range(Bc))
-        for i in reversed(range(Bc)):
-            with m.If(w_mask[i]):
-                m.d.comb += low.eq(i)
-        vreq_layout = data.StructLayout({"key": key_bits, "slot": 1, "last": 1})
-        m.submodules.vreq = vreq = SyncFIFOBuffered(width=vreq_layout.size, depth=Bc)
-        vreq_in = Signal(vreq_layout)
-        rest = Signal(Bc)
-        m.d.comb += [rest.eq(w_mask & ~onehot(low, Bc)), vreq.w_data.eq(vreq_in),
-                     vreq_in.key.eq(w_base + low), vreq_in.slot.eq(v_slot),
-                     vreq_in.last.eq(rest == 0)]
-        with m.If(~w_busy & vq.r_rdy & (v_cred != 0)):
-            m.d.comb += [vq.r_en.eq(1), v_take.eq(1)]
-            m.d.sync += [w_mask.eq(vq_out.mask), w_base.eq(vq_out.base), w_busy.eq(1)]
-        with m.If(w_busy & (w_mask != 0) & vreq.w_rdy):
-            m.d.comb += vreq.w_en.eq(1)
-            m.d.sync += w_mask.eq(rest)
-            with m.If(rest == 0):
-                m.d.sync += [w_busy.eq(0), v_slot.eq(~v_slot)]
-        v_last = is_v & rtag.last
-        with m.If(w_busy & (w_mask == 0) & (v_out == 0)):
-            # an empty union: the tile is filled once the rows asked before it are in
-            m.d.comb += sufa.v_filled.eq(1)
-            m.d.sync += [w_busy.eq(0), v_slot.eq(~v_slot)]
-        with m.Else():
-            m.d.comb += sufa.v_filled.eq(v_last)
-        m.d.sync += v_out.eq(v_out + vreq.w_en - is_v)
-
-        # V requests: key -> address (one multiplier, registered) -> read request
-        vv, va, vt = req[DEST_V]
-        take_v = Signal()
-        vreq_out = data.View(vreq_layout, vreq.r_data)
-        m.d.comb += [take_v.eq(~vv | grant[DEST_V]), vreq.r_en.eq(take_v)]
-        with m.If(take_v):
-            m.d.sync += [vv.eq(vreq.r_rdy),
-                         va.eq(job["V_BASE"] + vreq_out.key * job["V_STRIDE"]),
-                         vt.idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
-                         vt.last.eq(vreq_out.last)]
-
-        # ---- controller -------------------------------------------------------------------------
-        q_lane = Signal(range(T + 1))
-        q_addr = Signal(ADDR_BITS)
-        o_addr = Signal(ADDR_BITS)
-        qv, qa, qt = req[DEST_Q]
-        m.d.comb += [qa.eq(q_addr), qt.idx.eq(q_lane)]
+        qb = Signal(seq_bits)                             # first query row of the block
+        n_act = Signal(range(T + 1))                      # active lanes of the block
+        q_lane, q_addr = Signal(range(T + 1)), Signal(ADDR_BITS)
+        m.d.comb += [u.q_req.payload.addr.eq(q_addr), u.q_req.payload.idx.eq(q_lane)]
+        q_got = u.q_req.valid & u.q_req.ready
         ends = {n: Signal(ADDR_BITS + seq_bits + 1, name=f"end_{n.lower()}") for n in "QKVO"}
         error = Signal(range(max(ErrorCode) + 1))
-        # writer: SU-FA gives every block's T rows in order; rows past Q_LEN are dropped. It
-        # runs beside the next block's reads (blocks overlap).
-        busy = Signal()
-        o_row = Signal(seq_bits + 1)                      # query row of the next output row
-        blocks_in, blocks_out = Signal(seq_bits), Signal(seq_bits)
-        o_fire = sufa.o.valid & sufa.o.ready
-        if spatial:
-            # partials to the network; the root writes the array's O rows from o_in
-            o_done = Signal(seq_bits + 1)                 # O rows written (root)
-            m.d.comb += [
-                self.part.valid.eq(busy & sufa.o.valid & (o_row < qlen)),
-                self.part.payload.eq(sufa.o.payload.part),
-                sufa.o.ready.eq(busy & ((o_row >= qlen) | self.part.ready)),
-                axi.wr_req.valid.eq(busy & self.o_in.valid),
-                axi.wr_req.payload.addr.eq(o_addr),
-                axi.wr_req.payload.row.eq(Value.cast(self.o_in.payload.row)),
-                self.o_in.ready.eq(busy & axi.wr_req.ready),
-            ]
-            with m.If(o_fire):
-                m.d.sync += o_row.eq(o_row + 1)
-            with m.If(self.o_in.valid & self.o_in.ready):
-                m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_done.eq(o_done + 1)]
-        else:
-            m.d.comb += [
-                axi.wr_req.valid.eq(busy & sufa.o.valid & (o_row < qlen)),
-                axi.wr_req.payload.addr.eq(o_addr),
-                axi.wr_req.payload.row.eq(Value.cast(sufa.o.payload.row)),
-                sufa.o.ready.eq(busy & ((o_row >= qlen) | axi.wr_req.ready)),
-            ]
-            with m.If(o_fire):
-                m.d.sync += [o_addr.eq(o_addr + job["O_STRIDE"]), o_row.eq(o_row + 1)]
-        with m.If(o_fire & (sufa.o.payload.lane == T - 1)):
-            m.d.sync += blocks_out.eq(blocks_out + 1)
-
-        m.d.comb += csr.busy.eq(busy)
         with m.If(csr.start & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(csr.start):
-                    m.d.sync += [job[n].eq(v[n]) for n in JOB_NAMES]
+                    m.d.sync += [job[n].eq(csr.values[n]) for n in JOB_NAMES]
                     if spatial:
                         m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
-                    m.d.comb += [clear.eq(1), csr.clear_status.eq(1)]
+                    m.d.comb += [u.clear.eq(1), csr.clear_status.eq(1)]
                     m.next = "CHECK_ENDS"
             with m.State("CHECK_ENDS"):
                 m.d.comb += busy.eq(1)
@@ -403,41 +254,23 @@ class StarCore(wiring.Component):
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
-                if not spatial:      # the array checks the job before it starts its cores
+                if not spatial:
                     m.d.comb += error.eq(first_error(cfg, job, ends, causal, dense))
                 with m.If(error != 0):
                     m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
                                  csr.done_set.eq(1)]
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"]), o_addr.eq(job["O_BASE"]),
-                                 o_row.eq(0), blocks_in.eq(0), blocks_out.eq(0)]
-                    if spatial:
-                        m.d.sync += o_done.eq(0)
+                    m.d.comb += ow.begin.eq(1)
+                    m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"])]
                     m.next = "BLOCK"
             with m.State("BLOCK"):
-                m.d.comb += busy.eq(1)
+                m.d.comb += [busy.eq(1), begin.eq(1)]
                 rest = Signal(seq_bits + 1)
                 m.d.comb += rest.eq(qlen - qb)
                 na = Mux(rest >= T, T, rest)
-                m.d.sync += [n_act.eq(na), q_lane.eq(0), f_key.eq(0), f_addr.eq(job["K_BASE"]),
-                             l_tile.eq(0), p_key.eq(0), blocks_in.eq(blocks_in + 1)]
-                # last visible key of each lane and of the block (global key index)
-                glim = [Mux(causal, qb + t + off, seq - 1) for t in range(T)]
-                maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
-                if spatial:
-                    # in local keys of the shard; a lane (block) before key_lo sees nothing
-                    def local(x):
-                        return Mux(x - key_lo >= kseq, kseq - 1, x - key_lo)
-                    m.d.sync += active.eq(Cat(*((t < na) & (glim[t] >= key_lo)
-                                                for t in range(T))))
-                    m.d.sync += [lim[t].eq(local(glim[t])) for t in range(T)]
-                    m.d.sync += [empty.eq(maxlim < key_lo),
-                                 n_t.eq(Mux(maxlim < key_lo, 1, (local(maxlim) >> lb) + 1))]
-                else:
-                    m.d.sync += active.eq(Cat(*(t < na for t in range(T))))
-                    m.d.sync += [lim[t].eq(glim[t]) for t in range(T)]
-                    m.d.sync += n_t.eq((maxlim >> lb) + 1)
+                m.d.sync += [n_act.eq(na), q_lane.eq(0)]
+                self._plan(m, blk, na, qb, seq - qlen, causal, seq, key_lo, kseq)
                 m.next = "QWAIT"
             with m.State("QWAIT"):
                 # every lane has started the previous block: its next-query register is free
@@ -448,18 +281,18 @@ class StarCore(wiring.Component):
                 m.d.comb += busy.eq(1)
                 if spatial:
                     # a non-root core counts the rows it takes from the network
-                    m.d.comb += [qv.eq(self.root), q_wait.eq(~self.root)]
-                    got = Mux(self.root, grant[DEST_Q], q_take)
+                    m.d.comb += [u.q_req.valid.eq(self.root), u.q_wait.eq(~self.root)]
+                    got = Mux(self.root, q_got, u.q_take)
                 else:
-                    m.d.comb += qv.eq(1)
-                    got = grant[DEST_Q]
+                    m.d.comb += u.q_req.valid.eq(1)
+                    got = q_got
                 with m.If(got):
                     m.d.sync += [q_lane.eq(q_lane + 1), q_addr.eq(q_addr + job["Q_STRIDE"])]
                     with m.If(q_lane == n_act - 1):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [busy.eq(1), run.eq(1)]
-                with m.If(l_tile == n_t):
+                with m.If(lists.tiles_done):
                     # every list of the block is given: the predictor may take the next
                     # block's queries
                     m.d.sync += qb.eq(qb + T)
@@ -469,32 +302,59 @@ class StarCore(wiring.Component):
                         m.next = "BLOCK"
             with m.State("FINISH"):
                 m.d.comb += busy.eq(1)
-                all_out = blocks_out == blocks_in
-                if spatial:
-                    all_out &= ~self.root | (o_done == qlen)
-                with m.If(axi.wr_idle & all_out):
+                with m.If(u.axi.wr_idle & ow.idle):
                     m.d.comb += csr.done_set.eq(1)
                     m.next = "IDLE"
 
-        with m.If(axi.bus_error & busy):
+        with m.If(u.axi.bus_error & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
 
-        # ---- counters ----------------------------------------------------------------------------
-        count("CYCLES", busy)
-        count("PRED_BUSY", pred.k.valid & pred.k.ready)
-        count("PRED_STALL", pred.k.valid & ~pred.k.ready)
-        count("SEL_BUSY", sads.i.valid & sads.i.ready)
-        count("SEL_STALL", sads.i.valid & ~sads.i.ready)
+    def _plan(self, m, blk, na, qb, off, causal, seq, key_lo, kseq):
+        """Registers the block's plan: active lanes, each lane's last visible key (a node core:
+        in local keys of its shard; a lane or block before key_lo sees nothing) and tiles."""
+        T, lb = self.cfg.lanes, self.cfg.tile.bit_length() - 1
+        glim = [Mux(causal, qb + t + off, seq - 1) for t in range(T)]
+        maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
+        if not self.spatial:
+            m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
+                         blk.n_t.eq((maxlim >> lb) + 1)]
+            m.d.sync += [blk.lim[t].eq(glim[t]) for t in range(T)]
+            return
+
+        def local(x):
+            return Mux(x - key_lo >= kseq, kseq - 1, x - key_lo)
+        m.d.sync += blk.active.eq(Cat(*((t < na) & (glim[t] >= key_lo) for t in range(T))))
+        m.d.sync += [blk.lim[t].eq(local(glim[t])) for t in range(T)]
+        m.d.sync += [blk.empty.eq(maxlim < key_lo),
+                     blk.n_t.eq(Mux(maxlim < key_lo, 1, (local(maxlim) >> lb) + 1))]
+
+    def _counters(self, m, u):
+        """The job's counters (``hw/regmap.py`` COUNTERS), cleared when a job starts."""
+        cnt, fmt, sufa = u.csr.counters, self.fmt, u.sufa
+
+        def count(name, cond, amount=1):
+            with m.If(u.clear):
+                m.d.sync += cnt[name].eq(0)
+            with m.Elif(cond):
+                m.d.sync += cnt[name].eq(cnt[name] + amount)
+
+        lists = sufa.lists
+        count("CYCLES", u.busy)
+        count("PRED_BUSY", u.pred.k.valid & u.pred.k.ready)
+        count("PRED_STALL", u.pred.k.valid & ~u.pred.k.ready)
+        count("SEL_BUSY", u.sads.i.valid & u.sads.i.ready)
+        count("SEL_STALL", u.sads.i.valid & ~u.sads.i.ready)
         count("SUFA_BUSY", 1, sufa.mac_busy)
         count("SUFA_WAIT", 1, sufa.v_wait)
         count("SUFA_STALL", 1, sufa.stalled)
-        count("BYTES_READ", axi.r_beat, fmt.bus_bytes)
-        count("BYTES_WRITTEN", axi.w_beat, fmt.bus_bytes)
-        count("KV_ROWS", vreq.w_en)
-        count("KEYS_SELECTED", l_fire, sum(sufa.lists.payload.count[t] for t in range(T)))
-        count("TILES", sads.o.valid & sads.o.ready)
+        count("BYTES_READ", u.axi.r_beat, fmt.bus_bytes)
+        count("BYTES_WRITTEN", u.axi.w_beat, fmt.bus_bytes)
+        count("KV_ROWS", u.vf.asked)
+        count("KEYS_SELECTED", lists.valid & lists.ready,
+              sum(lists.payload.count[t] for t in range(self.cfg.lanes)))
+        count("TILES", u.sads.o.valid & u.sads.o.ready)
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
-        return m
+
 
 def tensor_ends(cfg, job, lengths: dict) -> dict:
     """{tensor: end address + 1} of each tensor in ``lengths`` ({name: rows}, names among Q, K,
@@ -541,34 +401,3 @@ def first_error(cfg, job, ends, causal, dense):
     for err, cond in reversed(checks):
         code = Mux(cond, err, code)
     return code
-
-
-class LaneList(wiring.Component):
-    """One query lane's list of a tile for SU-FA: ``count_out`` (SADS's count, or in dense mode
-    the number of visible keys: keys base .. lim of the tile, none in an idle lane) and ``mask``
-    (the keys it computes, for the union the V fetch reads). Combinational. Every lane is the
-    same module, so synthesis can map one and instance it.
-    """
-
-    def __init__(self, cfg, key_bits: int, lim_bits: int):
-        self.cfg = cfg
-        Bc, K = cfg.tile, cfg.k_tile
-        super().__init__({
-            "active": In(1), "dense": In(1),
-            "index": In(data.ArrayLayout(unsigned_bits(Bc - 1), K)),
-            "count": In(unsigned_bits(K)), "lim": In(lim_bits), "base": In(key_bits),
-            "count_out": Out(unsigned_bits(Bc)), "mask": Out(Bc)})
-
-    def elaborate(self, platform):
-        m = Module()
-        Bc = self.cfg.tile
-        sel = 0
-        for j in range(self.cfg.k_tile):
-            sel = sel | Mux(j < self.count, onehot(self.index[j], Bc), 0)
-        visible = Signal(unsigned_bits(Bc))
-        span = self.lim - self.base + 1
-        m.d.comb += visible.eq(Mux(~self.active | (self.lim < self.base), 0,
-                                   Mux(span >= Bc, Bc, span)))
-        m.d.comb += [self.count_out.eq(Mux(self.dense, visible, self.count)),
-                     self.mask.eq(Mux(self.dense, Cat(*(i < visible for i in range(Bc))), sel))]
-        return m

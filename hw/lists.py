@@ -1,0 +1,125 @@
+"""Lists stage of the STAR core: SADS's per-lane selections -> SU-FA lanes, their union -> V fetch.
+
+Per tile, SADS gives every lane its list (keys in visit order and a count); in dense mode each
+lane instead walks its visible keys in index order (:class:`LaneList`: the count of visible
+keys, and the mask of keys the lane computes). The stage hands the lists of all lanes to SU-FA
+at once (``lists``, with the block's ``first`` / ``final`` tile flags) and, in the same
+handshake, the union of the lanes' masks with the tile's first key to the V fetch (``union``),
+which reads each of those V rows once. A node core's empty block (no key of its shard is
+visible) gives the lanes one empty tile instead, taking a K slot of its own (``empty_take``) so
+the K and V slot credits stay in step.
+
+Ports
+    sel         In stream: SADS's output (``hw.sads.SadsSelector.output_layout``).
+    lists       Out stream: SU-FA's ``lists`` (``hw.sufa.SufaEngine.list_layout``).
+    union       Out stream {mask[tile], base}: the tile's union (to the V fetch's queue).
+    block       In ``hw.front.block_layout``; ``dense``, ``run``, ``begin`` In (as the front's).
+    k_free      In: a K slot credit is available (empty tiles only). ``empty_take`` Out.
+    tiles_done  Out: every tile of the block has been given.
+Combinational; one tile per handshake. Backpressure: a tile waits for SU-FA's lanes and for
+room in the V fetch's queue.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.formats import unsigned_bits
+
+from .front import block_layout, key_bits
+from .sads import SadsSelector
+from .shared import add_lane
+from .sufa import SufaEngine
+
+__all__ = ["ListStage", "LaneList", "union_layout", "onehot"]
+
+
+def onehot(value, n: int):
+    """An n-bit vector with bit ``value`` set."""
+    return Cat(*(value == i for i in range(n)))
+
+
+def union_layout(cfg) -> data.StructLayout:
+    """A tile's union of selections: ``mask`` of keys within the tile, ``base`` = its key 0."""
+    return data.StructLayout({"mask": cfg.tile, "base": key_bits(cfg)})
+
+
+class ListStage(wiring.Component):
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({
+            "sel": In(stream.Signature(SadsSelector.output_layout(cfg))),
+            "lists": Out(stream.Signature(SufaEngine.list_layout(cfg))),
+            "union": Out(stream.Signature(union_layout(cfg))),
+            "block": In(block_layout(cfg)), "dense": In(1), "run": In(1), "begin": In(1),
+            "k_free": In(1), "empty_take": Out(1), "tiles_done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, blk = self.cfg, self.block
+        lb = cfg.tile.bit_length() - 1
+        kb = key_bits(cfg)
+        tile = Signal(len(blk.n_t))                       # lists given in this block
+        base = Signal(kb)
+        m.d.comb += [base.eq(tile << lb), self.tiles_done.eq(tile == blk.n_t)]
+        lst, out = self.sel.payload, self.lists.payload
+        union = 0
+        for t in range(cfg.lanes):
+            ll = LaneList(cfg, kb, kb + 1)
+            add_lane(m, f"mask{t}", ll, "mask", (cfg, kb, kb + 1))
+            m.d.comb += [ll.index.eq(lst.index[t]), ll.count.eq(lst.count[t]),
+                         ll.active.eq(blk.active[t]), ll.lim.eq(blk.lim[t]), ll.base.eq(base),
+                         ll.dense.eq(self.dense), out.index[t].eq(lst.index[t]),
+                         out.count[t].eq(Mux(blk.empty, 0, ll.count_out))]
+            union = union | ll.mask
+        # an empty block (node core) gives the lanes one empty tile, with a K slot of its own
+        valid = Mux(blk.empty, (tile == 0) & self.k_free, self.sel.valid)
+        fire = Signal()
+        m.d.comb += [
+            self.lists.valid.eq(self.run & valid & self.union.ready),
+            out.first.eq(tile == 0), out.final.eq(tile == blk.n_t - 1),
+            fire.eq(self.lists.valid & self.lists.ready),
+            self.union.valid.eq(fire),
+            self.union.payload.mask.eq(Mux(blk.empty, 0, union)),
+            self.union.payload.base.eq(base),
+        ]
+        with m.If(fire):
+            m.d.comb += [self.sel.ready.eq(~blk.empty), self.empty_take.eq(blk.empty)]
+            m.d.sync += tile.eq(tile + 1)
+        with m.If(self.begin):
+            m.d.sync += tile.eq(0)
+        return m
+
+
+class LaneList(wiring.Component):
+    """One query lane's list of a tile for SU-FA: ``count_out`` (SADS's count, or in dense mode
+    the number of visible keys: keys base .. lim of the tile, none in an idle lane) and ``mask``
+    (the keys it computes, for the union the V fetch reads). Combinational. Every lane is the
+    same module, so synthesis can map one and instance it.
+    """
+
+    def __init__(self, cfg, key_bits: int, lim_bits: int):
+        self.cfg = cfg
+        Bc, K = cfg.tile, cfg.k_tile
+        super().__init__({
+            "active": In(1), "dense": In(1),
+            "index": In(data.ArrayLayout(unsigned_bits(Bc - 1), K)),
+            "count": In(unsigned_bits(K)), "lim": In(lim_bits), "base": In(key_bits),
+            "count_out": Out(unsigned_bits(Bc)), "mask": Out(Bc)})
+
+    def elaborate(self, platform):
+        m = Module()
+        Bc = self.cfg.tile
+        sel = 0
+        for j in range(self.cfg.k_tile):
+            sel = sel | Mux(j < self.count, onehot(self.index[j], Bc), 0)
+        visible = Signal(unsigned_bits(Bc))
+        span = self.lim - self.base + 1
+        m.d.comb += visible.eq(Mux(~self.active | (self.lim < self.base), 0,
+                                   Mux(span >= Bc, Bc, span)))
+        m.d.comb += [self.count_out.eq(Mux(self.dense, visible, self.count)),
+                     self.mask.eq(Mux(self.dense, Cat(*(i < visible for i in range(Bc))), sel))]
+        return m

@@ -1,0 +1,106 @@
+"""Union fetch of the STAR core: each tile's selected V rows, read once into SU-FA's V store.
+
+Tiles come in order from the lists stage (``union``: the mask of keys any lane selected, and
+the tile's key 0) through a queue of three tiles. Once a V slot credit is free (``SLOTS``
+credits; the engine returns one with ``v_release``), the tile's keys are turned into row
+requests in ascending key order, one per cycle, through a queue of ``tile`` requests; each
+request's address is V_BASE + key · V_STRIDE (one multiplier, registered: the request is a
+registered stream stage). ``filled`` pulses when the tile's last row has arrived (the rows
+arrive in request order), or, for an empty union, once every row asked before it is in.
+
+Ports
+    union       In stream ``hw.lists.union_layout``.
+    req         Out stream ``request_layout`` (to the read arbiter): idx = slot·tile + key.
+    v_base, v_stride    In: the V tensor's address and row stride.
+    arrived, arrived_last   In: a V row arrives (the tile's last).
+    filled      Out: the next tile's V rows are all in the store (tiles in order).
+    asked       Out: a row request enters the queue (the KV_ROWS counter).
+    v_release, clear    In: a V slot is free again; a job starts (credits to ``SLOTS``).
+Latency two cycles from a tile's slot to its first request; throughput one request per
+cycle. Backpressure: ``req.ready``; the union queue holds three tiles.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .front import key_bits
+from .lists import onehot, union_layout
+from .read_arbiter import request_layout
+from .regmap import ADDR_BITS
+from .tilebuf import SLOTS
+
+__all__ = ["VFetch"]
+
+
+class VFetch(wiring.Component):
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({
+            "union": In(stream.Signature(union_layout(cfg))),
+            "req": Out(stream.Signature(request_layout(cfg))),
+            "v_base": In(ADDR_BITS), "v_stride": In(32),
+            "arrived": In(1), "arrived_last": In(1), "filled": Out(1), "asked": Out(1),
+            "v_release": In(1), "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        Bc, kb = cfg.tile, key_bits(cfg)
+        lb = Bc.bit_length() - 1
+        ul = union_layout(cfg)
+        m.submodules.vq = vq = SyncFIFOBuffered(width=ul.size, depth=3)
+        m.d.comb += [vq.w_data.eq(self.union.payload), vq.w_en.eq(self.union.valid),
+                     self.union.ready.eq(vq.w_rdy)]
+
+        cred, slot, take = Signal(range(SLOTS + 1)), Signal(), Signal()
+        with m.If(self.clear):
+            m.d.sync += [cred.eq(SLOTS), slot.eq(0)]
+        with m.Else():
+            m.d.sync += cred.eq(cred - take + self.v_release)
+
+        # the tile being expanded: its keys, lowest first
+        w_mask, w_base, w_busy = Signal(Bc), Signal(kb), Signal()
+        pending = Signal(kb + 2)                  # V rows requested and not yet arrived
+        head = data.View(ul, vq.r_data)
+        low, rest = Signal(range(Bc)), Signal(Bc)
+        for i in reversed(range(Bc)):
+            with m.If(w_mask[i]):
+                m.d.comb += low.eq(i)
+        rl = data.StructLayout({"key": kb, "slot": 1, "last": 1})
+        m.submodules.vreq = vreq = SyncFIFOBuffered(width=rl.size, depth=Bc)
+        vreq_in = Signal(rl)
+        m.d.comb += [rest.eq(w_mask & ~onehot(low, Bc)), vreq.w_data.eq(vreq_in),
+                     vreq_in.key.eq(w_base + low), vreq_in.slot.eq(slot),
+                     vreq_in.last.eq(rest == 0), self.asked.eq(vreq.w_en)]
+        with m.If(~w_busy & vq.r_rdy & (cred != 0)):
+            m.d.comb += [vq.r_en.eq(1), take.eq(1)]
+            m.d.sync += [w_mask.eq(head.mask), w_base.eq(head.base), w_busy.eq(1)]
+        with m.If(w_busy & (w_mask != 0) & vreq.w_rdy):
+            m.d.comb += vreq.w_en.eq(1)
+            m.d.sync += w_mask.eq(rest)
+            with m.If(rest == 0):
+                m.d.sync += [w_busy.eq(0), slot.eq(~slot)]
+        with m.If(w_busy & (w_mask == 0) & (pending == 0)):
+            # an empty union: the tile is filled once the rows asked before it are in
+            m.d.comb += self.filled.eq(1)
+            m.d.sync += [w_busy.eq(0), slot.eq(~slot)]
+        with m.Else():
+            m.d.comb += self.filled.eq(self.arrived_last)
+        m.d.sync += pending.eq(pending + vreq.w_en - self.arrived)
+
+        # requests: key -> address (registered) -> the arbiter
+        out = self.req
+        advance = Signal()
+        vreq_out = data.View(rl, vreq.r_data)
+        m.d.comb += [advance.eq(~out.valid | out.ready), vreq.r_en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [out.valid.eq(vreq.r_rdy),
+                         out.payload.addr.eq(self.v_base + vreq_out.key * self.v_stride),
+                         out.payload.idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
+                         out.payload.last.eq(vreq_out.last)]
+        return m
