@@ -133,7 +133,7 @@ class Feeder:
 
     def __init__(self, dut, cfg, q, k, v, tiles, blocks, p_idle, rng):
         self.dut, self.cfg, self.rng, self.p_idle = dut, cfg, rng, p_idle
-        self.k, self.v, self.tiles, self.blocks = k, v, tiles, blocks
+        self.tiles, self.blocks = tiles, blocks
         T = cfg.lanes
         self.q_items = []
         for b in range(blocks):
@@ -148,16 +148,13 @@ class Feeder:
         # Q: block being sent, rows of it sent, q_free seen since the previous block's rows
         self.qb, self.q_sent, self.q_go, self.q_valid = 0, 0, False, 0
         self.q_done = {}                   # block -> cycle of its last Q row
-        # K: tile being written, its rows left (None: not started)
-        self.kn, self.k_rows = 0, None
-        self.k_done = {}                   # tile -> cycle of its last K row
+        self.kf = _StoreFeed("keys", dut.k_en, dut.k_addr, dut.k_row, k)
         # lists
         self.ln, self.l_valid = 0, 0
         self.l_time = {}                   # tile -> cycle of its lists transfer
-        # V: tile being written, rows left; v_filled pulses given
-        self.vn, self.v_rows, self.fn = 0, None, 0
-        self.v_done = {}                   # tile -> cycle of its last V row (or its start)
-        self.k_free = self.v_free = 2
+        # V: the union's rows, after the tile's lists; v_filled pulses given
+        self.vf = _StoreFeed("union", dut.v_en, dut.v_addr, dut.v_row, v)
+        self.fn = 0
         self.idle()
 
     def idle(self):
@@ -177,26 +174,11 @@ class Feeder:
         if self.q_valid:
             dut.q__payload.value = pack(self.q_layout, self.q_items[self.qb][self.q_sent])
         # K rows: a tile starts with a free K slot
-        k_en = 0
-        if self.kn < N and self._go():
-            if self.k_rows is None and self.k_free > 0:
-                self.k_free -= 1
-                self.k_rows = list(self.tiles[self.kn]["keys"])
-                self.rng.shuffle(self.k_rows)
-            if self.k_rows:
-                key = self.k_rows.pop()
-                tile = self.tiles[self.kn]
-                k_en = 1
-                dut.k_addr.value = (tile["n"] % 2) * self.cfg.tile + key % self.cfg.tile
-                dut.k_row.value = pack(self.row_layout, [int(x) for x in self.k[key]])
-                if not self.k_rows:
-                    self.k_done[self.kn] = c
-                    self.kn, self.k_rows = self.kn + 1, None
-        dut.k_en.value = k_en
+        self._feed(self.kf, c, True)
         # lists: after the tile's K rows (and, first tile, the block's Q rows); held once valid
         if not self.l_valid and self.ln < N:
             tile = self.tiles[self.ln]
-            ok = self.k_done.get(self.ln, INF) < c
+            ok = self.kf.done.get(self.ln, INF) < c
             if tile["lists"]["first"]:
                 ok = ok and self.q_done.get(tile["block"], INF) < c
             if ok and self._go():
@@ -204,24 +186,9 @@ class Feeder:
                 dut.lists__payload.value = pack(self.list_layout, tile["lists"])
         dut.lists__valid.value = self.l_valid
         # V rows of the union: after the tile's lists, with a free V slot
-        v_en = 0
-        if self.vn < N and self._go():
-            if self.v_rows is None and self.l_time.get(self.vn, INF) < c and self.v_free > 0:
-                self.v_free -= 1
-                self.v_rows = list(self.tiles[self.vn]["union"])
-                self.rng.shuffle(self.v_rows)
-            if self.v_rows:
-                key = self.v_rows.pop()
-                tile = self.tiles[self.vn]
-                v_en = 1
-                dut.v_addr.value = (tile["n"] % 2) * self.cfg.tile + key % self.cfg.tile
-                dut.v_row.value = pack(self.row_layout, [int(x) for x in self.v[key]])
-            if self.v_rows == []:              # started, all rows written (maybe none)
-                self.v_done[self.vn] = c
-                self.vn, self.v_rows = self.vn + 1, None
-        dut.v_en.value = v_en
+        self._feed(self.vf, c, self.l_time.get(self.vf.n, INF) < c)
         # v_filled: once per tile, in order, with or after its last V row
-        filled = int(self.fn < N and self.v_done.get(self.fn, INF) <= c and self._go())
+        filled = int(self.fn < N and self.vf.done.get(self.fn, INF) <= c and self._go())
         self.fn += filled
         dut.v_filled.value = filled
 
@@ -241,10 +208,41 @@ class Feeder:
         if self.l_valid and int(dut.lists__ready.value):
             self.l_time[self.ln] = cycle
             self.ln, self.l_valid = self.ln + 1, 0
-        self.k_free += int(dut.k_release.value)
-        self.v_free += int(dut.v_release.value)
-        assert self.k_free <= 2, f"k_release without a K slot in use (cycle {cycle})"
-        assert self.v_free <= 2, f"v_release without a V slot in use (cycle {cycle})"
+        self.kf.free += int(dut.k_release.value)
+        self.vf.free += int(dut.v_release.value)
+        assert self.kf.free <= 2, f"k_release without a K slot in use (cycle {cycle})"
+        assert self.vf.free <= 2, f"v_release without a V slot in use (cycle {cycle})"
+
+    def _feed(self, store, c, ready):
+        """One store's writes this cycle: its next tile's rows, once ``ready`` and a slot is
+        free, one row per cycle in a random order."""
+        en = 0
+        if store.n < len(self.tiles) and self._go():
+            if store.rows is None and ready and store.free > 0:
+                store.free -= 1
+                store.rows = list(self.tiles[store.n][store.field])
+                self.rng.shuffle(store.rows)
+            if store.rows:
+                key = store.rows.pop()
+                en = 1
+                store.addr.value = (self.tiles[store.n]["n"] % 2) * self.cfg.tile \
+                    + key % self.cfg.tile
+                store.row.value = pack(self.row_layout, [int(x) for x in store.data[key]])
+            if store.rows == []:               # started, all rows written (maybe none)
+                store.done[store.n] = c
+                store.n, store.rows = store.n + 1, None
+        store.en.value = en
+
+
+class _StoreFeed:
+    """The feeder's state for one tile store (``data``: the K or V rows): ``field`` of each
+    tile names its keys; tile ``n``
+    is being written, ``rows`` of it left (None: not started), ``done[tile]`` = the cycle of
+    its last row (or of its start if it has none), ``free`` slots."""
+
+    def __init__(self, field, en, addr, row, rows):
+        self.field, self.en, self.addr, self.row, self.data = field, en, addr, row, rows
+        self.n, self.rows, self.done, self.free = 0, None, {}, 2
 
 
 class OutSink(StreamSink):
@@ -311,8 +309,8 @@ async def sufa_matches_golden(dut):
         cycles = await run_streams(dut, [feeder], [sink], lambda: len(sink.received) == T * blocks,
                                    limit)
         feeder.idle()
-        assert (feeder.k_free, feeder.v_free) == (2, 2), \
-            f"case {name}: K/V slots not all returned at the end ({feeder.k_free}, {feeder.v_free})"
+        assert (feeder.kf.free, feeder.vf.free) == (2, 2), \
+            f"case {name}: K/V slots not all returned at the end ({feeder.kf.free}, {feeder.vf.free})"
         resc = merg = 0
         for b in range(blocks):
             got = sink.received[b * T:(b + 1) * T]
