@@ -341,9 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="selection quality and output error on real attention tensors")
     p.add_argument("--data", required=True, metavar="FILE.npz",
                    help="npz with float q [H, S, d], k and v [Hkv, S, d], optional JSON meta")
-    p.add_argument("--k", nargs="+", default=None, metavar="K",
-                   help="keys kept per tile: integers or percentages such as 25%% "
-                        "(default: the config's k_tile)")
+    p.add_argument("--k", nargs="+", action="extend", default=None, metavar="K",
+                   help="keys kept per tile: integers or percentages such as 25%% (repeatable: "
+                        "--k 25%% 10%% or --k 25%% --k 10%%; default: the config's k_tile)")
     p.add_argument("--radius", type=float, default=None, metavar="NATS",
                    help="SADS radius in logit units (nats); default: the config's radius")
     p.add_argument("--json", action="store_true",

@@ -75,11 +75,12 @@ class Workload:
             probe = cfg
         self.layers = []
         for path in self.files:
-            q, k, v, causal, scale = load_attention(path, probe)
+            q, k, v, causal, scale, window = load_attention(path, probe)
             group = q.shape[0] // k.shape[0]
             heads = [(q[h], k[h // group], v[h // group]) for h in range(q.shape[0])]
             self.layers.append({"name": path.name, "heads": heads, "causal": causal,
-                                "scale": scale, "q_len": q.shape[1], "seq_len": k.shape[1]})
+                                "window": window, "scale": scale, "q_len": q.shape[1],
+                                "seq_len": k.shape[1]})
         self.seq_len = max(layer["seq_len"] for layer in self.layers)
         digest = hashlib.sha256()
         for path in self.files:
@@ -135,7 +136,7 @@ class Evaluator:
             out = []
             for q, k, v in layer["heads"]:
                 h = pipeline.prepare(fmt, q, k, v, causal=layer["causal"],
-                                     softmax_scale=layer["scale"])
+                                     softmax_scale=layer["scale"], window=layer["window"])
                 probs = reference.softmax_probs(q, k, layer["scale"], h.valid)
                 out.append((h, dlzs.predict(h.q, h.k, fmt), probs, probs @ v))
             self._prep[i] = out

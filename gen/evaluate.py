@@ -2,7 +2,8 @@
 
 Input: an ``.npz`` with float arrays ``q`` [Hq, S, d], ``k`` and ``v`` [Hkv, S_k, d] (grouped-query:
 query head h reads kv head h // (Hq / Hkv)) and an optional JSON string ``meta`` with ``causal``
-(bool, default false) and ``scale`` (float, default 1/sqrt(d)).
+(bool, default false), ``scale`` (float, default 1/sqrt(d)) and ``sliding_window`` (null or
+the number of most recent keys a causal query sees, as in Gemma's local layers).
 
 Per head and per k (keys kept per tile), for each selection method:
     exact   per-tile top-k of the float scores (the oracle selection)
@@ -42,7 +43,8 @@ class EvalError(ValueError):
 
 
 def load_attention(path: str | Path, cfg: StarConfig):
-    """Load and check an attention npz; return (q, k, v, causal, scale) as float64 arrays."""
+    """Load and check an attention npz; return (q, k, v, causal, scale, window), the arrays as
+    float64 (``window``: the causal sliding window from meta, None for none)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -95,7 +97,12 @@ def load_attention(path: str | Path, cfg: StarConfig):
     if causal and sk < sq:
         raise EvalError(f"{path}: causal attention needs at least as many keys ({sk}) as "
                         f"queries ({sq})")
-    return q, k, v, causal, float(scale)
+    window = meta.get("sliding_window")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                               or window < 1 or not causal):
+        raise EvalError(f"{path}: meta 'sliding_window' must be null or a positive integer "
+                        f"with causal true, not {window!r}")
+    return q, k, v, causal, float(scale), window
 
 
 def parse_k(text: str, tile: int) -> int:
@@ -121,10 +128,30 @@ def _radius_lsb(radius_nats: float | None, h, scale: float, unit: float, cfg) ->
                Formats(cfg).radius_max)
 
 
-def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None) -> list[dict]:
+#: query rows per block for which ``star eval`` reports the union of the selections
+UNION_ROWS = (1, 8, 16, 128)
+
+
+def union_fraction(mask, valid, rows: int, tile: int) -> float:
+    """Mean over (block of ``rows`` queries, tile of keys) of the keys any query of the block
+    selected / the keys of the tile visible to any of them: the V rows a core with ``rows``
+    lanes reads per tile, as a share of what dense attention reads. Blocks and tiles that
+    see no key are left out."""
+    sq, sk = mask.shape
+    nb, nt = -(-sq // rows), -(-sk // tile)
+
+    def per_tile(a):
+        a = np.pad(a, ((0, nb * rows - sq), (0, nt * tile - sk)))
+        return a.reshape(nb, rows, nt, tile).any(axis=1).sum(axis=2)
+    sel, vis = per_tile(mask), per_tile(valid)
+    return float((sel[vis > 0] / vis[vis > 0]).mean())
+
+
+def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None,
+                  window=None) -> list[dict]:
     """Evaluate one head for every k in ``ks``; return one result dict per k."""
     fmt = Formats(cfg)
-    h = pipeline.prepare(fmt, q, k, v, causal=causal, softmax_scale=scale)
+    h = pipeline.prepare(fmt, q, k, v, causal=causal, softmax_scale=scale, window=window)
     probs = reference.softmax_probs(q, k, scale, h.valid)
     dense_ref = probs @ v
     s = q @ k.T
@@ -155,6 +182,7 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None) -> list[dic
                 "recall": float(((mask & exact_mask).sum(axis=1) / exact_mask.sum(axis=1)).mean()),
                 "keys": float(mask.sum(axis=1).mean()),
                 "rel_err": _rel(out, dense_ref),
+                **{f"union_{r}": union_fraction(mask, h.valid, r, cfg.tile) for r in UNION_ROWS},
             }
         star_fx, _ = pipeline.run(h, fmt, k_tile=kt, radius=dlzs_radius)
         result["fixed_star_rel_err"] = _rel(star_fx.out * h.scale_v, dense_ref)
@@ -166,13 +194,13 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None) -> list[dic
 
 def evaluate(cfg: StarConfig, path, ks_text=None, radius_nats=None) -> dict:
     """Evaluate every head of an attention file; return a JSON-ready report."""
-    q, k, v, causal, scale = load_attention(path, cfg)
+    q, k, v, causal, scale, window = load_attention(path, cfg)
     ks = sorted({parse_k(t, cfg.tile) for t in (ks_text or [str(cfg.k_tile)])})
     if radius_nats is not None and not radius_nats >= 0:
         raise EvalError(f"--radius must be a non-negative number of nats, not {radius_nats}")
     group = q.shape[0] // k.shape[0]
     heads = [evaluate_head(cfg, q[hh], k[hh // group], v[hh // group], causal, scale, ks,
-                           radius_nats) for hh in range(q.shape[0])]
+                           radius_nats, window) for hh in range(q.shape[0])]
     mean = []
     for i, kt in enumerate(ks):
         per = [hd[i] for hd in heads]
@@ -184,6 +212,7 @@ def evaluate(cfg: StarConfig, path, ks_text=None, radius_nats=None) -> dict:
             row[m] = float(np.mean([p[m] for p in per]))
         mean.append(row)
     return {"data": Path(path).name, "config": cfg.to_dict(), "causal": causal, "scale": scale,
+            "sliding_window": window,
             "shape": {"q": list(q.shape), "k": list(k.shape)},
             "radius": "config" if radius_nats is None else radius_nats,
             "k_tile": ks, "heads": heads, "mean": mean}
@@ -193,8 +222,11 @@ def format_table(report: dict) -> str:
     """Render the mean rows of a report as a Markdown table (with mass and error relative to
     the exact per-tile top-k)."""
     cfg = report["config"]
+    window = report.get("sliding_window")
     lines = [f"{report['data']}: q {report['shape']['q']}, k {report['shape']['k']}, "
-             f"causal={report['causal']}, tile={cfg['tile']}, data_bits={cfg['data_bits']}, "
+             f"causal={report['causal']}"
+             + (f", sliding window {window}" if window else "")
+             + f", tile={cfg['tile']}, data_bits={cfg['data_bits']}, "
              f"radius={report['radius']} (mean over heads)", "",
              "| k/tile | method | keys/row | mass | mass / exact | recall | out rel. err | "
              "err / exact |",
@@ -210,4 +242,12 @@ def format_table(report: dict) -> str:
                      f"float dense | | | | | {row['fixed_star_rel_err']:.4f} | |")
         lines.append(f"| {row['k_tile']} | fixed-point dense vs float dense | | | | | "
                      f"{row['fixed_dense_rel_err']:.4f} | |")
+    lines += ["", "Union of the selections per tile (the V rows a core with that many lanes "
+              "reads, as a share of the tile's visible keys):", "",
+              "| k/tile | method | " + " | ".join(f"{r} rows" for r in UNION_ROWS) + " |",
+              "|---|---|" + "---|" * len(UNION_ROWS)]
+    for row in report["mean"]:
+        for method in METHODS:
+            lines.append(f"| {row['k_tile']} | {LABELS[method]} | " + " | ".join(
+                f"{row[method][f'union_{r}']:.3f}" for r in UNION_ROWS) + " |")
     return "\n".join(lines)

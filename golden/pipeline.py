@@ -31,16 +31,18 @@ class HeadInputs:
     scale_v: float
     mant: int
     shift: int
-    valid: np.ndarray  # bool [sq, sk]: causal mask (all True when not causal)
+    valid: np.ndarray  # bool [sq, sk]: causal (or sliding-window) mask; all True if neither
 
 
-def prepare(fmt, q, k, v, *, causal: bool, softmax_scale: float) -> HeadInputs:
-    """Quantise float q [sq, d], k/v [sk, d] for the core and derive the score-scale register."""
+def prepare(fmt, q, k, v, *, causal: bool, softmax_scale: float,
+            window: int | None = None) -> HeadInputs:
+    """Quantise float q [sq, d], k/v [sk, d] for the core and derive the score-scale register.
+    ``window``: a causal sliding window (a model's masking; the core itself masks causally)."""
     b = fmt.data_bits
     (qi, sq), (ki, sk), (vi, sv) = quantize(q, b), quantize(k, b), quantize(v, b)
     mant, shift = score_scale(fmt, sq, sk, softmax_scale)
     n_q, n_k = qi.shape[0], ki.shape[0]
-    valid = causal_mask(n_q, n_k) if causal else np.ones((n_q, n_k), bool)
+    valid = causal_mask(n_q, n_k, window) if causal else np.ones((n_q, n_k), bool)
     return HeadInputs(qi, ki, vi, sq, sk, sv, mant, shift, valid)
 
 

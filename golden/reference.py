@@ -7,11 +7,17 @@ import numpy as np
 __all__ = ["causal_mask", "attention_head", "attention", "softmax_probs"]
 
 
-def causal_mask(sq: int, sk: int) -> np.ndarray:
-    """Return the causal mask [sq, sk]: query i sees key j iff j <= i + (sk - sq) (bottom-right)."""
+def causal_mask(sq: int, sk: int, window: int | None = None) -> np.ndarray:
+    """Return the causal mask [sq, sk]: query i sees key j iff j <= i + (sk - sq) (bottom-right);
+    with a sliding ``window`` also only the last ``window`` of those: j > i + (sk - sq) - window.
+    """
     if sk < sq:
         raise ValueError(f"a causal mask needs at least as many keys as queries ({sk} < {sq})")
-    return np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)
+    last = np.arange(sq)[:, None] + (sk - sq)
+    mask = np.arange(sk)[None, :] <= last
+    if window is not None:
+        mask &= np.arange(sk)[None, :] > last - window
+    return mask
 
 
 def softmax_probs(q, k, scale: float, mask=None) -> np.ndarray:

@@ -45,12 +45,12 @@ def recip_error(fmt) -> float:
 def rescale_counts(cfg, path):
     """Mean rescales and merges per query row over all heads: DLZS order vs adversarial order."""
     fmt = Formats(cfg)
-    q, k, v, causal, scale = load_attention(path, cfg)
+    q, k, v, causal, scale, window = load_attention(path, cfg)
     group = q.shape[0] // k.shape[0]
     rows = {"dlzs": [], "adversarial": [], "merges": []}
     for h in range(q.shape[0]):
         hd = pipeline.prepare(fmt, q[h], k[h // group], v[h // group], causal=causal,
-                              softmax_scale=scale)
+                              softmax_scale=scale, window=window)
         res, sel = pipeline.run(hd, fmt)
         rows["dlzs"].append(res.rescales.mean())
         rows["merges"].append(res.merges.mean())

@@ -81,6 +81,9 @@ GOOD = dict(q=np.ones((2, 8, 16), np.float32), k=np.ones((1, 8, 16), np.float32)
     (dict(meta=np.array('{"scale": -1}')), "meta 'scale' must be a positive number"),
     (dict(meta=np.array('{"causal": true}'), k=np.ones((1, 4, 16)), v=np.ones((1, 4, 16))),
      "causal attention needs at least as many keys"),
+    (dict(meta=np.array('{"causal": true, "sliding_window": 0}')), "meta 'sliding_window'"),
+    (dict(meta=np.array('{"causal": true, "sliding_window": true}')), "meta 'sliding_window'"),
+    (dict(meta=np.array('{"causal": false, "sliding_window": 4}')), "meta 'sliding_window'"),
 ])
 def test_bad_files_one_line_error(tmp_path, change, message):
     arrays = {**GOOD, **change}
@@ -125,3 +128,46 @@ def test_synthetic_grouped_query_causal(tmp_path):
     for method in ("exact", "dlzs1", "dlzs2", "mac4"):
         assert row[method]["mass"] == pytest.approx(1.0) and row[method]["rel_err"] < 1e-12
     assert rep["causal"] is True and rep["scale"] == 0.3
+
+
+DECODER = "data/gemma3_slice.npz"
+
+
+def test_sliding_window_mask_by_definition():
+    """Bottom-right causal window: query i sees key j iff i + off - window < j <= i + off."""
+    from golden.reference import causal_mask
+    for sq, sk, w in ((5, 5, 2), (3, 7, 3), (4, 9, 1), (6, 6, 100)):
+        off = sk - sq
+        want = np.array([[i + off - w < j <= i + off for j in range(sk)] for i in range(sq)])
+        assert (causal_mask(sq, sk, w) == want).all(), (sq, sk, w)
+    assert (causal_mask(4, 6, None) == causal_mask(4, 6)).all()
+
+
+def test_union_fraction_by_hand():
+    from gen.evaluate import union_fraction
+    mask = np.zeros((4, 8), bool)
+    mask[0, [0, 1]] = mask[1, [1, 2]] = mask[2, [4]] = mask[3, [7]] = True
+    valid = np.ones((4, 8), bool)
+    # tile 4: rows alone select 2, 0 | 2, 0 | 0, 1 | 0, 1 of 4 visible keys (blocks with a
+    # visible key count even when nothing is selected)
+    assert union_fraction(mask, valid, 1, 4) == pytest.approx((2 + 2 + 1 + 1) / 4 / 8)
+    # two rows per block: {0, 1, 2} | {} and {} | {4, 7}
+    assert union_fraction(mask, valid, 2, 4) == pytest.approx((3 + 0 + 0 + 2) / 4 / 4)
+    valid[:, 4:] = False          # the second tile visible to no row: left out
+    assert union_fraction(mask, valid, 2, 4) == pytest.approx((3 + 0) / 4 / 2)
+
+
+def test_decoder_slice_eval():
+    """The committed Gemma 3 slice (causal decoder, head_dim 256) through star eval, no torch:
+    the oracle bounds every predictor, and a larger block of queries reads a larger union."""
+    with np.load(DECODER) as f:
+        meta = json.loads(str(f["meta"]))
+        assert f["q"].shape == f["k"].shape == (1, 128, 256) and f["q"].dtype == np.float16
+    assert meta["causal"] is True and meta["scale"] == pytest.approx(256 ** -0.5)
+    rep = evaluate(replace(preset("default"), head_dim=256), DECODER, ["25%", "100%"])
+    quarter, full = rep["mean"]
+    assert all(quarter["exact"]["mass"] >= quarter[m]["mass"] for m in ("dlzs1", "dlzs2", "mac4"))
+    for m in ("exact", "dlzs1"):
+        u = [quarter[m][f"union_{r}"] for r in (1, 8, 16, 128)]
+        assert 0 < u[0] <= u[1] <= u[2] <= u[3] <= 1, u
+        assert full[m]["union_1"] == pytest.approx(1.0)
