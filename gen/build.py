@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import regmap
@@ -23,7 +25,7 @@ from .config import ConfigError, StarConfig
 from .spatial_config import SpatialConfig
 from .verilog import convert, write_if_changed
 
-__all__ = ["TOPS", "SPATIAL_TOP", "blocks", "generate"]
+__all__ = ["TOPS", "SPATIAL_TOP", "blocks", "generate", "default_jobs"]
 
 TOPS = ("star_core", "star_dlzs", "star_sads", "star_sufa")
 SPATIAL_TOP = "star_spatial"
@@ -49,17 +51,35 @@ def blocks(cfg: StarConfig, only=None, mesh: tuple[int, int] | None = None) -> d
     return out
 
 
-def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | None = None
-             ) -> list[Path]:
+def default_jobs() -> int:
+    """Processes ``generate`` converts tops in by default: the CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _convert_top(cfg: StarConfig, name: str, mesh) -> str:
+    """The Verilog of one top, built afresh (a worker process of ``generate``)."""
+    return convert(blocks(cfg, only=name, mesh=mesh)[name], name=name)
+
+
+def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | None = None,
+             jobs: int | None = None) -> list[Path]:
     """Write ``rtl/<top>.v`` per block in *tops* (``star_spatial`` with ``mesh``),
-    ``rtl/filelist.f`` and the register map; return the paths."""
+    ``rtl/filelist.f`` and the register map; return the paths. The tops are converted in up to
+    ``jobs`` processes (default :func:`default_jobs`); the output does not depend on it."""
     outdir = Path(outdir)
     rtl = outdir / "rtl"
     paths = []
     tops = blocks(cfg, only=tops, mesh=mesh)
-    for name, component in tops.items():
+    jobs = min(jobs or default_jobs(), len(tops))
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:     # the largest top first
+            texts = {name: pool.submit(_convert_top, cfg, name, mesh) for name in tops}
+            texts = {name: job.result() for name, job in texts.items()}
+    else:
+        texts = {name: convert(component, name=name) for name, component in tops.items()}
+    for name in tops:
         path = rtl / f"{name}.v"
-        write_if_changed(path, convert(component, name=name))
+        write_if_changed(path, texts[name])
         paths.append(path)
     filelist = rtl / "filelist.f"
     write_if_changed(filelist, "".join(f"{p.name}\n" for p in paths))

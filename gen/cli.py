@@ -62,7 +62,9 @@ def cmd_generate(args) -> int:
         raise UserError(f"--tops {SPATIAL_TOP} needs --mesh ROWSxCOLS (e.g. --mesh 2x2)")
     outdir = Path(args.outdir) if args.outdir else \
         Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
-    written = generate(cfg, outdir, tops, mesh)
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be an integer >= 1, not {args.jobs}")
+    written = generate(cfg, outdir, tops, mesh, jobs=args.jobs)
     for path in written:
         print(f"star: wrote {path}")
     return 0
@@ -296,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh", default=None, metavar="RxC",
                    help="also emit star_spatial: R x C cores of the config on a mesh NoC, "
                         "R, C in [1, 8], R*C >= 2 (default: none)")
+    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help="convert the tops in N processes, N >= 1 (default: the CPUs available; "
+                        "the output is the same)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("sim", parents=[parent],

@@ -90,9 +90,9 @@ class Workload:
 
 # Yosys generic cells per stage of the bench preset's star_core (lanes 8, tile 64, k_tile 16;
 # docs/results/core_bench/report.md, `make bench-core`), with what each stage grows with
-STAGE_CELLS = {"sufa": (470_755, "lanes"), "dlzs": (27_373, "lanes"),
-               "sads": (38_349, "lanes*k_tile"), "masks": (53_536, "lanes*tile"),
-               "control": (27_827, "1")}
+STAGE_CELLS = {"sufa": (125_249, "lanes"), "dlzs": (27_366, "lanes"),
+               "sads": (38_342, "lanes*k_tile"), "masks": (23_448, "lanes*tile"),
+               "control": (26_186, "1")}
 
 
 def area_proxy(cfg: StarConfig, base: StarConfig) -> float:

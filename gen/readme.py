@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .bench import bench_rows
 from .config import StarConfig
+from .synth import D_WIDE_PAPER_CELLS
 
 __all__ = ["BEGIN", "END", "section", "update"]
 
@@ -114,13 +115,13 @@ def _synth(report: dict) -> list[str]:
                      f"{r['convert_s']:.0f} | {r['synth_s']:.0f} |")
     paper = report["rows"][-1]
     if "sufa_multipliers" in paper:
-        goal = 38_585_526 / 10              # 1/10 of the d-wide SU-FA's paper preset (issue 21)
+        goal = D_WIDE_PAPER_CELLS / 10      # 1/10 of the d-wide SU-FA's paper preset (issue 21)
         lines += ["", f"- `paper` preset: {paper['lanes'] * paper['multipliers_per_lane']} SU-FA "
                   f"q·k + p·v multipliers (SOFA: 512) plus one state and one exp2 multiplier per "
                   f"lane; {paper['total']['cells']:,} cells, goal ≤ {goal:,.0f} (1/10 of the "
                   f"d-wide lanes' 38.6 M) — "
                   f"{'met' if paper['total']['cells'] <= goal else 'not met'}"
-                  " (the lanes' state is in flip-flops: docs/decisions.md)."]
+                  " (what limits it: the report)."]
     if report.get("generate"):
         lines += ["", "`star generate` wall time: " + ", ".join(
             f"{g['preset']} {g['seconds']:.0f} s" for g in report["generate"]) + "."]

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 __all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "stage_cells",
-           "osu018_liberty", "ecp5_fmax", "STAGES"]
+           "osu018_liberty", "ecp5_fmax", "STAGES",
+           "D_WIDE_PAPER_CELLS"]
 
 _LOG_TAIL_LINES = 30
 
@@ -165,6 +166,10 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
 
 
 #: star_core submodules by pipeline stage (the second component of the module name).
+#: cells of the paper preset with the d-wide broadcast SU-FA lanes (before issue 21); its area
+#: goal is a tenth of this
+D_WIDE_PAPER_CELLS = 38_585_526
+
 STAGES = {"pred": "DLZS predictor", "sads": "SADS", "sufa": "SU-FA", "mask": "lane masks"}
 
 

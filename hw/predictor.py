@@ -108,10 +108,12 @@ class ScorePredictor(wiring.Component):
         # query side: d shared encoders; the addressed lane stores the row's codes
         m.d.comb += self.q.ready.eq(1)
         enc, row_value = arith.encode_row(m, self.q.payload.row)
+        codes = Signal(lanes[0].codes_in.shape(), name="codes")    # one row's codes, all lanes
+        m.d.comb += [codes[e].eq(enc[e]) for e in range(d)]
         for t, lane in enumerate(lanes):
             add_lane(m, f"lane{t}", lane, "pred", (cfg, type(arith).__name__))
-            m.d.comb += [lane.q_we.eq(self.q.valid & (self.q.payload.lane == t))]
-            m.d.comb += [lane.codes_in[e].eq(enc[e]) for e in range(d)]
+            m.d.comb += [lane.q_we.eq(self.q.valid & (self.q.payload.lane == t)),
+                         lane.codes_in.eq(codes)]
             if row_value is not None:
                 m.d.comb += lane.row_in.eq(row_value)
 
@@ -127,12 +129,14 @@ class ScorePredictor(wiring.Component):
         m.d.comb += [self.a.valid.eq(valid[-1]), self.a.payload.last.eq(last[-1])]
 
         # key side: each key element prepared once, shared by the lanes
+        keys = Signal(lanes[0].keys.shape(), name="keys")
         for p in range(P):
             for e in range(d):
-                key = arith.prepare_key(m, self.k.payload.keys[p][e], f"k{p}_e{e}")
-                m.d.comb += [lane.keys[p][e].eq(key) for lane in lanes]
+                m.d.comb += keys[p][e].eq(arith.prepare_key(m, self.k.payload.keys[p][e],
+                                                            f"k{p}_e{e}"))
         for t, lane in enumerate(lanes):
-            m.d.comb += [lane.en.eq(en), self.a.payload.score[t].eq(lane.score)]
+            m.d.comb += [lane.keys.eq(keys), lane.en.eq(en),
+                         self.a.payload.score[t].eq(lane.score)]
         return m
 
 

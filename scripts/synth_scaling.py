@@ -19,9 +19,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from gen.build import default_jobs
 from gen.config import preset
 from gen.machine import machine, tools
-from gen.synth import module_stats, stage_cells
+from gen.synth import D_WIDE_PAPER_CELLS, module_stats, stage_cells
 from gen.verilog import convert
 from hw.core import StarCore
 
@@ -121,8 +122,9 @@ def markdown(rows, cmd: str, gen_times=()) -> str:
             lines.append(f"| {r['lanes']} | {r['sufa_multipliers']:,} | "
                          f"{r['lanes'] * r['multipliers_per_lane']:,} | {2 * r['lanes']:,} |")
     if gen_times:
-        lines += ["", "`star generate` wall time per preset (all four tops, one process, the "
-                  "per-lane modules converted once):", "", "| preset | lanes | seconds |",
+        lines += ["", f"`star generate` wall time per preset (all four tops, converted in "
+                  f"{default_jobs()} processes: `-j`, default the CPUs available; the per-lane "
+                  "modules converted once per process):", "", "| preset | lanes | seconds |",
                   "|---|---|---|"]
         for g in gen_times:
             lines.append(f"| {g['preset']} | {g['lanes']} | {g['seconds']:.1f} |")
@@ -132,8 +134,28 @@ def markdown(rows, cmd: str, gen_times=()) -> str:
     for r in rows:
         lines.append(f"| {r['lanes']} | " + " | ".join(
             f"{r['stages'].get(s, 0):,}" for s in stages) + " |")
+    lines += limits(rows)
     lines += ["", "![time and cells vs lanes](time.png)", ""]
     return "\n".join(lines)
+
+
+def limits(rows) -> list[str]:
+    """The paper preset against the area goal, and its cells per lane by stage."""
+    paper = [r for r in rows if r["lanes"] == preset("paper").lanes]
+    if not paper:
+        return []
+    r, goal = paper[0], D_WIDE_PAPER_CELLS / 10
+    cells, n = r["total"]["cells"], r["lanes"]
+    verdict = "met" if cells <= goal else f"missed by {cells / goal:.2f}×"
+    per_lane = ", ".join(f"{stage} {v / n / 1e3:.1f}k" for stage, v in
+                         sorted(r["stages"].items(), key=lambda x: -x[1]))
+    return ["", f"Area goal (issue 21): the paper preset at ≤ {goal:,.0f} cells (1/10 of the "
+            f"d-wide SU-FA design's {D_WIDE_PAPER_CELLS:,}): {cells:,} cells, {verdict}. "
+            f"Cells per lane at {n} lanes: {per_lane}; {r['total']['flip_flops'] / n:,.0f} "
+            "flip-flops per lane. What limits it: every lane keeps its own arithmetic (in SU-FA "
+            "2·sufa_macs 16-bit multipliers, the state multiplier, the exp2 unit and the "
+            "reciprocal; the DLZS lane's shift-add tree; the SADS lane's sorter) and its query "
+            "rows in flip-flops (current and next block, 2·d·b bits); see docs/decisions.md."]
 
 
 def main(argv=None) -> int:

@@ -11,9 +11,10 @@ from gen.config import PRESETS, preset
 
 
 def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
+    """Reruns are byte-identical, whether the tops convert in parallel processes or in one."""
     a, b = tmp_path / "a", tmp_path / "b"
-    assert main(["generate", "-p", "tiny", "-o", str(a)]) == 0
-    assert main(["generate", "-p", "tiny", "-o", str(b)]) == 0
+    assert main(["generate", "-p", "tiny", "-o", str(a), "-j", "2"]) == 0
+    assert main(["generate", "-p", "tiny", "-o", str(b), "-j", "1"]) == 0
     out = capsys.readouterr().out
     assert f"star: wrote {a}/rtl/star_sufa.v" in out
     names = sorted(p.name for p in (a / "rtl").iterdir())
@@ -107,6 +108,7 @@ def test_presets_and_show_config(capsys):
     (["generate", "-p", "tiny", "--mesh", "2by2"], "mesh must be ROWSxCOLS"),
     (["generate", "-p", "tiny", "--mesh", "1x1"], "--mesh 1x1: cols must be in [2, 8] when rows=1"),
     (["generate", "-p", "tiny", "--mesh", "9x2"], "--mesh 9x2: rows must be in [1, 8], not 9"),
+    (["generate", "-p", "tiny", "-j", "0"], "--jobs must be an integer >= 1, not 0"),
     (["generate", "-p", "tiny", "--tops", "star_spatial"], "needs --mesh ROWSxCOLS"),
 ])
 def test_user_errors_exit_2(argv, message, capsys):
