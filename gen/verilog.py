@@ -37,7 +37,7 @@ def convert(component, name: str, ports=None) -> str:
     kwargs = {"name": name, "emit_src": False}
     if ports is not None:
         kwargs["ports"] = ports
-    with sharing(name) as shared:
+    with sharing(name, convert) as shared:
         text = _verilog.convert(component, **kwargs)
     return text + "".join(shared.texts)
 

@@ -2,7 +2,7 @@
 
 The lanes of the DLZS predictor, SADS, the lane lists and SU-FA are the same component T times
 (same class, same parameters, no lane index inside). :func:`add_lane` adds one to a module.
-While :func:`sharing` is active (``gen.verilog.convert``), the first lane of each (group, key)
+While :func:`sharing` is active (``gen.verilog.convert`` opens it), the first lane of each (group, key)
 is converted to Verilog on its own, as module ``<top>.<group>.lane``, and every lane becomes an
 ``Instance`` of it: elaboration time and the Verilog text grow with the shared logic, not with
 the lane count, and synthesis sees one module instanced T times. Outside :func:`sharing`
@@ -25,17 +25,18 @@ _TEXTS: dict = {}                      # (group, key, n) -> (module name, Verilo
 
 
 class _Registry:
-    def __init__(self, top: str):
-        self.top = top
+    def __init__(self, top: str, convert):
+        self.top, self.convert = top, convert
         self.modules: dict = {}        # (group, key) -> (module name, has clock)
         self.texts: list[str] = []     # the Verilog of each shared module, in first-use order
 
 
 @contextmanager
-def sharing(top: str):
-    """Emit the lanes added with :func:`add_lane` once per (group, key); yield the registry
-    whose ``texts`` are the shared modules' Verilog (to append to the top's)."""
-    token = _ACTIVE.set(_Registry(top))
+def sharing(top: str, convert):
+    """Emit the lanes added with :func:`add_lane` once per (group, key), each converted to
+    Verilog by ``convert(component, name=...)``; yield the registry whose ``texts`` are the
+    shared modules' Verilog (to append to the top's)."""
+    token = _ACTIVE.set(_Registry(top, convert))
     try:
         yield _ACTIVE.get()
     finally:
@@ -51,11 +52,10 @@ def add_lane(m, name: str, lane, group: str, key) -> None:
         m.submodules[name] = lane
         return
     if (group, key) not in reg.modules:
-        from gen.verilog import convert
         n = sum(1 for g, _ in reg.modules if g == group)
         modname = f"{reg.top}.{group}.lane" + (f"_{n}" if n else "")
         if (group, key, n) not in _TEXTS:      # another top of this process may have it
-            _TEXTS[(group, key, n)] = (modname, convert(lane, name=modname))
+            _TEXTS[(group, key, n)] = (modname, reg.convert(lane, name=modname))
         else:
             lane._MustUse__silence = True
         old, text = _TEXTS[(group, key, n)]
