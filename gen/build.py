@@ -75,6 +75,8 @@ def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | N
         with ProcessPoolExecutor(max_workers=jobs) as pool:     # the largest top first
             texts = {name: pool.submit(_convert_top, cfg, name, mesh) for name in tops}
             texts = {name: job.result() for name, job in texts.items()}
+        for component in tops.values():    # converted by a worker: here only for the manifest
+            component._MustUse__silence = True
     else:
         texts = {name: convert(component, name=name) for name, component in tops.items()}
     for name in tops:
