@@ -102,7 +102,7 @@ class StarCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, fmt, spatial = self.cfg, self.fmt, self.spatial
+        cfg, spatial = self.cfg, self.spatial
         u = SimpleNamespace()                 # the units, for the controller and the counters
         u.csr = self._registers(m)
         m.submodules.axi = u.axi = AxiRowMaster(cfg, tag_layout(cfg).size)

@@ -50,6 +50,7 @@ from golden.intops import int_matmul
 from hw.layouts import lane_row_layout
 from hw.sufa import SufaEngine
 from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from hw.tilebuf import SLOTS
 from sim.payload import pack
 from sim.runner import env_config, env_seed
 from sim.streams import StreamSink, run_streams, start_clock_and_reset
@@ -210,8 +211,8 @@ class Feeder:
             self.ln, self.l_valid = self.ln + 1, 0
         self.kf.free += int(dut.k_release.value)
         self.vf.free += int(dut.v_release.value)
-        assert self.kf.free <= 2, f"k_release without a K slot in use (cycle {cycle})"
-        assert self.vf.free <= 2, f"v_release without a V slot in use (cycle {cycle})"
+        assert self.kf.free <= SLOTS, f"k_release without a K slot in use (cycle {cycle})"
+        assert self.vf.free <= SLOTS, f"v_release without a V slot in use (cycle {cycle})"
 
     def _feed(self, store, c, ready):
         """One store's writes this cycle: its next tile's rows, once ``ready`` and a slot is
@@ -225,7 +226,7 @@ class Feeder:
             if store.rows:
                 key = store.rows.pop()
                 en = 1
-                store.addr.value = (self.tiles[store.n]["n"] % 2) * self.cfg.tile \
+                store.addr.value = (self.tiles[store.n]["n"] % SLOTS) * self.cfg.tile \
                     + key % self.cfg.tile
                 store.row.value = pack(self.row_layout, [int(x) for x in store.data[key]])
             if store.rows == []:               # started, all rows written (maybe none)
@@ -242,7 +243,7 @@ class _StoreFeed:
 
     def __init__(self, field, en, addr, row, rows):
         self.field, self.en, self.addr, self.row, self.data = field, en, addr, row, rows
-        self.n, self.rows, self.done, self.free = 0, None, {}, 2
+        self.n, self.rows, self.done, self.free = 0, None, {}, SLOTS
 
 
 class OutSink(StreamSink):
@@ -309,7 +310,7 @@ async def sufa_matches_golden(dut):
         cycles = await run_streams(dut, [feeder], [sink], lambda: len(sink.received) == T * blocks,
                                    limit)
         feeder.idle()
-        assert (feeder.kf.free, feeder.vf.free) == (2, 2), \
+        assert (feeder.kf.free, feeder.vf.free) == (SLOTS, SLOTS), \
             f"case {name}: K/V slots not all returned at the end ({feeder.kf.free}, {feeder.vf.free})"
         resc = merg = 0
         for b in range(blocks):
