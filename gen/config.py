@@ -45,11 +45,12 @@ class StarConfig:
         dlzs_rounding how the last term is taken: ``floor`` (truncate to its leading one) or
                       ``nearest`` (round on the bit below the leading one).
         dlzs_k_bits   magnitude bits of each key element used by the predictor (the rest are
-                      truncated); ``data_bits`` keeps the full precision.
+                      truncated); ``data_bits`` keeps the full precision. Default 10 (8-bit
+                      presets: 8, all of them), tuned on decoder attention (docs/decisions.md).
         dlzs_shift_bits  the query's log code keeps 2**dlzs_shift_bits leading-one positions
                       below the row's largest element (smaller elements count as zero); the
-                      per-row offset is applied once per score. 3 (8 positions) is lossless at
-                      8-bit data, 4 at 16-bit data.
+                      per-row offset is applied once per score. 3 (8 positions, the default)
+                      is lossless at 8-bit data, 4 at 16-bit data.
         pred_keys     P, keys scored per cycle by the DLZS array.
     Formal compute (SU-FA)
         sufa_macs     P, multipliers per query lane for q·k and as many for p·v: a lane takes
@@ -74,8 +75,8 @@ class StarConfig:
     max_seq: int = 4096
     dlzs_terms: int = 1
     dlzs_rounding: str = "floor"
-    dlzs_k_bits: int = 5
-    dlzs_shift_bits: int = 2
+    dlzs_k_bits: int = 10
+    dlzs_shift_bits: int = 3
     pred_keys: int = 1
     sufa_macs: int = 2
     exp_frac_bits: int = 8
@@ -146,19 +147,20 @@ _BASE = StarConfig()
 
 PRESETS: dict[str, StarConfig] = {
     # small and fast: what the block and end-to-end tests use
-    "tiny": replace(_BASE, name="tiny", head_dim=16, data_bits=8, lanes=4, tile=16, k_tile=4,
-                    max_seq=256, sufa_macs=2, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
-                    scale_bits=12, axi_data_bits=64),
+    "tiny": replace(_BASE, name="tiny", head_dim=16, data_bits=8, dlzs_k_bits=8, lanes=4,
+                    tile=16, k_tile=4, max_seq=256, sufa_macs=2, exp_frac_bits=6,
+                    exp_out_bits=12, recip_bits=12, scale_bits=12, axi_data_bits=64),
     # paper-like numerics (16-bit formal datapath, d = 64) at a simulation-friendly lane count
     "default": _BASE,
     # what `make bench-core` measures: d = 32 (the captured MiniLM heads), 8 query lanes
-    "bench": replace(_BASE, name="bench", head_dim=32, data_bits=8, lanes=8, tile=64, k_tile=16,
-                     exp_frac_bits=6, exp_out_bits=12, recip_bits=12, axi_data_bits=256),
+    "bench": replace(_BASE, name="bench", head_dim=32, data_bits=8, dlzs_k_bits=8, lanes=8,
+                     tile=64, k_tile=16, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
+                     axi_data_bits=256),
     # the papers' scale (SOFA/STAR: 128 query lanes, d = 64, 16-bit formal datapath); generate
     # and synthesize (`make bench-synth`), too large to simulate here
     "paper": replace(_BASE, name="paper", lanes=128, axi_data_bits=512),
     # 8-bit data at d = 64
-    "int8": replace(_BASE, name="int8", data_bits=8, exp_frac_bits=6,
+    "int8": replace(_BASE, name="int8", data_bits=8, dlzs_k_bits=8, exp_frac_bits=6,
                     exp_out_bits=12, recip_bits=12, axi_data_bits=256),
 }
 

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import time
 from dataclasses import replace
@@ -66,7 +67,9 @@ class Workload:
         if not folder.is_dir():
             raise DseError(f"--data {folder}: no such folder (need a folder of .npz files, one "
                            "per layer)")
-        self.files = sorted(folder.glob("*.npz"))
+        # natural order, so layer 4 comes before layer 11
+        self.files = sorted(folder.glob("*.npz"), key=lambda p: [
+            int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
         if not self.files:
             raise DseError(f"--data {folder}: no .npz files in the folder")
         try:        # any sequence length: hardware() sizes max_seq to the workload

@@ -7,7 +7,8 @@ docs/results/core_bench/report.json (``make bench-core``), docs/results/predicto
 (``make bench-predictors``), docs/results/dlzs_terms/report.json (``make bench-dlzs-terms``),
 docs/results/synth_scaling/report.json (``make bench-synth``),
 docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/cycle_model/report.json
-(``make bench-model``), docs/results/dse/pareto.json (``make dse``), docs/results/regress/report.json
+(``make bench-model``), docs/results/core_bench_decoder/report.json (``make bench-core``),
+docs/results/dse/pareto.json and dse_minilm/pareto.json (``make dse``), docs/results/regress/report.json
 (``make regress``).
 """
 
@@ -33,14 +34,16 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _core(report: dict) -> list[str]:
+def _core(report: dict, folder: str = "core_bench") -> list[str]:
     cfg = StarConfig(**report["config"])
     rows = list(bench_rows(cfg, report["results"]))
+    real_name = next((r["label"].split(" h")[0] for r in report["results"]
+                      if r["data"] != "random"), "real data")
     lines = [
         f"**STAR core vs its own dense FlashAttention mode** (RTL cycle counts, `{cfg.name}` "
-        f"preset: {cfg.data_bits}-bit, d = {cfg.head_dim}, {cfg.lanes} lanes, tile {cfg.tile}, "
+        f"config: {cfg.data_bits}-bit, d = {cfg.head_dim}, {cfg.lanes} lanes, tile {cfg.tile}, "
         f"AXI {cfg.axi_data_bits}-bit; every job bit-exact against the golden model; "
-        "[full report](docs/results/core_bench/report.md)):", "",
+        f"[full report](docs/results/{folder}/report.md)):", "",
         "| case | cycles | fewer cycles than dense | fewer bytes than dense | utilization |",
         "|---|---|---|---|---|"]
     for r, c, d, util, _, _ in rows:
@@ -51,6 +54,7 @@ def _core(report: dict) -> list[str]:
     star = [(r, u) for r, _, _, u, _, _ in rows if not r["dense"]]
     long = [u for r, u in star if r["seq_len"] >= LONG]
     real = [u for r, u in star if r["data"] != "random"]
+    real_seq = sorted({r["seq_len"] for r, _ in star if r["data"] != "random"})
 
     def ratios(frac):
         return [d["CYCLES"] / c["CYCLES"] for r, c, d, _, _, _ in rows
@@ -60,9 +64,10 @@ def _core(report: dict) -> list[str]:
     lines += ["",
               f"- Utilization ≥ 90 % at S ≥ {LONG} (busiest of: SU-FA lane multipliers, memory "
               f"beats, predictor): {min(long):.1%}-{max(long):.1%} — "
-              f"{'met' if min(long) >= 0.9 else 'not met'}; MiniLM (S = 256) "
-              f"{min(real):.1%}-{max(real):.1%} (see the report's *What limits it*).",
-              f"- ≥ 3.5× fewer cycles than dense at top-k 25 % (S ≥ {LONG} and MiniLM): "
+              f"{'met' if min(long) >= 0.9 else 'not met'}; {real_name} (S = "
+              f"{', '.join(map(str, real_seq))}) {min(real):.1%}-{max(real):.1%} (see the "
+              "report's *What limits it*).",
+              f"- ≥ 3.5× fewer cycles than dense at top-k 25 % (S ≥ {LONG} and {real_name}): "
               f"{min(k25):.2f}-{max(k25):.2f}× — {'met' if min(k25) >= 3.5 else 'not met'}; "
               f"≥ 7× at ~10 % (k = 6 of 64): {min(k10):.2f}-{max(k10):.2f}× — "
               f"{'met' if min(k10) >= 7 else 'not met'}."]
@@ -82,22 +87,25 @@ def _predictors(report: dict) -> list[str]:
 
 def _dlzs_terms(report: dict) -> list[str]:
     labels = {m: report["labels"][m] for m in ("dlzs1", "dlzs2", "mac4")}
-    lines = ["", "**DLZS with one or two terms vs the 4-bit multiply predictor** (selection on "
-             "all-MiniLM-L6-v2 layers 0-5, tile 64, relative to the exact per-tile top-k, mean "
-             "over layers; predictor array cost at 2 lanes, ECP5 fmax out of context; "
-             "[report](docs/results/dlzs_terms/report.md)):", "",
-             "| predictor | " + " | ".join(f"mass / exact, k={r['percent']} | error / exact, "
-                                          f"k={r['percent']}" for r in report["quality"]["mean"])
-             + " | " + " | ".join(f"{n} cells (2 lanes) | {n} fmax (MHz)"
-                                  for n in report["cost"]) + " | cycles / 512 keys |",
-             "|---|" + "---|" * (2 * len(report["quality"]["mean"]) + 2 * len(report["cost"]) + 1)]
+    quality = report["quality"]
+    means = [(name, r) for name, q in quality.items() for r in q["mean"]]
+    cfg = quality["decoder"]["config"]
+    lines = ["", "**DLZS with one or two terms vs the 4-bit multiply predictor** (default preset: "
+             f"DLZS {cfg['dlzs_k_bits']}-bit keys, {1 << cfg['dlzs_shift_bits']}-position window; "
+             "selection on the Gemma 3 decoder (layers 4, 5, 11, 2048 tokens) and "
+             "all-MiniLM-L6-v2 (layers 0-5), tile 64, relative to the exact per-tile top-k, mean "
+             "over layers; predictor array cost per added lane, ECP5 fmax at 2 lanes out of "
+             "context; [report](docs/results/dlzs_terms/report.md)):", "",
+             "| predictor | " + " | ".join(f"{n} k={r['percent']}: mass / exact | error / exact"
+                                          for n, r in means)
+             + " | " + " | ".join(f"{n} cells / lane | {n} fmax (MHz)"
+                                  for n in report["cost"]) + " |",
+             "|---|" + "---|" * (2 * len(means) + 2 * len(report["cost"]))]
     for m, label in labels.items():
-        q = [f"{r[m]['mass_vs_exact']:.4f} | {r[m]['err_vs_exact']:.4f}"
-             for r in report["quality"]["mean"]]
-        c = [f"{c[m]['cells_l2']:,} | {c[m].get('fmax_mhz', '-')}"
+        q = [f"{r[m]['mass_vs_exact']:.4f} | {r[m]['err_vs_exact']:.4f}" for _, r in means]
+        c = [f"{c[m]['cells_l2'] - c[m]['cells_l1']:,} | {c[m].get('fmax_mhz', '-')}"
              for c in report["cost"].values()]
-        cycles = sorted({str(c[m].get("cycles", "-")) for c in report["cost"].values()})
-        lines.append(f"| {label} | " + " | ".join(q + c) + f" | {', '.join(cycles)} |")
+        lines.append(f"| {label} | " + " | ".join(q + c) + " |")
     return lines
 
 
@@ -187,11 +195,11 @@ def _cycle_model(report: dict) -> list[str]:
     return lines
 
 
-def _dse(report: dict) -> list[str]:
+def _dse(report: dict, folder: str = "dse") -> list[str]:
     s = report["settings"]
     lines = ["", f"**Design-space exploration** (`star dse`, {len(report['trials'])} Optuna TPE "
-             f"trials on MiniLM layers 0-5, error budget {s['max_error']}; "
-             "[report](docs/results/dse/pareto.md)):"]
+             f"trials on {', '.join(s['data'])}, error budget {s['max_error']}; "
+             f"[report](docs/results/{folder}/pareto.md)):"]
     a = report["versus_uniform"]["at_budget"]
     if a:
         st, u = a["study"], a["uniform"]
@@ -209,13 +217,17 @@ def section(root: Path = ROOT) -> str:
     lines = ["## Results", "",
              "Figures from the benchmark reports in docs/results (each states its command and "
              "machine: a 2-core x86_64 VM).", ""]
-    for report, render in (("core_bench/report.json", _core), ("predictors.json", _predictors),
+    for report, render in (("core_bench/report.json", _core),
+                           ("core_bench_decoder/report.json",
+                            lambda r: ["", *_core(r, "core_bench_decoder")]),
+                           ("predictors.json", _predictors),
                            ("dlzs_terms/report.json", _dlzs_terms),
                            ("synth_scaling/report.json", _synth),
                            ("spatial_bench/report.json", _spatial),
                            ("regress/report.json", _regress),
                            ("cycle_model/report.json", _cycle_model),
-                           ("dse/pareto.json", _dse)):
+                           ("dse/pareto.json", _dse),
+                           ("dse_minilm/pareto.json", lambda r: _dse(r, "dse_minilm"))):
         data = _load(res / report)
         if data:
             lines += render(data)

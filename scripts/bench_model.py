@@ -36,7 +36,7 @@ def measured_rates(lanes: int, tile: int, k: int) -> dict:
     walks, on MiniLM layers 0-5 (d = 32) with ``lanes`` query lanes: sparse (top-k of the tile)
     and dense."""
     base = replace(preset("bench"), lanes=lanes, tile=tile, k_tile=tile)
-    work = Workload(ROOT / "data", base)
+    work = Workload(ROOT / "data" / "minilm", base)
     ev = Evaluator(base, work)
     out = {}
     for mode, kk in (("sparse", k), ("dense", None)):

@@ -31,7 +31,7 @@ from a model hub at run time.  This script
    sliding layers also need i - 512 < j) and compares it per query head with
    the model's own kernel output, and computes the model's mean next-token
    cross-entropy on the 2048 tokens (from its float32 logits, in float64);
-5. saves ``data/gemma3_l<layer>.npz`` per layer -- ``q`` [4, S, 256],
+5. saves ``data/gemma3/gemma3_l<layer>.npz`` per layer -- ``q`` [4, S, 256],
    ``k`` [1, S, 256], ``v`` [1, S, 256], float16 -- with ``meta``, a 0-d
    string array of JSON (model, package, text, tokens, layer, layer_kind,
    sliding_window, causal, scale, q_scaled, heads, and the check figures),
@@ -272,8 +272,10 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=SEQ, help="tokens incl. <bos> (default 2048)")
     ap.add_argument("--slice-tokens", type=int, default=SLICE_TOKENS,
                     help="tokens in gemma3_slice.npz (default 128; 0 = no slice file)")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data",
-                    help="output folder (default: <repo>/data)")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "gemma3",
+                    help="output folder of the layers (default: <repo>/data/gemma3)")
+    ap.add_argument("--slice-out", type=Path, default=REPO_ROOT / "data" / "gemma3_slice.npz",
+                    help="the test slice file (default: <repo>/data/gemma3_slice.npz)")
     ap.add_argument("--gguf-dir", type=Path, default=Path("/tmp/gemma3-270m-gguf"),
                     help="folder for the assembled GGUF file (default /tmp/gemma3-270m-gguf)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -403,7 +405,7 @@ def main() -> None:
                           "slice vs the model's own attention output (pre o_proj) for those "
                           "queries; rel = max abs error / max abs model output",
         })
-        path = args.out / "gemma3_slice.npz"
+        path = args.slice_out
         save_npz_deterministic(path, {
             "q": q, "k": k, "v": v,
             "meta": np.array(json.dumps(meta, sort_keys=True)),

@@ -17,7 +17,7 @@ time.  This script
 3. for each chosen layer, saves the per-head query, key and value
    projections taken AFTER the linear projections (with biases) and BEFORE
    the 1/sqrt(head_dim) softmax scaling, as float32 arrays of shape
-   [heads, seq, head_dim] = [12, seq, 32], to ``data/minilm_l<layer>.npz``
+   [heads, seq, head_dim] = [12, seq, 32], to ``data/minilm/minilm_l<layer>.npz``
    (arrays ``q``, ``k``, ``v`` and ``meta``, a 0-d string array of JSON).
 
 The output is byte-for-byte deterministic: the npz archives are written
@@ -336,8 +336,8 @@ def main() -> None:
                     help="encoder layers to save (default: all six)")
     ap.add_argument("--max-seq", type=int, default=MAX_SEQ,
                     help="token cap incl. [CLS]/[SEP] (default 256)")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data",
-                    help="output folder (default: <repo>/data)")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "minilm",
+                    help="output folder (default: <repo>/data/minilm)")
     ap.add_argument("--verify", action="store_true",
                     help="cross-check against sentence-transformers (needs torch)")
     args = ap.parse_args()

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
               "| data | Q shape | rescales / row (DLZS order) | rescales / row (adversarial) "
               "| tile merges / row |", "|---|---|---|---|---|"]
     cfg = replace(preset("default"), head_dim=32)
-    for path in ("data/minilm_l0.npz", "data/minilm_l5.npz"):
+    for path in ("data/minilm/minilm_l0.npz", "data/minilm/minilm_l5.npz"):
         c, shape = rescale_counts(cfg, path)
         lines.append(f"| {Path(path).name} | {list(shape)} | {c['dlzs']:.3f} | "
                      f"{c['adversarial']:.3f} | {c['merges']:.3f} |")

@@ -2,7 +2,7 @@
 
 Used by ``star bench`` (gen/bench.py). Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields,
 "out": JSON path to write, "cases": [{"label", "data": "random" | path of a captured .npz,
-"head": head index (npz), "seq_len", "q_len", "dense", "k_tile", optional "causal" (default
+"head": query head index (npz; its kv head by grouped-query), "seq_len", "q_len", "dense", "k_tile", optional "causal" (default
 false), "radius" (default -1, off; as in sim/core_tb.py)}]}. Random data: standard normal
 Q/K/V, seed from the runner. Every job is checked like the regression does (O bit-exact against
 golden.core, counters, no stray bus access) before its counters are recorded; no bus stalls.
@@ -27,7 +27,9 @@ def job_for(core: Core, case: dict) -> dict:
     else:
         z = np.load(case["data"])
         h = case["head"]
-        data = (z["q"][h, -sq:], z["k"][h, :sk], z["v"][h, :sk])
+        kv = h // (z["q"].shape[0] // z["k"].shape[0])      # grouped-query: its kv head
+        data = tuple(np.asarray(a, np.float64)
+                     for a in (z["q"][h, -sq:], z["k"][kv, :sk], z["v"][kv, :sk]))
     spec = {"q_len": sq, "seq_len": sk, "causal": case.get("causal", False),
             "dense": case["dense"], "k_tile": case["k_tile"], "radius": case.get("radius", -1)}
     return core.make_job(spec, case["label"], data=data,

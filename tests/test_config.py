@@ -58,7 +58,7 @@ def test_presets_are_compute_bound(name):
     ("scale_bits", 4, "scale_bits must be in [8, 20], not 4"),
     ("axi_data_bits", 48, "axi_data_bits must be one of 32, 64, 128, 256, 512 and at most one row"
                           " (head_dim*data_bits=1024), not 48"),
-    ("radius", -2, "radius must be -1 (off) or in [0, 134217727], not -2"),
+    ("radius", -2, "radius must be -1 (off) or in [0, 4294967294], not -2"),
     ("dlzs_shift_bits", 5, "dlzs_shift_bits must be in [1, 4] for data_bits=16, not 5"),
     ("name", "Big Name", "name must be 1-32 characters"),
     ("lanes", True, "lanes must be of type int, not True"),

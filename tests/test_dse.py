@@ -27,7 +27,7 @@ def workload(tmp_path_factory):
     """Two layers of MiniLM (layers 0 and 5), two heads each, the first 64 tokens."""
     folder = tmp_path_factory.mktemp("layers")
     for n in (0, 5):
-        with np.load(ROOT / "data" / f"minilm_l{n}.npz") as z:
+        with np.load(ROOT / "data" / "minilm" / f"minilm_l{n}.npz") as z:
             np.savez(folder / f"layer{n}.npz", q=z["q"][:2, :64], k=z["k"][:2, :64],
                      v=z["v"][:2, :64], meta=z["meta"])
     return folder
@@ -119,7 +119,7 @@ def test_bad_workload(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert dse("--data", tmp_path / "empty", "-o", tmp_path / "o") == 2
     assert "no .npz files" in capsys.readouterr().err
-    with np.load(ROOT / "data" / "minilm_l0.npz") as z:
+    with np.load(ROOT / "data" / "minilm" / "minilm_l0.npz") as z:
         np.savez(tmp_path / "l.npz", q=z["q"][:1, :32], k=z["k"][:1, :32], v=z["v"][:1, :32])
     assert cli.main(["dse", "-p", "tiny", "--data", str(tmp_path), "-o", str(tmp_path / "o")]) == 2
     assert "head_dim" in capsys.readouterr().err
