@@ -8,12 +8,15 @@ manifest, the tests) reads its parameters from a :class:`StarConfig`; derived wi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-__all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "load_toml", "from_overrides"]
+__all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "read_toml", "config_from_toml",
+           "load_toml", "from_overrides", "override_name"]
 
 RADIUS_OFF = -1
 
@@ -207,16 +210,44 @@ def parse_override(text: str) -> tuple[str, object]:
         raise ConfigError(f"{key} must be an integer, not {raw!r}") from None
 
 
-def load_toml(path: str | Path) -> StarConfig:
-    """Load a config file: an optional ``preset = "name"`` key, then any StarConfig fields."""
+def read_toml(path: str | Path) -> dict:
+    """The keys of a config file; ConfigError (one line naming the file) when it cannot be read
+    or is not TOML."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:                                    # a folder, no permission, ...
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a config file is UTF-8 TOML)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def config_from_toml(path: str | Path, data: dict) -> StarConfig:
+    """The config of a config file's keys (:func:`read_toml`): an optional ``preset = "name"``
+    key, then any StarConfig fields; the name defaults to the file's stem."""
+    path, data = Path(path), dict(data)
     base = preset(data.pop("preset", "default"))
     if "name" not in data:
         data["name"] = path.stem.lower()
     return from_overrides(base, data, where=f"{path}: ")
+
+
+def load_toml(path: str | Path) -> StarConfig:
+    """Load a config file: an optional ``preset = "name"`` key, then any StarConfig fields."""
+    return config_from_toml(path, read_toml(path))
+
+
+def override_name(cfg: StarConfig, base: StarConfig) -> StarConfig:
+    """``cfg`` renamed ``<its name>-<6 hex digits>`` when it differs from ``base`` (its preset)
+    in a field other than the name, else ``cfg`` itself. The digits start the SHA-256 of the
+    canonical JSON (sorted keys) of ``cfg`` without its name, so two different configs made from
+    one preset get two names; the name is cut to fit the 32 characters a name may have."""
+    fields_ = {k: v for k, v in cfg.to_dict().items() if k != "name"}
+    if fields_ == {k: v for k, v in base.to_dict().items() if k != "name"}:
+        return cfg
+    digest = hashlib.sha256(json.dumps(fields_, sort_keys=True).encode()).hexdigest()[:6]
+    return replace(cfg, name=f"{cfg.name[:25]}-{digest}")
