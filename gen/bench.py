@@ -62,15 +62,17 @@ def cases(cfg, seqs, fractions) -> list[dict]:
     return out
 
 
-def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, log=print) -> list[dict]:
-    """Simulate the jobs, one simulation per data source and length (progress on ``log``)."""
+def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, progress=None) -> list[dict]:
+    """Simulate the jobs, one simulation per data source and length (each a step on
+    ``progress``, a gen.progress.Progress)."""
     from hw.core import StarCore
     from sim.runner import run
 
+    from .progress import Progress
     from .verilog import convert
-    log(f"star: bench {cfg.name}: elaborating star_core (the first Verilator build takes "
-        "minutes)", flush=True)
-    text = convert(StarCore(cfg), name="star_core")
+    progress = progress or Progress("bench", cfg.name)
+    with progress.step("converting star_core"):
+        text = convert(StarCore(cfg), name="star_core")
     groups: dict = {}
     for case in todo:
         groups.setdefault((case["data"], case["head"], case["seq_len"]), []).append(case)
@@ -78,10 +80,11 @@ def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, log=print) -> lis
     workdir.mkdir(parents=True, exist_ok=True)
     for n, (key, group) in enumerate(groups.items(), 1):
         raw = workdir / f"raw_{n}.json"
-        log(f"star: bench {cfg.name}: [{n}/{len(groups)}] {group[0]['label'].rsplit(' ', 1)[0]}"
-            f" ({len(group)} jobs)", flush=True)
-        run(text, "star_core", "sim.bench_tb", seed=seed, timeout_s=7200,
-            config={"cfg": cfg.to_dict(), "cases": group, "out": str(raw.resolve())})
+        first = " (and the Verilator build: minutes when new)" if n == 1 else ""
+        with progress.step(f"[{n}/{len(groups)}] {group[0]['label'].rsplit(' ', 1)[0]} "
+                           f"({len(group)} jobs){first}"):
+            run(text, "star_core", "sim.bench_tb", seed=seed, timeout_s=7200,
+                config={"cfg": cfg.to_dict(), "cases": group, "out": str(raw.resolve())})
         results += json.loads(raw.read_text())
     return results
 
@@ -241,32 +244,36 @@ def area_plot(cfg, area: dict, path: Path) -> None:
 
 
 def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str,
-          log=print) -> Path:
-    """Run everything and write the report; return the path of report.md."""
+          progress=None) -> Path:
+    """Run everything (each step on ``progress``) and write the report; return the path of
+    report.md."""
+    from .progress import Progress
+    progress = progress or Progress("bench", cfg.name)
     t0 = time.time()
     outdir.mkdir(parents=True, exist_ok=True)
     todo = cases(cfg, seqs, fractions)
-    results = run_bench(cfg, todo, ROOT / "build" / "bench" / cfg.name, seed, log=log)
+    results = run_bench(cfg, todo, ROOT / "build" / "bench" / cfg.name, seed, progress=progress)
     area_report = accuracy = None
     if area:
         from .synth import module_stats
         from .verilog import convert
         from hw.core import StarCore
-        log(f"star: bench {cfg.name}: Yosys area of star_core", flush=True)
-        area_report = module_stats(convert(StarCore(cfg), name="star_core"), "star_core",
-                                   ROOT / "build" / "bench" / cfg.name / "yosys")
+        with progress.step("Yosys area of star_core"):
+            area_report = module_stats(convert(StarCore(cfg), name="star_core"), "star_core",
+                                       ROOT / "build" / "bench" / cfg.name / "yosys")
     real = REAL.get(cfg.head_dim)
     if real and cfg.max_seq >= real["seq_len"]:
         from .evaluate import evaluate
-        log(f"star: bench {cfg.name}: star eval on {real['path'].name}", flush=True)
-        accuracy = evaluate(cfg, real["path"], [f"{f:.0%}" for f in fractions])
-    files = plots(cfg, results, outdir)
-    if area_report:
-        area_plot(cfg, area_report, outdir / "area.png")
-    (outdir / "report.json").write_text(json.dumps(
-        {"config": cfg.to_dict(), "results": results, "area": area_report,
-         "accuracy": accuracy}, indent=1) + "\n")
-    text = report_markdown(cfg, results, seconds=time.time() - t0, cmd=cmd, area=area_report,
-                           accuracy=accuracy, plot_files=files)
-    (outdir / "report.md").write_text(text)
+        with progress.step(f"star eval on {real['path'].name}"):
+            accuracy = evaluate(cfg, real["path"], [f"{f:.0%}" for f in fractions])
+    with progress.step("report and plots"):
+        files = plots(cfg, results, outdir)
+        if area_report:
+            area_plot(cfg, area_report, outdir / "area.png")
+        (outdir / "report.json").write_text(json.dumps(
+            {"config": cfg.to_dict(), "results": results, "area": area_report,
+             "accuracy": accuracy}, indent=1) + "\n")
+        text = report_markdown(cfg, results, seconds=time.time() - t0, cmd=cmd,
+                               area=area_report, accuracy=accuracy, plot_files=files)
+        (outdir / "report.md").write_text(text)
     return outdir / "report.md"

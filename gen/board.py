@@ -134,9 +134,12 @@ def _yowasp_env():
 
 
 def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BAUD,
-                log=print) -> dict:
-    """Elaborate (and with ``bitstream`` place, route and pack) the board top; return a
-    report: board, clock, divisor, memory, files, fmax and utilisation."""
+                progress=None) -> dict:
+    """Elaborate (and with ``bitstream`` place, route and pack) the board top, each step on
+    ``progress`` (a gen.progress.Progress); return a report: board, clock, divisor, memory,
+    files, fmax and utilisation."""
+    from .progress import Progress
+    progress = progress or Progress("board", cfg.name)
     platform = board_platform(name)
     b = BOARDS[name]
     clk_hz = b.pll["mhz"] * 1e6
@@ -150,14 +153,15 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
     outdir.mkdir(parents=True, exist_ok=True)
     top = PlatformTop(cfg, divisor, b.mem_bytes, b.pll)
     if not bitstream:
-        plan = platform.prepare(top, name="star_board")
-        plan.extract(outdir)
+        with progress.step(f"elaborating star_board for {name}"):
+            plan = platform.prepare(top, name="star_board")
+            plan.extract(outdir)
         report["files"] = sorted(p.name for p in outdir.iterdir())
     else:
         env = {**os.environ, **_yowasp_env()}
-        log(f"star: board {name}: yosys + nextpnr-ecp5 + ecppack (minutes)", flush=True)
         # prepare + execute (platform.build would also require the board's programmer)
-        platform.prepare(top, name="star_board").execute_local(str(outdir), env=env)
+        with progress.step(f"star_board for {name}: yosys + nextpnr-ecp5 + ecppack (minutes)"):
+            platform.prepare(top, name="star_board").execute_local(str(outdir), env=env)
         report.update(parse_nextpnr((outdir / "star_board.tim").read_text()))
         report["files"] = ["star_board.bit", "star_board.svf", "star_board.tim"]
     (outdir / "board.json").write_text(json.dumps(report, indent=1) + "\n")

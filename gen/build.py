@@ -4,31 +4,44 @@ register map beside it.
 Blocks: the STAR core (``star_core``, the SoC-facing top with AXI4 / AXI4-Lite, docs/core.md) and
 its stages as standalone tops: the DLZS predictor (``star_dlzs``), the SADS selector
 (``star_sads``) and the SU-FA engine (``star_sufa``); with a mesh (``--mesh RxC``) also the
-Spatial-STAR array of R×C such cores (``star_spatial``, docs/spatial.md). ``rtl/filelist.f`` names
-them all. The
-register map goes to ``regmap.md``, ``star_regs.h`` and ``star_regs.py``; ``manifest.json``
-describes the build (resolved parameters, config hash, tool versions, ports, register map, stage
-latencies) and ``star_<name>.core`` lets FuseSoC use the RTL.
-Output is byte-identical on rerun (no paths, no dates); unchanged files are not rewritten.
+Spatial-STAR array of R×C such cores (``star_spatial``, docs/spatial.md).
+
+Files: ``rtl/<top>.v`` per top; two file lists of them: ``rtl/filelist.f`` (names relative to
+``rtl/``, for Verilator's ``-F``, which resolves them relative to the list) and ``files.f`` (paths
+``rtl/<top>.v``, for ``verilator -f files.f`` or ``iverilog -c files.f`` run in the output
+folder); the register map as ``regmap.md``, ``star_regs.h`` and ``star_regs.py``;
+``star_<name>.core`` for FuseSoC (toplevel: :func:`main_top`); ``manifest.json`` (resolved
+parameters, config hash, where the config came from, tool versions, ports, register map, stage
+latencies), written last: a folder is a complete output iff it holds ``manifest.json``. A run
+first removes the previous run's files (:data:`OUTPUTS`, the marker first), so no stale top
+survives and an interrupted run leaves no marker; nothing else in the folder is touched.
+Output is byte-identical on rerun (no paths, no dates).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import time
 from pathlib import Path
 
 from . import regmap
 from .config import ConfigError, StarConfig
+from .progress import Progress
 from .spatial_config import SpatialConfig
 from .verilog import convert, write_if_changed
 
-__all__ = ["TOPS", "SPATIAL_TOP", "blocks", "generate", "default_jobs"]
+__all__ = ["TOPS", "SPATIAL_TOP", "OUTPUTS", "blocks", "generate", "default_jobs", "main_top"]
 
 TOPS = ("star_core", "star_dlzs", "star_sads", "star_sufa")
 SPATIAL_TOP = "star_spatial"
+#: what a run of ``generate`` writes (globs relative to the output folder), the completion
+#: marker ``manifest.json`` first: removed at the start of a run
+OUTPUTS = ("manifest.json", "rtl/star_*.v", "rtl/filelist.f", "files.f", "star_*.core",
+           "regmap.md", "star_regs.h", "star_regs.py")
 
 
 def blocks(cfg: StarConfig, only=None, mesh: tuple[int, int] | None = None) -> dict:
@@ -56,47 +69,92 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _convert_top(cfg: StarConfig, name: str, mesh) -> str:
-    """The Verilog of one top, built afresh (a worker process of ``generate``)."""
-    return convert(blocks(cfg, only=name, mesh=mesh)[name], name=name)
+def main_top(tops) -> str:
+    """The top a FuseSoC core builds by default: ``star_spatial`` if generated, else
+    ``star_core`` if generated, else the first generated top."""
+    tops = list(tops)
+    return next((t for t in (SPATIAL_TOP, "star_core") if t in tops), tops[0])
+
+
+def _exit_on_sigint() -> None:
+    """Initializer of the conversion workers. Ctrl-C reaches the whole process group: a worker
+    then exits at once and quietly (SystemExit prints no traceback; subprocess.run kills the
+    Yosys process the worker waits for), and the parent stops the pool and reports."""
+    signal.signal(signal.SIGINT, _raise_exit)
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _convert_top(job) -> tuple[str, str, float]:
+    """(name, Verilog, seconds) of one top, built afresh (a worker process of ``generate``);
+    ``job`` = (cfg, name, mesh)."""
+    cfg, name, mesh = job
+    start = time.monotonic()
+    text = convert(blocks(cfg, only=name, mesh=mesh)[name], name=name)
+    return name, text, time.monotonic() - start
+
+
+def _remove_outputs(outdir: Path) -> None:
+    """Remove what a previous run wrote (:data:`OUTPUTS`), the completion marker first."""
+    for pattern in OUTPUTS:
+        for path in sorted(outdir.glob(pattern)):
+            path.unlink()
 
 
 def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | None = None,
-             jobs: int | None = None) -> list[Path]:
-    """Write ``rtl/<top>.v`` per block in *tops* (``star_spatial`` with ``mesh``),
-    ``rtl/filelist.f`` and the register map; return the paths. The tops are converted in up to
-    ``jobs`` processes (default :func:`default_jobs`); the output does not depend on it."""
+             jobs: int | None = None, progress: Progress | None = None,
+             origin: dict | None = None) -> list[Path]:
+    """Write ``rtl/<top>.v`` per block in *tops* (``star_spatial`` with ``mesh``), the file
+    lists, the register map, the FuseSoC core and, last, ``manifest.json``; return the paths.
+    The tops are converted in up to ``jobs`` processes (default :func:`default_jobs`); the output
+    does not depend on it. ``progress`` reports each top as it is converted; ``origin``
+    ({"base": preset, "overrides": {field: value}}) goes into the manifest."""
+    progress = progress or Progress("generate", cfg.name)
     outdir = Path(outdir)
     rtl = outdir / "rtl"
-    paths = []
+    _remove_outputs(outdir)
     tops = blocks(cfg, only=tops, mesh=mesh)
     jobs = min(jobs or default_jobs(), len(tops))
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:     # the largest top first
-            texts = {name: pool.submit(_convert_top, cfg, name, mesh) for name in tops}
-            texts = {name: job.result() for name, job in texts.items()}
-        for component in tops.values():    # converted by a worker: here only for the manifest
+    try:
+        if jobs > 1:
+            progress.note(f"converting {len(tops)} tops in {jobs} processes")
+            texts = {}
+            pool = multiprocessing.Pool(jobs, initializer=_exit_on_sigint)
+            try:                                                 # the largest top first
+                for name, text, seconds in pool.imap_unordered(
+                        _convert_top, [(cfg, name, mesh) for name in tops]):
+                    texts[name] = text
+                    progress.done(f"converting {name}", seconds)
+                pool.close()
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
+        else:
+            texts = {}
+            for name, component in tops.items():
+                with progress.step(f"converting {name}"):
+                    texts[name] = convert(component, name=name)
+    finally:
+        for component in tops.values():   # converted by a worker, or not at all: no warning
             component._MustUse__silence = True
-    else:
-        texts = {name: convert(component, name=name) for name, component in tops.items()}
-    for name in tops:
-        path = rtl / f"{name}.v"
-        write_if_changed(path, texts[name])
-        paths.append(path)
-    filelist = rtl / "filelist.f"
-    write_if_changed(filelist, "".join(f"{p.name}\n" for p in paths))
-    paths.append(filelist)
-    top = SPATIAL_TOP if SPATIAL_TOP in tops else "star_core"
-    for fname, text in ((f"star_{cfg.name}.core",
-                         fusesoc_core(cfg, [p.name for p in paths[:-1]], top)),
-                        ("manifest.json", json.dumps(manifest(cfg, tops, mesh), indent=1) + "\n")):
-        write_if_changed(outdir / fname, text)
-        paths.append(outdir / fname)
-    for fname, render in (("regmap.md", regmap.markdown), ("star_regs.h", regmap.c_header),
-                          ("star_regs.py", regmap.python_module)):
-        write_if_changed(outdir / fname, render(cfg))
-        paths.append(outdir / fname)
-    return paths
+    with progress.step("register map, file lists, FuseSoC core, manifest"):
+        paths = [rtl / f"{name}.v" for name in tops]
+        files = {path: texts[path.stem] for path in paths}
+        files[rtl / "filelist.f"] = "".join(f"{name}.v\n" for name in tops)
+        files[outdir / "files.f"] = "".join(f"rtl/{name}.v\n" for name in tops)
+        files[outdir / f"star_{cfg.name}.core"] = fusesoc_core(cfg, list(tops))
+        for fname, render in (("regmap.md", regmap.markdown), ("star_regs.h", regmap.c_header),
+                              ("star_regs.py", regmap.python_module)):
+            files[outdir / fname] = render(cfg)
+        files[outdir / "manifest.json"] = json.dumps(manifest(cfg, tops, mesh, origin),
+                                                     indent=1) + "\n"
+        for path, text in files.items():               # dicts keep order: the manifest last
+            write_if_changed(path, text)
+    return list(files)
 
 
 def ports(component) -> list[dict]:
@@ -123,14 +181,17 @@ def latencies(cfg) -> dict:
             "sufa_rescale_event": rescale_cycles(cfg), "sufa_normalise": norm_cycles(cfg)}
 
 
-def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None) -> dict:
-    """What was generated and from what: reproducible (no paths, no dates)."""
+def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None,
+             origin: dict | None = None) -> dict:
+    """What was generated and from what: reproducible (no paths, no dates). ``origin``
+    ({"base": preset name, "overrides": {field: value}}, from ``star``) is recorded as is."""
     import amaranth
     from .formats import Formats
     canon = json.dumps(cfg.to_dict(), sort_keys=True).encode()
     return {
         "generator": "star",
         "config": cfg.to_dict(),
+        **(origin or {}),
         **({"mesh": SpatialConfig(cfg, rows=mesh[0], cols=mesh[1]).to_dict() | {"core": cfg.name}}
            if mesh else {}),
         "config_sha256": hashlib.sha256(canon).hexdigest(),
@@ -143,11 +204,14 @@ def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None) -
     }
 
 
-def fusesoc_core(cfg: StarConfig, files: list[str], top: str = "star_core") -> str:
-    """A FuseSoC CAPI2 core file naming the generated RTL (toplevel ``top``)."""
+def fusesoc_core(cfg: StarConfig, tops: list[str]) -> str:
+    """A FuseSoC CAPI2 core file naming the generated RTL. Target ``default`` builds
+    :func:`main_top`; with several tops, each also has a target of its own name."""
     lines = ["CAPI=2:", "", f"name: ::star_{cfg.name}:0", "description: STAR sparse-attention "
              f"core, generated for config {cfg.name}", "", "filesets:", "  rtl:", "    files:"]
-    lines += [f"      - rtl/{f}" for f in files]
-    lines += ["    file_type: verilogSource", "", "targets:", "  default:",
-              "    filesets: [rtl]", f"    toplevel: {top}", ""]
-    return "\n".join(lines)
+    lines += [f"      - rtl/{top}.v" for top in tops]
+    lines += ["    file_type: verilogSource", "", "targets:"]
+    targets = [("default", main_top(tops))] + ([(t, t) for t in tops] if len(tops) > 1 else [])
+    for target, top in targets:
+        lines += [f"  {target}:", "    filesets: [rtl]", f"    toplevel: {top}"]
+    return "\n".join(lines) + "\n"

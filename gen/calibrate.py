@@ -76,11 +76,12 @@ def point_cases(name: str) -> list[dict]:
     return POINTS[name][2]
 
 
-def run_point(name: str, seed: int, log=print) -> list[dict]:
-    """Simulate a point's jobs (bit-exact checked); return bench results with counters."""
+def run_point(name: str, seed: int) -> list[dict]:
+    """Simulate a point's jobs (bit-exact checked, progress on stderr); return bench results
+    with counters."""
     from .bench import run_bench
     return run_bench(point_config(name), point_cases(name),
-                     ROOT / "build" / "calibrate" / name, seed, log=log)
+                     ROOT / "build" / "calibrate" / name, seed)
 
 
 def compare(cfg: StarConfig, results: list[dict]) -> list[dict]:

@@ -1,19 +1,26 @@
 """The ``star`` command: generate Verilog, simulate it, evaluate predictors on real attention,
 inspect configs.
 
-User errors print ``star: <message>`` on stderr and exit with status 2, with no traceback.
+User errors and I/O errors print one line ``star: <message>`` on stderr and exit with status 2,
+with no traceback; Ctrl-C prints ``star: interrupted`` and exits with 130; a closed stdout (``star
+show-config | head -1``) ends the command silently with 141 (128 + SIGPIPE), as other Unix tools
+do. Long steps report progress on stderr (gen.progress; ``-q`` silences it); results and ``star:
+wrote ...`` lines go to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, ConfigError, StarConfig, from_overrides, load_toml, parse_override
+from .config import (PRESETS, ConfigError, StarConfig, config_from_toml, from_overrides,
+                     override_name, parse_override, read_toml)
 from .config import preset as get_preset
 from .evaluate import EvalError
+from .progress import Progress
 
 __all__ = ["main"]
 
@@ -31,21 +38,65 @@ def _config_parent() -> argparse.ArgumentParser:
                    help="configuration file (TOML; keys are StarConfig fields, plus 'preset'; "
                         "default: none, use --preset)")
     p.add_argument("-P", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one config field; repeatable (default: none)")
+                   help="override one config field; repeatable; a config that differs from "
+                        "its preset is named <name>-<hash> unless -P name=... (default: none)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines on stderr (default: one line per long step)")
     return p
 
 
-def resolve_config(args) -> StarConfig:
-    """Build the config from --preset/--config and the -P overrides."""
-    cfg = load_toml(args.config) if args.config else get_preset(args.preset)
+def resolve(args) -> tuple[StarConfig, dict]:
+    """The config of --preset/--config and the -P overrides, and where it came from:
+    {"base": preset name, "overrides": {field: value as given by -P}} (for the manifest).
+
+    A config that differs from its preset in a field other than ``name``, when no name was
+    given (``-P name=...`` or ``name =`` in the config file), is named ``<name>-<6 hex digits of
+    its hash>`` (config.override_name), where <name> is the preset's name or the config file's
+    stem: another config, another name, so another output folder and FuseSoC core."""
+    if args.config:
+        data = read_toml(args.config)
+        base, named = data.get("preset", "default"), "name" in data
+        cfg = config_from_toml(args.config, data)
+    else:
+        base, named = args.preset, False
+        cfg = get_preset(base)
     overrides = dict(parse_override(o) for o in args.overrides)
-    return from_overrides(cfg, overrides, where="-P: ") if overrides else cfg
+    if overrides:
+        cfg = from_overrides(cfg, overrides, where="-P: ")
+    if not (named or "name" in overrides):
+        cfg = override_name(cfg, get_preset(base))
+    return cfg, {"base": base, "overrides": overrides}
+
+
+def resolve_config(args) -> StarConfig:
+    """The config of --preset/--config and the -P overrides (:func:`resolve`)."""
+    return resolve(args)[0]
+
+
+def check_outdir(path, flag: str) -> Path:
+    """Make sure ``path`` can be the output folder given by ``flag`` (or its default), and create
+    it: before any long step, so a bad folder is a one-line UserError, not a traceback after
+    minutes of elaboration."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == path else f" ({folder} is a file)"
+                raise UserError(f"{flag} {path}: not a folder{where}")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot create the folder ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: folder not writable (permission denied)")
+    return path
 
 
 def cmd_generate(args) -> int:
     from .build import SPATIAL_TOP, TOPS, generate
     from .spatial_config import SpatialConfig, parse_mesh
-    cfg = resolve_config(args)
+    cfg, origin = resolve(args)
     mesh = parse_mesh(args.mesh) if args.mesh else None
     if mesh:
         try:                                                    # validate before elaborating
@@ -64,7 +115,9 @@ def cmd_generate(args) -> int:
         Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be an integer >= 1, not {args.jobs}")
-    written = generate(cfg, outdir, tops, mesh, jobs=args.jobs)
+    check_outdir(outdir, "-o")
+    written = generate(cfg, outdir, tops, mesh, jobs=args.jobs,
+                       progress=Progress("generate", cfg.name, args.quiet), origin=origin)
     for path in written:
         print(f"star: wrote {path}")
     return 0
@@ -78,8 +131,10 @@ def cmd_sim(args) -> int:
     if unknown:
         raise UserError(f"--tests must name tests among {', '.join(TESTS)}, not "
                         f"{', '.join(unknown)}")
+    build_root = check_outdir(args.outdir, "-o").resolve() if args.outdir else None
     try:
-        results = simulate(cfg, tests, seed=args.seed, waves=args.waves)
+        results = simulate(cfg, tests, seed=args.seed, waves=args.waves, build_root=build_root,
+                           progress=Progress("sim", cfg.name, args.quiet))
     except SimFailed as e:
         print(f"star: simulation failed: {e}", file=sys.stderr)
         return 1
@@ -94,15 +149,20 @@ def cmd_synth(args) -> int:
     cfg = resolve_config(args)
     if args.top not in TOPS:
         raise UserError(f"--top must be one of {', '.join(TOPS)}, not {args.top!r}")
-    outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name / "synth"
+    outdir = check_outdir(args.outdir or Path("build") / cfg.name / "synth", "-o")
+    progress = Progress("synth", cfg.name, args.quiet)
     try:
-        liberty = osu018_liberty() if args.liberty else None
-        text = convert(blocks(cfg, only=args.top)[args.top], name=args.top)
-        print(f"star: synth {cfg.name}: yosys on {args.top} ...", flush=True)
-        report = module_stats(text, args.top, outdir / "yosys", liberty=liberty)
+        liberty = None
+        if args.liberty:
+            with progress.step("OSU 0.18 µm Liberty file"):
+                liberty = osu018_liberty()
+        with progress.step(f"converting {args.top}"):
+            text = convert(blocks(cfg, only=args.top)[args.top], name=args.top)
+        with progress.step(f"yosys on {args.top}"):
+            report = module_stats(text, args.top, outdir / "yosys", liberty=liberty)
         if args.fmax:
-            print(f"star: synth {cfg.name}: nextpnr-ecp5 (out of context) ...", flush=True)
-            report["ecp5"] = ecp5_fmax(text, args.top, outdir / "ecp5")
+            with progress.step("yosys synth_ecp5 + nextpnr-ecp5 (out of context)"):
+                report["ecp5"] = ecp5_fmax(text, args.top, outdir / "ecp5")
     except ToolMissing as e:
         raise UserError(str(e)) from None
     except SynthError as e:
@@ -159,10 +219,10 @@ def cmd_bench(args) -> int:
         raise UserError(f"--k must be at most k_tile={cfg.k_tile} keys of this config, "
                         f"not {max(ks)}")
     fractions = [k / cfg.tile for k in ks]
-    outdir = Path(args.outdir) if args.outdir else Path("build") / cfg.name / "bench"
+    outdir = check_outdir(args.outdir or Path("build") / cfg.name / "bench", "-o")
     cmd = "star " + " ".join(args.argv)
     path = bench(cfg, outdir, seqs=seqs, fractions=fractions, seed=args.seed, area=args.area,
-                 cmd=cmd)
+                 cmd=cmd, progress=Progress("bench", cfg.name, args.quiet))
     print(path.read_text(), end="")
     print(f"star: wrote {path} (+ report.json, PNG plots)")
     return 0
@@ -198,8 +258,8 @@ def cmd_dse(args) -> int:
             raise DseError(f"--max-error must be a positive number, not {args.max_error}")
         if not args.study or len(args.study) > 64:
             raise DseError(f"--study must be a name of 1 to 64 characters, not {args.study!r}")
-        args.out = args.out or f"build/dse/{args.study}"
-        path = run_study(cfg, args, log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+        args.out = check_outdir(args.out or f"build/dse/{args.study}", "-o")
+        path = run_study(cfg, args, progress=Progress("dse", cfg.name, args.quiet))
     except DseError as e:
         raise UserError(str(e)) from None
     print(f"star: wrote {path}")
@@ -211,10 +271,10 @@ def cmd_board(args) -> int:
     cfg = resolve_config(args)
     if not 300 <= args.baud <= 3_000_000:
         raise UserError(f"--baud must be in [300, 3000000], not {args.baud}")
-    out = Path(args.outdir or f"build/board/{args.board}-{cfg.name}")
+    out = check_outdir(args.outdir or f"build/board/{args.board}-{cfg.name}", "-o")
     try:
         r = build_board(cfg, args.board, out, bitstream=args.bitstream, baud=args.baud,
-                        log=lambda *a, **k: print(*a, file=sys.stderr, **k))
+                        progress=Progress("board", cfg.name, args.quiet))
     except BoardError as e:
         raise UserError(str(e)) from None
     print(f"star: board {r['board']} ({r['description']}): {cfg.name} core, "
@@ -312,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: random)")
     p.add_argument("--waves", action="store_true",
                    help="write an FST waveform per test beside its log (default: off)")
+    p.add_argument("-o", "--outdir", default=None, metavar="DIR",
+                   help="build folder: the Verilator models and each run's log (default: "
+                        "build/sim in the repository, shared with the tests' models)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("synth", parents=[parent],
@@ -365,9 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finished trials the study should hold; a rerun continues up to it "
                         "(default: %(default)s)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="stop starting trials after this long (default: no limit)")
+                   help="bound the whole run: no trial starts after this long, and the "
+                        "uniform baseline stops (marked partial) when it is over (default: no "
+                        "limit)")
     p.add_argument("--seed", type=int, default=1,
-                   help="TPE sampler seed; give parallel workers different seeds (default: "
+                   help="TPE sampler seed, plus the trials the study already holds (a rerun "
+                        "draws anew); give parallel workers different seeds (default: "
                         "%(default)s)")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="Optuna RDB storage shared by workers, e.g. postgresql://user@host/db "
@@ -430,15 +496,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(e: OSError) -> str:
+    """An I/O error in one line: ``<strerror>: <file>``."""
+    text = e.strerror or str(e)
+    return f"{text}: {e.filename}" if e.filename is not None else text
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()                 # a closed pipe shows here, not at interpreter exit
+        return status
     except (ConfigError, EvalError, UserError) as e:
         print(f"star: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader of stdout went away (e.g. `| head`): stop quietly; what is still buffered
+        # goes to /dev/null, so the flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        print(f"star: {_os_error(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("star: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,9 +21,13 @@ config's.
 
 The study lives in an Optuna RDB storage: a local SQLite file by default, or any URL such as
 ``postgresql://user@host/db`` shared by several machines; re-running continues it until it holds
-``trials`` finished trials. Each run writes the Pareto front (error vs cycles) of the whole study
-as Markdown, JSON and PNG, the uniform baseline (one tile, one k for every layer, exhaustively),
-and the best design as a TOML that ``star generate -c`` accepts.
+``trials`` finished trials, its TPE sampler seeded with ``seed`` + the trials the study already
+holds (so a rerun does not repeat the earlier trials' draws). Each run writes the Pareto front
+(error vs cycles) of the whole study as Markdown, JSON and PNG, the uniform baseline (one tile,
+one k for every layer, exhaustively) and the best design as a TOML that ``star generate -c``
+accepts: the lowest objective within the error budget, or, when no trial is within it, the
+lowest error, marked as outside the budget. ``timeout`` bounds the whole run: trials, then the
+uniform baseline, which is marked partial when the time runs out during it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from . import cycle_model
 from .config import ConfigError, StarConfig
 from .evaluate import load_attention
 from .formats import Formats
+from .progress import Progress
 
 __all__ = ["DseError", "Workload", "Evaluator", "area_proxy", "run_study", "pareto",
            "parse_list", "DEFAULT_TILES", "DEFAULT_PERCENTS"]
@@ -221,6 +226,16 @@ def _settings(cfg, work, args) -> dict:
             "max_error": args.max_error}
 
 
+def _changed_settings(old: dict, new: dict) -> list[str]:
+    """The settings in which two runs of a study differ. The config's name is not a setting:
+    it changes with the way a config is given (-P overrides name it after their hash)."""
+    def unnamed(settings):
+        return {**settings, "config": {k: v for k, v in settings["config"].items()
+                                       if k != "name"}}
+    old, new = unnamed(old), unnamed(new)
+    return sorted(k for k in new if old.get(k) != new[k])
+
+
 def _storage(url: str):
     """Open an Optuna RDB storage; workers starting together may race to create its tables
     (the loser sees a duplicate table or key), so opening is retried a few times."""
@@ -245,8 +260,9 @@ def _storage(url: str):
                            f"{str(e).splitlines()[0]})") from None
 
 
-def run_study(cfg: StarConfig, args, log=print) -> Path:
-    """Run (or continue) the study described by ``args``; write the report; return its path."""
+def run_study(cfg: StarConfig, args, progress: Progress | None = None) -> Path:
+    """Run (or continue) the study described by ``args`` within ``args.timeout`` seconds (None:
+    no limit), each step on ``progress``; write the report; return its path."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -254,6 +270,8 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
     import warnings
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
+    progress = progress or Progress("dse", cfg.name)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     work = Workload(args.data, cfg)
     for t in args.tiles:
         if t > work.seq_len:
@@ -265,19 +283,21 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
     url = args.storage or f"sqlite:///{out / 'study.db'}"
     storage = _storage(url)
     settings = _settings(cfg, work, args)
+    held = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(
+        storage, include_best_trial=False)}.get(args.study, 0)
     sampler = optuna.samplers.TPESampler(
-        seed=args.seed, n_startup_trials=min(10, args.trials), multivariate=True,
+        seed=args.seed + held, n_startup_trials=min(10, args.trials), multivariate=True,
         constraints_func=lambda t: t.user_attrs.get("constraint", [1.0]))
     study = optuna.create_study(study_name=args.study, storage=storage, sampler=sampler,
                                 direction="minimize", load_if_exists=True)
     old = study.user_attrs.get("settings")
     if old is None:
         study.set_user_attr("settings", settings)
-    elif old != settings:
-        diff = sorted(k for k in settings if old.get(k) != settings[k])
+    elif diff := _changed_settings(old, settings):
         raise DseError(f"--study {args.study}: the study in {url} was made with other "
                        f"settings ({', '.join(diff)}); use another --study name")
-    base = ev.dense(cfg.tile, cfg.lanes)
+    with progress.step(f"dense baseline ({len(work.layers)} layers)"):
+        base = ev.dense(cfg.tile, cfg.lanes)
     host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
     worker = f"{host}:{os.getpid()}"          # host hashed: reports name no machine
 
@@ -299,27 +319,28 @@ def run_study(cfg: StarConfig, args, log=print) -> Path:
 
     done = finished(study)
     todo = max(0, args.trials - done)
-    log(f"star: dse: study {args.study!r} in {url}: {done} finished trials, target "
-        f"{args.trials}; {len(work.layers)} layers, dense baseline {base['cycles']:,} cycles",
-        flush=True)
+    progress.note(f"study {args.study!r} in {url}: {done} finished trials, target "
+                  f"{args.trials}; sampler seed {args.seed + held}; {len(work.layers)} layers, "
+                  f"dense baseline {base['cycles']:,} cycles")
     t0 = time.time()
 
-    def progress(st, trial):
+    def report_trial(st, trial):
         if trial.state != TrialState.COMPLETE:
             return
         a = trial.user_attrs
         feas = "ok" if a["constraint"][0] <= 0 else "over budget"
-        log(f"star: dse: trial {trial.number} [{finished(st)}/{args.trials}, "
-            f"{time.time() - t0:.0f} s]: tile {trial.params['tile']}, lanes "
-            f"{trial.params['lanes']}, k {a['k_tile']}: error {a['error']:.4f} ({feas}), "
-            f"{a['cycles'] / base['cycles']:.3f}x dense cycles, objective {trial.value:.4f}",
-            flush=True)
+        progress.note(f"trial {trial.number} [{finished(st)}/{args.trials}, "
+                      f"{time.time() - t0:.0f} s]: tile {trial.params['tile']}, lanes "
+                      f"{trial.params['lanes']}, k {a['k_tile']}: error {a['error']:.4f} "
+                      f"({feas}), {a['cycles'] / base['cycles']:.3f}x dense cycles, objective "
+                      f"{trial.value:.4f}")
 
-    if todo:
-        study.optimize(objective, n_trials=todo, timeout=args.timeout,
+    left = None if deadline is None else deadline - time.monotonic()
+    if todo and (left is None or left > 0):
+        study.optimize(objective, n_trials=todo, timeout=left,
                        callbacks=[MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE,)),
-                                  progress])
-    return write_report(cfg, args, study, ev, base, url, log)
+                                  report_trial])
+    return write_report(cfg, args, study, ev, base, url, progress, deadline)
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -352,13 +373,26 @@ def versus_uniform(points: list[dict], uniform: list[dict], budget: float) -> di
                                     if u["error"] <= budget) if m]}
 
 
-def uniform_baseline(ev: Evaluator, args) -> list[dict]:
-    """Every (tile, k) with the same k for every layer at the base lanes."""
+def uniform_baseline(ev: Evaluator, args, progress: Progress,
+                     deadline: float | None = None) -> tuple[list[dict], bool]:
+    """Every (tile, k) with the same k for every layer at the base lanes, one step per tile;
+    stops at ``deadline`` (time.monotonic()). Returns the designs evaluated and whether that is
+    all of them."""
     n = len(ev.work.layers)
-    return [ev.design(t, ev.cfg.lanes, [p] * n) for t in args.tiles for p in args.percents]
+    out = []
+    for t in args.tiles:
+        with progress.step(f"uniform baseline, tile {t}: {len(args.percents)} designs"):
+            for p in args.percents:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return out, False
+                out.append(ev.design(t, ev.cfg.lanes, [p] * n))
+    return out, True
 
 
-def write_report(cfg, args, study, ev, base, url, log) -> Path:
+def write_report(cfg, args, study, ev, base, url, progress: Progress,
+                 deadline: float | None = None) -> Path:
+    """Evaluate the uniform baseline (until ``deadline``) and write pareto.md/json/png and
+    best.toml."""
     from optuna.trial import TrialState
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     pts = []
@@ -371,9 +405,15 @@ def write_report(cfg, args, study, ev, base, url, log) -> Path:
                     "objective": t.value, "feasible": a["constraint"][0] <= 0,
                     "worker": a["worker"]})
     feasible = [p for p in pts if p["feasible"]]
-    best = min(feasible, key=lambda p: p["objective"]) if feasible else None
-    log("star: dse: uniform baseline (every tile x k for all layers)", flush=True)
-    uni = uniform_baseline(ev, args)
+    if feasible:
+        best = min(feasible, key=lambda p: p["objective"])
+    else:      # nothing within the budget: the closest to it
+        best = min(pts, key=lambda p: (p["error"], p["objective"])) if pts else None
+    uni, complete = uniform_baseline(ev, args, progress, deadline)
+    planned = len(args.tiles) * len(args.percents)
+    if not complete:
+        progress.warn(f"--timeout {args.timeout:g} s reached: uniform baseline partial "
+                      f"({len(uni)} of {planned} designs)")
     for u in uni:
         u["objective"] = (u["error"] + args.alpha * u["cycles"] / base["cycles"]
                           + args.beta * u["area"])
@@ -383,26 +423,32 @@ def write_report(cfg, args, study, ev, base, url, log) -> Path:
     report = {"study": args.study, "storage": url.split("@")[-1] if "@" in url else url,
               "settings": study.user_attrs["settings"], "layers": layers,
               "dense": base, "trials": pts,
-              "pareto": pareto(pts), "uniform": uni, "uniform_pareto": pareto(uni),
-              "best": best, "versus_uniform": compare,
+              "pareto": pareto(pts), "uniform": uni, "uniform_complete": complete,
+              "uniform_planned": planned, "uniform_pareto": pareto(uni),
+              "best": best, "best_within_budget": bool(feasible), "versus_uniform": compare,
               "model_evaluations": ev.evaluations}
     (out / "pareto.json").write_text(json.dumps(report, indent=1) + "\n")
     _plot(report, out / "pareto.png", args.max_error)
     (out / "pareto.md").write_text(_markdown(report, args, cfg))
     if best:
         (out / "best.toml").write_text(_toml(cfg, best, layers, args, base,
-                                             ev.work.seq_len))
-    log(f"star: dse: {len(pts)} finished trials, {len(feasible)} within the error budget; "
-        f"wrote {out}/pareto.md, pareto.json, pareto.png" + (", best.toml" if best else
-                                                               " (no feasible trial yet)"),
-        flush=True)
+                                             ev.work.seq_len, bool(feasible)))
+        if not feasible:
+            progress.warn(f"no trial within the error budget {args.max_error}: best.toml holds "
+                          f"the lowest-error design (trial {best['trial']}, error "
+                          f"{best['error']:.4f}), OUTSIDE the budget")
+    else:
+        progress.warn("no finished trial: no best.toml")
+    progress.note(f"{len(pts)} finished trials, {len(feasible)} within the error budget; "
+                  f"wrote {out}/pareto.md, pareto.json, pareto.png"
+                  + (", best.toml" if best else ""))
     if compare["at_budget"]:
         c = compare["at_budget"]
-        log(f"star: dse: fastest within error {args.max_error}: trial {c['study']['trial']} "
-            f"{c['study']['cycles']:,} cycles (error {c['study']['error']:.4f}); uniform: tile "
-            f"{c['uniform']['tile']}, k {c['uniform']['percents'][0]}%: "
-            f"{c['uniform']['cycles']:,} cycles (error {c['uniform']['error']:.4f}): "
-            f"{c['cycles_ratio']:.3f}x", flush=True)
+        progress.note(f"fastest within error {args.max_error}: trial {c['study']['trial']} "
+                      f"{c['study']['cycles']:,} cycles (error {c['study']['error']:.4f}); "
+                      f"uniform: tile {c['uniform']['tile']}, k {c['uniform']['percents'][0]}%: "
+                      f"{c['uniform']['cycles']:,} cycles (error {c['uniform']['error']:.4f}): "
+                      f"{c['cycles_ratio']:.3f}x")
     return out / "pareto.md"
 
 
@@ -430,15 +476,23 @@ def _markdown(r, args, cfg) -> str:
              "layers); mass: float softmax mass of the selected keys; cycles: "
              "gen/cycle_model.py (calibrated against the RTL), summed over every head and "
              f"layer. {len(r['trials'])} finished trials.", ""]
-    if r["best"]:
-        b = r["best"]
+    if r["best"] and r["best_within_budget"]:
         lines += ["## Best design (lowest objective within the error budget)", "", *head,
-                  _row(b, base), ""]
+                  _row(r["best"], base), ""]
+    elif r["best"]:
+        lines += ["## No design within the error budget", "",
+                  f"No trial has error ≤ {args.max_error}. The lowest-error design, OUTSIDE the "
+                  "budget (best.toml holds it, marked so):", "", *head, _row(r["best"], base),
+                  ""]
+    evaluated = (f"All {len(r['uniform'])} uniform designs were evaluated." if
+                 r["uniform_complete"] else
+                 f"Only {len(r['uniform'])} of the {r['uniform_planned']} uniform designs were "
+                 "evaluated (--timeout reached): the baseline is partial.")
     c = r["versus_uniform"]
     if c["at_budget"]:
         a = c["at_budget"]
         lines += ["## Against the uniform baseline (one tile, one k for every layer)", "",
-                  f"All {len(r['uniform'])} uniform designs were evaluated. At the error "
+                  f"{evaluated} At the error "
                   f"budget ({args.max_error}) the fastest uniform design (tile "
                   f"{a['uniform']['tile']}, k {a['uniform']['percents'][0]}%, error "
                   f"{a['uniform']['error']:.4f}) takes **{a['cycles_ratio']:.3f}×** the cycles "
@@ -455,7 +509,8 @@ def _markdown(r, args, cfg) -> str:
         lines.append("")
     lines += ["## Pareto front of the study (error vs cycles)", "", *head,
               *(_row(p, base) for p in r["pareto"]), "",
-              "## Pareto front of the uniform baseline", "", *head,
+              "## Pareto front of the uniform baseline", "",
+              *([] if r["uniform_complete"] else [evaluated, ""]), *head,
               *(_row(p, base) for p in r["uniform_pareto"]), "", "![pareto](pareto.png)", ""]
     return "\n".join(lines)
 
@@ -473,7 +528,8 @@ def _plot(r, path: Path, budget: float) -> None:
         ax.plot([p["cycles"] / base for p in pts], [p["error"] for p in pts], style,
                 drawstyle="steps-post", label=label)
     if r["best"]:
-        ax.plot(r["best"]["cycles"] / base, r["best"]["error"], "r*", ms=14, label="best")
+        ax.plot(r["best"]["cycles"] / base, r["best"]["error"], "r*", ms=14,
+                label="best" if r["best_within_budget"] else "lowest error (over budget)")
     ax.axhline(budget, color="gray", ls=":", label="error budget")
     ax.set_xlabel("cycles / dense FlashAttention cycles")
     ax.set_ylabel("output error vs float dense")
@@ -485,10 +541,15 @@ def _plot(r, path: Path, budget: float) -> None:
     plt.close(fig)
 
 
-def _toml(cfg, best, layers, args, base, seq_len) -> str:
+def _toml(cfg, best, layers, args, base, seq_len, within: bool) -> str:
+    """best.toml: the design's config, its per-layer K_TILE in comments; ``within`` False puts
+    a first line saying the design is outside the error budget."""
     hw = hardware(cfg, best["tile"], best["lanes"], max(best["k_tile"]), seq_len)
     hw = replace(hw, name=f"dse_{args.study}".replace("-", "_"))
-    lines = [f"# star dse: study {args.study!r}, trial {best['trial']}: error "
+    lines = [] if within else [
+        f"# OUTSIDE the error budget: error {best['error']:.4f} > budget {args.max_error} (no "
+        "trial within it; the lowest-error design found)"]
+    lines += [f"# star dse: study {args.study!r}, trial {best['trial']}: error "
              f"{best['error']:.4f} (budget {args.max_error}), {best['cycles']:,} cycles "
              f"({best['cycles'] / base['cycles']:.3f}x dense)",
              "# Build: star generate -c <this file>. Per layer, the runtime K_TILE register:"]

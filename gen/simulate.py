@@ -4,7 +4,8 @@ Emits the configuration's ``star_core`` Verilog and runs the core testbench (``s
 O bit-exact against golden.core, counters, error codes, reset, bus errors, with cocotbext-axi bus
 models) under Verilator, one simulation per cocotb test so that ``--waves`` gives one FST per
 test. The cases scale with the configuration: causal ragged lengths, a dense job, k below the
-built maximum, a small radius.
+built maximum, a small radius. The model is built (and cached) under ``build_root``: ``star sim
+-o DIR``, by default ``build/sim`` in the repository (sim.runner).
 """
 
 from __future__ import annotations
@@ -33,20 +34,30 @@ def regression_cases(cfg) -> list[dict]:
             case(T, 2 * tile + 1, causal=False, radius="small")]
 
 
-def simulate(cfg, tests, *, seed: int | None, waves: bool, log=print) -> list:
-    """Run the named testbench tests; return the runner results; raise SimFailed on a failure."""
+def simulate(cfg, tests, *, seed: int | None, waves: bool, build_root=None, progress=None,
+             log=print) -> list:
+    """Run the named testbench tests with the model built under ``build_root`` (default: the
+    runner's); report the steps on ``progress`` (a gen.progress.Progress) and each passed test
+    on ``log``; return the runner results; raise SimFailed on a failure."""
     from hw.core import StarCore
-    from sim.runner import run
+    from sim.runner import DEFAULT_BUILD_ROOT, build, run
 
+    from .progress import Progress
     from .verilog import convert
-    text = convert(StarCore(cfg), name="star_core")
+    progress = progress or Progress("sim", cfg.name)
+    build_root = build_root or DEFAULT_BUILD_ROOT
+    with progress.step("converting star_core"):
+        text = convert(StarCore(cfg), name="star_core")
+    with progress.step("Verilator build of star_core (cached; minutes when new)"):
+        build(text, "star_core", build_root=build_root, waves=waves)
     results = []
     for name in tests:
-        log(f"star: sim {cfg.name}: {name} ...")
         try:
-            r = run(text, "star_core", "sim.core_tb", seed=seed, waves=waves, testcase=name,
-                    timeout_s=3600, config={"cfg": cfg.to_dict(), "tests": [name],
-                                            "cases": regression_cases(cfg)})
+            with progress.step(name):
+                r = run(text, "star_core", "sim.core_tb", seed=seed, waves=waves, testcase=name,
+                        timeout_s=3600, build_root=build_root,
+                        config={"cfg": cfg.to_dict(), "tests": [name],
+                                "cases": regression_cases(cfg)})
         except AssertionError as e:
             raise SimFailed(str(e).splitlines()[0]) from None
         seed = r.seed

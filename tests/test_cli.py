@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from gen.cli import main
 from gen.config import PRESETS, preset
@@ -19,8 +20,8 @@ def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
     assert f"star: wrote {a}/rtl/star_sufa.v" in out
     names = sorted(p.name for p in (a / "rtl").iterdir())
     assert names == ["filelist.f", "star_core.v", "star_dlzs.v", "star_sads.v", "star_sufa.v"]
-    files = [f"rtl/{n}" for n in names] + ["regmap.md", "star_regs.h", "star_regs.py",
-                                           "manifest.json", "star_tiny.core"]
+    files = [f"rtl/{n}" for n in names] + ["files.f", "regmap.md", "star_regs.h",
+                                           "star_regs.py", "manifest.json", "star_tiny.core"]
     for name in files:
         text = (a / name).read_bytes()
         assert text == (b / name).read_bytes()
@@ -32,7 +33,15 @@ def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
     assert core_ports["m_axi_araddr"] == {"name": "m_axi_araddr", "dir": "output", "width": 32}
     assert core_ports["s_axil_wdata"]["dir"] == "input" and "irq" in core_ports
     assert man["register_map"]["registers"]["CTRL"]["offset"] == 0
-    assert "rtl/star_core.v" in (a / "star_tiny.core").read_text()
+    # FuseSoC: target default builds star_core, each top has its own target; every toplevel is
+    # a module of the listed files
+    core = yaml.safe_load((a / "star_tiny.core").read_text())
+    assert core["filesets"]["rtl"]["files"] == [f"rtl/{n}" for n in names[1:]]
+    assert core["targets"]["default"]["toplevel"] == "star_core"
+    assert sorted(core["targets"]) == ["default", *(n[:-2] for n in names[1:])]
+    sources = "".join((a / f).read_text() for f in core["filesets"]["rtl"]["files"])
+    for target in core["targets"].values():
+        assert f"\nmodule {target['toplevel']}(" in sources
 
 
 def test_generate_spatial_array(tmp_path, capsys):

@@ -74,18 +74,24 @@ def test_study_outputs_and_resume(workload, tmp_path, seed, capsys):
         text = (out / "best.toml").read_text()
         assert [int(k) for k in re.findall(r"K_TILE = (\d+)", text)] == best["k_tile"]
     else:
-        assert r["best"] is None and not (out / "best.toml").exists()
+        assert not r["best_within_budget"] and (out / "best.toml").exists()
     first = {t["trial"]: (t["tile"], t["percents"], t["objective"]) for t in r["trials"]}
-    # resume: the study continues to 9 trials, the first six unchanged
+    capsys.readouterr()
+    # resume: the study continues to 9 trials, the first six unchanged, the sampler seeded
+    # anew (seed + 6), so the new (random start-up) trials do not repeat trials 0-2
     assert dse("--data", workload, "--trials", 9, "--seed", seed, "-o", out, *SMALL) == 0
+    assert f"sampler seed {seed + 6};" in capsys.readouterr().err
     r2 = json.loads((out / "pareto.json").read_text())
     assert sorted(t["trial"] for t in r2["trials"]) == list(range(9))
     assert {t["trial"]: (t["tile"], t["percents"], t["objective"])
             for t in r2["trials"] if t["trial"] < 6} == first
-    capsys.readouterr()
+
+    def params(trials):
+        return [(t["tile"], t["percents"]) for t in sorted(trials, key=lambda t: t["trial"])]
+    assert params(r2["trials"])[6:] != params(r2["trials"])[:3]
     # at its target: nothing to run
     assert dse("--data", workload, "--trials", 9, "-o", out, *SMALL) == 0
-    assert not re.search(r"star: dse: trial \d+ \[", capsys.readouterr().err)
+    assert not re.search(r"star: dse bench: trial \d+ \[", capsys.readouterr().err)
     # other settings in the same study: refused
     assert dse("--data", workload, "--trials", 10, "-o", out, "--alpha", 0.9, *SMALL) == 2
     err = capsys.readouterr().err.strip()
@@ -186,7 +192,8 @@ def test_two_workers_share_a_postgresql_study(workload, tmp_path, postgres, seed
     assert len(set(numbers)) == len(numbers) == len(got)
     # each worker stops once the study holds `trials`; one may finish a trial in flight
     assert trials <= len(got) <= trials + 1
-    ran = [set(map(int, re.findall(r"star: dse: trial (\d+) \[", err))) for _, err in logs]
+    ran = [set(map(int, re.findall(r"star: dse bench: trial (\d+) \[", err)))
+           for _, err in logs]
     assert ran[0] and ran[1], "both workers ran trials"
     assert not ran[0] & ran[1], "a trial reported by two workers"
     assert ran[0] | ran[1] == set(numbers)
@@ -194,8 +201,32 @@ def test_two_workers_share_a_postgresql_study(workload, tmp_path, postgres, seed
     assert len(workers) == 2
 
 
-def test_timeout_stops_the_study(workload, tmp_path, capsys):
+def test_timeout_bounds_the_whole_run(workload, tmp_path, capsys):
+    """--timeout stops the trials and then the uniform baseline, which is marked partial (the
+    trials use up the time here)."""
     out = tmp_path / "t"
     assert dse("--data", workload, "--trials", 100000, "--timeout", 2, "-o", out, *SMALL) == 0
-    n = len(json.loads((out / "pareto.json").read_text())["trials"])
-    assert 1 <= n < 100000
+    r = json.loads((out / "pareto.json").read_text())
+    assert 1 <= len(r["trials"]) < 100000
+    assert r["uniform_complete"] is False and len(r["uniform"]) < r["uniform_planned"] == 6
+    assert "the baseline is partial" in (out / "pareto.md").read_text()
+    assert "--timeout 2 s reached: uniform baseline partial" in capsys.readouterr().err
+
+
+def test_best_toml_outside_the_budget(workload, tmp_path, capsys):
+    """No trial within the error budget: best.toml holds the lowest-error design, its first line
+    saying it is outside the budget, and stderr says so in one line, even with -q."""
+    out = tmp_path / "o"
+    assert dse("--data", workload, "--trials", 3, "-o", out, *SMALL, "--max-error", 1e-9,
+               "-q") == 0
+    r = json.loads((out / "pareto.json").read_text())
+    lowest = min(r["trials"], key=lambda t: t["error"])
+    assert r["best"] == lowest and r["best_within_budget"] is False
+    text = (out / "best.toml").read_text()
+    assert text.startswith(f"# OUTSIDE the error budget: error {lowest['error']:.4f} > budget "
+                           "1e-09")
+    cfg = load_toml(out / "best.toml")
+    assert (cfg.tile, cfg.k_tile) == (lowest["tile"], max(lowest["k_tile"]))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "OUTSIDE the budget" in err and "best.toml" in err
+    assert "No design within the error budget" in (out / "pareto.md").read_text()
