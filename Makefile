@@ -30,7 +30,8 @@ STAMP = $(VENV)/.installed
 # Debian packages installed when missing (root + apt-get only; failures are not fatal):
 #   ccache      - cached C++ compiles of Verilator models (a cold model build 7 s -> 0.3 s)
 #   liblz4-dev  - lz4.h, needed to build Verilator models with FST waves (sim.runner waves=True)
-#   iverilog    - Icarus Verilog, the second simulator of `make regress`
+#   iverilog    - Icarus Verilog, the second simulator of `make regress`; tests/test_cli_io.py compiles
+#                 the generated file list with it
 #   postgresql  - PostgreSQL server: tests/test_dse.py starts a private one on loopback to test
 #                 two `star dse` workers sharing one study
 APT_PACKAGES = ccache liblz4-dev iverilog postgresql
@@ -59,11 +60,11 @@ $(STAMP): pyproject.toml
 	      apt-get update -q >/dev/null 2>&1 || true; \
 	      for p in $$missing; do \
 	        apt-get install -y -q --no-install-recommends "$$p" >/dev/null 2>&1 || \
-	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress, postgresql only the star dse multi-worker test); continuing"; \
+	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test); continuing"; \
 	      done; \
 	    fi; \
 	  else \
-	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog only serves make regress, postgresql only the star dse multi-worker test); continuing"; \
+	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test); continuing"; \
 	  fi; \
 	fi
 	@if [ ! -x "$(PY)" ]; then \
