@@ -74,22 +74,18 @@ def resolve_config(args) -> StarConfig:
 
 
 def check_outdir(path, flag: str) -> Path:
-    """Make sure ``path`` can be the output folder given by ``flag`` (or its default), and create
-    it: before any long step, so a bad folder is a one-line UserError, not a traceback after
-    minutes of elaboration."""
+    """Make sure ``path`` can be the output folder given by ``flag`` (or its default): before any
+    long step, so a bad folder is a one-line UserError, not a traceback after minutes of
+    elaboration. Nothing is created here (the command creates the folder when it writes)."""
     path = Path(path)
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "" if folder == path else f" ({folder} is a file)"
-                raise UserError(f"{flag} {path}: not a folder{where}")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{flag} {path}: cannot create the folder ({e.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: folder not writable (permission denied)")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise UserError(f"{flag} {path}: not a folder{where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = "folder not writable" if existing == path else \
+            f"cannot create it ({existing} is not writable)"
+        raise UserError(f"{flag} {path}: {why}")
     return path
 
 

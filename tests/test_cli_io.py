@@ -51,14 +51,14 @@ def one_line(err: str) -> str:
 ], ids=lambda a: a[0])
 def test_output_folder_that_is_a_file(argv, tmp_path, capsys):
     """-o naming a file, or a path under a file: one line naming -o and the path, before any
-    work (no progress line came first)."""
+    work (no progress line came first), nothing created."""
     afile = tmp_path / "afile"
     afile.write_text("not a folder\n")
     for out, why in ((afile, "not a folder"), (afile / "sub" / "dir", f"{afile} is a file")):
         assert main([*argv, "-o", str(out)]) == 2
         err = one_line(capsys.readouterr().err)
         assert err.startswith(f"star: -o {out}: not a folder") and why in err, err
-    assert afile.read_text() == "not a folder\n"
+    assert afile.read_text() == "not a folder\n" and sorted(tmp_path.iterdir()) == [afile]
 
 
 def test_read_only_output_folder(tmp_path):
@@ -73,7 +73,8 @@ def test_read_only_output_folder(tmp_path):
         drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     try:
-        for out, why in ((ro, "folder not writable"), (ro / "out", "cannot create the folder")):
+        for out, why in ((ro, "folder not writable"),
+                         (ro / "out", f"cannot create it ({ro} is not writable)")):
             r = subprocess.run([*drop, *STAR, "generate", "-p", "tiny", "--tops", "star_sads",
                                 "-o", str(out)], env=env, capture_output=True, text=True,
                                timeout=300)
@@ -115,11 +116,12 @@ def test_ctrl_c_during_generate(jobs, tmp_path):
     no completion marker."""
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # unbuffered: readline() takes no more than the line, communicate() reads the rest
     proc = subprocess.Popen([*STAR, "generate", "-p", "tiny", "-j", str(jobs), "-o", str(out)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            bufsize=0, start_new_session=True)
     try:
-        first = proc.stderr.readline()
+        first = proc.stderr.readline().decode()
         assert first.startswith("star: generate tiny: converting"), first
         time.sleep(0.5)                                   # converting now (star_core: seconds)
         os.killpg(proc.pid, signal.SIGINT)
@@ -127,7 +129,7 @@ def test_ctrl_c_during_generate(jobs, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    err = first + rest
+    err = first + rest.decode()
     assert proc.returncode == 130, err
     lines = err.splitlines()
     assert lines[-1] == "star: interrupted" and "Traceback" not in err, err
