@@ -117,10 +117,10 @@ def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | N
     _remove_outputs(outdir)
     tops = blocks(cfg, only=tops, mesh=mesh)
     jobs = min(jobs or default_jobs(), len(tops))
+    texts = {}
     try:
         if jobs > 1:
             progress.note(f"converting {len(tops)} tops in {jobs} processes")
-            texts = {}
             pool = multiprocessing.Pool(jobs, initializer=_exit_on_sigint)
             try:                                                 # the largest top first
                 for name, text, seconds in pool.imap_unordered(
@@ -134,7 +134,6 @@ def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | N
             finally:
                 pool.join()
         else:
-            texts = {}
             for name, component in tops.items():
                 with progress.step(f"converting {name}"):
                     texts[name] = convert(component, name=name)
@@ -142,8 +141,7 @@ def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | N
         for component in tops.values():   # converted by a worker, or not at all: no warning
             component._MustUse__silence = True
     with progress.step("register map, file lists, FuseSoC core, manifest"):
-        paths = [rtl / f"{name}.v" for name in tops]
-        files = {path: texts[path.stem] for path in paths}
+        files = {rtl / f"{name}.v": texts[name] for name in tops}
         files[rtl / "filelist.f"] = "".join(f"{name}.v\n" for name in tops)
         files[outdir / "files.f"] = "".join(f"rtl/{name}.v\n" for name in tops)
         files[outdir / f"star_{cfg.name}.core"] = fusesoc_core(cfg, list(tops))
