@@ -37,6 +37,13 @@ REAL = {
 }
 
 
+def real_workload(cfg) -> dict | None:
+    """The captured workload of :data:`REAL` whose head_dim is the config's, if the config holds
+    its keys; else None."""
+    real = REAL.get(cfg.head_dim)
+    return real if real and cfg.max_seq >= real["seq_len"] else None
+
+
 def cases(cfg, seqs, fractions) -> list[dict]:
     """The bench jobs: per S the dense baseline then each k fraction; then the captured workload
     of :data:`REAL` whose head_dim is the config's, if the config holds its keys."""
@@ -49,8 +56,8 @@ def cases(cfg, seqs, fractions) -> list[dict]:
                     "frac": 1.0})
         out += [{**base, "label": f"random S={s} k={f:.0%}", "dense": False, "k_tile": k_of(f),
                  "frac": f} for f in fractions]
-    real = REAL.get(cfg.head_dim)
-    if real and cfg.max_seq >= real["seq_len"]:
+    real = real_workload(cfg)
+    if real:
         for head in real["heads"]:
             name = f"{real['label']} h{head}"
             base = {"data": str(real["path"]), "head": head, "seq_len": real["seq_len"],
@@ -269,8 +276,8 @@ def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str
         with progress.step("Yosys area of star_core"):
             area_report = module_stats(convert(StarCore(cfg), name="star_core"), "star_core",
                                        ROOT / "build" / "bench" / cfg.name / "yosys")
-    real = REAL.get(cfg.head_dim)
-    if real and cfg.max_seq >= real["seq_len"]:
+    real = real_workload(cfg)
+    if real:
         from .evaluate import evaluate
         with progress.step(f"star eval on {real['path'].name}"):
             accuracy = evaluate(cfg, real["path"], [f"{f:.0%}" for f in fractions])

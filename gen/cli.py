@@ -338,6 +338,49 @@ def cmd_show_config(args) -> int:
     return 0
 
 
+def _add_dse_parser(sub, parent) -> None:
+    """The ``star dse`` subcommand's options."""
+    p = sub.add_parser("dse", parents=[parent],
+                       help="Bayesian search of tile and per-layer top-k on a multi-layer "
+                            "workload (Optuna): Pareto front, best config as TOML")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="folder of attention .npz files (star eval format), one per layer, "
+                        "taken in file-name order")
+    p.add_argument("--trials", type=int, default=100,
+                   help="finished trials the study should hold; a rerun continues up to it "
+                        "(default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="bound the whole run: no trial starts after this long, and the "
+                        "uniform baseline stops (marked partial) when it is over (default: no "
+                        "limit)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="TPE sampler seed, plus the trials the study already holds (a rerun "
+                        "draws anew); give parallel workers different seeds (default: "
+                        "%(default)s)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna RDB storage shared by workers, e.g. postgresql://user@host/db "
+                        "(default: sqlite file study.db in the output folder)")
+    p.add_argument("--study", default="star-dse",
+                   help="study name in the storage (default: %(default)s)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output folder (default: build/dse/<study>)")
+    p.add_argument("--tiles", default=None, metavar="T,T",
+                   help="tile sizes to search, powers of two (default: 16,32,64,128)")
+    p.add_argument("--lanes", default=None, metavar="N,N",
+                   help="query lanes T to search (default: the config's lanes only)")
+    p.add_argument("--k", default=None, metavar="P,P",
+                   help="per-layer keys kept per tile, percentages of the tile (default: "
+                        "5,10,...,50)")
+    p.add_argument("--alpha", type=float, default=2.0,
+                   help="weight of cycles / dense cycles in the objective (default: %(default)s)")
+    p.add_argument("--beta", type=float, default=0.1,
+                   help="weight of area proxy / base area (default: %(default)s)")
+    p.add_argument("--max-error", type=float, default=0.1,
+                   help="error budget: mean relative output error vs float dense "
+                        "(default: %(default)s)")
+    p.set_defaults(func=cmd_dse)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="star", description="STAR sparse-attention accelerator generator")
@@ -414,45 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the full report as JSON (default: a Markdown table)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("dse", parents=[parent],
-                       help="Bayesian search of tile and per-layer top-k on a multi-layer "
-                            "workload (Optuna): Pareto front, best config as TOML")
-    p.add_argument("--data", required=True, metavar="DIR",
-                   help="folder of attention .npz files (star eval format), one per layer, "
-                        "taken in file-name order")
-    p.add_argument("--trials", type=int, default=100,
-                   help="finished trials the study should hold; a rerun continues up to it "
-                        "(default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="bound the whole run: no trial starts after this long, and the "
-                        "uniform baseline stops (marked partial) when it is over (default: no "
-                        "limit)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="TPE sampler seed, plus the trials the study already holds (a rerun "
-                        "draws anew); give parallel workers different seeds (default: "
-                        "%(default)s)")
-    p.add_argument("--storage", default=None, metavar="URL",
-                   help="Optuna RDB storage shared by workers, e.g. postgresql://user@host/db "
-                        "(default: sqlite file study.db in the output folder)")
-    p.add_argument("--study", default="star-dse",
-                   help="study name in the storage (default: %(default)s)")
-    p.add_argument("-o", "--out", default=None,
-                   help="output folder (default: build/dse/<study>)")
-    p.add_argument("--tiles", default=None, metavar="T,T",
-                   help="tile sizes to search, powers of two (default: 16,32,64,128)")
-    p.add_argument("--lanes", default=None, metavar="N,N",
-                   help="query lanes T to search (default: the config's lanes only)")
-    p.add_argument("--k", default=None, metavar="P,P",
-                   help="per-layer keys kept per tile, percentages of the tile (default: "
-                        "5,10,...,50)")
-    p.add_argument("--alpha", type=float, default=2.0,
-                   help="weight of cycles / dense cycles in the objective (default: %(default)s)")
-    p.add_argument("--beta", type=float, default=0.1,
-                   help="weight of area proxy / base area (default: %(default)s)")
-    p.add_argument("--max-error", type=float, default=0.1,
-                   help="error budget: mean relative output error vs float dense "
-                        "(default: %(default)s)")
-    p.set_defaults(func=cmd_dse)
+    _add_dse_parser(sub, parent)
 
     p = sub.add_parser("board", parents=[parent],
                        help="the core on an ECP5 board: block RAM + UART bridge; Verilog or a "

@@ -64,6 +64,12 @@ class DseError(ValueError):
     """A bad ``star dse`` input; the message is one line."""
 
 
+def layer_files(folder) -> list[Path]:
+    """The .npz files of a workload folder in natural order (layer 4 before layer 11)."""
+    return sorted(Path(folder).glob("*.npz"), key=lambda p: [
+        int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+
+
 class Workload:
     """The layers of a folder of attention npz files (``star eval`` format), one per layer."""
 
@@ -72,9 +78,7 @@ class Workload:
         if not folder.is_dir():
             raise DseError(f"--data {folder}: no such folder (need a folder of .npz files, one "
                            "per layer)")
-        # natural order, so layer 4 comes before layer 11
-        self.files = sorted(folder.glob("*.npz"), key=lambda p: [
-            int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+        self.files = layer_files(folder)
         if not self.files:
             raise DseError(f"--data {folder}: no .npz files in the folder")
         try:        # any sequence length: hardware() sizes max_seq to the workload

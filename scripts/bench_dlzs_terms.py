@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gen.config import preset  # noqa: E402
+from gen.dse import layer_files  # noqa: E402
 from gen.evaluate import LABELS, METHODS, evaluate, parse_k  # noqa: E402
 from gen.machine import machine, tools, write_report  # noqa: E402
 from gen.synth import ecp5_fmax, yosys_stats  # noqa: E402
@@ -63,7 +64,7 @@ def quality(folder: str, head_dim: int, max_seq: int, about: str) -> dict:
     """Per layer and k: mass and output error of every method, and their ratio to exact."""
     cfg = replace(preset("default"), head_dim=head_dim, max_seq=max_seq)
     rows = []
-    layers = sorted((ROOT / folder).glob("*.npz"), key=lambda p: int(p.stem.rsplit("l", 1)[1]))
+    layers = layer_files(ROOT / folder)
     for path in layers:
         rep = evaluate(cfg, path, list(KS), fixed=False)
         for row in rep["mean"]:

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gen.config import preset  # noqa: E402
+from gen.dse import layer_files  # noqa: E402
 from gen.evaluate import evaluate  # noqa: E402
 from gen.machine import machine, tools, write_report  # noqa: E402
 
@@ -62,7 +63,7 @@ def _quality(base: str, kb: int, sh: int, folder: str, head_dim: int, max_seq: i
     cfg = replace(preset(base), head_dim=head_dim, max_seq=max_seq, dlzs_k_bits=kb,
                   dlzs_shift_bits=sh, radius=-1)
     out = []
-    for path in sorted((ROOT / folder).glob("*.npz")):
+    for path in layer_files(ROOT / folder):
         rep = evaluate(cfg, path, list(KS), fixed=False)
         for row in rep["mean"]:
             ex = row["exact"]

@@ -5,7 +5,8 @@ Used by ``star bench`` (gen/bench.py). Config (STAR_TEST_CONFIG): {"cfg": StarCo
 "head": query head index (npz; its kv head by grouped-query), "seq_len", "q_len", "dense",
 "k_tile", optional "causal" (default false), "radius" (default -1, off; as in
 sim/core_tb.py)}], optional "mem_bytes": the RAM model's size (default 1 MiB;
-gen.bench.ram_bytes)}. Random data: standard normal Q/K/V, seed from the runner. Every job is checked like the regression does (O bit-exact against
+gen.bench.ram_bytes)}. Random data: standard normal Q/K/V, seed from the runner. Every job
+is checked like the regression does (O bit-exact against
 golden.core, counters, no stray bus access) before its counters are recorded; no bus stalls.
 """
 
