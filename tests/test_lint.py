@@ -1,7 +1,15 @@
 """Verilator ``--lint-only -Wall`` of the generated Verilog: clean with the documented waivers
-(the one waiver file sim/waivers.vlt, each waiver justified there)."""
+(the one waiver file sim/waivers.vlt, each waiver justified there).
 
+Every linted text is also compared with its SHA-256 recorded in tests/verilog_hashes.json, so a
+change that was meant to change no hardware (a refactor) is checked to be byte-identical. A change
+that is meant to change the hardware re-records the list: ``make verilog-hashes``.
+"""
+
+import hashlib
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -32,21 +40,40 @@ def _config(name):
     return preset(name)
 
 
-def _lint(name, top, mesh, tmp_path):
+HASH_FILE = Path(__file__).with_name("verilog_hashes.json")
+
+
+def _check_hash(key, text, record):
+    """Compare the SHA-256 of *text* with the one recorded for *key*; ``record``: store it."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    hashes = json.loads(HASH_FILE.read_text()) if HASH_FILE.exists() else {}
+    if record:
+        hashes[key] = digest
+        HASH_FILE.write_text(json.dumps(dict(sorted(hashes.items())), indent=1) + "\n")
+        return
+    assert key in hashes, f"{key}: no hash recorded in {HASH_FILE.name} (make verilog-hashes)"
+    assert hashes[key] == digest, \
+        f"{key}: the Verilog changed (sha256 {digest[:12]}, recorded {hashes[key][:12]}); " \
+        "if the hardware change is intended, re-record with `make verilog-hashes`"
+
+
+def _lint(name, top, mesh, tmp_path, record=False):
     comp = blocks(_config(name), only=top, mesh=mesh)[top]
-    found = lint(convert(comp, name=top), top, tmp_path)
+    text = convert(comp, name=top)
+    found = lint(text, top, tmp_path)
     assert not found, f"{name} {top}: {len(found)} lint warnings, first: {found[:3]}"
+    _check_hash(f"{name}/{top}" + (f"@{mesh[0]}x{mesh[1]}" if mesh else ""), text, record)
 
 
 @pytest.mark.parametrize("name, top, mesh", FAST)
-def test_lint_wall_clean(name, top, mesh, tmp_path):
-    _lint(name, top, mesh, tmp_path)
+def test_lint_wall_clean(name, top, mesh, tmp_path, request):
+    _lint(name, top, mesh, tmp_path, request.config.getoption("--record-hashes"))
 
 
 @pytest.mark.long
 @pytest.mark.parametrize("name, top, mesh", LONG)
-def test_lint_wall_clean_presets(name, top, mesh, tmp_path):
-    _lint(name, top, mesh, tmp_path)
+def test_lint_wall_clean_presets(name, top, mesh, tmp_path, request):
+    _lint(name, top, mesh, tmp_path, request.config.getoption("--record-hashes"))
 
 
 def test_lint_reports_a_real_warning(tmp_path):
