@@ -22,7 +22,7 @@ import platform
 import time
 from pathlib import Path
 
-from .formats import Formats
+from star.spec.formats import Formats
 
 __all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots"]
 
@@ -79,11 +79,11 @@ def ram_bytes(cfg, group: list[dict]) -> int:
 def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, progress=None) -> list[dict]:
     """Simulate the jobs, one simulation per data source and length (each a step on
     ``progress``, a gen.progress.Progress)."""
-    from hw.core import StarCore
-    from sim.runner import run
+    from star.hw.core import StarCore
+    from star.sim.runner import run
 
     from .progress import Progress
-    from .verilog import convert
+    from star.hw.verilog import convert
     progress = progress or Progress("bench", cfg.name)
     with progress.step("converting star_core"):
         text = convert(StarCore(cfg), name="star_core")
@@ -97,7 +97,7 @@ def run_bench(cfg, todo: list[dict], workdir: Path, seed: int, progress=None) ->
         first = " (and the Verilator build: minutes when new)" if n == 1 else ""
         with progress.step(f"[{n}/{len(groups)}] {group[0]['label'].rsplit(' ', 1)[0]} "
                            f"({len(group)} jobs){first}"):
-            run(text, "star_core", "sim.bench_tb", seed=seed, timeout_s=7200,
+            run(text, "star_core", "star.sim.bench_tb", seed=seed, timeout_s=7200,
                 config={"cfg": cfg.to_dict(), "cases": group, "out": str(raw.resolve()),
                         "mem_bytes": ram_bytes(cfg, group)})
         results += json.loads(raw.read_text())
@@ -271,8 +271,8 @@ def bench(cfg, outdir: Path, *, seqs, fractions, seed: int, area: bool, cmd: str
     area_report = accuracy = None
     if area:
         from .synth import module_stats
-        from .verilog import convert
-        from hw.core import StarCore
+        from star.hw.verilog import convert
+        from star.hw.core import StarCore
         with progress.step("Yosys area of star_core"):
             area_report = module_stats(convert(StarCore(cfg), name="star_core"), "star_core",
                                        ROOT / "build" / "bench" / cfg.name / "yosys")

@@ -19,7 +19,7 @@ from pathlib import Path
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
-from .formats import Formats
+from star.spec.formats import Formats
 
 __all__ = ["BOARDS", "BoardError", "board", "board_platform", "build_board", "parse_nextpnr"]
 
@@ -85,7 +85,7 @@ class PlatformTop(Elaboratable):
         self.cfg, self.divisor, self.mem_bytes, self.pll = cfg, divisor, mem_bytes, pll
 
     def elaborate(self, platform):
-        from hw.board import BoardTop
+        from star.hw.board import BoardTop
         m = Module()
         m.submodules.clk_buf = clk_buf = io.Buffer(
             "i", platform.request(platform.default_clk, 0, dir="-"))

@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 from . import regmap
-from .config import ConfigError, StarConfig
+from star.spec.config import ConfigError, StarConfig
 from .progress import Progress
-from .spatial_config import SpatialConfig
-from .verilog import convert, write_if_changed
+from star.spec.spatial_config import SpatialConfig
+from star.hw.verilog import convert, write_if_changed
 
 __all__ = ["TOPS", "SPATIAL_TOP", "OUTPUTS", "blocks", "generate", "default_jobs", "main_top"]
 
@@ -48,10 +48,10 @@ def blocks(cfg: StarConfig, only=None, mesh: tuple[int, int] | None = None) -> d
     """Return {top-module name: component} for every block of the configuration (with ``mesh``
     = (rows, cols) also the Spatial-STAR array), or for the tops named by ``only`` (a name or a
     collection of names)."""
-    from hw.core import StarCore
-    from hw.dlzs import DlzsPredictor
-    from hw.sads import SadsSelector
-    from hw.sufa import SufaEngine
+    from star.hw.core import StarCore
+    from star.hw.dlzs import DlzsPredictor
+    from star.hw.sads import SadsSelector
+    from star.hw.sufa import SufaEngine
     classes = dict(zip(TOPS, (StarCore, DlzsPredictor, SadsSelector, SufaEngine)))
     names = TOPS + ((SPATIAL_TOP,) if mesh else ())
     wanted = set(names) if only is None else {only} if isinstance(only, str) else set(only)
@@ -59,7 +59,7 @@ def blocks(cfg: StarConfig, only=None, mesh: tuple[int, int] | None = None) -> d
         raise ConfigError(f"{SPATIAL_TOP} needs a mesh: rows and cols (--mesh RxC)")
     out = {name: cls(cfg) for name, cls in classes.items() if name in wanted}
     if SPATIAL_TOP in wanted:
-        from hw.spatial import SpatialStar
+        from star.hw.spatial import SpatialStar
         out[SPATIAL_TOP] = SpatialStar(SpatialConfig(cfg, rows=mesh[0], cols=mesh[1]))
     return out
 
@@ -169,10 +169,10 @@ def ports(component) -> list[dict]:
 
 def latencies(cfg) -> dict:
     """Per-stage latency and per-key cost in cycles (see each component's docstring)."""
-    from hw.arith import tree_latency
-    from hw.exp2 import Exp2Unit
-    from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
-    from .formats import Formats
+    from star.hw.arith import tree_latency
+    from star.hw.exp2 import Exp2Unit
+    from star.hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+    from star.spec.formats import Formats
     return {"dlzs_predictor": tree_latency(cfg.head_dim), "sads_list_after_last": 1,
             "sufa_cycles_per_key": Formats(cfg).sufa_chunks, "sufa_score": s_latency(cfg),
             "sufa_accumulate": A_LATENCY, "exp2": Exp2Unit.latency,
@@ -184,7 +184,7 @@ def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None,
     """What was generated and from what: reproducible (no paths, no dates). ``origin``
     ({"base": preset name, "overrides": {field: value}}, from ``star``) is recorded as is."""
     import amaranth
-    from .formats import Formats
+    from star.spec.formats import Formats
     canon = json.dumps(cfg.to_dict(), sort_keys=True).encode()
     return {
         "generator": "star",

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import cycle_model
-from .config import StarConfig, preset
+from star.spec.config import StarConfig, preset
 
 __all__ = ["POINTS", "point_config", "point_cases", "run_point", "compare", "projection"]
 

@@ -16,9 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (PRESETS, ConfigError, StarConfig, config_from_toml, from_overrides,
+from star.spec.config import (PRESETS, ConfigError, StarConfig, config_from_toml, from_overrides,
                      override_name, parse_override, read_toml)
-from .config import preset as get_preset
+from star.spec.config import preset as get_preset
 from .evaluate import EvalError
 from .progress import Progress
 
@@ -91,7 +91,7 @@ def check_outdir(path, flag: str) -> Path:
 
 def cmd_generate(args) -> int:
     from .build import SPATIAL_TOP, TOPS, generate
-    from .spatial_config import SpatialConfig, parse_mesh
+    from star.spec.spatial_config import SpatialConfig, parse_mesh
     cfg, origin = resolve(args)
     mesh = parse_mesh(args.mesh) if args.mesh else None
     if mesh:
@@ -141,7 +141,7 @@ def cmd_sim(args) -> int:
 def cmd_synth(args) -> int:
     from .build import TOPS, blocks
     from .synth import SynthError, ToolMissing, ecp5_fmax, module_stats, osu018_liberty
-    from .verilog import convert
+    from star.hw.verilog import convert
     cfg = resolve_config(args)
     if args.top not in TOPS:
         raise UserError(f"--top must be one of {', '.join(TOPS)}, not {args.top!r}")
@@ -289,7 +289,7 @@ def cmd_host(args) -> int:
 
     import numpy as np
 
-    from golden import core as gcore
+    from star.golden import core as gcore
 
     from .board import BoardError, board
     from .host import HostError, SerialTransport, StarHost
@@ -332,7 +332,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_show_config(args) -> int:
-    from .formats import Formats
+    from star.spec.formats import Formats
     cfg = resolve_config(args)
     print(json.dumps({"config": cfg.to_dict(), "formats": Formats(cfg).to_dict()}, indent=1))
     return 0

@@ -39,11 +39,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.arith import tree_latency
-from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
-from hw import tilebuf
+from star.hw.arith import tree_latency
+from star.hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from star.hw import tilebuf
 
-from .formats import Formats
+from star.spec.formats import Formats
 
 __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 

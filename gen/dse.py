@@ -44,13 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import core as gcore
-from golden import dlzs, pipeline, reference, sads, sufa
+from star.golden import core as gcore
+from star.golden import dlzs, pipeline, reference, sads, sufa
 
 from . import cycle_model
-from .config import ConfigError, StarConfig
+from star.spec.config import ConfigError, StarConfig
 from .evaluate import load_attention
-from .formats import Formats
+from star.spec.formats import Formats
 from .progress import Progress
 
 __all__ = ["DseError", "Workload", "Evaluator", "area_proxy", "run_study", "pareto",

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import pipeline, reference, sads
+from star.golden import pipeline, reference, sads
 
-from .config import StarConfig
-from .formats import Formats
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
 
 __all__ = ["EvalError", "load_attention", "parse_k", "evaluate", "format_table"]
 

@@ -19,8 +19,8 @@ Usage::
 
     import asyncio
     import numpy as np
-    from gen.config import preset
-    from gen.host import SerialTransport, StarHost
+    from star.spec.config import preset
+    from star.gen.host import SerialTransport, StarHost
 
     async def main():
         cfg = preset("tiny")
@@ -40,29 +40,14 @@ import time
 
 import numpy as np
 
-from gen.formats import Formats
-from golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout
-from hw.regmap import COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode, by_name
+from star.spec.formats import Formats
+from star.spec.board_protocol import (ADDR_BYTES, COUNT_BYTES, MAX_CHUNK, OP_READ_MEM,
+                                       OP_READ_REG, OP_WRITE_MEM, OP_WRITE_REG, ST_OK,
+                                       ST_REG_OK, status_text)
+from star.golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout
+from star.spec.regmap import COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode, by_name
 
-__all__ = ["HostError", "SerialTransport", "StarHost", "OP_WRITE_MEM", "OP_READ_MEM",
-           "OP_WRITE_REG", "OP_READ_REG", "ST_OK", "ST_RANGE", "ST_OP", "ST_AXIL",
-           "ST_REG_OK", "MAX_CHUNK", "status_text"]
-
-# ---- the serial protocol (docs/board.md) ---------------------------------------------------------
-OP_WRITE_MEM, OP_READ_MEM, OP_WRITE_REG, OP_READ_REG = 0x01, 0x02, 0x03, 0x04
-ST_OK, ST_RANGE, ST_OP, ST_AXIL = 0x00, 0x01, 0x02, 0x10   # ST_AXIL + the AXI4-Lite response
-ST_REG_OK = ST_AXIL | 0        # a register access answered OKAY
-MAX_CHUNK = 0xFFFF             # bytes per memory request (the count field is 16 bits)
-
-_STATUS_TEXT = {ST_OK: "OK", ST_RANGE: "address out of range", ST_OP: "unknown op",
-                ST_AXIL | 0: "AXI4-Lite OKAY", ST_AXIL | 1: "AXI4-Lite EXOKAY",
-                ST_AXIL | 2: "AXI4-Lite SLVERR", ST_AXIL | 3: "AXI4-Lite DECERR"}
-
-
-def status_text(status: int) -> str:
-    """The meaning of a status byte, e.g. ``0x01 (address out of range)``."""
-    return f"0x{status:02x} ({_STATUS_TEXT.get(status, 'unknown status')})"
-
+__all__ = ["HostError", "SerialTransport", "StarHost"]
 
 class HostError(Exception):
     """Anything that went wrong on the host side, on the link or on the board (one line)."""
@@ -136,7 +121,7 @@ class StarHost:
     ``mem_bytes``: the board memory's size (a build parameter of star_board); memory accesses
     outside ``[0, mem_bytes)`` are refused here before anything is sent. ``link_timeout_s``:
     how long to wait for each response. After :meth:`run_job`, :attr:`last_regs` holds the job
-    register values it wrote ({name: value}, every name of ``hw.regmap.JOB_NAMES``)."""
+    register values it wrote ({name: value}, every name of ``star.spec.regmap.JOB_NAMES``)."""
 
     def __init__(self, transport, cfg, mem_bytes: int, *, link_timeout_s: float = 1.0):
         self.transport = transport
@@ -178,8 +163,8 @@ class StarHost:
         for at in range(0, len(data), MAX_CHUNK):
             chunk = data[at:at + MAX_CHUNK]
             a = addr + at
-            req = bytes([OP_WRITE_MEM]) + a.to_bytes(4, "little") \
-                + len(chunk).to_bytes(2, "little") + chunk
+            req = bytes([OP_WRITE_MEM]) + a.to_bytes(ADDR_BYTES, "little") \
+                + len(chunk).to_bytes(COUNT_BYTES, "little") + chunk
             await self._request(f"write memory at 0x{a:x} ({len(chunk)} bytes)", req, 0, ST_OK)
 
     async def read_mem(self, addr: int, n: int) -> bytes:
@@ -188,12 +173,12 @@ class StarHost:
         out = bytearray()
         for at in range(0, n, MAX_CHUNK):
             a, c = addr + at, min(MAX_CHUNK, n - at)
-            req = bytes([OP_READ_MEM]) + a.to_bytes(4, "little") + c.to_bytes(2, "little")
+            req = bytes([OP_READ_MEM]) + a.to_bytes(ADDR_BYTES, "little") + c.to_bytes(COUNT_BYTES, "little")
             out += await self._request(f"read memory at 0x{a:x} ({c} bytes)", req, c, ST_OK)
         return bytes(out)
 
     def offset(self, name_or_offset) -> int:
-        """A register's byte offset: by name (hw.regmap) or given as an int (0..255)."""
+        """A register's byte offset: by name (star.spec.regmap) or given as an int (0..255)."""
         if isinstance(name_or_offset, str):
             reg = self.regs.get(name_or_offset)
             if reg is None:
@@ -227,7 +212,7 @@ class StarHost:
         return int.from_bytes(data, "little")
 
     def field(self, reg: str, name: str) -> int:
-        """The mask of bit field ``reg.name`` (hw.regmap)."""
+        """The mask of bit field ``reg.name`` (star.spec.regmap)."""
         for f, lsb, width, _ in self.regs[reg].fields:
             if f == name:
                 return ((1 << width) - 1) << lsb
@@ -299,7 +284,7 @@ class StarHost:
         ``q`` [Q_LEN, d], ``k``/``v`` [SEQ_LEN, d]: integers in the data_bits signed range;
         ``mant``/``shift``: the score scale (SCALE_MANT, SCALE_SHIFT); ``k_tile`` default the
         config's; ``radius`` < 0: off. ``timeout_s``: how long the job may take (transport
-        time). ``o``: int64 [Q_LEN, d]; ``counters``: {name: value} of every hw.regmap counter.
+        time). ``o``: int64 [Q_LEN, d]; ``counters``: {name: value} of every star.spec.regmap counter.
         A job the core refuses or ends with ERROR raises HostError naming the ErrorCode."""
         q, k, v = self._check_shapes(q, k, v, causal, integer=True)
         dt, rb = self._dtype(), self.fmt.row_bytes
@@ -348,7 +333,7 @@ class StarHost:
         """Quantise float q/k/v (golden.pipeline.prepare; ``softmax_scale`` default
         head_dim**-0.5) and run the job; return ``(o_int, counters, h)`` with ``h`` the
         HeadInputs (int tensors and scales: dequantise O with ``h.scale_v``)."""
-        from golden.pipeline import prepare
+        from star.golden.pipeline import prepare
 
         qf, kf, vf = self._check_shapes(qf, kf, vf, causal, integer=False)
         if softmax_scale is None:

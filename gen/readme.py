@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .bench import bench_rows
-from .config import StarConfig
+from star.spec.config import StarConfig
 from .synth import D_WIDE_PAPER_CELLS
 
 __all__ = ["BEGIN", "END", "section", "update"]
@@ -81,7 +81,7 @@ PREDICTOR_FIELDS = ("dlzs_k_bits", "dlzs_shift_bits")
 def _stale(measured: list[tuple[dict | None, str]], command: str) -> str:
     """A sentence when a report's configs (each with the preset it stands for; None: not
     recorded) have other predictor fields than those presets have now, else ''."""
-    from .config import preset
+    from star.spec.config import preset
     old = {", ".join(f"{f} {c[f]}" for f in PREDICTOR_FIELDS) if c else "earlier defaults"
            for c, name in measured
            if c is None or any(c[f] != getattr(preset(name), f) for f in PREDICTOR_FIELDS)}

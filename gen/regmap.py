@@ -5,7 +5,7 @@ All three come from the same description, so a register added there appears ever
 
 from __future__ import annotations
 
-from hw.regmap import ErrorCode, registers
+from star.spec.regmap import ErrorCode, registers
 
 __all__ = ["markdown", "c_header", "python_module", "as_dict"]
 

@@ -39,11 +39,11 @@ def simulate(cfg, tests, *, seed: int | None, waves: bool, build_root=None, prog
     """Run the named testbench tests with the model built under ``build_root`` (default: the
     runner's); report the steps on ``progress`` (a gen.progress.Progress) and each passed test
     on ``log``; return the runner results; raise SimFailed on a failure."""
-    from hw.core import StarCore
-    from sim.runner import DEFAULT_BUILD_ROOT, build, run
+    from star.hw.core import StarCore
+    from star.sim.runner import DEFAULT_BUILD_ROOT, build, run
 
     from .progress import Progress
-    from .verilog import convert
+    from star.hw.verilog import convert
     progress = progress or Progress("sim", cfg.name)
     build_root = build_root or DEFAULT_BUILD_ROOT
     with progress.step("converting star_core"):
@@ -54,7 +54,7 @@ def simulate(cfg, tests, *, seed: int | None, waves: bool, build_root=None, prog
     for name in tests:
         try:
             with progress.step(name):
-                r = run(text, "star_core", "sim.core_tb", seed=seed, waves=waves, testcase=name,
+                r = run(text, "star_core", "star.sim.core_tb", seed=seed, waves=waves, testcase=name,
                         timeout_s=3600, build_root=build_root,
                         config={"cfg": cfg.to_dict(), "tests": [name],
                                 "cases": regression_cases(cfg)})

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gen.formats import Formats
-from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from star.spec.formats import Formats
+from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 
 from . import dlzs, sads, sufa
 from .reference import causal_mask
@@ -47,7 +47,7 @@ class JobResult:
 
 
 def _regs(cfg, regs: dict) -> dict:
-    """Register values by name: the reset values of ``hw.regmap`` overridden by ``regs``."""
+    """Register values by name: the reset values of ``star.spec.regmap`` overridden by ``regs``."""
     full = {name: r.reset for name, r in by_name(cfg).items()}
     unknown = set(regs) - set(full)
     if unknown:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.formats import round_shift
+from star.spec.formats import round_shift
 
 __all__ = ["exponent", "exp2_neg", "weight"]
 

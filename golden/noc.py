@@ -9,17 +9,16 @@ sources interleave at a destination in a timing-dependent way, so the model stat
 Also here: the traffic patterns of the tests and the benchmark (destination distributions) and
 the channel-load bound on saturation throughput they imply (Dally & Towles ch. 3).
 
-Nodes are (x, y) tuples: x = column, y = row (0 = north-west corner), as in :mod:`hw.noc.flit`.
+Nodes are (x, y) tuples: x = column, y = row (0 = north-west corner), as in :mod:`star.spec.flit`.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from hw.noc.flit import FlitKind, flit_layout
+from star.spec.flit import FlitKind
 
 __all__ = ["PATTERNS", "Delivered", "xy_path", "next_port", "split", "flit_kinds",
            "network_packets", "deliver", "destinations", "sample_destination", "channel_load"]
@@ -84,11 +83,6 @@ def flit_kinds(n: int) -> list[FlitKind]:
     return [FlitKind.of(i == 0, i == n - 1) for i in range(n)]
 
 
-@functools.lru_cache(maxsize=None)
-def _data_bits(cfg) -> int:
-    return flit_layout(cfg)["data"].width
-
-
 def network_packets(cfg, src, dst, words, index: int = 0) -> list[Delivered]:
     """Return the network packets one packet of ``words`` from src to dst becomes, in order.
 
@@ -96,7 +90,7 @@ def network_packets(cfg, src, dst, words, index: int = 0) -> list[Delivered]:
     """
     src, dst = tuple(src), tuple(dst)
     path = xy_path(cfg, src, dst)
-    width = _data_bits(cfg)
+    width = cfg.flit_bits
     if not words:
         raise ValueError(f"packet {index} has no words")
     for w in words:

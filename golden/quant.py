@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gen.formats import encode_score_scale
+from star.spec.formats import encode_score_scale
 
 __all__ = ["quantize", "score_scale"]
 

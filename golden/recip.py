@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.formats import round_shift, saturate
+from star.spec.formats import round_shift, saturate
 
 from .intops import bit_length
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 from . import sufa
-from hw.regmap import ErrorCode
+from star.spec.regmap import ErrorCode
 
 from .core import MODE_DENSE, JobResult, _regs, packed_layout, run_job
 from .core import check_registers as check_core

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gen.formats import round_shift
+from star.spec.formats import round_shift
 
 from .exp2 import weight
 from .intops import int_matmul

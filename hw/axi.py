@@ -23,9 +23,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
-from .regmap import ADDR_BITS, CSR_ADDR_BITS
+from star.spec.regmap import ADDR_BITS, CSR_ADDR_BITS
 
 __all__ = ["AxiRowMaster", "axi4_master_members", "axil_slave_members", "forward"]
 

@@ -14,16 +14,15 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from star.spec.board_protocol import (HEADER_BYTES, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM,
+                                       OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
+
 from .axi import axil_slave_members, flipped
 from .axiram import AxiBlockRam
 from .core import StarCore
 from .uart import UartRx, UartTx
 
-__all__ = ["BoardTop", "UartBridge", "OP_WRITE_MEM", "OP_READ_MEM", "OP_WRITE_REG",
-           "OP_READ_REG", "ST_OK", "ST_RANGE", "ST_OP", "ST_AXIL"]
-
-OP_WRITE_MEM, OP_READ_MEM, OP_WRITE_REG, OP_READ_REG = 1, 2, 3, 4
-ST_OK, ST_RANGE, ST_OP, ST_AXIL = 0x00, 0x01, 0x02, 0x10   # ST_AXIL + the AXI4-Lite response
+__all__ = ["BoardTop", "UartBridge"]
 
 
 class UartBridge(wiring.Component):
@@ -44,8 +43,8 @@ class UartBridge(wiring.Component):
         a = {name[len("m_axil_"):]: getattr(self, name) for name in self.axil}
         rx, tx = self.rx, self.tx
         op = Signal(8)
-        hdr = Signal(48)                   # request fields, little-endian
-        need = Signal(range(7))            # header bytes still to come
+        hdr = Signal(8 * max(HEADER_BYTES.values()))   # request fields, little-endian
+        need = Signal(range(max(HEADER_BYTES.values()) + 1))   # header bytes still to come
         addr, count = Signal(32), Signal(16)
         ok = Signal()                      # the memory range is inside
         value = Signal(32)
@@ -64,13 +63,13 @@ class UartBridge(wiring.Component):
                     m.d.sync += [op.eq(rx.payload), hdr.eq(0)]
                     with m.Switch(rx.payload):
                         with m.Case(OP_WRITE_MEM, OP_READ_MEM):
-                            m.d.sync += need.eq(6)
+                            m.d.sync += need.eq(HEADER_BYTES[OP_WRITE_MEM])
                             m.next = "HEADER"
                         with m.Case(OP_WRITE_REG):
-                            m.d.sync += need.eq(5)
+                            m.d.sync += need.eq(HEADER_BYTES[OP_WRITE_REG])
                             m.next = "HEADER"
                         with m.Case(OP_READ_REG):
-                            m.d.sync += need.eq(1)
+                            m.d.sync += need.eq(HEADER_BYTES[OP_READ_REG])
                             m.next = "HEADER"
                         with m.Default():
                             m.d.sync += status.eq(ST_OP)

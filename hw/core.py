@@ -39,8 +39,8 @@ from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
-from gen.config import ConfigError
-from gen.formats import Formats, unsigned_bits
+from star.spec.config import ConfigError
+from star.spec.formats import Formats, unsigned_bits
 
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
 from .csr import CsrBlock
@@ -51,7 +51,7 @@ from .lists import ListStage
 from .merge import partial_layout
 from .owriter import OWriter
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
-from .regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
+from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
 from .sufa import SufaEngine
 from .vfetch import VFetch

@@ -25,7 +25,7 @@ from amaranth import Elaboratable, Module, Signal
 from amaranth.lib.wiring import Out
 
 from .axi import axil_slave_members
-from .regmap import COUNTERS, ErrorCode, registers
+from star.spec.regmap import COUNTERS, ErrorCode, registers
 
 __all__ = ["CsrBlock"]
 

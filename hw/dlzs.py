@@ -1,6 +1,6 @@
 """DLZS predictor: leading-one encoders for the queries and a shift-add array scoring keys.
 
-Model: :mod:`golden.dlzs` (bit-exact). Formats: :class:`gen.formats.Formats`. Ports, pipeline,
+Model: :mod:`golden.dlzs` (bit-exact). Formats: :class:`star.spec.formats.Formats`. Ports, pipeline,
 latency and backpressure: :class:`hw.predictor.ScorePredictor`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import data
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 from .predictor import PredictorArith, ScorePredictor
 

@@ -9,7 +9,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 __all__ = ["Exp2Unit"]
 

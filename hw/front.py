@@ -32,10 +32,10 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .read_arbiter import request_layout
-from .regmap import ADDR_BITS
+from star.spec.regmap import ADDR_BITS
 from .tilebuf import SLOTS
 
 __all__ = ["TileFront", "block_layout", "key_bits"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
 __all__ = ["lane_row_layout"]
 

@@ -26,7 +26,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .front import block_layout, key_bits
 from .sads import SadsSelector

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from amaranth import Mux, Signal, signed
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 from .predictor import PredictorArith, ScorePredictor
 

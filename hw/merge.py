@@ -18,7 +18,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 from .exp2 import Exp2Unit
 

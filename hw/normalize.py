@@ -13,7 +13,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 from .merge import partial_layout
 from .recip import Reciprocal

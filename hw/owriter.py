@@ -24,11 +24,11 @@ from amaranth import Module, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .layouts import lane_row_layout
 from .merge import partial_layout
-from .regmap import ADDR_BITS
+from star.spec.regmap import ADDR_BITS
 from .sufa import SufaEngine
 
 __all__ = ["OWriter"]

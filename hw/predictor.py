@@ -14,7 +14,7 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .arith import adder_tree, tree_latency
 from .layouts import lane_row_layout

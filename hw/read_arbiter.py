@@ -14,9 +14,9 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
-from .regmap import ADDR_BITS
+from star.spec.regmap import ADDR_BITS
 
 __all__ = ["ReadArbiter", "DEST_Q", "DEST_K", "DEST_V", "request_layout", "tag_layout"]
 

@@ -9,7 +9,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats, unsigned_bits
+from star.spec.formats import Formats, unsigned_bits
 
 __all__ = ["Reciprocal", "recip_latency"]
 

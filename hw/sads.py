@@ -35,7 +35,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats, unsigned_bits
+from star.spec.formats import Formats, unsigned_bits
 
 from .shared import add_lane
 

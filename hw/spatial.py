@@ -1,7 +1,7 @@
 """Spatial-STAR: R×C STAR cores on a mesh NoC, the key sequence sharded across the cores.
 
 Model: :func:`golden.spatial.run_sharded` (bit-exact O); start check
-:func:`golden.spatial.check_registers`. Configuration: :class:`gen.spatial_config.SpatialConfig`.
+:func:`golden.spatial.check_registers`. Configuration: :class:`star.spec.spatial_config.SpatialConfig`.
 User documentation: ``docs/spatial.md``.
 
 Structure. Core c (c = 0 .. N-1) sits at mesh node ``order[c]``, a snake through the mesh, so
@@ -38,7 +38,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import Out
 
-from gen.formats import unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .axi import axi4_master_members, axil_slave_members, forward
 from .core import StarCore, first_error, tensor_ends
@@ -48,7 +48,7 @@ from .merge import PartialMerge, partial_layout
 from .noc.mesh import Mesh
 from .noc.message import Deserializer, Serializer
 from .normalize import Normalize
-from .regmap import COUNTERS, JOB_NAMES, ErrorCode
+from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 
 __all__ = ["SpatialStar"]
 
@@ -61,7 +61,7 @@ def _fifo_link(m: Module, name: str, src, dst, depth: int):
 
 
 class SpatialStar(wiring.Component):
-    """The Spatial-STAR array of ``scfg`` (a :class:`gen.spatial_config.SpatialConfig`).
+    """The Spatial-STAR array of ``scfg`` (a :class:`star.spec.spatial_config.SpatialConfig`).
 
     Ports: ``s_axil_*`` (AXI4-Lite slave, the register map of ``hw/regmap.py``; counters are
     summed over the cores except CYCLES, the array's), ``irq``, and per core c an AXI4 master

@@ -39,7 +39,7 @@ from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats, unsigned_bits
+from star.spec.formats import Formats, unsigned_bits
 
 from .layouts import lane_row_layout
 from .merge import partial_layout

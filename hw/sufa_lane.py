@@ -31,7 +31,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
-from gen.formats import Formats, unsigned_bits
+from star.spec.formats import Formats, unsigned_bits
 
 from .arith import adder_tree, tree_latency
 from .exp2 import Exp2Unit

@@ -28,7 +28,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from gen.formats import Formats, unsigned_bits
+from star.spec.formats import Formats, unsigned_bits
 
 __all__ = ["TileStore", "SLOTS"]
 

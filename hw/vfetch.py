@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from .front import key_bits
 from .lists import onehot, union_layout
 from .read_arbiter import request_layout
-from .regmap import ADDR_BITS
+from star.spec.regmap import ADDR_BITS
 from .tilebuf import SLOTS
 
 __all__ = ["VFetch"]

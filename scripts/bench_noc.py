@@ -29,15 +29,15 @@ import sys
 import time
 from pathlib import Path
 
-from gen.machine import machine, tools
-from gen.noc_config import NocConfig
-from gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
-from gen.verilog import convert
-from golden.noc import PATTERNS, channel_load
-from hw.noc import Mesh, Router
-from sim.noc_bench_tb import BISECT, SAT_FACTOR
-from sim.noc_traffic import BUILD_ARGS
-from sim.runner import REPO_ROOT, run
+from star.gen.machine import machine, tools
+from star.spec.noc_config import NocConfig
+from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
+from star.hw.verilog import convert
+from star.golden.noc import PATTERNS, channel_load
+from star.hw.noc import Mesh, Router
+from star.sim.noc_bench_tb import BISECT, SAT_FACTOR
+from star.sim.noc_traffic import BUILD_ARGS
+from star.sim.runner import REPO_ROOT, run
 
 SCRIPT = "scripts/bench_noc.py"
 OUT = REPO_ROOT / "docs" / "results" / "noc_bench"
@@ -59,7 +59,7 @@ def simulate(params: dict) -> dict:
     for f in out.glob("*.json"):
         f.unlink()
     start = time.monotonic()
-    run(convert(Mesh(CFG), name="noc_mesh"), "noc_mesh", "sim.noc_bench_tb", seed=1,
+    run(convert(Mesh(CFG), name="noc_mesh"), "noc_mesh", "star.sim.noc_bench_tb", seed=1,
         build_args=BUILD_ARGS, timeout_s=3600,
         config={"noc": CFG.to_dict(), "patterns": list(PATTERNS), "words": WORDS,
                 "warmup": params["warmup"], "measure": params["measure"],

@@ -36,13 +36,13 @@ import sys
 import time
 from pathlib import Path
 
-from gen.formats import Formats
-from gen.machine import machine, tools
-from gen.spatial_config import SpatialConfig, bench_core
-from gen.verilog import convert
-from hw.layouts import lane_row_layout
-from hw.merge import partial_layout
-from sim.runner import REPO_ROOT, run
+from star.spec.formats import Formats
+from star.gen.machine import machine, tools
+from star.spec.spatial_config import SpatialConfig, bench_core
+from star.hw.verilog import convert
+from star.hw.layouts import lane_row_layout
+from star.hw.merge import partial_layout
+from star.sim.runner import REPO_ROOT, run
 
 SCRIPT = "scripts/bench_spatial.py"
 OUT = REPO_ROOT / "docs" / "results" / "spatial_bench"
@@ -59,21 +59,21 @@ def log(msg: str) -> None:
 
 def simulate(rows: int, cols: int, params: dict, seed: int) -> list[dict]:
     """Run the jobs on one array (1×1: the single core); return their records."""
-    from hw.core import StarCore
-    from hw.spatial import SpatialStar
+    from star.hw.core import StarCore
+    from star.hw.spatial import SpatialStar
     cases = [{"label": f"S={s}", "q_len": params["q_len"], "seq_len": s, "dense": False,
               "k_tile": CORE.k_tile} for s in params["lengths"]]
     WORK.mkdir(parents=True, exist_ok=True)
     out = WORK / f"{rows}x{cols}.json"
     out.unlink(missing_ok=True)
     if rows * cols == 1:
-        text, top, tb = convert(StarCore(CORE), name="star_core"), "star_core", "sim.bench_tb"
+        text, top, tb = convert(StarCore(CORE), name="star_core"), "star_core", "star.sim.bench_tb"
         config = {"cfg": CORE.to_dict(), "cases": [{**c, "data": "random", "head": 0}
                                                    for c in cases]}
     else:
         scfg = SpatialConfig(CORE, rows=rows, cols=cols)
         text, top, tb = convert(SpatialStar(scfg), name="star_spatial"), "star_spatial", \
-            "sim.spatial_bench_tb"
+            "star.sim.spatial_bench_tb"
         config = {"cfg": CORE.to_dict(), "rows": rows, "cols": cols, "flit_bits": scfg.flit_bits,
                   "cases": cases}
     run(text, top, tb, seed=seed, timeout_s=7200, config={**config, "out": str(out.resolve())})
@@ -98,12 +98,12 @@ def noc_flits(rows: int, cols: int, rec: dict) -> dict:
 
 def area() -> dict:
     """Generic cells and flip-flops of the single core, a 1×2 array and the array's units."""
-    from gen.synth import yosys_stats
-    from hw.core import StarCore
-    from hw.merge import PartialMerge
-    from hw.noc.router import Router
-    from hw.normalize import Normalize
-    from hw.spatial import SpatialStar
+    from star.gen.synth import yosys_stats
+    from star.hw.core import StarCore
+    from star.hw.merge import PartialMerge
+    from star.hw.noc.router import Router
+    from star.hw.normalize import Normalize
+    from star.hw.spatial import SpatialStar
     scfg = SpatialConfig(CORE, rows=1, cols=2)
     units = {
         "star_core (single core)": StarCore(CORE),

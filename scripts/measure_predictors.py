@@ -33,15 +33,15 @@ import sys
 import time
 from dataclasses import replace
 
-from gen.config import preset
-from gen.machine import machine, tools
-from gen.formats import Formats
-from gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
-from gen.verilog import convert, write_if_changed
-from hw.dlzs import DlzsPredictor
-from hw.mac4 import Mac4Predictor
-from hw.sads import SadsSelector
-from sim.runner import REPO_ROOT, run
+from star.spec.config import preset
+from star.gen.machine import machine, tools
+from star.spec.formats import Formats
+from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
+from star.hw.verilog import convert, write_if_changed
+from star.hw.dlzs import DlzsPredictor
+from star.hw.mac4 import Mac4Predictor
+from star.hw.sads import SadsSelector
+from star.sim.runner import REPO_ROOT, run
 
 SCRIPT = "scripts/measure_predictors.py"
 OUT_DIR = REPO_ROOT / "docs" / "results"
@@ -116,7 +116,7 @@ def measure_throughput(cfg, cmd: str) -> dict:
         result_file.parent.mkdir(parents=True, exist_ok=True)
         result_file.unlink(missing_ok=True)
         start = time.monotonic()
-        run(text, top, "sim.throughput_tb", seed=1, timeout_s=300,
+        run(text, top, "star.sim.throughput_tb", seed=1, timeout_s=300,
             config={"cfg": cfg.to_dict(), "unit": unit, "n_keys": N_KEYS,
                     "out": str(result_file)})
         r = json.loads(result_file.read_text())

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gen.machine import machine, tools  # noqa: E402
-from sim.coverage import FUNCTIONAL_POINTS  # noqa: E402
+from star.gen.machine import machine, tools  # noqa: E402
+from star.sim.coverage import FUNCTIONAL_POINTS  # noqa: E402
 
 LOGS = ROOT / "build" / "regress"
 OUT = ROOT / "docs" / "results" / "regress"

@@ -19,12 +19,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from gen.build import default_jobs
-from gen.config import preset
-from gen.machine import machine, tools
-from gen.synth import D_WIDE_PAPER_CELLS, module_stats, stage_cells
-from gen.verilog import convert
-from hw.core import StarCore
+from star.gen.build import default_jobs
+from star.spec.config import preset
+from star.gen.machine import machine, tools
+from star.gen.synth import D_WIDE_PAPER_CELLS, module_stats, stage_cells
+from star.hw.verilog import convert
+from star.hw.core import StarCore
 
 REPO = Path(__file__).resolve().parent.parent
 def measure(lanes: int, work: Path) -> dict:
@@ -73,7 +73,7 @@ def plot(rows, path: Path):
 
 def generation_times(work: Path) -> list[dict]:
     """Wall time of `star generate -p NAME` (a fresh process) for every preset."""
-    from gen.config import PRESETS
+    from star.spec.config import PRESETS
     star = Path(sys.executable).with_name("star")
     out = []
     for name in sorted(PRESETS):

@@ -35,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gen.config import preset  # noqa: E402
-from gen.dse import layer_files  # noqa: E402
-from gen.evaluate import evaluate  # noqa: E402
-from gen.machine import machine, tools, write_report  # noqa: E402
+from star.spec.config import preset  # noqa: E402
+from star.gen.dse import layer_files  # noqa: E402
+from star.gen.evaluate import evaluate  # noqa: E402
+from star.gen.machine import machine, tools, write_report  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "dlzs_tuning"
 KS = ("10%", "25%")
@@ -76,10 +76,10 @@ def _quality(base: str, kb: int, sh: int, folder: str, head_dim: int, max_seq: i
 
 def _cells(base: str, unit: str, kb: int, sh: int, terms: int, lanes: int) -> int:
     """Yosys generic cells of one predictor array."""
-    from gen.synth import yosys_stats
-    from gen.verilog import convert
-    from hw.dlzs import DlzsPredictor
-    from hw.mac4 import Mac4Predictor
+    from star.gen.synth import yosys_stats
+    from star.hw.verilog import convert
+    from star.hw.dlzs import DlzsPredictor
+    from star.hw.mac4 import Mac4Predictor
     cfg = replace(preset(base), pred_keys=1, lanes=lanes, dlzs_k_bits=kb, dlzs_shift_bits=sh,
                   dlzs_terms=terms)
     top = f"star_{unit}"

@@ -15,9 +15,9 @@ import json
 import cocotb
 import numpy as np
 
-from golden import core as gcore
-from hw.regmap import COUNTERS
-from sim.core_tb import OPTS, Core
+from star.golden import core as gcore
+from star.spec.regmap import COUNTERS
+from star.sim.core_tb import OPTS, Core
 
 
 def job_for(core: Core, case: dict) -> dict:

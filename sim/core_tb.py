@@ -6,7 +6,7 @@ strides (K/V sometimes interleaved like two heads), fills the rest of the RAM wi
 starts the job and checks: STATUS, O bit-exact against golden.core.run_job, the counters against
 the model (and BYTES_READ/WRITTEN against the beats seen on the bus), every read inside a Q/K/V
 row, every byte outside the O rows unchanged, irq, and W1C clearing. Register offsets come only
-from hw.regmap.by_name.
+from star.spec.regmap.by_name.
 
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "cases": [{q_len, seq_len, causal, dense,
 k_tile, radius (-1 off, or "small": a quarter of the mean |predicted score|)}], "tests": names to
@@ -46,14 +46,14 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
 
-from gen.config import StarConfig
-from gen.formats import Formats
-from golden import core as gcore
-from golden import pipeline
-from hw.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
-from sim.coverage import AXI_CHANNELS, axi_point, job_points
-from sim.regbus import CLK_NS, RegisterBus, pauses
-from sim.runner import env_config, env_seed
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
+from star.golden import core as gcore
+from star.golden import pipeline
+from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from star.sim.coverage import AXI_CHANNELS, axi_point, job_points
+from star.sim.regbus import CLK_NS, RegisterBus, pauses
+from star.sim.runner import env_config, env_seed
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 

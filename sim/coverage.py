@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import core as gcore
-from golden.reference import causal_mask
-from hw.regmap import RADIUS_OFF_VALUE
+from star.golden import core as gcore
+from star.golden.reference import causal_mask
+from star.spec.regmap import RADIUS_OFF_VALUE
 
 __all__ = ["AXI_CHANNELS", "FUNCTIONAL_POINTS", "axi_point", "job_points", "summarize"]
 

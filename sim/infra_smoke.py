@@ -15,7 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
-from sim.runner import env_config, env_seed
+from star.sim.runner import env_config, env_seed
 
 N_VALUES = 300
 

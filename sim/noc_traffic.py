@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from golden.noc import destinations, network_packets, sample_destination
-from hw.noc import eject_layout, inject_layout
+from star.golden.noc import destinations, network_packets, sample_destination
+from star.hw.noc import eject_layout, inject_layout
 
 __all__ = ["BUILD_ARGS", "Packet", "sources", "MeshDriver"]
 

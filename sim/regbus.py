@@ -1,5 +1,5 @@
 """The AXI4-Lite side shared by the testbenches of star_core and star_spatial: register access
-by name (offsets from hw.regmap.by_name) that fails instead of hanging, bit fields, irq waits,
+by name (offsets from star.spec.regmap.by_name) that fails instead of hanging, bit fields, irq waits,
 and the random pause generator for bus channels."""
 
 import random
@@ -8,7 +8,7 @@ from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, SimTimeout
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiResp
 
-from hw.regmap import JOB_NAMES
+from star.spec.regmap import JOB_NAMES
 
 __all__ = ["CLK_NS", "AXIL_LIMIT", "pauses", "RegisterBus"]
 
@@ -24,7 +24,7 @@ def pauses(rng: random.Random, p: float):
 
 class RegisterBus:
     """Mixin: needs ``self.dut`` (with clk, irq), ``self.lite`` (AxiLiteMaster), ``self.regs``
-    (hw.regmap.by_name) and ``self.where`` (config and seed, for messages)."""
+    (star.spec.regmap.by_name) and ``self.where`` (config and seed, for messages)."""
 
     def cycles(self) -> int:
         return int(get_sim_time("ns")) // CLK_NS

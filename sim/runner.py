@@ -3,12 +3,12 @@ cocotb test in this project goes through.
 
 Typical use (in ``tests/test_*.py``)::
 
-    from gen.verilog import convert
-    from sim.runner import run
+    from star.hw.verilog import convert
+    from star.sim.runner import run
 
     def test_dot(seed):
         text = convert(Dot(lanes=16), name="dot")
-        run(text, "dot", "sim.dot_tb", seed=seed, config={"lanes": 16})
+        run(text, "dot", "star.sim.dot_tb", seed=seed, config={"lanes": 16})
 
 and in the cocotb module ``sim/dot_tb.py``: ``seed = env_seed()``, ``cfg = env_config()``.
 
@@ -342,7 +342,7 @@ def _build_locked(bdir: Path, key: str, verilog: str, toplevel: str, args: list[
     """Build the model in *bdir* (caller holds the exclusive lock). Returns True if it built."""
     from cocotb_tools.runner import get_runner
 
-    from gen.verilog import write_if_changed
+    from star.hw.verilog import write_if_changed
 
     if waves and not fst_supported():
         raise SimBuildError(
@@ -441,8 +441,8 @@ def run(
 ) -> SimResult:
     """Build (cached) and simulate *verilog* with the cocotb tests in *test_module*.
 
-    verilog:     Verilog text (e.g. from ``gen.verilog.convert``); *toplevel* is its top module.
-    test_module: dotted cocotb module name, e.g. ``"sim.infra_smoke"`` (repo root is on the
+    verilog:     Verilog text (e.g. from ``star.hw.verilog.convert``); *toplevel* is its top module.
+    test_module: dotted cocotb module name, e.g. ``"star.sim.infra_smoke"`` (repo root is on the
                  simulator's PYTHONPATH).
     build_root:  parent of the hashed build directories; relative = relative to the repo root.
     config:      JSON-serialisable object given to the tests as ``STAR_TEST_CONFIG``

@@ -10,8 +10,8 @@ import json
 
 import cocotb
 
-from hw.regmap import COUNTERS
-from sim.spatial_tb import OPTS, Array
+from star.spec.regmap import COUNTERS
+from star.sim.spatial_tb import OPTS, Array
 
 
 @cocotb.test()

@@ -43,17 +43,17 @@ from amaranth import signed
 from amaranth.lib import data
 from cocotb.triggers import ClockCycles
 
-from gen.config import StarConfig
-from gen.formats import Formats
-from golden import pipeline, sads, sufa
-from golden.intops import int_matmul
-from hw.layouts import lane_row_layout
-from hw.sufa import SufaEngine
-from hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
-from hw.tilebuf import SLOTS
-from sim.payload import pack
-from sim.runner import env_config, env_seed
-from sim.streams import StreamSink, run_streams, start_clock_and_reset
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
+from star.golden import pipeline, sads, sufa
+from star.golden.intops import int_matmul
+from star.hw.layouts import lane_row_layout
+from star.hw.sufa import SufaEngine
+from star.hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from star.hw.tilebuf import SLOTS
+from star.sim.payload import pack
+from star.sim.runner import env_config, env_seed
+from star.sim.streams import StreamSink, run_streams, start_clock_and_reset
 
 INF = float("inf")
 

@@ -4,7 +4,7 @@
   docs/board.md from a bytearray memory and a register dict (and runs jobs with
   golden.core.run_job), so packing, chunking, status handling and messages are tested without
   RTL.
-* RTL: sim/board_tb.py under cocotb + Verilator (the host driver over a simulated UART).
+* RTL: tests/board_tb.py under cocotb + Verilator (the host driver over a simulated UART).
 """
 
 import asyncio
@@ -14,14 +14,15 @@ import json
 import numpy as np
 import pytest
 
-from gen import cli
-from gen.board import BOARDS
-from gen.config import preset
-from gen.formats import Formats
-from gen.host import (MAX_CHUNK, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM, OP_WRITE_REG, ST_AXIL,
-                      ST_OK, ST_OP, ST_RANGE, HostError, SerialTransport, StarHost)
-from golden import core as gcore
-from hw.regmap import COUNTERS, JOB_NAMES, ErrorCode, by_name
+from star.gen import cli
+from star.gen.board import BOARDS
+from star.spec.config import preset
+from star.spec.formats import Formats
+from star.gen.host import HostError, SerialTransport, StarHost
+from star.spec.board_protocol import (MAX_CHUNK, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM,
+                                      OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
+from star.golden import core as gcore
+from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode, by_name
 
 CFG = preset("tiny")
 MEM = 4096
@@ -363,18 +364,18 @@ CASES = [{"q_len": 5, "seq_len": 40, "causal": True, "dense": False, "k_tile": N
 
 @functools.lru_cache(maxsize=None)
 def board_verilog() -> str:
-    from gen.verilog import convert
-    from hw.board import BoardTop
+    from star.hw.verilog import convert
+    from star.hw.board import BoardTop
 
     return convert(BoardTop(CFG, **BOARD), name="star_board")
 
 
 def test_board_rtl(seed):
-    """The host driver over the simulated UART (sim/board_tb.py, one Verilator build): every
+    """The host driver over the simulated UART (tests/board_tb.py, one Verilator build): every
     case bit-exact with golden.core's counters (round_trip); out-of-range memory, unknown
     ops and host-side errors, the link still working after each (protocol_errors)."""
-    from sim.runner import run
-    run(board_verilog(), "star_board", "sim.board_tb", seed=seed, timeout_s=600,
+    from star.sim.runner import run
+    run(board_verilog(), "star_board", "board_tb", seed=seed, timeout_s=600,
         config={"cfg": CFG.to_dict(), **BOARD, "cases": CASES})
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from gen.cli import main
-from gen.config import PRESETS, preset
+from star.gen.cli import main
+from star.spec.config import PRESETS, preset
 
 
 def test_generate_is_byte_identical_and_path_free(tmp_path, capsys):
@@ -78,8 +78,8 @@ def test_every_preset_shows_and_generates(name, tmp_path, capsys):
 
 def test_register_map_renderings_agree(tmp_path):
     """The C header and the Python module name the same offsets as the description."""
-    from gen import regmap
-    from hw.regmap import registers
+    from star.gen import regmap
+    from star.spec.regmap import registers
     cfg = preset("tiny")
     header = regmap.c_header(cfg)
     scope = {}
@@ -127,7 +127,7 @@ def test_user_errors_exit_2(argv, message, capsys):
 
 
 def test_console_script_help_lists_defaults():
-    star = [sys.executable, "-m", "gen.cli"]
+    star = [sys.executable, "-m", "star.gen.cli"]
     out = subprocess.run(star + ["generate", "--help"], capture_output=True, text=True, check=True)
     text = " ".join(out.stdout.split())
     assert "(default: default)" in text and "--outdir" in text

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gen import build
-from gen.cli import main
-from gen.config import preset
+from star.gen import build
+from star.gen.cli import main
+from star.spec.config import preset
 
 ROOT = Path(__file__).resolve().parents[1]
-STAR = [sys.executable, "-m", "gen.cli"]
+STAR = [sys.executable, "-m", "star.gen.cli"]
 
 
 def star(*args, **kwargs):
@@ -264,7 +264,7 @@ def test_fusesoc_core_and_file_lists_work_with_verilator_and_icarus(tmp_path):
     """--tops star_sads: the .core's toplevel is star_sads; rtl/filelist.f works with
     Verilator's -F from any folder, files.f with -f (Verilator) and -c (Icarus) from the output
     folder."""
-    from sim.runner import setup_toolchain_env
+    from star.sim.runner import setup_toolchain_env
     out = tmp_path / "out"
     assert main(["generate", "-p", "tiny", "--tops", "star_sads", "-q", "-o", str(out)]) == 0
     core = check_fusesoc_core(out)
@@ -341,9 +341,9 @@ def test_sim_builds_in_the_folder_of_o(tmp_path, capsys, monkeypatch):
     """`star sim -o DIR` builds and runs the model under DIR (absolute, from the cwd); the
     Verilator build and each test are progress steps. (The runner is replaced here: the real
     build and run are tests/test_cli.py::test_sim_runs_the_core_regression.)"""
-    import gen.verilog
-    import sim.runner
-    from sim.runner import SimResult
+    import star.hw.verilog
+    import star.sim.runner
+    from star.sim.runner import SimResult
     calls = []
 
     def fake_build(text, top, *, build_root, waves):
@@ -357,9 +357,9 @@ def test_sim_builds_in_the_folder_of_o(tmp_path, capsys, monkeypatch):
     def stub(component, name):
         component._MustUse__silence = True
         return "module star_core();\nendmodule\n"
-    monkeypatch.setattr(sim.runner, "build", fake_build)
-    monkeypatch.setattr(sim.runner, "run", fake_run)
-    monkeypatch.setattr(gen.verilog, "convert", stub)
+    monkeypatch.setattr(star.sim.runner, "build", fake_build)
+    monkeypatch.setattr(star.sim.runner, "run", fake_run)
+    monkeypatch.setattr(star.hw.verilog, "convert", stub)
     monkeypatch.chdir(tmp_path)
     assert main(["sim", "-p", "tiny", "--tests", "axil_map,reset_mid_job", "--seed", "4",
                  "-o", "simb"]) == 0

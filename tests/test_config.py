@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from gen.config import (PRESETS, ConfigError, StarConfig, from_overrides, load_toml,
+from star.spec.config import (PRESETS, ConfigError, StarConfig, from_overrides, load_toml,
                         parse_override, preset)
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -116,7 +116,7 @@ def test_parse_override():
 
 
 def test_spatial_config_snake_order_and_errors():
-    from gen.spatial_config import SpatialConfig
+    from star.spec.spatial_config import SpatialConfig
     s = SpatialConfig(preset("tiny"), rows=3, cols=2)
     assert s.cores == 6 and s.name == "tiny_3x2"
     assert s.order == ((0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2))
@@ -138,7 +138,7 @@ def test_radius_fits_the_32_bit_register():
     HW_RADIUS_MAX = 2**36 - 1 in a 32-bit register)."""
     from dataclasses import replace
 
-    from hw.regmap import RADIUS_OFF_VALUE, by_name
+    from star.spec.regmap import RADIUS_OFF_VALUE, by_name
     wide = replace(PRESETS["tiny"], data_bits=16, dlzs_k_bits=16, dlzs_shift_bits=4, max_seq=64)
     fmt = Formats(wide)
     assert fmt.pred_bits > 32 and fmt.radius_off == (1 << fmt.pred_bits) - 1

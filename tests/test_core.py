@@ -5,10 +5,10 @@ import functools
 
 import pytest
 
-from gen.config import StarConfig, preset
-from gen.verilog import convert
-from hw.core import StarCore
-from sim.runner import run
+from star.spec.config import StarConfig, preset
+from star.hw.verilog import convert
+from star.hw.core import StarCore
+from star.sim.runner import run
 
 
 def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):
@@ -59,7 +59,7 @@ def sim(name, seed, tests, cases, timeout_s=300, run_kw=None, **extra):
     cfg = StarConfig(**fields)
     cases = [{**c, "k_tile": cfg.k_tile if c["k_tile"] is None else c["k_tile"]}
              for c in (default_cases if cases is None else cases)]
-    return run(verilog(name), "star_core", "sim.core_tb", seed=seed, timeout_s=timeout_s,
+    return run(verilog(name), "star_core", "star.sim.core_tb", seed=seed, timeout_s=timeout_s,
                config={"cfg": cfg.to_dict(), "cases": cases, "tests": tests, **extra},
                **(run_kw or {}))
 

@@ -10,12 +10,12 @@ delays only) are held to 10 % (docs/results/cycle_model/report.md lists every po
 import numpy as np
 import pytest
 
-from gen import calibrate, cycle_model
-from gen.config import preset
-from gen.formats import Formats
-from golden import core as gcore
-from golden import sads
-from golden.reference import causal_mask
+from star.gen import calibrate, cycle_model
+from star.spec.config import preset
+from star.spec.formats import Formats
+from star.golden import core as gcore
+from star.golden import sads
+from star.golden.reference import causal_mask
 
 TOLERANCE = 0.05
 TOLERANCE_ONE_TILE = 0.10

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen import cli
-from gen.config import load_toml, preset
-from gen.dse import Evaluator, Workload
+from star.gen import cli
+from star.spec.config import load_toml, preset
+from star.gen.dse import Evaluator, Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--tiles", "16,32", "--k", "25,50,75", "--max-error", "0.2"]
@@ -175,7 +175,7 @@ def postgres():
 def test_two_workers_share_a_postgresql_study(workload, tmp_path, postgres, seed):
     import optuna
     trials = 40
-    cmd = [sys.executable, "-m", "gen.cli", "dse", "-p", "bench", "--data", str(workload),
+    cmd = [sys.executable, "-m", "star.gen.cli", "dse", "-p", "bench", "--data", str(workload),
            "--storage", postgres, "--study", "shared", "--trials", str(trials), "--tiles", "16,32",
            "--k", "10,20,30,40,50,60,70,80,90", "--max-error", "0.2"]
     procs = [subprocess.Popen([*cmd, "--seed", str(seed + w), "-o", str(tmp_path / f"w{w}")],

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from gen.cli import main
-from gen.config import preset, replace
-from gen.evaluate import EvalError, evaluate, load_attention, parse_k
+from star.gen.cli import main
+from star.spec.config import preset, replace
+from star.gen.evaluate import EvalError, evaluate, load_attention, parse_k
 
 REAL = "data/minilm/minilm_l5.npz"
 
@@ -135,7 +135,7 @@ DECODER = "data/gemma3_slice.npz"
 
 def test_sliding_window_mask_by_definition():
     """Bottom-right causal window: query i sees key j iff i + off - window < j <= i + off."""
-    from golden.reference import causal_mask
+    from star.golden.reference import causal_mask
     for sq, sk, w in ((5, 5, 2), (3, 7, 3), (4, 9, 1), (6, 6, 100)):
         off = sk - sq
         want = np.array([[i + off - w < j <= i + off for j in range(sk)] for i in range(sq)])
@@ -144,7 +144,7 @@ def test_sliding_window_mask_by_definition():
 
 
 def test_union_fraction_by_hand():
-    from gen.evaluate import union_fraction
+    from star.gen.evaluate import union_fraction
     mask = np.zeros((4, 8), bool)
     mask[0, [0, 1]] = mask[1, [1, 2]] = mask[2, [4]] = mask[3, [7]] = True
     valid = np.ones((4, 8), bool)

@@ -4,10 +4,10 @@ channel-load bounds, against hand-derived values."""
 import numpy as np
 import pytest
 
-from gen.noc_config import NocConfig
-from golden.noc import (PATTERNS, channel_load, deliver, destinations, flit_kinds, next_port,
+from star.spec.noc_config import NocConfig
+from star.golden.noc import (PATTERNS, channel_load, deliver, destinations, flit_kinds, next_port,
                         sample_destination, split, xy_path)
-from hw.noc import FlitKind
+from star.spec.flit import FlitKind
 
 C34 = NocConfig(rows=3, cols=4, flit_bits=8, max_packet_flits=3)
 C44 = NocConfig()
@@ -100,3 +100,9 @@ def test_channel_load_bounds_on_4x4():
     assert channel_load(C44, "bitcomp")["hops"] == pytest.approx(4)
     with pytest.raises(ValueError, match="pattern must be one of uniform, transpose"):
         destinations(C44, "tornado")
+
+
+def test_hw_flit_kind_is_the_spec_flit_kind():
+    """hw/noc/flit.py's Amaranth enum has exactly the members and values of spec/flit.py's."""
+    from star.hw.noc import FlitKind as HwKind
+    assert {k.name: k.value for k in HwKind} == {k.name: k.value for k in FlitKind}

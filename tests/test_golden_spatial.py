@@ -4,15 +4,15 @@ attention over the same selection."""
 import numpy as np
 import pytest
 
-from gen.config import preset
-from gen.formats import Formats
-from golden import pipeline, sads
-from golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout, run_job
-from golden.core import check_registers as check_core
-from golden.reference import attention_head
-from golden.spatial import (Partial, check_registers, merge, partial_state, run_sharded,
+from star.spec.config import preset
+from star.spec.formats import Formats
+from star.golden import pipeline, sads
+from star.golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout, run_job
+from star.golden.core import check_registers as check_core
+from star.golden.reference import attention_head
+from star.golden.spatial import (Partial, check_registers, merge, partial_state, run_sharded,
                             shard_keys, shard_tiles)
-from hw.regmap import ErrorCode
+from star.spec.regmap import ErrorCode
 
 CFG = preset("tiny")
 FMT = Formats(CFG)

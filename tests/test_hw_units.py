@@ -7,11 +7,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from gen.config import StarConfig, preset
-from gen.formats import Formats
-from golden import dlzs, mac4
-from hw.dlzs import lz_code_layout, lz_encode
-from hw.mac4 import to_int4
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
+from star.golden import dlzs, mac4
+from star.hw.dlzs import lz_code_layout, lz_encode
+from star.hw.mac4 import to_int4
 
 
 class Encoders(wiring.Component):
@@ -71,7 +71,7 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
 
     The output is stalled every third cycle; returns the list of (index, count) outputs.
     """
-    from hw.sads import SadsSelector
+    from star.hw.sads import SadsSelector
     dut = SadsSelector(cfg, score_bits)
     P = cfg.pred_keys
     items = []
@@ -113,7 +113,7 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
 
 @pytest.mark.parametrize("pred_keys, k, radius", [(1, 3, 255), (2, 2, 4), (1, 1, 0)])
 def test_selector_amaranth_sim(pred_keys, k, radius, seed):
-    from golden import sads
+    from star.golden import sads
     cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 2, "tile": 8, "k_tile": 3,
                         "max_seq": 64, "pred_keys": pred_keys})
     fmt = Formats(cfg)
@@ -131,7 +131,7 @@ def test_selector_amaranth_sim(pred_keys, k, radius, seed):
 
 
 def exp2_sweep(cfg, ts, mant, shift):
-    from hw.exp2 import Exp2Unit
+    from star.hw.exp2 import Exp2Unit
     dut = Exp2Unit(cfg)
     got = []
 
@@ -155,7 +155,7 @@ def exp2_sweep(cfg, ts, mant, shift):
 @pytest.mark.parametrize("name", ["tiny", "default"])
 def test_exp2_unit_exhaustive_over_u(name):
     """c = 2**-E makes u = t: every table entry and every shift, against golden.exp2."""
-    from golden.exp2 import weight
+    from star.golden.exp2 import weight
     cfg = preset(name)
     fmt = Formats(cfg)
     mant, shift = 1 << (fmt.scale_bits - 1), fmt.scale_bits - 1 + fmt.exp_frac_bits
@@ -165,8 +165,8 @@ def test_exp2_unit_exhaustive_over_u(name):
 
 @pytest.mark.parametrize("name", ["tiny", "default"])
 def test_exp2_unit_random_scales(name, seed):
-    from golden.exp2 import weight
-    from golden.quant import score_scale
+    from star.golden.exp2 import weight
+    from star.golden.quant import score_scale
     cfg = preset(name)
     fmt = Formats(cfg)
     rng = np.random.default_rng(seed)
@@ -179,7 +179,7 @@ def test_exp2_unit_random_scales(name, seed):
 
 
 def recip_sweep(cfg, ls):
-    from hw.recip import Reciprocal
+    from star.hw.recip import Reciprocal
     dut = Reciprocal(cfg)
     got = []
 
@@ -207,7 +207,7 @@ def recip_sweep(cfg, ls):
 @pytest.mark.parametrize("name", ["tiny", "default"])
 def test_reciprocal_unit(name, seed):
     """Exhaustive for small l (tiny: every l < 2**11), powers of two and their neighbours, random."""
-    from golden.recip import reciprocal
+    from star.golden.recip import reciprocal
     cfg = preset(name)
     fmt = Formats(cfg)
     rng = np.random.default_rng(seed)

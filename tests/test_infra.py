@@ -1,4 +1,4 @@
-"""Tests of the build/simulation infrastructure: gen.verilog and sim.runner."""
+"""Tests of the build/simulation infrastructure: star.hw.verilog and sim.runner."""
 
 import os
 import re
@@ -12,11 +12,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from gen.verilog import convert, write_if_changed
-from sim.runner import REPO_ROOT, fst_supported, run
+from star.hw.verilog import convert, write_if_changed
+from star.sim.runner import REPO_ROOT, fst_supported, run
 
 TOP = "infra_smoke_top"
-TB = "sim.infra_smoke"
+TB = "star.sim.infra_smoke"
 
 
 class InfraSmokeTop(wiring.Component):
@@ -41,7 +41,7 @@ def smoke_verilog():
     return convert(InfraSmokeTop(), name=TOP)
 
 
-# --------------------------------------------------------------------------- gen.verilog
+# --------------------------------------------------------------------------- star.hw.verilog
 
 _DATE_PATTERNS = [
     r"\b(19|20)\d\d[-/.](0[1-9]|1[0-2])[-/.](0[1-9]|[12]\d|3[01])\b",  # 2025-01-31
@@ -68,7 +68,7 @@ def test_convert_is_identical_in_another_process(smoke_verilog):
         import sys
         sys.path.insert(0, sys.argv[1])
         from test_infra import InfraSmokeTop, TOP
-        from gen.verilog import convert
+        from star.hw.verilog import convert
         sys.stdout.write(convert(InfraSmokeTop(), name=TOP))
         """
     )

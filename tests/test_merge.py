@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from gen.config import StarConfig, preset
-from gen.formats import Formats
-from gen.verilog import convert
-from hw.merge import PartialMerge, merge_interval, partial_layout
-from sim.merge_cases import check_fits, golden_merge, job_batch, random_batch
-from sim.payload import pack, unpack
-from sim.runner import run
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
+from star.hw.verilog import convert
+from star.hw.merge import PartialMerge, merge_interval, partial_layout
+from star.sim.merge_cases import check_fits, golden_merge, job_batch, random_batch
+from star.sim.payload import pack, unpack
+from star.sim.runner import run
 
 CONFIGS = {
     "d16_b8": preset("tiny").to_dict(),
@@ -25,7 +25,7 @@ CONFIGS = {
 def test_merge_rtl_bit_exact(name, seed):
     cfg = StarConfig(**CONFIGS[name])
     text = convert(PartialMerge(cfg), name="star_merge")
-    run(text, "star_merge", "sim.merge_tb", seed=seed, timeout_s=300,
+    run(text, "star_merge", "star.sim.merge_tb", seed=seed, timeout_s=300,
         config={"cfg": cfg.to_dict(), "jobs": 4, "random": 2, "pairs": 60, "p_idle": 0.3,
                 "p_stall": 0.5})
 

@@ -12,12 +12,12 @@ import re
 
 import pytest
 
-from gen.noc_config import NocConfig
-from gen.verilog import convert
-from golden.noc import PATTERNS
-from hw.noc import Mesh
-from sim.noc_traffic import BUILD_ARGS
-from sim.runner import run
+from star.spec.noc_config import NocConfig
+from star.hw.verilog import convert
+from star.golden.noc import PATTERNS
+from star.hw.noc import Mesh
+from star.sim.noc_traffic import BUILD_ARGS
+from star.sim.runner import run
 
 MESHES = {
     "1x2": NocConfig(rows=1, cols=2, flit_bits=8, fifo_depth=2, max_packet_flits=1),
@@ -45,7 +45,7 @@ def verilog(name: str) -> str:
 
 
 def simulate(name: str, testcase: str, seed: int, **config):
-    run(verilog(name), "noc_mesh", "sim.noc_tb", seed=seed, testcase=testcase,
+    run(verilog(name), "noc_mesh", "star.sim.noc_tb", seed=seed, testcase=testcase,
         build_args=BUILD_ARGS, config={"noc": MESHES[name].to_dict(), **config})
 
 

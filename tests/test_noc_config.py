@@ -2,8 +2,8 @@
 
 import pytest
 
-from gen.config import ConfigError
-from gen.noc_config import NocConfig
+from star.spec.config import ConfigError
+from star.spec.noc_config import NocConfig
 
 
 def test_defaults_and_derived_widths():

@@ -2,11 +2,11 @@
 
 import pytest
 
-from gen.config import StarConfig, preset
-from gen.verilog import convert
-from hw.dlzs import DlzsPredictor
-from hw.mac4 import Mac4Predictor
-from sim.runner import run
+from star.spec.config import StarConfig, preset
+from star.hw.verilog import convert
+from star.hw.dlzs import DlzsPredictor
+from star.hw.mac4 import Mac4Predictor
+from star.sim.runner import run
 
 CONFIGS = {
     "d16_b8_floor": dict(preset("tiny").to_dict()),
@@ -32,6 +32,6 @@ def test_predictor_rtl_bit_exact(predictor, name, seed):
     cfg = StarConfig(**CONFIGS[name])
     top = f"star_{predictor}"
     text = convert(PREDICTORS[predictor](cfg), name=top)
-    run(text, top, "sim.predictor_tb", seed=seed,
+    run(text, top, "star.sim.predictor_tb", seed=seed,
         config={"cfg": cfg.to_dict(), "predictor": predictor, "n_keys": 96, "p_idle": 0.3,
                 "p_stall": 0.3})

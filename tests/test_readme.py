@@ -1,6 +1,6 @@
 """README.md's results section is what gen.readme generates from the committed reports."""
 
-from gen.readme import BEGIN, END, ROOT, section
+from star.gen.readme import BEGIN, END, ROOT, section
 
 
 def test_readme_results_match_the_reports():
@@ -14,8 +14,8 @@ def test_driver_snippet_uses_the_generated_header():
     """Every upper-case name in the README's C driver snippet is a macro star_regs.h defines."""
     import re
 
-    from gen import regmap
-    from gen.config import preset
+    from star.gen import regmap
+    from star.spec.config import preset
     text = (ROOT / "README.md").read_text()
     snippet = text.split("A driver in short", 1)[1].split("```c\n", 1)[1].split("```", 1)[0]
     names = set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", snippet))

@@ -39,11 +39,11 @@ from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from gen import cli
-from gen.build import generate
-from gen.config import RADIUS_OFF, ConfigError, StarConfig, preset
-from gen.formats import Formats
-from sim.runner import REPO_ROOT, lint, run
+from star.gen import cli
+from star.gen.build import generate
+from star.spec.config import RADIUS_OFF, ConfigError, StarConfig, preset
+from star.spec.formats import Formats
+from star.sim.runner import REPO_ROOT, lint, run
 
 pytestmark = pytest.mark.regress
 
@@ -147,7 +147,7 @@ def check_valid(cfg_dict: dict, job: dict, job_seed: int, work: Path) -> dict:
         if warnings:
             raise AssertionError(f"{len(warnings)} lint warnings, first: {warnings[0]}")
         t1 = time.monotonic()
-        run(text, "star_core", "sim.core_tb", seed=job_seed, timeout_s=SIM_TIMEOUT_S,
+        run(text, "star_core", "star.sim.core_tb", seed=job_seed, timeout_s=SIM_TIMEOUT_S,
             build_root=work / "sim",
             config={"cfg": cfg_dict, "cases": [job], "tests": ["end_to_end"]})
         rec["sim_s"] = round(time.monotonic() - t1, 1)
@@ -352,7 +352,7 @@ def test_icarus_matches_verilator(seed):
 
 def test_core_coverage(seed):
     """Line + toggle coverage of the core regression (Verilator), and the functional points."""
-    from sim.coverage import FUNCTIONAL_POINTS, summarize
+    from star.sim.coverage import FUNCTIONAL_POINTS, summarize
     res = _core_regression(seed, timeout_s=3600, coverage=True,
                            build_args=["--coverage-line", "--coverage-toggle"])
     dat = res.run_dir / "coverage.dat"
@@ -382,8 +382,8 @@ def test_every_config_field_reaches_the_rtl():
     is documented as a hardware parameter and then ignored (make regress found `dense`)."""
     from dataclasses import fields
 
-    from gen.build import blocks
-    from gen.verilog import convert
+    from star.gen.build import blocks
+    from star.hw.verilog import convert
     tiny = preset("tiny")
     assert set(OTHER_VALUE) == {f.name for f in fields(StarConfig)} - {"name"}, \
         "OTHER_VALUE must name every StarConfig field but name"

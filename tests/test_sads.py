@@ -2,10 +2,10 @@
 
 import pytest
 
-from gen.config import StarConfig, preset
-from gen.verilog import convert
-from hw.sads import SadsSelector
-from sim.runner import run
+from star.spec.config import StarConfig, preset
+from star.hw.verilog import convert
+from star.hw.sads import SadsSelector
+from star.sim.runner import run
 
 CONFIGS = {
     # (config fields, score width, [(k, radius), ...])
@@ -23,6 +23,6 @@ def test_sads_rtl_bit_exact(name, seed):
     fields, score_bits, phases = CONFIGS[name]
     cfg = StarConfig(**fields)
     text = convert(SadsSelector(cfg, score_bits), name="star_sads")
-    run(text, "star_sads", "sim.sads_tb", seed=seed,
+    run(text, "star_sads", "star.sim.sads_tb", seed=seed,
         config={"cfg": cfg.to_dict(), "score_bits": score_bits, "phases": phases, "tiles": 12,
                 "p_idle": 0.3, "p_stall": 0.5})

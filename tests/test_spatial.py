@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from gen.config import preset
-from gen.spatial_config import SpatialConfig, bench_core
-from gen.verilog import convert
-from hw.spatial import SpatialStar
-from sim.runner import run
+from star.spec.config import preset
+from star.spec.spatial_config import SpatialConfig, bench_core
+from star.hw.verilog import convert
+from star.hw.spatial import SpatialStar
+from star.sim.runner import run
 
 
 def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):
@@ -61,7 +61,7 @@ def verilog(name: str) -> str:
 
 def sim(name, seed, tests, timeout_s=600):
     scfg = spatial_config(name)
-    run(verilog(name), "star_spatial", "sim.spatial_tb", seed=seed, timeout_s=timeout_s,
+    run(verilog(name), "star_spatial", "star.sim.spatial_tb", seed=seed, timeout_s=timeout_s,
         config={"cfg": scfg.core.to_dict(), "rows": scfg.rows, "cols": scfg.cols,
                 "flit_bits": scfg.flit_bits, "cases": MESHES[name][4], "tests": tests})
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from gen.config import StarConfig, preset
-from gen.formats import Formats
-from gen.verilog import convert
-from hw.sufa import SufaEngine
-from sim.runner import run
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
+from star.hw.verilog import convert
+from star.hw.sufa import SufaEngine
+from star.sim.runner import run
 
 CASES = ["star", "radius", "dense", "dense_causal", "adversarial", "extreme"]
 TINY = preset("tiny").to_dict()
@@ -36,7 +36,7 @@ def test_sufa_rtl_bit_exact(name, seed):
     fields, sk = CONFIGS[name]
     cfg = StarConfig(**fields)
     text = convert(SufaEngine(cfg), name="star_sufa")
-    run(text, "star_sufa", "sim.sufa_tb", seed=seed, timeout_s=600,
+    run(text, "star_sufa", "star.sim.sufa_tb", seed=seed, timeout_s=600,
         config={"cfg": cfg.to_dict(), "cases": CASES, "sk": sk, "blocks": 3, "p_idle": 0.2,
                 "p_stall": 0.3})
 
@@ -65,6 +65,6 @@ def test_sufa_lane_throughput(seed):
     cfg = StarConfig(**{**TINY, "lanes": 2})
     assert Formats(cfg).sufa_chunks == 8
     text = convert(SufaEngine(cfg), name="star_sufa")
-    run(text, "star_sufa", "sim.sufa_tb", seed=seed, timeout_s=600,
+    run(text, "star_sufa", "star.sim.sufa_tb", seed=seed, timeout_s=600,
         config={"cfg": cfg.to_dict(), "cases": ["dense"], "sk": 64, "blocks": 2, "p_idle": 0.0,
                 "p_stall": 0.0, "throughput": {"tile": C_TILE, "block": C_BLOCK}})

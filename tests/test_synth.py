@@ -4,10 +4,10 @@ by gen.synth.module_stats; check that the shared design is the design every lane
 import pytest
 from amaranth.back import verilog as amaranth_verilog
 
-from gen.build import blocks
-from gen.config import StarConfig, preset
-from gen.synth import module_stats
-from gen.verilog import convert
+from star.gen.build import blocks
+from star.spec.config import StarConfig, preset
+from star.gen.synth import module_stats
+from star.hw.verilog import convert
 
 STAGE = {"star_dlzs": "pred", "star_sads": "sads", "star_sufa": "sufa"}
 

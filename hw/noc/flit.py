@@ -1,41 +1,23 @@
-"""The flit format and the NI word formats: defined once, used by the RTL, the model and the tests.
-
-A flit is one link transfer::
-
-    flit = {kind: FlitKind (2 bits), dst: {x, y}, src: {x, y}, data: flit_bits}   (LSB first)
-
-``kind`` bit 0 marks the head of a packet and bit 1 its tail, so a one-flit packet is ``SINGLE``
-(head and tail). The header (``dst``, ``src``) travels beside the data on its own wires, so every
-flit carries one data word and a packet of n words is n flits (no header-only flit). The header is
-defined in head flits only: routers route on the head's ``dst`` and ignore the header of body and
-tail flits, which follow the path the head reserved (wormhole). The NI leaves the inject word's
-header on every flit, so no register holds it.
-
-Coordinates: x = column (0 = west edge, grows east), y = row (0 = north edge, grows south); the
-node index is ``y * cols + x``.
-"""
+"""Amaranth layouts of a flit and of the NI words, from the format in :mod:`star.spec.flit`."""
 
 from __future__ import annotations
 
 from amaranth import Cat
 from amaranth.lib import data, enum
 
+from star.spec import flit as spec
+
 __all__ = ["FlitKind", "coord_layout", "flit_layout", "inject_layout", "eject_layout",
            "kind_value", "is_head", "is_tail"]
 
 
-class FlitKind(enum.Enum, shape=2):
-    """Position of a flit in its packet: bit 0 = head, bit 1 = tail."""
+class FlitKind(enum.Enum, shape=spec.KIND_BITS):
+    """:class:`star.spec.flit.FlitKind` as an Amaranth shape (the same members and values)."""
 
-    BODY = 0b00
-    HEAD = 0b01
-    TAIL = 0b10
-    SINGLE = 0b11
-
-    @staticmethod
-    def of(first: bool, last: bool) -> "FlitKind":
-        """Return the kind of a flit that is (or is not) first and last in its packet."""
-        return FlitKind(int(first) | int(last) << 1)
+    BODY = spec.FlitKind.BODY.value
+    HEAD = spec.FlitKind.HEAD.value
+    TAIL = spec.FlitKind.TAIL.value
+    SINGLE = spec.FlitKind.SINGLE.value
 
 
 def coord_layout(cfg) -> data.StructLayout:
@@ -51,17 +33,18 @@ def flit_layout(cfg) -> data.StructLayout:
 
 def kind_value(first, last):
     """The ``kind`` bits (:class:`FlitKind`) of a flit that is (not) first / last in its packet."""
+    assert (spec.HEAD_BIT, spec.TAIL_BIT) == (0, 1)
     return Cat(first, last)
 
 
 def is_head(flit):
     """The head bit of a flit view (1 for HEAD and SINGLE)."""
-    return flit.kind.as_value()[0]
+    return flit.kind.as_value()[spec.HEAD_BIT]
 
 
 def is_tail(flit):
     """The tail bit of a flit view (1 for TAIL and SINGLE)."""
-    return flit.kind.as_value()[1]
+    return flit.kind.as_value()[spec.TAIL_BIT]
 
 
 def inject_layout(cfg) -> data.StructLayout:

@@ -36,7 +36,7 @@ __all__ = ["Mesh"]
 
 
 class Mesh(wiring.Component):
-    """The mesh of ``cfg`` (a :class:`gen.noc_config.NocConfig`)."""
+    """The mesh of ``cfg`` (a :class:`star.spec.noc_config.NocConfig`)."""
 
     def __init__(self, cfg):
         self.cfg = cfg

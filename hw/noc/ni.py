@@ -33,7 +33,7 @@ __all__ = ["NetworkInterface"]
 
 
 class NetworkInterface(wiring.Component):
-    """The NI of node (x, y) of the mesh ``cfg`` (a :class:`gen.noc_config.NocConfig`)."""
+    """The NI of node (x, y) of the mesh ``cfg`` (a :class:`star.spec.noc_config.NocConfig`)."""
 
     def __init__(self, cfg, x: int, y: int):
         self.cfg, self.x, self.y = cfg, x, y

@@ -77,7 +77,7 @@ def output_sources(cfg, x: int, y: int) -> dict[Port, tuple[Port, ...]]:
 
 class Router(wiring.Component):
     """The router at column ``x``, row ``y`` of the mesh ``cfg`` (a
-    :class:`gen.noc_config.NocConfig`).
+    :class:`star.spec.noc_config.NocConfig`).
 
     Raises
         ValueError  when (x, y) is not a node of the mesh.

@@ -1,8 +1,8 @@
 """Parameters of a Spatial-STAR array (:mod:`hw.spatial`): R×C STAR cores on a mesh NoC.
 
 One frozen :class:`SpatialConfig` drives the array's RTL, its model (:mod:`golden.spatial`), the
-testbench and the benchmark: the core parameters (a :class:`gen.config.StarConfig`, the same for
-every core) plus the mesh. Invalid values raise :class:`gen.config.ConfigError` with a one-line
+testbench and the benchmark: the core parameters (a :class:`star.spec.config.StarConfig`, the same for
+every core) plus the mesh. Invalid values raise :class:`star.spec.config.ConfigError` with a one-line
 message naming the field. This module imports neither amaranth nor numpy.
 """
 

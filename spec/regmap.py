@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from gen.formats import Formats
+from star.spec.formats import Formats
 
 __all__ = ["Register", "ErrorCode", "registers", "by_name", "ADDR_BITS", "CSR_ADDR_BITS",
            "RADIUS_OFF_VALUE", "COUNTERS", "JOB_NAMES"]

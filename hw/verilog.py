@@ -32,7 +32,7 @@ def convert(component, name: str, ports=None) -> str:
     """
     from amaranth.back import verilog as _verilog
 
-    from hw.shared import sharing
+    from star.hw.shared import sharing
 
     kwargs = {"name": name, "emit_src": False}
     if ports is not None:

@@ -2,7 +2,7 @@
 
 Every other part of the project (RTL generators in ``hw/``, bit-exact models in ``golden/``, the
 manifest, the tests) reads its parameters from a :class:`StarConfig`; derived widths live in
-:mod:`gen.formats`. This module imports neither amaranth nor numpy.
+:mod:`star.spec.formats`. This module imports neither amaranth nor numpy.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The RTL generators (:mod:`hw.noc`), the model (:mod:`golden.noc`), the testbenches and the benchmark
 all read their parameters from one :class:`NocConfig`. Invalid values raise
-:class:`gen.config.ConfigError` with a one-line message naming the field and its allowed range. This
+:class:`star.spec.config.ConfigError` with a one-line message naming the field and its allowed range. This
 module imports neither amaranth nor numpy.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
-from gen.config import ConfigError
+from star.spec.config import ConfigError
 
 __all__ = ["NocConfig", "MAX_DIM"]
 

@@ -61,7 +61,7 @@ def encode_score_scale(c: float, scale_bits: int, exp_frac_bits: int) -> tuple[i
 
 
 class Formats:
-    """Widths and constants derived from a :class:`gen.config.StarConfig`.
+    """Widths and constants derived from a :class:`star.spec.config.StarConfig`.
 
     Integers (two's complement unless marked unsigned):
 

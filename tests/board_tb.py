@@ -1,5 +1,8 @@
 """cocotb testbench: the board top (``star_board``) driven by the host driver ``gen/host.py``
-over a simulated UART (cocotbext-uart), against golden.core.
+over a simulated UART (cocotbext-uart), against golden.core. It tests a tool (the host driver),
+so it sits with the tests rather than in sim/, which may not import the tools (docs/decisions.md,
+"Code layout"); cocotb imports it as ``board_tb`` (pytest puts tests/ on the path the runner
+hands to the simulator).
 
 :class:`SimTransport` gives :class:`gen.host.StarHost` the transport it needs (``write``,
 ``read(n, timeout)``, ``now``) on the DUT's ``uart_rx`` / ``uart_tx``; reads fail with HostError
@@ -25,11 +28,12 @@ from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.uart import UartSink, UartSource
 
-from gen.config import StarConfig
-from gen.formats import Formats, encode_score_scale
-from gen.host import OP_READ_REG, ST_OP, ST_RANGE, HostError, StarHost
-from golden import core as gcore
-from sim.runner import env_config, env_seed
+from star.spec.config import StarConfig
+from star.spec.formats import Formats, encode_score_scale
+from star.gen.host import HostError, StarHost
+from star.spec.board_protocol import OP_READ_REG, ST_OP, ST_RANGE
+from star.golden import core as gcore
+from star.sim.runner import env_config, env_seed
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 
