@@ -169,13 +169,14 @@ def ports(component) -> list[dict]:
 
 def latencies(cfg) -> dict:
     """Per-stage latency and per-key cost in cycles (see each component's docstring)."""
-    from star.hw.arith import tree_latency
-    from star.hw.exp2 import Exp2Unit
-    from star.hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+    from star.hw.exp2 import exp2_latency
+    from star.hw.predictor import predictor_latency
+    from star.hw.sads import sads_latency
+    from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
     from star.spec.formats import Formats
-    return {"dlzs_predictor": tree_latency(cfg.head_dim), "sads_list_after_last": 1,
-            "sufa_cycles_per_key": Formats(cfg).sufa_chunks, "sufa_score": s_latency(cfg),
-            "sufa_accumulate": A_LATENCY, "exp2": Exp2Unit.latency,
+    return {"dlzs_predictor": predictor_latency(cfg), "sads_list_after_last": sads_latency(cfg),
+            "sufa_cycles_per_key": Formats(cfg).sufa_chunks, "sufa_score": score_latency(cfg),
+            "sufa_accumulate": accumulate_latency(cfg), "exp2": exp2_latency(cfg),
             "sufa_rescale_event": rescale_cycles(cfg), "sufa_normalise": norm_cycles(cfg)}
 
 

@@ -15,9 +15,9 @@ sufa_macs cycles per key, rb = bus beats per row, per lane t with n_t keys and e
   tiles) and the V rows of the union of tile g (requested once its lists exist and every lane
   finished the accumulate stage two tiles ago: the V store holds two tiles); requests are
   served in the order they become ready, V first on a tie, each after the memory's latency;
-* lists of tile g: ``LIST_CYCLES`` after its last K row (DLZS tree + SADS), once every lane took
-  the previous tile's list into its score stage;
-* score stage of lane t: max(1, n_t)·G issue cycles, ``s_latency`` more to the last score; it
+* lists of tile g: the DLZS tree's and SADS's latencies + ``LIST_CYCLES`` after its last K
+  row, once every lane took the previous tile's list into its score stage;
+* score stage of lane t: max(1, n_t)·G issue cycles, ``score_latency`` more to the last score; it
   needs a free score slot (two tiles: the accumulate stage of tile g-2 done);
 * accumulate stage of lane t: starts once the tile's fixed max is known (its first two keys
   scored; dense mode: every key) and the tile's V rows are there, never ahead of the scores, then
@@ -39,8 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from star.hw.arith import tree_latency
-from star.hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from star.hw.predictor import predictor_latency
+from star.hw.sads import sads_latency
+from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
 from star.hw import tilebuf
 
 from star.spec.formats import Formats
@@ -50,7 +51,7 @@ __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 # RTL pipeline constants beyond the units' own latencies, in cycles; calibrated once against
 # Verilator traces of the core (docs/results/cycle_model/)
 CHECK_CYCLES = 3        # START -> CHECK_ENDS -> CHECK -> BLOCK: the first Q request
-LIST_CYCLES = 2         # last K row in -> DLZS tree -> SADS list -> lists at SU-FA
+LIST_CYCLES = 1         # SADS list out -> lists at SU-FA (beyond the DLZS tree and SADS)
 V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> address register -> AR
 RELEASE_CYCLES = 0      # a lane's last score / V read -> slot release -> next request
 BLOCK_CYCLES = 3        # last list of a block -> BLOCK -> QWAIT -> QREAD: the next Q request
@@ -116,9 +117,9 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     fmt = Formats(cfg)
     T, Bc, rb, G = cfg.lanes, cfg.tile, fmt.row_beats, fmt.sufa_chunks
     bus = _Bus(rb, mem.read_latency)
-    s_lat, ev = s_latency(cfg), rescale_cycles(cfg) + A_LATENCY
-    norm = A_LATENCY + norm_cycles(cfg)
-    list_lat = tree_latency(cfg.head_dim) + LIST_CYCLES
+    s_lat, ev = score_latency(cfg), rescale_cycles(cfg) + accumulate_latency(cfg)
+    norm = accumulate_latency(cfg) + norm_cycles(cfg)
+    list_lat = predictor_latency(cfg) + sads_latency(cfg) + LIST_CYCLES
 
     tiles = [(b, j) for b, blk in enumerate(blocks) for j in range(len(blk["union"]))]
     n = len(tiles)

@@ -11,7 +11,12 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import Formats
 
-__all__ = ["Exp2Unit"]
+__all__ = ["Exp2Unit", "exp2_latency"]
+
+
+def exp2_latency(cfg) -> int:
+    """Enabled cycles from ``t`` to ``p`` of :class:`Exp2Unit`: 3 (its three stages)."""
+    return 3
 
 
 class Exp2Unit(wiring.Component):
@@ -21,12 +26,11 @@ class Exp2Unit(wiring.Component):
         en      In: advance the pipeline (all registers load only while en is high).
         t       In: score difference m - s >= 0, ``score_bits + 1`` bits.
         mant    In: score-scale mantissa; shift In: score-scale shift (in [E, 63]; static per job).
-        p       Out: the weight, ``p_bits`` (1.0 = 2**P), ``latency`` = 3 enabled cycles after t.
+        p       Out: the weight, ``p_bits`` (1.0 = 2**P), ``exp2_latency(cfg)`` = 3 enabled
+                cycles after t.
     Stages: t·mant | rounded variable shift and saturation | table lookup and rounded shift.
     Throughput one t per enabled cycle; no backpressure of its own (the owner's en stalls it).
     """
-
-    latency = 3
 
     def __init__(self, cfg):
         self.fmt = fmt = Formats(cfg)

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import Formats
 
-from .exp2 import Exp2Unit
+from .exp2 import Exp2Unit, exp2_latency
 
 __all__ = ["partial_layout", "merge_latency", "merge_interval", "PartialMerge"]
 
@@ -43,7 +43,7 @@ def merge_latency(cfg) -> int:
     """Cycles from the later of the a/b transfers to ``out.valid`` (no stalls): the exp2 unit's
     latency from the first cycle with both inputs loaded, d + 1 multiply steps, and 1 (for a
     transfer in cycle k, out is valid from cycle k + d + 5)."""
-    return Exp2Unit.latency + cfg.head_dim + 2
+    return exp2_latency(cfg) + cfg.head_dim + 2
 
 
 def merge_interval(cfg) -> int:
@@ -91,7 +91,7 @@ class PartialMerge(wiring.Component):
         cfg, fmt = self.cfg, self.fmt
         d, P = cfg.head_dim, fmt.exp_out_bits
         layout = partial_layout(cfg)
-        assert Exp2Unit.latency >= 2
+        assert exp2_latency(cfg) >= 2
 
         # input registers; A also accumulates the result and drives out
         A = Signal(layout)
@@ -140,12 +140,12 @@ class PartialMerge(wiring.Component):
         res = Signal(signed(xw + 1))
         m.d.comb += res.eq(x_big + scaled)
 
-        wait = Signal(range(Exp2Unit.latency))
+        wait = Signal(range(exp2_latency(cfg)))
         with m.FSM(name="merge"):
             with m.State("IDLE"):
-                # t is valid from this cycle; p follows Exp2Unit.latency cycles later
+                # t is valid from this cycle; p follows exp2_latency cycles later
                 with m.If(a_full & b_full):
-                    m.d.sync += wait.eq(Exp2Unit.latency - 1)
+                    m.d.sync += wait.eq(exp2_latency(cfg) - 1)
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.sync += wait.eq(wait - 1)

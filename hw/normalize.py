@@ -64,8 +64,6 @@ class Normalize(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
         self.fmt = Formats(cfg)
-        self.latency = normalize_latency(cfg)
-        self.interval = normalize_interval(cfg)
         super().__init__({
             "i": In(stream.Signature(partial_layout(cfg))),
             "o": Out(stream.Signature(row_layout(cfg))),

@@ -20,7 +20,13 @@ from .arith import adder_tree, tree_latency
 from .layouts import lane_row_layout
 from .shared import add_lane
 
-__all__ = ["PredictorArith", "ScorePredictor", "PredictorLane"]
+__all__ = ["PredictorArith", "ScorePredictor", "PredictorLane", "predictor_latency"]
+
+
+def predictor_latency(cfg) -> int:
+    """Cycles from a ``k`` transfer to its scores on ``a`` (:class:`ScorePredictor`, no stall):
+    the adder tree's, ceil(log2(d) / 2)."""
+    return tree_latency(cfg.head_dim)
 
 
 class PredictorArith:
@@ -64,14 +70,13 @@ class ScorePredictor(wiring.Component):
             in flight changes the scores of the keys that have not yet entered the array.
         k   In stream {keys[P][d], last}: P key rows; ``last`` is passed through untouched.
         a   Out stream {score[T][P], last}: the predicted scores, T = lanes.
-    Throughput: one k transfer per cycle. Latency: ``latency`` cycles from k to a
+    Throughput: one k transfer per cycle. Latency: ``predictor_latency(cfg)`` cycles from k to a
     (ceil(log2(d) / 2): the adder tree has a register after every second level). Backpressure: the
     whole pipeline stalls while ``a`` is valid and not ready (k.ready = a.ready or a not valid).
     """
 
     def __init__(self, cfg, arith: PredictorArith):
         self.cfg, self.arith = cfg, arith
-        self.latency = tree_latency(cfg.head_dim)
         super().__init__({
             "q": In(stream.Signature(self.query_layout(cfg))),
             "k": In(stream.Signature(self.key_layout(cfg))),
@@ -119,13 +124,13 @@ class ScorePredictor(wiring.Component):
 
         # pipeline control: a valid/last shift register under one global enable
         en = Signal()
-        valid = [Signal(name=f"valid_{i}") for i in range(self.latency)]
-        last = [Signal(name=f"last_{i}") for i in range(self.latency)]
+        valid = [Signal(name=f"valid_{i}") for i in range(predictor_latency(self.cfg))]
+        last = [Signal(name=f"last_{i}") for i in range(predictor_latency(self.cfg))]
         m.d.comb += [en.eq(~self.a.valid | self.a.ready), self.k.ready.eq(en)]
         with m.If(en):
             m.d.sync += [valid[0].eq(self.k.valid), last[0].eq(self.k.payload.last)]
-            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, self.latency)]
-            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, self.latency)]
+            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, predictor_latency(self.cfg))]
+            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, predictor_latency(self.cfg))]
         m.d.comb += [self.a.valid.eq(valid[-1]), self.a.payload.last.eq(last[-1])]
 
         # key side: each key element prepared once, shared by the lanes

@@ -34,7 +34,6 @@ class Reciprocal(wiring.Component):
 
     def __init__(self, cfg):
         self.fmt = fmt = Formats(cfg)
-        self.latency = recip_latency(cfg)
         super().__init__({
             "start": In(1),
             "l": In(unsigned(fmt.l_bits)),

@@ -23,7 +23,8 @@ Ports
     k       In: keys kept per tile, 1..k_tile (runtime; 0 behaves as 1, above k_tile as k_tile).
     radius  In: radius in predicted-score LSBs (all ones: off).
 Throughput: ``pred_keys`` keys per cycle per lane (one i transfer per cycle), the DLZS rate.
-Latency: the list of a tile is on ``o`` the cycle after the tile's last transfer.
+Latency: the list of a tile is on ``o`` the cycle after the tile's last transfer
+(:func:`sads_latency`).
 Backpressure: the output register holds one tile's lists; only the *last* transfer of the next tile
 waits while that register is still full, so a consumer that takes a list within a tile's duration
 never stalls the input.
@@ -39,7 +40,12 @@ from star.spec.formats import Formats, unsigned_bits
 
 from .shared import add_lane
 
-__all__ = ["SadsSelector", "SadsLane"]
+__all__ = ["SadsSelector", "SadsLane", "sads_latency"]
+
+
+def sads_latency(cfg) -> int:
+    """Cycles from a tile's last ``i`` transfer to its lists on ``o``: 1."""
+    return 1
 
 
 class SadsSelector(wiring.Component):

@@ -8,7 +8,7 @@ top-2, then the rest by descending prediction; dense: every visible key in index
 computes s = q·k of each key over G = head_dim / P cycles, one chunk of P elements per cycle,
 from the K tile store. Scores go to the lane's score memory (two tiles) in list order; the
 tile's fixed max (over list entries 0 and 1, or every entry with ``exact_max``) to a tile record.
-One key per G cycles, no stalls; latency ``s_latency`` cycles from a key's first chunk to its
+One key per G cycles, no stalls; latency ``score_latency(cfg)`` cycles from a key's first chunk to its
 score.
 
 Accumulate stage A (P multipliers, the exp2 unit, a state multiplier): per tile, once the
@@ -34,17 +34,21 @@ from amaranth.lib.memory import Memory
 from star.spec.formats import Formats, unsigned_bits
 
 from .arith import adder_tree, tree_latency
-from .exp2 import Exp2Unit
+from .exp2 import Exp2Unit, exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
 
-__all__ = ["SufaLane", "OState", "s_latency", "A_LATENCY", "rescale_cycles", "norm_cycles"]
-
-# A stage: key issue -> exp2 (3) -> V read address -> V chunk + p -> p·v product -> accumulate
-A_LATENCY = Exp2Unit.latency + 2
+__all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "rescale_cycles",
+           "norm_cycles"]
 
 
-def s_latency(cfg) -> int:
+def accumulate_latency(cfg) -> int:
+    """Cycles of the A stage: key issue -> exp2 -> V read address -> V chunk + p -> p·v product
+    -> accumulate."""
+    return exp2_latency(cfg) + 2
+
+
+def score_latency(cfg) -> int:
     """Cycles from a key's chunk read to its partial sum (K read, products, adder tree)."""
     return 2 + tree_latency(cfg.sufa_macs)
 
@@ -52,7 +56,7 @@ def s_latency(cfg) -> int:
 def rescale_cycles(cfg) -> int:
     """Cycles a rescale (tile merge or max assurance) takes once the lane's pipeline is empty:
     the exp2 factor, then L and the d elements of O one per cycle, then M."""
-    return Exp2Unit.latency + cfg.head_dim + 2
+    return exp2_latency(cfg) + cfg.head_dim + 2
 
 
 def norm_cycles(cfg) -> int:
@@ -185,7 +189,7 @@ class SufaLane(wiring.Component):
         m.d.sync += [prods[i].eq(qc[i] * self.k_chunk[i]) for i in range(P)]
         psum = adder_tree(m, prods, Const(0, 1), 1, "qk")
         fl = [f0]
-        for i in range(s_latency(cfg) - 1):
+        for i in range(score_latency(cfg) - 1):
             nxt = Signal(flag, name=f"sflag_{i + 1}")
             m.d.sync += nxt.eq(fl[-1])
             fl.append(nxt)
@@ -281,13 +285,13 @@ class SufaLane(wiring.Component):
         issue = Signal(flag)
         m.d.sync += f0.eq(issue)
         fl = [f0]
-        for i in range(A_LATENCY - 1):
+        for i in range(accumulate_latency(cfg) - 1):
             nxt = Signal(flag, name=f"aflag_{i + 1}")
             m.d.sync += nxt.eq(fl[-1])
             fl.append(nxt)
         busy_pipe = Signal()
         m.d.comb += busy_pipe.eq(Cat(*(f.valid | f.end for f in fl)).any())
-        fv = fl[Exp2Unit.latency - 1]              # aligned with the exp2 output
+        fv = fl[exp2_latency(cfg) - 1]              # aligned with the exp2 output
         m.d.comb += [self.v_addr.eq(Cat(fv.key, fv.slot)), free_slot.eq(fv.end)]
         a_rel = Signal(range(3))
         m.d.sync += a_rel.eq(a_rel + fv.end - self.v_release)
@@ -301,7 +305,7 @@ class SufaLane(wiring.Component):
         p_hold = Signal(fmt.p_bits)
         with m.If(fv.first):
             m.d.sync += p_hold.eq(exp.p)
-        fp = fl[Exp2Unit.latency]                   # V chunk of fv's address is here
+        fp = fl[exp2_latency(cfg)]                   # V chunk of fv's address is here
         pv = [Signal(signed(fmt.p_bits + b), name=f"pv_{i}") for i in range(P)]
         pd = Signal(fmt.p_bits)
         m.d.sync += [pv[i].eq(Mux(fp.valid, p_hold, 0) * self.v_chunk[i]) for i in range(P)]
@@ -377,7 +381,7 @@ class SufaLane(wiring.Component):
         with m.If(shift_in):
             m.d.sync += out.as_value().eq(Cat(out.as_value()[ew:], new_e[:ew]))
 
-        wait = Signal(range(Exp2Unit.latency + 1))
+        wait = Signal(range(exp2_latency(cfg) + 1))
         over = Signal()
         m.d.comb += over.eq((a_e < a_count) & (a_n == 0) & (a["head_s"] > M))
         m.d.comb += issue.slot.eq(a_slot)
@@ -431,7 +435,7 @@ class SufaLane(wiring.Component):
                 m.d.comb += self.stalled.eq(1)
                 with m.If(~a["busy_pipe"]):
                     m.d.comb += a["factor"].eq(1)
-                    m.d.sync += wait.eq(Exp2Unit.latency - 1)
+                    m.d.sync += wait.eq(exp2_latency(cfg) - 1)
                     m.next = "FACTOR"
             with m.State("FACTOR"):
                 m.d.comb += [self.stalled.eq(1), a["factor"].eq(1)]

@@ -28,11 +28,11 @@ since ``clear``; every K / V slot must be back when the case's last row leaves.
 
 With "throughput" (no idle, no stalls expected): each block's cycles, from its first lists
 transfer (or the previous block's last row out, if later) to its last row out, must be at most
-    max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + A_LATENCY)
-    + tiles·c_t + s_latency + A_LATENCY + norm_cycles + lanes + c_b
+    max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + accumulate_latency)
+    + tiles·c_t + score_latency + accumulate_latency + norm_cycles + lanes + c_b
 with G = head_dim / sufa_macs, keys_t the lane's keys in the block, first_t those of its first
 tile (the score stage must finish a tile before the accumulate stage starts it), events_t its
-rescales + merges (each drains the accumulate pipeline, A_LATENCY, then takes rescale_cycles).
+rescales + merges (each drains the accumulate pipeline, accumulate_latency, then takes rescale_cycles).
 """
 
 import random
@@ -49,7 +49,7 @@ from star.golden import pipeline, sads, sufa
 from star.golden.intops import int_matmul
 from star.hw.layouts import lane_row_layout
 from star.hw.sufa import SufaEngine
-from star.hw.sufa_lane import A_LATENCY, norm_cycles, rescale_cycles, s_latency
+from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
 from star.hw.tilebuf import SLOTS
 from star.sim.payload import pack
 from star.sim.runner import env_config, env_seed
@@ -267,9 +267,11 @@ def block_bound(cfg, fmt, tiles, want, consts):
     keys = [sum(t["per_lane"][i] for t in tiles) for i in range(T)]
     first = tiles[0]["per_lane"]
     events = [int(want.rescales[i] + want.merges[i]) for i in range(T)]
-    lane = [G * (keys[i] + first[i]) + events[i] * (rescale_cycles(cfg) + A_LATENCY)
+    lane = [G * (keys[i] + first[i])
+            + events[i] * (rescale_cycles(cfg) + accumulate_latency(cfg))
             for i in range(T)]
-    fixed = (len(tiles) * consts["tile"] + s_latency(cfg) + A_LATENCY + norm_cycles(cfg) + T
+    fixed = (len(tiles) * consts["tile"] + score_latency(cfg) + accumulate_latency(cfg)
+             + norm_cycles(cfg) + T
              + consts["block"])
     return max(lane) + fixed, keys, events
 
@@ -306,7 +308,7 @@ async def sufa_matches_golden(dut):
         sink.counters.clear()
         keys = sum(sum(t["per_lane"]) for t in tiles)
         limit = 5000 + 20 * (len(tiles) * (cfg.tile * G + cfg.tile + 30 + 2 * (
-            rescale_cycles(cfg) + A_LATENCY)) + blocks * (norm_cycles(cfg) + T + 50))
+            rescale_cycles(cfg) + accumulate_latency(cfg))) + blocks * (norm_cycles(cfg) + T + 50))
         cycles = await run_streams(dut, [feeder], [sink], lambda: len(sink.received) == T * blocks,
                                    limit)
         feeder.idle()

@@ -24,7 +24,7 @@ CONFIGS = {
 }
 
 # Throughput bound overheads (sim/sufa_tb.py, test_sufa_lane_throughput): cycles per tile and
-# per block beyond s_latency + A_LATENCY + norm_cycles + lanes.
+# per block beyond score_latency + accumulate_latency + norm_cycles + lanes.
 C_TILE = 4
 C_BLOCK = 0
 
@@ -47,18 +47,18 @@ def test_sufa_lane_throughput(seed):
     its first lists transfer (or the previous block's last row out, if later) to its last row
     out, the cycles must be at most (sim/sufa_tb.py)
 
-        max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + A_LATENCY)
-        + tiles·C_TILE + s_latency + A_LATENCY + norm_cycles + lanes + C_BLOCK
+        max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + accumulate_latency)
+        + tiles·C_TILE + score_latency + accumulate_latency + norm_cycles + lanes + C_BLOCK
 
     first_t: the lane's keys of the block's first tile (the score stage finishes a tile before
     the accumulate stage starts it); events_t: its rescales + merges.
 
     Measured (this config, seeds 1-30, 4 and 8 tiles; lanes = 1 and 2 alike): without events a
-    block takes exactly G·(keys + first) + s_latency + A_LATENCY + norm_cycles + lanes + 4·tiles
+    block takes exactly G·(keys + first) + score_latency + accumulate_latency + norm_cycles + lanes + 4·tiles
     - 5 cycles for two or more full tiles (+1 with one tile): 2 cycles per tile for the
     accumulate stage's tile start and end, plus 2 per tile from the third on (the score stage
     of tile j + 2 waits for tile j's score slot, and its latency then shows). A merge costs
-    21-24 cycles (charged 26 = rescale_cycles + A_LATENCY). Hence C_TILE = 4, C_BLOCK = 0;
+    21-24 cycles (charged 26 = rescale_cycles + accumulate_latency). Hence C_TILE = 4, C_BLOCK = 0;
     smallest slack 5 cycles (blocks without events), blocks after the first have ~130 more (the
     first tile's scores overlap the previous block). A lane taking 2G cycles per key would
     exceed the bound by G·keys = 512 cycles."""
