@@ -27,12 +27,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from star.hw.verilog import convert, write_if_changed
+from star.spec.config import ConfigError, StarConfig
+from star.spec.spatial_config import SpatialConfig
 
 from . import regmap
-from star.spec.config import ConfigError, StarConfig
 from .progress import Progress
-from star.spec.spatial_config import SpatialConfig
-from star.hw.verilog import convert, write_if_changed
 
 __all__ = ["TOPS", "SPATIAL_TOP", "OUTPUTS", "blocks", "generate", "default_jobs", "main_top"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from star.spec.config import StarConfig, preset
 
 from . import cycle_model
-from star.spec.config import StarConfig, preset
 
 __all__ = ["POINTS", "point_config", "point_cases", "run_point", "compare", "projection"]
 

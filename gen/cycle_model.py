@@ -39,10 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from star.hw import tilebuf
 from star.hw.predictor import predictor_latency
 from star.hw.sads import sads_latency
 from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
-from star.hw import tilebuf
 
 from star.spec.formats import Formats
 

@@ -46,11 +46,11 @@ import numpy as np
 
 from star.golden import core as gcore
 from star.golden import dlzs, pipeline, reference, sads, sufa
+from star.spec.config import ConfigError, StarConfig
+from star.spec.formats import Formats
 
 from . import cycle_model
-from star.spec.config import ConfigError, StarConfig
 from .evaluate import load_attention
-from star.spec.formats import Formats
 from .progress import Progress
 
 __all__ = ["DseError", "Workload", "Evaluator", "area_proxy", "run_study", "pareto",

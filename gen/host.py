@@ -213,10 +213,7 @@ class StarHost:
 
     def field(self, reg: str, name: str) -> int:
         """The mask of bit field ``reg.name`` (star.spec.regmap)."""
-        for f, lsb, width, _ in self.regs[reg].fields:
-            if f == name:
-                return ((1 << width) - 1) << lsb
-        raise KeyError(f"{reg}.{name}")
+        return self.regs[reg].mask(name)
 
     async def check_build(self):
         """Compare the board's HW_* build-parameter registers with ``cfg`` (HostError if not)."""

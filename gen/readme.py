@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from star.spec.config import StarConfig
 
 from .bench import bench_rows
-from star.spec.config import StarConfig
 from .synth import D_WIDE_PAPER_CELLS
 
 __all__ = ["BEGIN", "END", "section", "update"]

@@ -43,9 +43,9 @@ def c_header(cfg) -> str:
         lines.append(f"#define STAR_{r.name}_OFFSET 0x{r.offset:02X}u  /* {r.access}: {r.doc} */")
         if r.access == "ro" and r.reset:
             lines.append(f"#define STAR_{r.name}_VALUE 0x{r.reset:X}u")
-        for name, lsb, width, _ in r.fields:
+        for name, lsb, _, _ in r.fields:
             lines.append(f"#define STAR_{r.name}_{name}_SHIFT {lsb}u")
-            lines.append(f"#define STAR_{r.name}_{name}_MASK 0x{((1 << width) - 1) << lsb:X}u")
+            lines.append(f"#define STAR_{r.name}_{name}_MASK 0x{r.mask(name):X}u")
     lines.append("")
     lines += [f"#define STAR_ERROR_{e.name} {e.value}u" for e in ErrorCode]
     lines += ["", f"#endif /* {guard} */"]

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from star.spec.formats import Formats
+from star.spec.regmap import ErrorCode
 
 from . import sufa
-from star.spec.regmap import ErrorCode
 
 from .core import MODE_DENSE, JobResult, _regs, packed_layout, run_job
 from .core import check_registers as check_core

@@ -17,6 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .axi import axi4_master_members, flipped
+from .shared import refuse
 
 __all__ = ["AxiBlockRam"]
 
@@ -27,7 +28,8 @@ class AxiBlockRam(wiring.Component):
     def __init__(self, data_bits: int, mem_bytes: int):
         bb = data_bits // 8
         if mem_bytes % bb or mem_bytes <= 0:
-            raise ValueError(f"mem_bytes must be a positive multiple of {bb}, not {mem_bytes}")
+            raise refuse(self, ValueError(f"mem_bytes must be a positive multiple of {bb}, "
+                                          f"not {mem_bytes}"))
         self.data_bits, self.mem_bytes = data_bits, mem_bytes
         self.members = flipped(axi4_master_members("s_axi", data_bits))
         super().__init__({**self.members, "host_addr": In(32), "host_we": In(1),

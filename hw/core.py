@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out, flipped
 
 from star.spec.config import ConfigError
 from star.spec.formats import Formats, unsigned_bits
+from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
 from .csr import CsrBlock
@@ -51,8 +52,8 @@ from .lists import ListStage
 from .merge import partial_layout
 from .owriter import OWriter
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
-from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from .sads import SadsSelector
+from .shared import refuse
 from .sufa import SufaEngine
 from .vfetch import VFetch
 
@@ -77,8 +78,8 @@ class StarCore(wiring.Component):
 
     def __init__(self, cfg, spatial: bool = False):
         if cfg.pred_keys != 1:
-            raise ConfigError(f"pred_keys must be 1 for star_core (K rows arrive at most one "
-                              f"per cycle), not {cfg.pred_keys}")
+            raise refuse(self, ConfigError(f"pred_keys must be 1 for star_core (K rows arrive at "
+                                           f"most one per cycle), not {cfg.pred_keys}"))
         self.cfg = cfg
         self.spatial = spatial
         self.fmt = Formats(cfg)

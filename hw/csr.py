@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from amaranth import Elaboratable, Module, Signal
 from amaranth.lib.wiring import Out
+from star.spec.regmap import COUNTERS, ErrorCode, registers
 
 from .axi import axil_slave_members
-from star.spec.regmap import COUNTERS, ErrorCode, registers
 
 __all__ = ["CsrBlock"]
 

@@ -33,9 +33,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
+from star.spec.regmap import ADDR_BITS
 
 from .read_arbiter import request_layout
-from star.spec.regmap import ADDR_BITS
 from .tilebuf import SLOTS
 
 __all__ = ["TileFront", "block_layout", "key_bits"]

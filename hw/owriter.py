@@ -25,10 +25,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
+from star.spec.regmap import ADDR_BITS
 
 from .layouts import lane_row_layout
 from .merge import partial_layout
-from star.spec.regmap import ADDR_BITS
 from .sufa import SufaEngine
 
 __all__ = ["OWriter"]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from amaranth import ClockSignal, Instance, ResetSignal, Value
 from amaranth.lib.wiring import In
 
-__all__ = ["sharing", "add_lane"]
+__all__ = ["sharing", "add_lane", "refuse"]
 
 _ACTIVE = contextvars.ContextVar("star_shared_lanes", default=None)
 _TEXTS: dict = {}                      # (group, key, n) -> (module name, Verilog): per process
@@ -73,3 +73,12 @@ def add_lane(m, name: str, lane, group: str, key) -> None:
     if clocked:
         ports.update(i_clk=ClockSignal(), i_rst=ResetSignal())
     m.submodules[name] = Instance(modname, **ports)
+
+
+def refuse(component, error: Exception) -> Exception:
+    """Return *error* after marking *component* as used. A constructor that rejects its arguments
+    raises ``refuse(self, ValueError(...))``: Amaranth would otherwise warn, when the half-built
+    object is collected, that it was never elaborated (a warning about nothing the user did wrong
+    beyond the error they already got)."""
+    component._MustUse__silence = True
+    return error

@@ -39,6 +39,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import Out
 
 from star.spec.formats import unsigned_bits
+from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 
 from .axi import axi4_master_members, axil_slave_members, forward
 from .core import StarCore, first_error, tensor_ends
@@ -48,7 +49,6 @@ from .merge import PartialMerge, partial_layout
 from .noc.mesh import Mesh
 from .noc.message import Deserializer, Serializer
 from .normalize import Normalize
-from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 
 __all__ = ["SpatialStar"]
 

@@ -26,11 +26,11 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+from star.spec.regmap import ADDR_BITS
 
 from .front import key_bits
 from .lists import onehot, union_layout
 from .read_arbiter import request_layout
-from star.spec.regmap import ADDR_BITS
 from .tilebuf import SLOTS
 
 __all__ = ["VFetch"]

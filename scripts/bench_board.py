@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from star.gen.board import BOARDS, build_board  # noqa: E402
-from star.spec.config import preset  # noqa: E402
 from star.gen.machine import machine, tools  # noqa: E402
+from star.spec.config import preset  # noqa: E402
 
 SHOWN = ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_IO",
          "EHXPLLL")

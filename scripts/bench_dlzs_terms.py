@@ -29,15 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from star.spec.config import preset  # noqa: E402
 from star.gen.dse import layer_files  # noqa: E402
 from star.gen.evaluate import LABELS, METHODS, evaluate, parse_k  # noqa: E402
 from star.gen.machine import machine, tools, write_report  # noqa: E402
 from star.gen.synth import ecp5_fmax, yosys_stats  # noqa: E402
-from star.hw.verilog import convert  # noqa: E402
 from star.hw.dlzs import DlzsPredictor  # noqa: E402
 from star.hw.mac4 import Mac4Predictor  # noqa: E402
+from star.hw.verilog import convert  # noqa: E402
 from star.sim.runner import run  # noqa: E402
+from star.spec.config import preset  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "dlzs_terms"
 #: the workloads: name -> (folder, head_dim, max_seq, description)

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from star.gen import calibrate  # noqa: E402
-from star.spec.config import preset  # noqa: E402
 from star.gen.dse import Evaluator, Workload  # noqa: E402
 from star.gen.machine import machine, tools  # noqa: E402
 from star.golden import core as gcore  # noqa: E402
+from star.spec.config import preset  # noqa: E402
 
 SEQS = (4096, 8192, 16384, 32768)
 

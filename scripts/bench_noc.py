@@ -30,14 +30,14 @@ import time
 from pathlib import Path
 
 from star.gen.machine import machine, tools
-from star.spec.noc_config import NocConfig
 from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
-from star.hw.verilog import convert
 from star.golden.noc import PATTERNS, channel_load
 from star.hw.noc import Mesh, Router
+from star.hw.verilog import convert
 from star.sim.noc_bench_tb import BISECT, SAT_FACTOR
 from star.sim.noc_traffic import BUILD_ARGS
 from star.sim.runner import REPO_ROOT, run
+from star.spec.noc_config import NocConfig
 
 SCRIPT = "scripts/bench_noc.py"
 OUT = REPO_ROOT / "docs" / "results" / "noc_bench"

@@ -36,13 +36,13 @@ import sys
 import time
 from pathlib import Path
 
-from star.spec.formats import Formats
 from star.gen.machine import machine, tools
-from star.spec.spatial_config import SpatialConfig, bench_core
-from star.hw.verilog import convert
 from star.hw.layouts import lane_row_layout
 from star.hw.merge import partial_layout
+from star.hw.verilog import convert
 from star.sim.runner import REPO_ROOT, run
+from star.spec.formats import Formats
+from star.spec.spatial_config import SpatialConfig, bench_core
 
 SCRIPT = "scripts/bench_spatial.py"
 OUT = REPO_ROOT / "docs" / "results" / "spatial_bench"

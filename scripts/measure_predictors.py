@@ -33,15 +33,15 @@ import sys
 import time
 from dataclasses import replace
 
-from star.spec.config import preset
 from star.gen.machine import machine, tools
-from star.spec.formats import Formats
 from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
-from star.hw.verilog import convert, write_if_changed
 from star.hw.dlzs import DlzsPredictor
 from star.hw.mac4 import Mac4Predictor
 from star.hw.sads import SadsSelector
+from star.hw.verilog import convert, write_if_changed
 from star.sim.runner import REPO_ROOT, run
+from star.spec.config import preset
+from star.spec.formats import Formats
 
 SCRIPT = "scripts/measure_predictors.py"
 OUT_DIR = REPO_ROOT / "docs" / "results"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from star.spec.config import preset, replace  # noqa: E402
 from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats  # noqa: E402
-from star.hw.verilog import convert  # noqa: E402
 from star.hw.sufa import SufaEngine  # noqa: E402
+from star.hw.verilog import convert  # noqa: E402
+from star.spec.config import preset, replace  # noqa: E402
 
 CONFIGS = {
     "tiny (d=16, 8-bit)": replace(preset("tiny"), lanes=1),

@@ -18,11 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from star.spec.config import preset, replace  # noqa: E402
 from star.gen.evaluate import load_attention  # noqa: E402
-from star.spec.formats import Formats  # noqa: E402
 from star.golden import exp2, pipeline, recip, sads, sufa  # noqa: E402
 from star.golden.intops import int_matmul  # noqa: E402
+from star.spec.config import preset, replace  # noqa: E402
+from star.spec.formats import Formats  # noqa: E402
 
 
 def exp2_error(fmt) -> float:

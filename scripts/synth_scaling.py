@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from star.gen.build import default_jobs
-from star.spec.config import preset
 from star.gen.machine import machine, tools
 from star.gen.synth import D_WIDE_PAPER_CELLS, module_stats, stage_cells
-from star.hw.verilog import convert
 from star.hw.core import StarCore
+from star.hw.verilog import convert
+from star.spec.config import preset
 
 REPO = Path(__file__).resolve().parent.parent
 def measure(lanes: int, work: Path) -> dict:

@@ -35,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from star.spec.config import preset  # noqa: E402
 from star.gen.dse import layer_files  # noqa: E402
 from star.gen.evaluate import evaluate  # noqa: E402
 from star.gen.machine import machine, tools, write_report  # noqa: E402
+from star.spec.config import preset  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "dlzs_tuning"
 KS = ("10%", "25%")

@@ -16,8 +16,8 @@ import cocotb
 import numpy as np
 
 from star.golden import core as gcore
-from star.spec.regmap import COUNTERS
 from star.sim.core_tb import OPTS, Core
+from star.spec.regmap import COUNTERS
 
 
 def job_for(core: Core, case: dict) -> dict:

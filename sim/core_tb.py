@@ -46,14 +46,14 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiResp
 
-from star.spec.config import StarConfig
-from star.spec.formats import Formats
 from star.golden import core as gcore
 from star.golden import pipeline
-from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 from star.sim.coverage import AXI_CHANNELS, axi_point, job_points
 from star.sim.regbus import CLK_NS, RegisterBus, pauses
 from star.sim.runner import env_config, env_seed
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
+from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 

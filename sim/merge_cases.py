@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from star.spec.formats import Formats
 from star.golden import pipeline, sads
 from star.golden.exp2 import weight
 from star.golden.spatial import Partial, merge, partial_state, shard_tiles
+from star.spec.formats import Formats
 
 __all__ = ["job_batch", "random_batch", "golden_merge", "check_fits", "to_partial",
            "factor_classes"]

@@ -26,11 +26,11 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from star.spec.noc_config import NocConfig
 from star.golden.noc import channel_load, xy_path
 from star.sim.noc_traffic import MeshDriver, Packet, sources
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import start_clock_and_reset
+from star.spec.noc_config import NocConfig
 
 SAT_FACTOR = 3       # saturated: mean latency above SAT_FACTOR × zero-load latency, or
 SAT_DRAIN = 4        # ... the window's packets not drained within SAT_DRAIN × measure cycles

@@ -15,11 +15,11 @@ n-word packet's last word n - 1 cycles after that.
 import cocotb
 import numpy as np
 
-from star.spec.noc_config import NocConfig
 from star.golden.noc import xy_path
 from star.sim.noc_traffic import MeshDriver, Packet, sources
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import start_clock_and_reset
+from star.spec.noc_config import NocConfig
 
 WATCHDOG = 2000       # cycles without any ejection, with words in flight, that count as deadlock
 SETTLE = 50           # idle cycles after a phase in which nothing may arrive

@@ -10,14 +10,14 @@ import random
 import cocotb
 import numpy as np
 
-from star.spec.config import StarConfig
-from star.spec.formats import Formats
 from star.golden import dlzs, mac4
 from star.hw.dlzs import DlzsArith
 from star.hw.mac4 import Mac4Arith
 from star.hw.predictor import ScorePredictor
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
 
 
 def extreme_rows(fmt, d, rng, n):

@@ -31,10 +31,8 @@ class RegisterBus:
 
     # ---- registers ---------------------------------------------------------------------------
     def field(self, reg: str, name: str) -> int:
-        for f, lsb, width, _ in self.regs[reg].fields:
-            if f == name:
-                return ((1 << width) - 1) << lsb
-        raise KeyError(f"{reg}.{name}")
+        """The mask of bit field ``reg.name``."""
+        return self.regs[reg].mask(name)
 
     async def axil(self, access, what: str):
         """Await one AXI4-Lite access; fail (never hang) if the slave does not answer."""

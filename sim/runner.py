@@ -1,16 +1,20 @@
 """Build and run a cocotb regression on Verilator from a pytest test: the one helper every
 cocotb test in this project goes through.
 
-Typical use (in ``tests/test_*.py``)::
+Typical use (``tests/test_sads.py``)::
 
+    from star.hw.sads import SadsSelector
     from star.hw.verilog import convert
     from star.sim.runner import run
+    from star.spec.config import preset
 
-    def test_dot(seed):
-        text = convert(Dot(lanes=16), name="dot")
-        run(text, "dot", "star.sim.dot_tb", seed=seed, config={"lanes": 16})
+    def test_sads(seed):
+        cfg = preset("tiny")
+        text = convert(SadsSelector(cfg, 12), name="star_sads")
+        run(text, "star_sads", "star.sim.sads_tb", seed=seed,
+            config={"cfg": cfg.to_dict(), "score_bits": 12, ...})   # sads_tb's options
 
-and in the cocotb module ``sim/dot_tb.py``: ``seed = env_seed()``, ``cfg = env_config()``.
+and in the cocotb module ``sim/sads_tb.py``: ``seed = env_seed()``, ``opts = env_config()``.
 
 What it takes care of
 ---------------------
@@ -51,9 +55,10 @@ What it takes care of
   as ``COCOTB_RANDOM_SEED``), ``STAR_TEST_CONFIG`` (``config`` as JSON) and ``extra_env``.
   cocotb's runner lets this process's environment override ``extra_env``; :func:`run` sets
   them in ``os.environ`` for the duration of the call, so the values given here always win.
-* Imports in the simulator. cocotb copies ``sys.path`` into the simulator's ``PYTHONPATH``;
-  :func:`run` makes every entry absolute and puts the repository root first, so cocotb
-  modules under ``sim/`` can import ``hw``, ``gen``, ``golden`` and ``sim``.
+* Imports in the simulator. Test modules are imported by name: ``star.sim.<name>`` from the
+  installed package, or a plain name found on ``sys.path`` (``tests/board_tb.py`` is
+  ``board_tb``: pytest puts ``tests/`` on it). cocotb copies ``sys.path`` into the simulator's
+  ``PYTHONPATH``; :func:`run` makes every entry absolute, since the simulator runs elsewhere.
 * Waves. ``waves=True`` (or ``WAVES=1`` in the environment) builds with ``--trace-fst`` (a
   separate cached build: the flag is part of the hash) and writes one FST per run, named as
   above; its path is in the returned :class:`SimResult`.
@@ -212,9 +217,9 @@ def _patched_environ(set_: Mapping[str, str], unset: Sequence[str] = ()) -> Iter
 
 @contextlib.contextmanager
 def _simulator_sys_path() -> Iterator[None]:
-    """cocotb copies sys.path into the simulator's PYTHONPATH: make it absolute, repo first."""
+    """cocotb copies sys.path into the simulator's PYTHONPATH: make every entry absolute."""
     saved = list(sys.path)
-    new = [str(REPO_ROOT)]
+    new = []
     for p in saved:
         ap = os.path.abspath(p) if p else os.getcwd()
         if ap not in new:
@@ -442,8 +447,8 @@ def run(
     """Build (cached) and simulate *verilog* with the cocotb tests in *test_module*.
 
     verilog:     Verilog text (e.g. from ``star.hw.verilog.convert``); *toplevel* is its top module.
-    test_module: dotted cocotb module name, e.g. ``"star.sim.infra_smoke"`` (repo root is on the
-                 simulator's PYTHONPATH).
+    test_module: dotted cocotb module name, e.g. ``"star.sim.infra_smoke"`` (see "Imports in
+                 the simulator" above).
     build_root:  parent of the hashed build directories; relative = relative to the repo root.
     config:      JSON-serialisable object given to the tests as ``STAR_TEST_CONFIG``
                  (read it with :func:`env_config`).

@@ -12,12 +12,12 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from star.spec.config import StarConfig
-from star.spec.formats import Formats
 from star.golden import sads
 from star.hw.sads import SadsSelector
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
 
 
 def make_tile(rng, kind, T, n, lo, hi):

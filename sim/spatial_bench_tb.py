@@ -10,8 +10,8 @@ import json
 
 import cocotb
 
-from star.spec.regmap import COUNTERS
 from star.sim.spatial_tb import OPTS, Array
+from star.spec.regmap import COUNTERS
 
 
 @cocotb.test()

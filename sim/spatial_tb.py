@@ -27,15 +27,15 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from star.spec.config import StarConfig
-from star.spec.formats import Formats
-from star.spec.spatial_config import SpatialConfig
 from star.golden import core as gcore
 from star.golden import pipeline
 from star.golden import spatial as gspatial
-from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 from star.sim.regbus import CLK_NS, RegisterBus, pauses
 from star.sim.runner import env_config, env_seed
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
+from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from star.spec.spatial_config import SpatialConfig
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 

@@ -43,8 +43,6 @@ from amaranth import signed
 from amaranth.lib import data
 from cocotb.triggers import ClockCycles
 
-from star.spec.config import StarConfig
-from star.spec.formats import Formats
 from star.golden import pipeline, sads, sufa
 from star.golden.intops import int_matmul
 from star.hw.layouts import lane_row_layout
@@ -54,6 +52,8 @@ from star.hw.tilebuf import SLOTS
 from star.sim.payload import pack
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, run_streams, start_clock_and_reset
+from star.spec.config import StarConfig
+from star.spec.formats import Formats
 
 INF = float("inf")
 

@@ -13,12 +13,12 @@ import random
 
 import cocotb
 
-from star.spec.config import StarConfig
 from star.hw.dlzs import DlzsArith
 from star.hw.predictor import ScorePredictor
 from star.hw.sads import SadsSelector
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
+from star.spec.config import StarConfig
 
 
 def _dlzs_streams(dut, cfg, rng, n_keys):

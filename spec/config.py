@@ -15,14 +15,12 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from .validate import ConfigError, check_types, require
+
 __all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "read_toml", "config_from_toml",
            "load_toml", "from_overrides", "override_name"]
 
 RADIUS_OFF = -1
-
-
-class ConfigError(ValueError):
-    """A configuration value is outside its allowed range; the message is one line naming the field."""
 
 
 def _pow2(x: int) -> bool:
@@ -89,20 +87,12 @@ class StarConfig:
     axi_data_bits: int = 512
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            want = {"str": str, "int": int}[f.type]
-            # bool is an int subclass: reject it where an int is expected
-            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                raise ConfigError(f"{f.name} must be of type {want.__name__}, not {value!r}")
+        check_types(self)
         self._validate()
 
-    def _check(self, ok: bool, field: str, rule: str):
-        if not ok:
-            raise ConfigError(f"{field} must be {rule}, not {getattr(self, field)!r}")
-
     def _validate(self):
-        c = self._check
+        def c(ok, field, rule):
+            require(self, ok, field, rule)
         c(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", self.name) is not None, "name",
           "1-32 characters of [a-z0-9_-] starting with a letter or digit")
         c(_pow2(self.head_dim) and 4 <= self.head_dim <= 256, "head_dim",

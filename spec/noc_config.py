@@ -2,16 +2,16 @@
 
 The RTL generators (:mod:`hw.noc`), the model (:mod:`golden.noc`), the testbenches and the benchmark
 all read their parameters from one :class:`NocConfig`. Invalid values raise
-:class:`star.spec.config.ConfigError` with a one-line message naming the field and its allowed range. This
+:class:`star.spec.validate.ConfigError` with a one-line message naming the field and its allowed range. This
 module imports neither amaranth nor numpy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from star.spec.config import ConfigError
+from .validate import check_types, require
 
 __all__ = ["NocConfig", "MAX_DIM"]
 
@@ -43,22 +43,16 @@ class NocConfig:
     max_packet_flits: int = 16
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # bool is an int subclass: reject it where an int is expected
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{f.name} must be of type int, not {value!r}")
-        c = self._check
+        check_types(self)
+
+        def c(ok, field, rule):
+            require(self, ok, field, rule)
         c(1 <= self.rows <= MAX_DIM, "rows", f"in [1, {MAX_DIM}]")
         c(1 <= self.cols <= MAX_DIM, "cols", f"in [1, {MAX_DIM}]")
         c(self.rows * self.cols >= 2, "cols", f"in [2, {MAX_DIM}] when rows=1 (at least 2 nodes)")
         c(8 <= self.flit_bits <= 512, "flit_bits", "in [8, 512]")
         c(2 <= self.fifo_depth <= 64, "fifo_depth", "in [2, 64]")
         c(1 <= self.max_packet_flits <= 256, "max_packet_flits", "in [1, 256]")
-
-    def _check(self, ok: bool, field: str, rule: str):
-        if not ok:
-            raise ConfigError(f"{field} must be {rule}, not {getattr(self, field)!r}")
 
     @property
     def nodes(self) -> int:

@@ -50,6 +50,13 @@ class Register:
     reset: int = 0
     fields: tuple = ()   # (name, lsb, width, doc) for registers with bit fields
 
+    def mask(self, field: str) -> int:
+        """The mask of bit field *field*, e.g. ``by_name(cfg)["STATUS"].mask("DONE")``."""
+        for name, lsb, width, _ in self.fields:
+            if name == field:
+                return ((1 << width) - 1) << lsb
+        raise KeyError(f"{self.name}.{field}")
+
 
 # counters, in register order: (name, what is counted)
 COUNTERS = (

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from dataclasses import replace
 
-from .config import ConfigError, StarConfig, preset
+from .config import StarConfig, preset
 from .noc_config import MAX_DIM, NocConfig
+from .validate import ConfigError, check_types
 
 __all__ = ["SpatialConfig", "parse_mesh", "bench_core"]
 
@@ -41,10 +42,7 @@ class SpatialConfig:
     def __post_init__(self):
         if not isinstance(self.core, StarConfig):
             raise ConfigError(f"core must be a StarConfig, not {self.core!r}")
-        for name in ("rows", "cols", "flit_bits", "fifo_depth"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{name} must be of type int, not {value!r}")
+        check_types(self, ("rows", "cols", "flit_bits", "fifo_depth"))
         if self.core.pred_keys != 1:
             raise ConfigError(f"pred_keys must be 1 for a spatial array (star_core), not "
                               f"{self.core.pred_keys}")

@@ -28,12 +28,12 @@ from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 from cocotbext.uart import UartSink, UartSource
 
-from star.spec.config import StarConfig
-from star.spec.formats import Formats, encode_score_scale
 from star.gen.host import HostError, StarHost
-from star.spec.board_protocol import OP_READ_REG, ST_OP, ST_RANGE
 from star.golden import core as gcore
 from star.sim.runner import env_config, env_seed
+from star.spec.board_protocol import OP_READ_REG, ST_OP, ST_RANGE
+from star.spec.config import StarConfig
+from star.spec.formats import Formats, encode_score_scale
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 

@@ -16,9 +16,9 @@ import pytest
 
 from star.gen import cli
 from star.gen.board import BOARDS
+from star.gen.host import HostError, SerialTransport, StarHost
 from star.spec.config import preset
 from star.spec.formats import Formats
-from star.gen.host import HostError, SerialTransport, StarHost
 from star.spec.board_protocol import (MAX_CHUNK, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM,
                                       OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
 from star.golden import core as gcore

@@ -5,10 +5,10 @@ import functools
 
 import pytest
 
-from star.spec.config import StarConfig, preset
-from star.hw.verilog import convert
 from star.hw.core import StarCore
+from star.hw.verilog import convert
 from star.sim.runner import run
+from star.spec.config import StarConfig, preset
 
 
 def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):

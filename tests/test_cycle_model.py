@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from star.gen import calibrate, cycle_model
-from star.spec.config import preset
-from star.spec.formats import Formats
 from star.golden import core as gcore
 from star.golden import sads
 from star.golden.reference import causal_mask
+from star.spec.config import preset
+from star.spec.formats import Formats
 
 TOLERANCE = 0.05
 TOLERANCE_ONE_TILE = 0.10

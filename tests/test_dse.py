@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from star.gen import cli
-from star.spec.config import load_toml, preset
 from star.gen.dse import Evaluator, Workload
+from star.spec.config import load_toml, preset
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--tiles", "16,32", "--k", "25,50,75", "--max-error", "0.2"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from star.gen.cli import main
-from star.spec.config import preset, replace
 from star.gen.evaluate import EvalError, evaluate, load_attention, parse_k
+from star.spec.config import preset, replace
 
 REAL = "data/minilm/minilm_l5.npz"
 

@@ -11,11 +11,11 @@ Stated tolerances (checked here):
 import numpy as np
 import pytest
 
-from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 from star.golden import pipeline, reference, sads, sufa
 from star.golden.exp2 import weight
 from star.golden.intops import int_matmul
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
 
 
 def fmt_of(name, **kw):

@@ -4,10 +4,10 @@ recount (vectorised, from the selection masks), and its start checks with docs/c
 import numpy as np
 import pytest
 
-from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 from star.golden import pipeline, sads
 from star.golden.core import MODE_CAUSAL, MODE_DENSE, check_registers, packed_layout, run_job
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode
 
 TINY = preset("tiny")

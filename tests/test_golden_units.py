@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats, encode_score_scale
 from star.golden import dlzs, exp2, mac4, quant, recip, sads
 from star.golden.intops import bit_length, int_matmul
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats, encode_score_scale
 
 
 def fmt_of(name="tiny", **kw):

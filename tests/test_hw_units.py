@@ -7,11 +7,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 from star.golden import dlzs, mac4
 from star.hw.dlzs import lz_code_layout, lz_encode
 from star.hw.mac4 import to_int4
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
 
 
 class Encoders(wiring.Component):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from star.gen.build import SPATIAL_TOP, TOPS, blocks
-from star.spec.config import preset
 from star.hw.verilog import convert
 from star.sim.runner import WAIVER_FILE, lint
+from star.spec.config import preset
 
 # fast: every top of the tiny preset, a small array, two corner configs; long: every top of
 # the other presets (paper: the tops that convert in seconds at 128 lanes)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
-from star.hw.verilog import convert
 from star.hw.merge import PartialMerge, merge_interval, partial_layout
+from star.hw.verilog import convert
 from star.sim.merge_cases import check_fits, golden_merge, job_batch, random_batch
 from star.sim.payload import pack, unpack
 from star.sim.runner import run
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
 
 CONFIGS = {
     "d16_b8": preset("tiny").to_dict(),

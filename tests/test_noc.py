@@ -12,12 +12,12 @@ import re
 
 import pytest
 
-from star.spec.noc_config import NocConfig
-from star.hw.verilog import convert
 from star.golden.noc import PATTERNS
 from star.hw.noc import Mesh
+from star.hw.verilog import convert
 from star.sim.noc_traffic import BUILD_ARGS
 from star.sim.runner import run
+from star.spec.noc_config import NocConfig
 
 MESHES = {
     "1x2": NocConfig(rows=1, cols=2, flit_bits=8, fifo_depth=2, max_packet_flits=1),

@@ -10,10 +10,10 @@ from amaranth import Elaboratable, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from star.spec.noc_config import NocConfig
 from star.hw.noc import Mesh, inject_layout
 from star.hw.noc.message import Deserializer, Serializer
 from star.sim.payload import unpack
+from star.spec.noc_config import NocConfig
 
 WIDTHS = [1, 63, 64, 65, 200]
 FLIT_BITS = [32, 64]

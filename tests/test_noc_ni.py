@@ -6,10 +6,10 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from star.spec.noc_config import NocConfig
 from star.golden.noc import flit_kinds, split
 from star.hw.noc import NetworkInterface, eject_layout, flit_layout, inject_layout
 from star.sim.payload import pack, unpack
+from star.spec.noc_config import NocConfig
 
 
 def run_ni(cfg, words_in, flits_in, *, p_idle, p_stall, seed, limit=3000):

@@ -11,10 +11,10 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from star.spec.noc_config import NocConfig
 from star.golden.noc import flit_kinds, next_port
 from star.hw.noc import Port, Router, flit_layout
 from star.sim.payload import pack, unpack
+from star.spec.noc_config import NocConfig
 
 CFG = NocConfig(rows=3, cols=3, flit_bits=32, fifo_depth=4)
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 from star.golden.recip import normalize
 from star.hw.merge import partial_layout
 from star.hw.normalize import Normalize, normalize_interval, normalize_latency, row_layout
 from star.sim.payload import pack, unpack
+from star.spec.config import StarConfig, preset
+from star.spec.formats import Formats
 
 CONFIGS = {
     "tiny": preset("tiny"),

@@ -2,11 +2,11 @@
 
 import pytest
 
-from star.spec.config import StarConfig, preset
-from star.hw.verilog import convert
 from star.hw.dlzs import DlzsPredictor
 from star.hw.mac4 import Mac4Predictor
+from star.hw.verilog import convert
 from star.sim.runner import run
+from star.spec.config import StarConfig, preset
 
 CONFIGS = {
     "d16_b8_floor": dict(preset("tiny").to_dict()),

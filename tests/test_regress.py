@@ -41,9 +41,9 @@ from hypothesis import strategies as st
 
 from star.gen import cli
 from star.gen.build import generate
+from star.sim.runner import REPO_ROOT, lint, run
 from star.spec.config import RADIUS_OFF, ConfigError, StarConfig, preset
 from star.spec.formats import Formats
-from star.sim.runner import REPO_ROOT, lint, run
 
 pytestmark = pytest.mark.regress
 

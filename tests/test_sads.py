@@ -2,10 +2,10 @@
 
 import pytest
 
-from star.spec.config import StarConfig, preset
-from star.hw.verilog import convert
 from star.hw.sads import SadsSelector
+from star.hw.verilog import convert
 from star.sim.runner import run
+from star.spec.config import StarConfig, preset
 
 CONFIGS = {
     # (config fields, score width, [(k, radius), ...])

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
+from star.hw.spatial import SpatialStar
+from star.hw.verilog import convert
+from star.sim.runner import run
 from star.spec.config import preset
 from star.spec.spatial_config import SpatialConfig, bench_core
-from star.hw.verilog import convert
-from star.hw.spatial import SpatialStar
-from star.sim.runner import run
 
 
 def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):

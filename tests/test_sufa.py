@@ -2,11 +2,11 @@
 
 import pytest
 
+from star.hw.sufa import SufaEngine
+from star.hw.verilog import convert
+from star.sim.runner import run
 from star.spec.config import StarConfig, preset
 from star.spec.formats import Formats
-from star.hw.verilog import convert
-from star.hw.sufa import SufaEngine
-from star.sim.runner import run
 
 CASES = ["star", "radius", "dense", "dense_causal", "adversarial", "extreme"]
 TINY = preset("tiny").to_dict()

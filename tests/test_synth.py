@@ -5,9 +5,9 @@ import pytest
 from amaranth.back import verilog as amaranth_verilog
 
 from star.gen.build import blocks
-from star.spec.config import StarConfig, preset
 from star.gen.synth import module_stats
 from star.hw.verilog import convert
+from star.spec.config import StarConfig, preset
 
 STAGE = {"star_dlzs": "pred", "star_sads": "sads", "star_sufa": "sufa"}
 

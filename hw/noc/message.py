@@ -13,15 +13,16 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..shared import refuse
 from .flit import eject_layout, inject_layout
 
 __all__ = ["Serializer", "Deserializer"]
 
 
-def _words(noc_cfg, width) -> int:
-    """n = ceil(width / flit_bits), after checking ``width``."""
+def _words(component, noc_cfg, width) -> int:
+    """n = ceil(width / flit_bits), after checking ``width`` (for *component*'s constructor)."""
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise ValueError(f"width must be an int >= 1, not {width!r}")
+        raise refuse(component, ValueError(f"width must be an int >= 1, not {width!r}"))
     return -(-width // noc_cfg.flit_bits)
 
 
@@ -41,11 +42,11 @@ class Serializer(wiring.Component):
     """
 
     def __init__(self, noc_cfg, width: int, dst: tuple[int, int]):
-        self.words = _words(noc_cfg, width)
+        self.words = _words(self, noc_cfg, width)
         x, y = dst
         if not (0 <= x < noc_cfg.cols and 0 <= y < noc_cfg.rows):
-            raise ValueError(f"dst must be a node (x, y) of the {noc_cfg.cols}x{noc_cfg.rows} "
-                             f"mesh, not {dst!r}")
+            raise refuse(self, ValueError(f"dst must be a node (x, y) of the "
+                                          f"{noc_cfg.cols}x{noc_cfg.rows} mesh, not {dst!r}"))
         self.noc_cfg, self.width, self.dst = noc_cfg, width, (x, y)
         super().__init__({
             "i": In(stream.Signature(width)),
@@ -98,7 +99,7 @@ class Deserializer(wiring.Component):
     """
 
     def __init__(self, noc_cfg, width: int):
-        self.words = _words(noc_cfg, width)
+        self.words = _words(self, noc_cfg, width)
         self.noc_cfg, self.width = noc_cfg, width
         super().__init__({
             "i": In(stream.Signature(eject_layout(noc_cfg))),
