@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from star.spec.config import (PRESETS, ConfigError, StarConfig, config_from_toml, from_overrides,
-                     override_name, parse_override, read_toml)
+                              override_name, parse_override, read_toml)
 from star.spec.config import preset as get_preset
 from .evaluate import EvalError
 from .progress import Progress

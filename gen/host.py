@@ -42,8 +42,8 @@ import numpy as np
 
 from star.spec.formats import Formats
 from star.spec.board_protocol import (ADDR_BYTES, COUNT_BYTES, MAX_CHUNK, OP_READ_MEM,
-                                       OP_READ_REG, OP_WRITE_MEM, OP_WRITE_REG, ST_OK,
-                                       ST_REG_OK, status_text)
+                                      OP_READ_REG, OP_WRITE_MEM, OP_WRITE_REG, ST_OK,
+                                      ST_REG_OK, status_text)
 from star.golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout
 from star.spec.regmap import COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode, by_name
 
@@ -173,7 +173,8 @@ class StarHost:
         out = bytearray()
         for at in range(0, n, MAX_CHUNK):
             a, c = addr + at, min(MAX_CHUNK, n - at)
-            req = bytes([OP_READ_MEM]) + a.to_bytes(ADDR_BYTES, "little") + c.to_bytes(COUNT_BYTES, "little")
+            req = bytes([OP_READ_MEM]) + a.to_bytes(ADDR_BYTES, "little") \
+                + c.to_bytes(COUNT_BYTES, "little")
             out += await self._request(f"read memory at 0x{a:x} ({c} bytes)", req, c, ST_OK)
         return bytes(out)
 
@@ -281,7 +282,8 @@ class StarHost:
         ``q`` [Q_LEN, d], ``k``/``v`` [SEQ_LEN, d]: integers in the data_bits signed range;
         ``mant``/``shift``: the score scale (SCALE_MANT, SCALE_SHIFT); ``k_tile`` default the
         config's; ``radius`` < 0: off. ``timeout_s``: how long the job may take (transport
-        time). ``o``: int64 [Q_LEN, d]; ``counters``: {name: value} of every star.spec.regmap counter.
+        time). ``o``: int64 [Q_LEN, d]; ``counters``: {name: value} of every counter
+        (spec/regmap.py).
         A job the core refuses or ends with ERROR raises HostError naming the ErrorCode."""
         q, k, v = self._check_shapes(q, k, v, causal, integer=True)
         dt, rb = self._dtype(), self.fmt.row_bytes

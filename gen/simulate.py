@@ -54,8 +54,8 @@ def simulate(cfg, tests, *, seed: int | None, waves: bool, build_root=None, prog
     for name in tests:
         try:
             with progress.step(name):
-                r = run(text, "star_core", "star.sim.core_tb", seed=seed, waves=waves, testcase=name,
-                        timeout_s=3600, build_root=build_root,
+                r = run(text, "star_core", "star.sim.core_tb", seed=seed, waves=waves,
+                        testcase=name, timeout_s=3600, build_root=build_root,
                         config={"cfg": cfg.to_dict(), "tests": [name],
                                 "cases": regression_cases(cfg)})
         except AssertionError as e:

@@ -15,7 +15,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from star.spec.board_protocol import (HEADER_BYTES, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM,
-                                       OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
+                                      OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
 
 from .axi import axil_slave_members, flipped
 from .axiram import AxiBlockRam

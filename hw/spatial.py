@@ -1,7 +1,8 @@
 """Spatial-STAR: R×C STAR cores on a mesh NoC, the key sequence sharded across the cores.
 
 Model: :func:`golden.spatial.run_sharded` (bit-exact O); start check
-:func:`golden.spatial.check_registers`. Configuration: :class:`star.spec.spatial_config.SpatialConfig`.
+:func:`golden.spatial.check_registers`. Configuration:
+:class:`star.spec.spatial_config.SpatialConfig`.
 User documentation: ``docs/spatial.md``.
 
 Structure. Core c (c = 0 .. N-1) sits at mesh node ``order[c]``, a snake through the mesh, so

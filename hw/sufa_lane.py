@@ -8,8 +8,8 @@ top-2, then the rest by descending prediction; dense: every visible key in index
 computes s = q·k of each key over G = head_dim / P cycles, one chunk of P elements per cycle,
 from the K tile store. Scores go to the lane's score memory (two tiles) in list order; the
 tile's fixed max (over list entries 0 and 1, or every entry with ``exact_max``) to a tile record.
-One key per G cycles, no stalls; latency ``score_latency(cfg)`` cycles from a key's first chunk to its
-score.
+One key per G cycles, no stalls; latency ``score_latency(cfg)`` cycles from a key's first chunk
+to its score.
 
 Accumulate stage A (P multipliers, the exp2 unit, a state multiplier): per tile, once the
 tile's fixed max is known (its entries 0 and 1 scored, so A follows S through the tile a few

@@ -32,7 +32,8 @@ transfer (or the previous block's last row out, if later) to its last row out, m
     + tiles·c_t + score_latency + accumulate_latency + norm_cycles + lanes + c_b
 with G = head_dim / sufa_macs, keys_t the lane's keys in the block, first_t those of its first
 tile (the score stage must finish a tile before the accumulate stage starts it), events_t its
-rescales + merges (each drains the accumulate pipeline, accumulate_latency, then takes rescale_cycles).
+rescales + merges (each drains the accumulate pipeline, accumulate_latency, then takes
+rescale_cycles).
 """
 
 import random

@@ -2,8 +2,8 @@
 
 The RTL generators (:mod:`hw.noc`), the model (:mod:`golden.noc`), the testbenches and the benchmark
 all read their parameters from one :class:`NocConfig`. Invalid values raise
-:class:`star.spec.validate.ConfigError` with a one-line message naming the field and its allowed range. This
-module imports neither amaranth nor numpy.
+:class:`star.spec.validate.ConfigError` with a one-line message naming the field and its
+allowed range. This module imports neither amaranth nor numpy.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Parameters of a Spatial-STAR array (:mod:`hw.spatial`): R×C STAR cores on a mesh NoC.
 
 One frozen :class:`SpatialConfig` drives the array's RTL, its model (:mod:`golden.spatial`), the
-testbench and the benchmark: the core parameters (a :class:`star.spec.config.StarConfig`, the same for
-every core) plus the mesh. Invalid values raise :class:`star.spec.config.ConfigError` with a one-line
-message naming the field. This module imports neither amaranth nor numpy.
+testbench and the benchmark: the core parameters (a :class:`star.spec.config.StarConfig`, the
+same for every core) plus the mesh. Invalid values raise :class:`star.spec.validate.ConfigError`
+with a one-line message naming the field. This module imports neither amaranth nor numpy.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ __all__ = ["ConfigError", "check_types", "require"]
 
 
 class ConfigError(ValueError):
-    """A configuration value is outside its allowed range; the message is one line naming the field."""
+    """A configuration value is outside its allowed range; the message is one line naming the
+    field."""
 
 
 def check_types(obj, names=None) -> None:

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from star.spec.config import (PRESETS, ConfigError, StarConfig, from_overrides, load_toml,
-                        parse_override, preset)
+                              parse_override, preset)
 from star.spec.formats import Formats
 
 

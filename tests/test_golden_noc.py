@@ -6,7 +6,7 @@ import pytest
 
 from star.spec.noc_config import NocConfig
 from star.golden.noc import (PATTERNS, channel_load, deliver, destinations, flit_kinds, next_port,
-                        sample_destination, split, xy_path)
+                             sample_destination, split, xy_path)
 from star.spec.flit import FlitKind
 
 C34 = NocConfig(rows=3, cols=4, flit_bits=8, max_packet_flits=3)

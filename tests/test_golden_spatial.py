@@ -11,7 +11,7 @@ from star.golden.reference import attention_head
 from star.spec.config import preset
 from star.spec.formats import Formats
 from star.golden.spatial import (Partial, check_registers, merge, partial_state, run_sharded,
-                            shard_keys, shard_tiles)
+                                 shard_keys, shard_tiles)
 from star.spec.regmap import ErrorCode
 
 CFG = preset("tiny")

@@ -1,6 +1,6 @@
 """The code layout (docs/decisions.md, "Code layout"): which layer may import which.
 
-    spec/    configs, formats, register map, flit and serial-protocol constants: standard library only
+    spec/    configs, formats, register map, flit format, serial protocol: standard library only
     hw/      the RTL (Amaranth): spec
     golden/  the numpy model: spec
     sim/     cocotb testbenches and the Verilator runner: spec, hw, golden

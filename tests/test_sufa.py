@@ -54,7 +54,8 @@ def test_sufa_lane_throughput(seed):
     the accumulate stage starts it); events_t: its rescales + merges.
 
     Measured (this config, seeds 1-30, 4 and 8 tiles; lanes = 1 and 2 alike): without events a
-    block takes exactly G·(keys + first) + score_latency + accumulate_latency + norm_cycles + lanes + 4·tiles
+    block takes exactly G·(keys + first) + score_latency + accumulate_latency + norm_cycles
+    + lanes + 4·tiles
     - 5 cycles for two or more full tiles (+1 with one tile): 2 cycles per tile for the
     accumulate stage's tile start and end, plus 2 per tile from the third on (the score stage
     of tile j + 2 waits for tile j's score slot, and its latency then shows). A merge costs

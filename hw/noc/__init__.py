@@ -1,6 +1,7 @@
 """Mesh network-on-chip for Spatial-STAR: flit format, router, network interface, mesh generator.
 
-Parameters: :class:`star.spec.noc_config.NocConfig`. Model: :mod:`golden.noc`. Description: docs/noc.md.
+Parameters: :class:`star.spec.noc_config.NocConfig`. Model: :mod:`golden.noc`.
+Description: docs/noc.md.
 """
 
 from .flit import FlitKind, eject_layout, flit_layout, inject_layout
