@@ -4,9 +4,8 @@ The lanes of the DLZS predictor, SADS, the lane lists and SU-FA are the same com
 (same class, same parameters, no lane index inside). :func:`add_lane` adds one to a module.
 While :func:`sharing` is active (:func:`star.hw.verilog.convert` opens it), the first lane of
 each (group, key) is converted to Verilog on its own, as module ``<top>.<group>.lane``, and
-every lane becomes an
-``Instance`` of it: elaboration time and the Verilog text grow with the shared logic, not with
-the lane count, and synthesis sees one module instanced T times. Outside :func:`sharing`
+every lane becomes an ``Instance`` of it: elaboration time and the Verilog text grow with the
+shared logic, not with the lane count, and synthesis sees one module instanced T times. Outside :func:`sharing`
 (amaranth.sim, unit tests) a lane is an ordinary submodule: the design is the same either way.
 """
 
