@@ -5,8 +5,9 @@ The lanes of the DLZS predictor, SADS, the lane lists and SU-FA are the same com
 While :func:`sharing` is active (:func:`star.hw.verilog.convert` opens it), the first lane of
 each (group, key) is converted to Verilog on its own, as module ``<top>.<group>.lane``, and
 every lane becomes an ``Instance`` of it: elaboration time and the Verilog text grow with the
-shared logic, not with the lane count, and synthesis sees one module instanced T times. Outside :func:`sharing`
-(amaranth.sim, unit tests) a lane is an ordinary submodule: the design is the same either way.
+shared logic, not with the lane count, and synthesis sees one module instanced T times.
+Outside :func:`sharing` (amaranth.sim, unit tests) a lane is an ordinary submodule: the design
+is the same either way.
 """
 
 from __future__ import annotations
