@@ -19,6 +19,8 @@
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
 #   make tune-dlzs         DLZS key bits x window on decoder + MiniLM attention, predictor cells -> docs/results/dlzs_tuning/
 #   make board-bitstreams  star_board (tiny core) bitstreams for ECPIX-5 85 and ECP5-5G EVN: fmax, utilisation -> docs/results/board/
+#   make diagrams          star diagram of star_core (default preset, shaded by its Yosys cells) and of
+#                          star_spatial (tiny, 2x2) -> docs/results/diagram/ (the README's pictures)
 #   make readme            regenerate README.md's results section from docs/results
 #   make clean       remove build outputs and caches (keeps the venv); distclean also the venv
 # Extra pytest arguments: make test PYTEST_ARGS='-k infra --seed 7'
@@ -36,11 +38,12 @@ STAMP = $(VENV)/.installed
 #                 the generated file list with it
 #   postgresql  - PostgreSQL server: tests/test_dse.py starts a private one on loopback to test
 #                 two `star dse` workers sharing one study
-APT_PACKAGES = ccache liblz4-dev iverilog postgresql
+#   graphviz    - the `dot` layout program of `star diagram` (block diagrams; tests/test_diagram.py)
+APT_PACKAGES = ccache liblz4-dev iverilog postgresql graphviz
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms tune-dlzs dse board-bitstreams readme clean distclean
+.PHONY: all install install-synth verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
 
 all: test
 
@@ -62,11 +65,11 @@ $(STAMP): pyproject.toml
 	      apt-get update -q >/dev/null 2>&1 || true; \
 	      for p in $$missing; do \
 	        apt-get install -y -q --no-install-recommends "$$p" >/dev/null 2>&1 || \
-	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test); continuing"; \
+	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test, graphviz only star diagram); continuing"; \
 	      done; \
 	    fi; \
 	  else \
-	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test); continuing"; \
+	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test, graphviz only star diagram); continuing"; \
 	  fi; \
 	fi
 	@if [ ! -x "$(PY)" ]; then \
@@ -148,8 +151,14 @@ tune-dlzs: $(STAMP)
 board-bitstreams: install-synth
 	$(PY) scripts/bench_board.py
 
+diagrams: $(STAMP)
+	$(VENV)/bin/star synth -q -p default -o build/default/synth
+	$(VENV)/bin/star diagram -q -p default --synth build/default/synth/synth.json \
+	  -o docs/results/diagram/star_core.svg
+	$(VENV)/bin/star diagram -q -p tiny --mesh 2x2 -o docs/results/diagram/star_spatial.svg
+
 readme: $(STAMP)
-	$(PY) -m gen.readme
+	$(PY) -m star.gen.readme
 
 clean:
 	rm -rf build sim_build .pytest_cache results.xml

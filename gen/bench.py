@@ -24,7 +24,8 @@ from pathlib import Path
 
 from star.spec.formats import Formats
 
-__all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots"]
+__all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots", "roofs",
+           "roofline_point", "roofline_plot"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: captured workloads by head_dim: label, file, heads, keys, queries (None: one block of lanes,
@@ -120,6 +121,77 @@ def utilization(c: dict, fmt, blocks: list[dict]) -> tuple[float, str]:
     return bounds[which] / c["CYCLES"], which
 
 
+def roofs(cfg) -> dict:
+    """The roofline of a config: ``compute``, the SU-FA multipliers' MACs per cycle (lanes × 2 ×
+    sufa_macs: P for q·k and P for p·v per lane), ``bus_bytes`` read per cycle (one AXI beat),
+    and ``ridge``, the arithmetic intensity (MACs per byte read) where the two meet."""
+    compute = cfg.lanes * 2 * cfg.sufa_macs
+    bus = Formats(cfg).bus_bytes
+    return {"compute": compute, "bus_bytes": bus, "ridge": compute / bus}
+
+
+def roofline_point(cfg, counters: dict) -> tuple[float, float]:
+    """A job on the roofline: (MACs per byte read, MACs per cycle), its MACs being the exact
+    attention's, KEYS_SELECTED · head_dim for q·k and as many for p·v."""
+    macs = 2 * counters["KEYS_SELECTED"] * cfg.head_dim
+    return macs / counters["BYTES_READ"], macs / counters["CYCLES"]
+
+
+def roofline_plot(cfg, results, path: Path) -> Path:
+    """Every job as a point under the compute roof and the memory roof (log-log)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    r = roofs(cfg)
+    pts = [(res, *roofline_point(cfg, res["counters"])) for res in results]
+    xs = [x for _, x, _ in pts]
+    lo, hi = min(xs + [r["ridge"]]) / 4, max(xs + [r["ridge"]]) * 4
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(grid, [min(r["compute"], r["bus_bytes"] * x) for x in grid], color="black", lw=1.5,
+            label=f"roofs: {r['compute']} MAC/cycle, {r['bus_bytes']} B/cycle")
+    ax.axvline(r["ridge"], color="grey", ls=":", lw=1)
+    modes = sorted({None if res["dense"] else res["frac"] for res, _, _ in pts},
+                   key=lambda f: -1 if f is None else f)
+    for mode in modes:
+        sel = [(x, y) for res, x, y in pts if (None if res["dense"] else res["frac"]) == mode]
+        ax.scatter(*zip(*sel), marker="s" if mode is None else "o", zorder=3,
+                   label="dense" if mode is None else f"STAR k={mode:.0%}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("arithmetic intensity (SU-FA MACs per byte read)")
+    ax.set_ylabel("SU-FA MACs per cycle")
+    ax.set_title(f"{cfg.name}: roofline (ridge {r['ridge']:.3g} MAC/B)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def roofline_markdown(cfg, results) -> list[str]:
+    """The roofline section of the report: the roofs and each job's place under them."""
+    r = roofs(cfg)
+    lines = ["", "## Roofline", "",
+             f"Compute roof: {r['compute']} SU-FA MACs per cycle ({cfg.lanes} lanes × 2 × "
+             f"{cfg.sufa_macs}); memory roof: {r['bus_bytes']} bytes read per cycle × the "
+             "arithmetic intensity (MACs per byte read: KEYS_SELECTED × head_dim × 2 / "
+             f"BYTES_READ); ridge at {r['ridge']:.3g} MAC/B. STAR reads every K row (prediction) "
+             "but computes only the selected keys, so its intensity is below dense's: it gains "
+             "by needing less work, not by working faster. A job below its roof is held by what "
+             "the roofs leave out: the busiest lane (imbalance), the predictor (one key per "
+             "cycle) or the pipeline's fill and drain.", "",
+             "| case | MAC/B | MAC/cycle | roof | of the roof |", "|---|---|---|---|---|"]
+    for res in results:
+        x, y = roofline_point(cfg, res["counters"])
+        roof = min(r["compute"], r["bus_bytes"] * x)
+        which = "compute" if r["compute"] <= r["bus_bytes"] * x else "memory"
+        lines.append(f"| {res['label']} | {x:.3g} | {y:.3g} | {which} {roof:.3g} | "
+                     f"{y / roof:.1%} |")
+    return lines
+
+
 def bench_rows(cfg, results):
     """Per result: (result, counters, its dense counters, utilization, bound, union fraction)."""
     fmt = Formats(cfg)
@@ -159,6 +231,7 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
         lines.append(f"| {r['label']} | {c['CYCLES']:,} | {sp} | {c['BYTES_READ']:,} | {by} | "
                      f"{union:.2f} | {which} | {util:.1%} |")
     lines += ["", *(f"![{p.stem}]({p.name})" for p in plot_files)]
+    lines += roofline_markdown(cfg, results)
     lines += ["", "## What limits it", "",
               f"Each of the {cfg.lanes} SU-FA lanes has {cfg.sufa_macs} multipliers for q·k and "
               f"{cfg.sufa_macs} for p·v and walks only its own selected keys, "
@@ -204,7 +277,8 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
 
 
 def plots(cfg, results, outdir: Path) -> list[Path]:
-    """PNG plots of cycles, bytes read and utilization vs S (random data)."""
+    """PNG plots of cycles, bytes read and utilization vs S (random data), and the roofline of
+    every job (:func:`roofline_plot`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -237,7 +311,7 @@ def plots(cfg, results, outdir: Path) -> list[Path]:
         fig.savefig(path, metadata={"Software": None})
         plt.close(fig)
         files.append(path)
-    return files
+    return files + [roofline_plot(cfg, results, outdir / "roofline.png")]
 
 
 def area_plot(cfg, area: dict, path: Path) -> None:

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from star.spec.config import (PRESETS, ConfigError, StarConfig, config_from_toml, from_overrides,
@@ -169,6 +170,63 @@ def cmd_synth(args) -> int:
     (outdir / "synth.md").write_text(synth_markdown(cfg, report))
     print((outdir / "synth.md").read_text(), end="")
     print(f"star: wrote {outdir / 'synth.json'}\nstar: wrote {outdir / 'synth.md'}")
+    return 0
+
+
+def cmd_diagram(args) -> int:
+    from star.hw.verilog import convert
+    from star.spec.spatial_config import SpatialConfig, parse_mesh
+
+    from . import diagram
+    from .build import SPATIAL_TOP, TOPS, blocks
+    from .synth import SynthError, ToolMissing
+    cfg = resolve_config(args)
+    mesh = parse_mesh(args.mesh) if args.mesh else None
+    top = args.top or (SPATIAL_TOP if mesh else "star_core")
+    if top not in TOPS + (SPATIAL_TOP,):
+        raise UserError(f"--top must be one of {', '.join(TOPS + (SPATIAL_TOP,))}, not {top!r}")
+    if top == SPATIAL_TOP and not mesh:
+        raise UserError(f"--top {SPATIAL_TOP} needs --mesh ROWSxCOLS (e.g. --mesh 2x2)")
+    if mesh:
+        try:
+            SpatialConfig(cfg, rows=mesh[0], cols=mesh[1])
+        except ConfigError as e:
+            raise UserError(f"--mesh {args.mesh}: {e}") from None
+    where = Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
+    out = Path(args.output) if args.output else where / f"{top}.svg"
+    if out.suffix != ".svg":
+        raise UserError(f"-o must name an .svg file, not {str(out)!r}")
+    check_outdir(out.parent, "-o")
+    shares = None
+    if args.synth:
+        try:
+            report = json.loads(Path(args.synth).read_text())
+            if report["top"] != top:
+                raise UserError(f"--synth {args.synth}: a report of {report['top']}, not {top}")
+        except OSError as e:
+            raise UserError(f"--synth {args.synth}: {e.strerror or e}") from None
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"--synth {args.synth}: not a `star synth` report (synth.json)") \
+                from None
+    progress = Progress("diagram", cfg.name, args.quiet)
+    try:
+        with progress.step(f"converting {top}"):
+            text = convert(blocks(cfg, only=top, mesh=mesh)[top], name=top)
+        with progress.step("yosys netlist"), tempfile.TemporaryDirectory() as tmp:
+            parts, links = diagram.structure(diagram.netlist(text, top, tmp), top)
+        if args.synth:
+            shares = diagram.cell_shares(parts, report)
+        with progress.step("graphviz layout"):
+            svg = diagram.render(parts, links, f"{top} ({cfg.name})", shares)
+    except ToolMissing as e:
+        raise UserError(str(e)) from None
+    except SynthError as e:
+        print(f"star: netlist failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except diagram.GraphvizMissing as e:
+        raise UserError(str(e)) from None
+    out.write_text(svg)
+    print(f"star: wrote {out}")
     return 0
 
 
@@ -429,6 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", default=None,
                    help="output directory (default: build/<config name>/synth)")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("diagram", parents=[parent],
+                       help="SVG block diagram of a generated top, drawn from its netlist")
+    p.add_argument("--top", default=None,
+                   help="generated top to draw (default: star_spatial with --mesh, else "
+                        "star_core)")
+    p.add_argument("--mesh", default=None, metavar="RxC",
+                   help="the Spatial-STAR array of R x C cores (default: none)")
+    p.add_argument("--synth", default=None, metavar="SYNTH.json",
+                   help="shade each block by its share of the Yosys cells in this `star synth` "
+                        "report of the same top (default: no shading)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE.svg",
+                   help="output file (default: build/<config name>/<top>.svg)")
+    p.set_defaults(func=cmd_diagram)
 
     p = sub.add_parser("bench", parents=[parent],
                        help="STAR vs dense on the core RTL: cycles, bytes, utilization; report "

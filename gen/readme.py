@@ -1,6 +1,6 @@
 """The README's results section, generated from the committed benchmark reports.
 
-``make readme`` (``python -m gen.readme``) rewrites the text between :data:`BEGIN` and
+``make readme`` (``python -m star.gen.readme``) rewrites the text between :data:`BEGIN` and
 :data:`END` in README.md; tests/test_readme.py fails when README.md differs from what the
 reports give, so a rerun benchmark cannot leave the README stale. Sources:
 docs/results/core_bench/report.json (``make bench-core``), docs/results/predictors.json
@@ -34,7 +34,8 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _core(report: dict, folder: str = "core_bench") -> list[str]:
+def _core(report: dict, folder: str = "core_bench", roofline: bool = False) -> list[str]:
+    """The core bench's table and goals; *roofline*: also show its roofline plot."""
     cfg = StarConfig(**report["config"])
     rows = list(bench_rows(cfg, report["results"]))
     real_name = next((r["label"].split(" h")[0] for r in report["results"]
@@ -71,6 +72,10 @@ def _core(report: dict, folder: str = "core_bench") -> list[str]:
               f"{min(k25):.2f}-{max(k25):.2f}× — {'met' if min(k25) >= 3.5 else 'not met'}; "
               f"≥ 7× at ~10 % (k = 6 of 64): {min(k10):.2f}-{max(k10):.2f}× — "
               f"{'met' if min(k10) >= 7 else 'not met'}."]
+    if roofline:
+        lines += ["", f"Where each job sits between the compute roof and the memory roof "
+                      f"([report](docs/results/{folder}/report.md#roofline), `make bench-core`):",
+                  "", f"![roofline of the {cfg.name} config](docs/results/{folder}/roofline.png)"]
     return lines
 
 
@@ -237,9 +242,11 @@ def section(root: Path = ROOT) -> str:
     lines = ["## Results", "",
              "Figures from the benchmark reports in docs/results (each states its command and "
              "machine: a 2-core x86_64 VM).", ""]
-    for report, render in (("core_bench/report.json", _core),
+    def core(folder):
+        return lambda r: _core(r, folder, (res / folder / "roofline.png").exists())
+    for report, render in (("core_bench/report.json", core("core_bench")),
                            ("core_bench_decoder/report.json",
-                            lambda r: ["", *_core(r, "core_bench_decoder")]),
+                            lambda r: ["", *core("core_bench_decoder")(r)]),
                            ("predictors.json", _predictors),
                            ("dlzs_terms/report.json", _dlzs_terms),
                            ("synth_scaling/report.json", _synth),

@@ -182,7 +182,21 @@ def test_bench_writes_report_json_and_plots(tmp_path, capsys):
     sufa_lane = report["area"]["modules"]["star_core.sufa.lane"]
     assert sufa_lane["instances"] == 4 and report["area"]["total"]["cells"] > 4 * sufa_lane["cells"]
     assert "| SU-FA |" in text and "![area](area.png)" in text
-    for png in ("cycles.png", "bytes.png", "util.png", "area.png"):
+    for png in ("cycles.png", "bytes.png", "util.png", "area.png", "roofline.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    assert "![roofline](roofline.png)" in text and "| random S=48 k=25% | " in \
+        text.split("## Roofline")[1]
     assert main(["bench", "-p", "tiny", "--seqs", "20", "--k", "8"]) == 2
     assert "--k must be at most k_tile=4" in capsys.readouterr().err
+
+
+def test_roofline_roofs_of_the_tiny_preset():
+    """Roofs by hand: tiny has 4 lanes × (2 + 2) multipliers = 16 MACs per cycle and a 64-bit bus,
+    8 bytes per cycle: the ridge is at 2 MACs per byte. A job of 256 selected keys (d = 16: 256
+    × 16 × 2 = 8192 MACs) reading 2048 bytes in 1024 cycles sits at (4 MAC/B, 8 MAC/cycle)."""
+    from star.gen.bench import roofline_point, roofs
+    cfg = preset("tiny")
+    assert roofs(cfg) == {"compute": 16, "bus_bytes": 8, "ridge": 2.0}
+    counters = {"KEYS_SELECTED": 256, "BYTES_READ": 2048, "CYCLES": 1024}
+    assert roofline_point(cfg, counters) == (4.0, 8.0)
+    assert roofs(preset("paper"))["compute"] == 512          # SOFA's 512 SU-FA multipliers
