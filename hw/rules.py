@@ -2,29 +2,33 @@
 
 Every hw unit that rounds or saturates calls these; :mod:`golden.rules` holds the numpy twin of
 each helper (same name, same result), and ``tests/test_rules.py`` checks each pair against the
-other. The rules are documented for users in ``docs/formats.md``. Widths follow Amaranth's
-arithmetic: ``+`` widens by one bit, ``>> n`` by a constant narrows by n, by a signal keeps the
-width; a helper that needs a named intermediate Signal takes the module ``m`` and adds its ``comb``
-assignment.
+other. The rules are documented for users in ``docs/formats.md``. Expressions have Amaranth's
+widths (wide enough for every result); a helper that needs a named intermediate Signal takes the
+module ``m``, adds that Signal's ``comb`` assignment and takes its name (``name=``), so the
+generated Verilog names it as the unit's own code did.
 
 round_shift(x, shift)
     Rule 1, round half up: (x + 2**(shift-1)) >> shift, an expression. ``shift`` >= 1 is an int
     or an unsigned Value (then 2**(shift-1) is ``1 << (shift - 1)`` cut to ``len(shift)`` bits).
+    Used by the 4-bit operands of ``hw/mac4.py`` and by :func:`rescale`.
 saturate(x, bits), clamp_max(x, hi)
-    Rule 2, saturation: x clamped to the ``bits``-bit two's-complement range; x clamped to at most
-    ``hi`` (an unsigned value's upper bound). Expressions of x's width.
+    Rule 2, saturation: x clamped to the ``bits``-bit two's-complement range (``hw/mac4.py``, the
+    output row of ``hw/sufa_lane.py``, :func:`recip_normalize`); x clamped to at most ``hi``
+    (the exponent u at u_max in ``hw/exp2.py``, the runtime k at K in ``hw/sads.py``).
+    Expressions of x's width.
 table_shift(m, x, n, name=)
     Rule 3, the exp2 unit's rounded shift by an unsigned Value n >= 0: (x + half) >> n, half =
     0 when n = 0 (no rounding), else 2**(n-1). ``half`` is a Signal called ``name``,
-    ``len(x) + 1`` bits; returns the expression.
+    ``len(x) + 1`` bits; returns the expression. Used twice in ``hw/exp2.py`` (u and p).
 rescale(m, x, f, shift, name=)
     Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
-    exp2 weight f). The product is a Signal ``prod`` of ``len(x) + len(f) + 1`` signed bits;
-    returns the rounded Signal called ``name``, ``len(prod) + 1`` signed bits.
+    exp2 weight f; int or Value as in :func:`round_shift`). The product is a Signal ``prod`` of
+    ``len(x) + len(f) + 1`` signed bits; returns the rounded Signal called ``name``,
+    ``len(prod) + 1`` signed bits. Used by ``hw/merge.py`` and ``hw/sufa_lane.py``.
 recip_normalize(m, o, r, shift, bits, name=)
     Rule 4, the reciprocal normalisation: saturate(rescale(o, r, shift), bits) with the variable
     shift >= 1 of the reciprocal unit; returns the saturated expression (``bits`` range, the
-    rounded Signal's width).
+    rounded Signal's width). Used by ``hw/normalize.py``.
 
 :class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it calls
 ``rescale`` with the shift ``Mux(normalizing, nshift, P)`` and saturates the normalised row.
