@@ -4,8 +4,8 @@ Every hw unit that rounds or saturates calls these; :mod:`golden.rules` holds th
 each helper (same name, same result), and ``tests/test_rules.py`` checks each pair against the
 other. The rules are documented for users in ``docs/formats.md``. Expressions have Amaranth's
 widths (wide enough for every result); a helper that needs a named intermediate Signal takes the
-module ``m``, adds that Signal's ``comb`` assignment and takes its name (``name=``), so the
-generated Verilog names it as the unit's own code did.
+module ``m``, adds that Signal's ``comb`` assignment and takes its name (``name=``), so each unit
+keeps its own signal names in the generated Verilog.
 
 round_shift(x, shift)
     Rule 1, round half up: (x + 2**(shift-1)) >> shift, an expression. ``shift`` >= 1 is an int
