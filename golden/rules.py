@@ -2,9 +2,10 @@
 
 The numpy twin of :mod:`hw.rules`: the same helpers under the same names, giving the values the
 hardware computes (``tests/test_rules.py`` checks each pair). Every golden model that rounds or
-saturates calls these; the rules are documented for users in ``docs/formats.md``. Inputs are
-integers or int64 arrays (shifts broadcast against values); results are int64 (wide enough for
-every product of the datapath, ``Formats.widest_product``).
+saturates calls these (exp2: table_shift, clamp_max; mac4: round_shift, saturate; recip:
+recip_normalize; sufa, spatial: rescale); the rules are documented for users in
+``docs/formats.md``. Inputs are integers or int64 arrays (shifts broadcast against values);
+results are int64 (wide enough for every product of the datapath, ``Formats.widest_product``).
 
 round_shift(x, shift)        rule 1, round half up: (x + 2**(shift-1)) >> shift, shift >= 1.
 saturate(x, bits)            rule 2, x clamped to the ``bits``-bit two's-complement range;
