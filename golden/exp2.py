@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from star.spec.formats import round_shift
+from .rules import clamp_max, table_shift
 
 __all__ = ["exponent", "exp2_neg", "weight"]
 
@@ -26,9 +26,7 @@ def exponent(t, mant: int, shift: int, fmt) -> np.ndarray:
     if np.any(t < 0):
         raise ValueError("exponent input must be m - s >= 0")
     prod = t * np.int64(mant)
-    rshift = shift - fmt.exp_frac_bits
-    u = prod if rshift == 0 else round_shift(prod, rshift)
-    return np.minimum(u, fmt.u_max)
+    return clamp_max(table_shift(prod, shift - fmt.exp_frac_bits), fmt.u_max)
 
 
 def exp2_neg(u, fmt) -> np.ndarray:
@@ -36,8 +34,7 @@ def exp2_neg(u, fmt) -> np.ndarray:
     u = np.asarray(u, dtype=np.int64)
     table = np.asarray(fmt.exp2_table, dtype=np.int64)
     e = fmt.exp_frac_bits
-    t, n = table[u & ((1 << e) - 1)], u >> e
-    return np.where(n == 0, t, round_shift(t, np.maximum(n, 1)))
+    return table_shift(table[u & ((1 << e) - 1)], u >> e)
 
 
 def weight(t, mant: int, shift: int, fmt) -> np.ndarray:

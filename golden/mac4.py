@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from star.spec.formats import round_shift, saturate
-
 from .intops import int_matmul
+from .rules import round_shift, saturate
 
 __all__ = ["to_int4", "predict"]
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from star.spec.formats import round_shift, saturate
-
 from .intops import bit_length
+from .rules import recip_normalize
 
 __all__ = ["reciprocal", "normalize"]
 
@@ -30,5 +29,4 @@ def reciprocal(l, fmt) -> tuple[np.ndarray, np.ndarray]:
 def normalize(o, l, fmt) -> np.ndarray:
     """Return O = o / l as ``data_bits`` integers; o is [rows, d], l is [rows]."""
     r, shift = reciprocal(l, fmt)
-    out = round_shift(np.asarray(o, np.int64) * r[:, None], shift[:, None])
-    return saturate(out, fmt.data_bits)
+    return recip_normalize(o, r[:, None], shift[:, None], fmt.data_bits)

@@ -36,6 +36,7 @@ from .core import MODE_DENSE, JobResult, _regs, packed_layout, run_job
 from .core import check_registers as check_core
 from .exp2 import weight
 from .recip import normalize
+from .rules import rescale
 
 __all__ = ["Partial", "shard_tiles", "shard_keys", "check_registers", "partial_state", "merge",
            "merge_chain", "run_sharded"]
@@ -94,8 +95,9 @@ def merge(a: Partial, b: Partial, mant: int, shift: int, fmt) -> Partial:
     m = np.where(both, np.maximum(a.m, b.m), np.where(a.has, a.m, b.m))
     fa = np.where(a.has, weight(np.where(a.has, m - a.m, 0), mant, shift, fmt), 0)
     fb = np.where(b.has, weight(np.where(b.has, m - b.m, 0), mant, shift, fmt), 0)
-    l = sufa.rescale(a.l, fa, fmt) + sufa.rescale(b.l, fb, fmt)
-    o = sufa.rescale(a.o, fa[:, None], fmt) + sufa.rescale(b.o, fb[:, None], fmt)
+    P = fmt.exp_out_bits
+    l = rescale(a.l, fa, P) + rescale(b.l, fb, P)
+    o = rescale(a.o, fa[:, None], P) + rescale(b.o, fb[:, None], P)
     return Partial(a.has | b.has, m, l, o)
 
 

@@ -16,7 +16,7 @@ Model of ``hw/sufa.py``. Per query row, one running state (M, L, O) over the til
 * O = o / l by the reciprocal unit.
 
 w(t) is the exp2 unit (``golden.exp2.weight``); rs(x, f) = round_half_up(x·f / 2**P) is the one
-rescale rounding rule (``rescale``).
+rescale rounding rule (``golden.rules.rescale``).
 """
 
 from __future__ import annotations
@@ -25,18 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from star.spec.formats import round_shift
-
 from .exp2 import weight
 from .intops import int_matmul
 from .recip import normalize
+from .rules import rescale
 
-__all__ = ["rescale", "attend", "Result"]
-
-
-def rescale(x, f, fmt) -> np.ndarray:
-    """Return round_half_up(x·f / 2**P): the state scaled by an exp2 weight f <= 1.0."""
-    return round_shift(np.asarray(x, np.int64) * f, fmt.exp_out_bits)
+__all__ = ["attend", "Result"]
 
 
 @dataclass
@@ -60,7 +54,7 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
     order, or ascending for dense). Every row must select at least one key overall.
     """
     q, k, v = (np.asarray(x, np.int64) for x in (q, k, v))
-    rows = q.shape[0]
+    rows, P = q.shape[0], fmt.exp_out_bits
     s_all = int_matmul(q, k.T)
     m = np.zeros(rows, np.int64)
     l = np.zeros(rows, np.int64)
@@ -84,8 +78,8 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
         active = count > 0
         grow = active & has & (m_tile > m)
         f = weight(np.where(grow, m_tile - m, 0), mant, shift, fmt)
-        l = np.where(grow, rescale(l, f, fmt), l)
-        o = np.where(grow[:, None], rescale(o, f[:, None], fmt), o)
+        l = np.where(grow, rescale(l, f, P), l)
+        o = np.where(grow[:, None], rescale(o, f[:, None], P), o)
         merges += grow
         grew[:, j] = grow
         m = np.where(active & (~has | grow), m_tile, m)
@@ -98,8 +92,8 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
             up = act & (si > m)
             if up.any():
                 f = weight(np.where(up, si - m, 0), mant, shift, fmt)
-                l = np.where(up, rescale(l, f, fmt), l)
-                o = np.where(up[:, None], rescale(o, f[:, None], fmt), o)
+                l = np.where(up, rescale(l, f, P), l)
+                o = np.where(up[:, None], rescale(o, f[:, None], P), o)
                 m = np.where(up, si, m)
                 rescales += up
                 over += [(r, int(key[r])) for r in np.flatnonzero(up)]

@@ -1,15 +1,19 @@
 """exp2 unit: the softmax weight p = 2**(-(m - s)·c) of a score difference, pipelined.
 
-Model: :mod:`golden.exp2` (bit-exact; error bound there and in docs/formats.md).
+Model: :mod:`golden.exp2` (bit-exact; error bound there and in docs/formats.md). Both rounded
+shifts are :func:`hw.rules.table_shift` (a shift of 0 adds no rounding term), the saturation
+at ``u_max`` is :func:`hw.rules.clamp_max`.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import Formats
+
+from .rules import clamp_max, table_shift
 
 __all__ = ["Exp2Unit", "exp2_latency"]
 
@@ -54,13 +58,11 @@ class Exp2Unit(wiring.Component):
         # u = round_half_up(prod / 2**r), r = shift - E in [0, 63 - E]; then saturate at u_max
         r = Signal(6)
         m.d.comb += r.eq(self.shift - E)
-        half = Signal(len(prod) + 1)
-        m.d.comb += half.eq(Mux(r == 0, 0, (1 << (r - 1)[:6])))
         rounded = Signal(len(prod) + 1)
-        m.d.comb += rounded.eq((prod + half) >> r)
+        m.d.comb += rounded.eq(table_shift(m, prod, r, name="half"))
         u = Signal(fmt.u_bits)
         with m.If(self.en):
-            m.d.sync += u.eq(Mux(rounded > fmt.u_max, fmt.u_max, rounded))
+            m.d.sync += u.eq(clamp_max(rounded, fmt.u_max))
 
         # table lookup (a ROM of 2**E entries) and rounded shift by n = u >> E
         tab = Signal(fmt.p_bits)
@@ -70,8 +72,7 @@ class Exp2Unit(wiring.Component):
                     m.d.comb += tab.eq(value)
         n = Signal(fmt.u_bits - E)
         m.d.comb += n.eq(u[E:])
-        tab_half = Signal(fmt.p_bits + 1)
-        m.d.comb += tab_half.eq(Mux(n == 0, 0, 1 << (n - 1)[:len(n)]))
+        p = table_shift(m, tab, n, name="tab_half")
         with m.If(self.en):
-            m.d.sync += self.p.eq((tab + tab_half) >> n)
+            m.d.sync += self.p.eq(p)
         return m

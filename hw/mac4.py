@@ -1,17 +1,19 @@
 """4-bit multiply-accumulate predictor (Sanger-style): the benchmark baseline for DLZS.
 
 Model: :mod:`golden.mac4` (bit-exact). Each operand is reduced to 4-bit two's complement (round
-half up on the dropped bits, saturate to [-8, 7]); the score is the exact dot product. Same ports,
-pipeline and adder tree as DLZS (:class:`hw.predictor.ScorePredictor`). Used only for comparison.
+half up on the dropped bits, saturate to [-8, 7]: :mod:`hw.rules`); the score is the exact dot
+product. Same ports, pipeline and adder tree as DLZS (:class:`hw.predictor.ScorePredictor`). Used
+only for comparison.
 """
 
 from __future__ import annotations
 
-from amaranth import Mux, Signal, signed
+from amaranth import Signal, signed
 
 from star.spec.formats import Formats
 
 from .predictor import PredictorArith, ScorePredictor
+from .rules import round_shift, saturate
 
 __all__ = ["to_int4", "Mac4Arith", "Mac4Predictor"]
 
@@ -21,8 +23,7 @@ def to_int4(m, x, fmt: Formats, name: str):
     s = fmt.mac4_shift
     wide = Signal(signed(fmt.data_bits + 1 - s), name=f"i4w_{name}")
     out = Signal(signed(4), name=f"i4_{name}")
-    m.d.comb += [wide.eq((x + (1 << (s - 1))) >> s),
-                 out.eq(Mux(wide > 7, 7, Mux(wide < -8, -8, wide)))]
+    m.d.comb += [wide.eq(round_shift(x, s)), out.eq(saturate(wide, 4))]
     return out
 
 

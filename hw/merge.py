@@ -4,7 +4,8 @@ Model: :func:`golden.spatial.merge` (bit-exact). Per pair (a, b):
 m = max(ma, mb) when both have a state (else the one that has; b's when neither has);
 l = rs(la, fa) + rs(lb, fb), o[e] likewise, with f = w(m - m_side) for a side that has a state
 and 0 for one that has not; has = a.has | b.has. rs(x, f) = round_half_up(x·f / 2**P) is the
-rescale rule of ``hw/sufa.py`` (``golden.sufa.rescale``); w is the exp2 unit.
+rescale rule of ``hw/sufa.py`` (:func:`hw.rules.rescale`, model ``golden.rules.rescale``); w is the
+exp2 unit.
 
 Only one side ever needs a real rescale: the side with the larger max (``big``; a on ties) has
 f = w(0) = 2**P exactly, and rs(x, 2**P) = x, so it passes through unchanged (gated to 0 when it
@@ -21,6 +22,7 @@ from amaranth.lib.wiring import In, Out
 from star.spec.formats import Formats
 
 from .exp2 import Exp2Unit, exp2_latency
+from .rules import rescale
 
 __all__ = ["partial_layout", "merge_latency", "merge_interval", "PartialMerge"]
 
@@ -133,10 +135,7 @@ class PartialMerge(wiring.Component):
         m.d.comb += [x_big.eq(Mux(has_big, Mux(big_a, xa, xb), 0)),
                      x_small.eq(Mux(big_a, xb, xa))]
         # rs(x, f) = (x·f + 2**(P-1)) >> P, the arithmetic of SufaLane's state multiplier
-        prod = Signal(signed(xw + fmt.p_bits + 1))
-        m.d.comb += prod.eq(x_small * f)
-        scaled = Signal(signed(len(prod) + 1))
-        m.d.comb += scaled.eq((prod + (1 << (P - 1))) >> P)
+        scaled = rescale(m, x_small, f, P, name="scaled")
         res = Signal(signed(xw + 1))
         m.d.comb += res.eq(x_big + scaled)
 

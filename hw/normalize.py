@@ -2,8 +2,9 @@
 
 Model: :func:`golden.recip.normalize` (bit-exact): r, shift = reciprocal(l) (r = floor(2**shift / l),
 shift = bit_length(l) - 1 + R), then per element round_half_up(o·r / 2**shift) saturated to
-``data_bits``. This is the arithmetic of the final normalisation in :class:`hw.sufa.SufaLane`: the
-same :class:`~hw.recip.Reciprocal` unit and the same multiply / round / saturate formulas.
+``data_bits`` (:func:`hw.rules.recip_normalize`). This is the arithmetic of the final normalisation
+in :class:`hw.sufa.SufaLane`: the same :class:`~hw.recip.Reciprocal` unit and the same multiply /
+round / saturate rules.
 A state without keys (``has`` = 0, or l = 0, where the model is undefined) gives an all-zero row.
 """
 
@@ -17,6 +18,7 @@ from star.spec.formats import Formats
 
 from .merge import partial_layout
 from .recip import Reciprocal
+from .rules import recip_normalize
 
 __all__ = ["row_layout", "normalize_latency", "normalize_interval", "Normalize"]
 
@@ -72,7 +74,7 @@ class Normalize(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.cfg, self.fmt
-        d, b, R = cfg.head_dim, cfg.data_bits, fmt.recip_bits
+        d, b = cfg.head_dim, cfg.data_bits
         assert fmt.o_bits > b
 
         m.submodules.recip = recip = Reciprocal(cfg)
@@ -90,12 +92,7 @@ class Normalize(wiring.Component):
             m.d.sync += nohas.eq(~self.i.payload.has)
 
         # O[0]·r rounded half up by 2**shift, saturated (SufaLane's normalisation arithmetic)
-        prod = Signal(signed(fmt.o_bits + R + 2))
-        m.d.comb += prod.eq(O[0] * recip.r)
-        sh = recip.shift
-        mul_out = Signal(signed(len(prod) + 1))
-        m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(sh)])) >> sh)
-        sat = Mux(mul_out > fmt.qmax, fmt.qmax, Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
+        sat = recip_normalize(m, O[0], recip.r, recip.shift, b, name="mul_out")
         res = Signal(signed(b))
         m.d.comb += res.eq(Mux(nohas | recip.zero, 0, sat))
         with m.If(step):

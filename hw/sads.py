@@ -38,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import Formats, unsigned_bits
 
+from .rules import clamp_max
 from .shared import add_lane
 
 __all__ = ["SadsSelector", "SadsLane", "sads_latency"]
@@ -89,7 +90,7 @@ class SadsSelector(wiring.Component):
         # runtime k, clamped to [1, K] (no upper clamp when k cannot exceed K: a constant
         # comparison Verilator's lint rejects, e.g. K = 1 and a 1-bit k)
         k_eff = Signal(nb)
-        upper = Mux(self.k > K, K, self.k) if (1 << len(self.k)) - 1 > K else self.k
+        upper = clamp_max(self.k, K) if (1 << len(self.k)) - 1 > K else self.k
         m.d.comb += k_eff.eq(Mux(self.k == 0, 1, upper))
 
         # key index of element 0 of the current transfer, within the tile

@@ -37,6 +37,7 @@ from .arith import adder_tree, tree_latency
 from .exp2 import Exp2Unit, exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
+from .rules import rescale, saturate
 
 __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "rescale_cycles",
            "norm_cycles"]
@@ -356,14 +357,9 @@ class SufaLane(wiring.Component):
         elem = sel_e[:Pm.bit_length() - 1] if Pm > 1 else 0
         m.d.comb += x.eq(Mux(sel_e == d, L, O.data.as_value().word_select(elem, fmt.o_bits)
                              if Pm > 1 else O.data[0]))
-        prod = Signal(signed(fmt.o_bits + len(f_reg) + 1))
-        m.d.comb += prod.eq(x * f_reg)
-        mul_out = Signal(signed(len(prod) + 1))
-        if self.partial:
-            m.d.comb += mul_out.eq((prod + (1 << (P - 1))) >> P)
-        else:
-            sh = Mux(normalizing, nshift, P)
-            m.d.comb += mul_out.eq((prod + (1 << (sh - 1)[:len(nshift)])) >> sh)
+        # x·f_reg rounded half up: by 2**P (rescale), by 2**nshift (normalise, then saturated)
+        mul_out = rescale(m, x, f_reg, P if self.partial else Mux(normalizing, nshift, P),
+                          name="mul_out")
         scale = Signal()
         with m.If(scale):
             m.d.comb += e_next.eq(sel_e + 1)
@@ -375,8 +371,7 @@ class SufaLane(wiring.Component):
         # the row out (normalised and saturated; partial: O unscaled), shifted in element-wise
         out = self.state.o if self.partial else self.o_row
         shift_in = Signal()
-        new_e = x if self.partial else Mux(mul_out > fmt.qmax, fmt.qmax,
-                                           Mux(mul_out < fmt.qmin, fmt.qmin, mul_out))
+        new_e = x if self.partial else saturate(mul_out, cfg.data_bits)
         ew = fmt.o_bits if self.partial else cfg.data_bits
         with m.If(shift_in):
             m.d.sync += out.as_value().eq(Cat(out.as_value()[ew:], new_e[:ew]))

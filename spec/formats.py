@@ -1,9 +1,10 @@
-"""Fixed-point formats of the STAR datapath: every width, rounding and saturation rule, defined once.
+"""Fixed-point formats of the STAR datapath: every width and constant, defined once.
 
-``hw/`` reads the widths to size its signals; ``golden/`` calls the rounding functions. The rules are
-documented for users in ``docs/formats.md``; a rule changed here changes both the RTL and the model.
-This module imports neither amaranth nor numpy: the integer functions work on Python ints and on
-numpy integer arrays alike (they use only ``+ - * >> <<`` and comparisons).
+``hw/`` reads the widths to size its signals, ``golden/`` to size its integers. The rounding and
+saturation rules live beside their users, each written once per side: ``hw/rules.py`` (Amaranth)
+and ``golden/rules.py`` (numpy), checked against each other by ``tests/test_rules.py``. The formats
+and rules are documented for users in ``docs/formats.md``. This module imports neither amaranth
+nor numpy.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import math
 from functools import cached_property
 
-__all__ = ["Formats", "signed_bits", "unsigned_bits", "round_shift", "saturate",
-           "encode_score_scale"]
+__all__ = ["Formats", "signed_bits", "unsigned_bits", "encode_score_scale"]
 
 
 def unsigned_bits(max_value: int) -> int:
@@ -23,20 +23,6 @@ def unsigned_bits(max_value: int) -> int:
 def signed_bits(max_abs: int) -> int:
     """Bits of a two's-complement signal holding every integer in [-max_abs, max_abs]."""
     return unsigned_bits(max_abs) + 1
-
-
-def round_shift(x, shift):
-    """Divide by 2**shift (shift >= 1, scalar or array) rounding half up: (x + 2**(shift-1)) >> shift."""
-    return (x + (1 << (shift - 1))) >> shift
-
-
-def saturate(x, bits: int):
-    """Clamp a signed value to the ``bits``-bit two's-complement range."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    try:
-        return x.clip(lo, hi)          # numpy arrays
-    except AttributeError:
-        return min(max(x, lo), hi)
 
 
 def encode_score_scale(c: float, scale_bits: int, exp_frac_bits: int) -> tuple[int, int]:

@@ -1,0 +1,81 @@
+"""The rounding and saturation rules of the datapath as Amaranth expressions, each written once.
+
+Every hw unit that rounds or saturates calls these; :mod:`golden.rules` holds the numpy twin of
+each helper (same name, same result), and ``tests/test_rules.py`` checks each pair against the
+other. The rules are documented for users in ``docs/formats.md``. Expressions have Amaranth's
+widths (wide enough for every result); a helper that needs a named intermediate Signal takes the
+module ``m``, adds that Signal's ``comb`` assignment and takes its name (``name=``), so each unit
+keeps its own signal names in the generated Verilog.
+
+round_shift(x, shift)
+    Rule 1, round half up: (x + 2**(shift-1)) >> shift, an expression. ``shift`` >= 1 is an int
+    or an unsigned Value (then 2**(shift-1) is ``1 << (shift - 1)`` cut to ``len(shift)`` bits).
+    Used by the 4-bit operands of ``hw/mac4.py`` and by :func:`rescale`.
+saturate(x, bits), clamp_max(x, hi)
+    Rule 2, saturation: x clamped to the ``bits``-bit two's-complement range (``hw/mac4.py``, the
+    output row of ``hw/sufa_lane.py``, :func:`recip_normalize`); x clamped to at most ``hi``
+    (the exponent u at u_max in ``hw/exp2.py``, the runtime k at K in ``hw/sads.py``).
+    Expressions of x's width.
+table_shift(m, x, n, name=)
+    Rule 3, the exp2 unit's rounded shift by an unsigned Value n >= 0: (x + half) >> n, half =
+    0 when n = 0 (no rounding), else 2**(n-1). ``half`` is a Signal called ``name``,
+    ``len(x) + 1`` bits; returns the expression. Used twice in ``hw/exp2.py`` (u and p).
+rescale(m, x, f, shift, name=)
+    Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
+    exp2 weight f; int or Value as in :func:`round_shift`). The product is a Signal ``prod`` of
+    ``len(x) + len(f) + 1`` signed bits; returns the rounded Signal called ``name``,
+    ``len(prod) + 1`` signed bits. Used by ``hw/merge.py`` and ``hw/sufa_lane.py``.
+recip_normalize(m, o, r, shift, bits, name=)
+    Rule 4, the reciprocal normalisation: saturate(rescale(o, r, shift), bits) with the variable
+    shift >= 1 of the reciprocal unit; returns the saturated expression (``bits`` range, the
+    rounded Signal's width). Used by ``hw/normalize.py``.
+
+:class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it calls
+``rescale`` with the shift ``Mux(normalizing, nshift, P)`` and saturates the normalised row.
+"""
+
+from __future__ import annotations
+
+from amaranth import Mux, Signal, signed
+
+__all__ = ["round_shift", "saturate", "clamp_max", "table_shift", "rescale", "recip_normalize"]
+
+
+def round_shift(x, shift):
+    """Return x / 2**shift rounded half up, (x + 2**(shift-1)) >> shift; ``shift`` >= 1 (int or
+    unsigned Value)."""
+    if isinstance(shift, int):
+        return (x + (1 << (shift - 1))) >> shift
+    return (x + (1 << (shift - 1)[:len(shift)])) >> shift
+
+
+def saturate(x, bits: int):
+    """Return x clamped to [-2**(bits-1), 2**(bits-1) - 1]."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(x > hi, hi, Mux(x < lo, lo, x))
+
+
+def clamp_max(x, hi: int):
+    """Return min(x, hi)."""
+    return Mux(x > hi, hi, x)
+
+
+def table_shift(m, x, n, *, name: str):
+    """Return x / 2**n rounded half up for n >= 1, x itself for n = 0 (an unsigned Value n)."""
+    half = Signal(len(x) + 1, name=name)
+    m.d.comb += half.eq(Mux(n == 0, 0, 1 << (n - 1)[:len(n)]))
+    return (x + half) >> n
+
+
+def rescale(m, x, f, shift, *, name: str):
+    """Return a Signal holding x·f / 2**shift rounded half up (``shift`` as :func:`round_shift`)."""
+    prod = Signal(signed(len(x) + len(f) + 1))
+    m.d.comb += prod.eq(x * f)
+    out = Signal(signed(len(prod) + 1), name=name)
+    m.d.comb += out.eq(round_shift(prod, shift))
+    return out
+
+
+def recip_normalize(m, o, r, shift, bits: int, *, name: str):
+    """Return o·r / 2**shift rounded half up and saturated to ``bits`` (the output element)."""
+    return saturate(rescale(m, o, r, shift, name=name), bits)
