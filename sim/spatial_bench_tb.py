@@ -11,7 +11,8 @@ import json
 import cocotb
 
 from star.spec.regmap import COUNTERS
-from star.sim.spatial_tb import OPTS, Array
+from star.sim.spatial_tb import Array
+from star.sim.tb_base import OPTS
 
 
 @cocotb.test()
