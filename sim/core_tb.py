@@ -1,12 +1,12 @@
 """cocotb testbench: the whole STAR core (``star_core``) against golden.core, over its buses.
 
 The core sits between an AXI4-Lite master (cocotbext-axi, registers) and an AXI4 RAM model
-(Q/K/V/O; the bus models, stalls and shared checks: sim/tb_base.py). Every job places Q, K, V, O at random row-aligned bases with random
-strides (K/V sometimes interleaved like two heads), fills the rest of the RAM with a random canary,
-starts the job and checks: STATUS, O bit-exact against golden.core.run_job, the counters against
-the model (and BYTES_READ/WRITTEN against the beats seen on the bus), every read inside a Q/K/V
-row, every byte outside the O rows unchanged, irq, and W1C clearing. Register offsets come only
-from star.spec.regmap.by_name.
+(Q/K/V/O; the bus models, stalls and shared checks: sim/tb_base.py). Every job places Q, K, V,
+O at random row-aligned bases with random strides (K/V sometimes interleaved like two heads),
+fills the rest of the RAM with a random canary, starts the job and checks: STATUS, O bit-exact
+against golden.core.run_job, the counters against the model (and BYTES_READ/WRITTEN against the
+beats seen on the bus), every read inside a Q/K/V row, every byte outside the O rows unchanged,
+irq, and W1C clearing. Register offsets come only from star.spec.regmap.by_name.
 
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "cases": [{q_len, seq_len, causal, dense,
 k_tile, radius (-1 off, or "small": a quarter of the mean |predicted score|)}], "tests": names to
