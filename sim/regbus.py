@@ -1,6 +1,6 @@
 """The AXI4-Lite side shared by the testbenches of star_core and star_spatial: register access
-by name (offsets from star.spec.regmap.by_name) that fails instead of hanging, bit fields, irq waits,
-and the random pause generator for bus channels."""
+by name (offsets from star.spec.regmap.by_name) that fails instead of hanging, bit fields, irq
+waits, and the random pause generator for bus channels."""
 
 import random
 

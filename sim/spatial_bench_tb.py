@@ -10,7 +10,8 @@ import json
 
 import cocotb
 
-from star.sim.spatial_tb import OPTS, Array
+from star.sim.spatial_tb import Array
+from star.sim.tb_base import OPTS
 from star.spec.regmap import COUNTERS
 
 

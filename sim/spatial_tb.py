@@ -2,11 +2,12 @@
 buses.
 
 One AXI4-Lite master (cocotbext-axi) programs the array's registers; every core's AXI4 master
-talks to its own AXI RAM model (cocotbext-axi): channel 0 holds Q, O and core 0's K/V shard,
+talks to its own AXI RAM model (sim.tb_base.Ram): channel 0 holds Q, O and core 0's K/V shard,
 channel c core c's shard from K_BASE / V_BASE (golden.spatial.shard_keys). Each job checks:
 STATUS, O bit-exact against golden.spatial.run_sharded, the start check against
-golden.spatial.check_registers, the counters (KV_ROWS, KEYS_SELECTED, TILES, BYTES_READ, BYTES_WRITTEN as one core), the bytes
-each channel moved, every read inside that channel's rows, and no byte outside O changed.
+golden.spatial.check_registers, the counters (KV_ROWS, KEYS_SELECTED, TILES, BYTES_READ,
+BYTES_WRITTEN as one core) against the bytes the channels moved, every read inside that
+channel's rows, every write inside the O rows, and no byte outside O changed (sim/tb_base.py).
 
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "rows", "cols", "flit_bits",
 "fifo_depth", "cases": [{q_len, seq_len, causal, dense, k_tile, radius}], "tests": names to
@@ -17,108 +18,27 @@ run (default all), "p_pause": stall probability per channel and cycle (default 0
                       the model, DONE, no memory traffic; then a clean job runs
 """
 
-import logging
-import random
-import warnings
-
-import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
-
-from star.golden import core as gcore
-from star.golden import pipeline
 from star.golden import spatial as gspatial
-from star.sim.regbus import CLK_NS, RegisterBus, pauses
-from star.sim.runner import env_config, env_seed
+from star.sim.tb_base import OPTS, AxiTb, test
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
-from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from star.spec.regmap import ErrorCode
 from star.spec.spatial_config import SpatialConfig
 
-warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
-
-TESTS = ("end_to_end", "back_to_back", "invalid_registers")
 MEM_SIZE = 1 << 20          # each RAM model; addresses wrap modulo its size
-OPTS = env_config({}) or {}
 
 
-def _skip(name: str) -> bool:
-    return name not in (OPTS.get("tests") or TESTS)
-
-
-class Array(RegisterBus):
+class Array(AxiTb):
     """The DUT with its bus models (one RAM per channel, each with a canary) and job helpers."""
 
     def __init__(self, dut):
-        self.dut = dut
-        self.opts = OPTS
-        self.cfg = StarConfig(**OPTS["cfg"])
-        self.scfg = SpatialConfig(self.cfg, rows=OPTS["rows"], cols=OPTS["cols"],
+        cfg = StarConfig(**OPTS["cfg"])
+        self.scfg = SpatialConfig(cfg, rows=OPTS["rows"], cols=OPTS["cols"],
                                   flit_bits=OPTS.get("flit_bits", 64),
                                   fifo_depth=OPTS.get("fifo_depth", 4))
         self.N = self.scfg.cores
-        self.fmt = Formats(self.cfg)
-        self.seed = env_seed()
-        self.rng = np.random.default_rng(self.seed)
-        self.prng = random.Random(self.seed + 99)
-        self.regs = by_name(self.cfg)
-        self.where = f"array {self.scfg.rows}x{self.scfg.cols} of {self.cfg.name} (lanes " \
-                     f"{self.cfg.lanes}, tile {self.cfg.tile}, d {self.cfg.head_dim}), " \
-                     f"seed {self.seed}"
-        dut._log.info(f"{self.where}; rerun with --seed {self.seed}")
-        self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.mems = [bytearray(MEM_SIZE) for _ in range(self.N)]
-        self.canary = [bytes(self.rng.integers(0, 256, MEM_SIZE, dtype=np.uint8))
-                       for _ in range(self.N)]
-        self.rams = [AxiRam(AxiBus.from_prefix(dut, f"m{c}_axi"), dut.clk, dut.rst, mem=mem)
-                     for c, mem in enumerate(self.mems)]
-        self.reads = [[] for _ in range(self.N)]      # (address, bytes) per channel
-        self.writes = [[] for _ in range(self.N)]
-        for m in (self.lite.write_if, self.lite.read_if):
-            m.log.setLevel(logging.WARNING)
-        for c, ram in enumerate(self.rams):
-            ram.write_if.log.setLevel(logging.WARNING)
-            ram.read_if.log.setLevel(logging.WARNING)
-            self._record(c, ram)
-
-    def _record(self, c: int, ram):
-        r_orig, w_orig = ram.read_if._read, ram.write_if._write
-
-        async def rec_read(address, length):
-            self.reads[c].append((address, length))
-            return await r_orig(address, length)
-
-        async def rec_write(address, data):
-            self.writes[c].append((address, len(data)))
-            await w_orig(address, data)
-
-        ram.read_if._read, ram.write_if._write = rec_read, rec_write
-
-    # ---- clock, reset, stalls ----------------------------------------------------------------
-    async def start(self):
-        Clock(self.dut.clk, CLK_NS, unit="ns").start()
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
-
-    def stalls(self, on: bool):
-        """Random ready/valid pauses on every channel of every bus (or none)."""
-        p = self.opts.get("p_pause", 0.3)
-        chans = [self.lite.write_if.aw_channel, self.lite.write_if.w_channel,
-                 self.lite.write_if.b_channel, self.lite.read_if.ar_channel,
-                 self.lite.read_if.r_channel]
-        for ram in self.rams:
-            chans += [ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-                      ram.read_if.ar_channel, ram.read_if.r_channel]
-        for ch in chans:
-            if on:
-                ch.set_pause_generator(pauses(random.Random(self.prng.random()), p))
-            else:
-                ch.clear_pause_generator()
-                ch.pause = False
+        super().__init__(dut, cfg, f"array {self.scfg.rows}x{self.scfg.cols} of {cfg.name} "
+                         f"(lanes {cfg.lanes}, tile {cfg.tile}, d {cfg.head_dim})",
+                         [f"m{c}_axi" for c in range(self.N)], MEM_SIZE)
 
     # ---- jobs --------------------------------------------------------------------------------
     def layout(self, q_len: int, seq_len: int, packed: bool = False) -> dict:
@@ -143,31 +63,17 @@ class Array(RegisterBus):
         return regs
 
     def make_job(self, spec: dict, label: str, packed: bool = False) -> dict:
-        cfg, fmt, d = self.cfg, self.fmt, self.cfg.head_dim
-        sq, sk = spec["q_len"], spec["seq_len"]
-        causal, dense = bool(spec.get("causal")), bool(spec.get("dense"))
-        qf, kf, vf = (2.0 * self.rng.standard_normal((n, d)) for n in (sq, sk, sk))
-        h = pipeline.prepare(fmt, qf, kf, vf, causal=causal, softmax_scale=d ** -0.5)
-        radius = spec.get("radius", -1)
-        if radius == "small":
-            radius = int(np.abs(pipeline.predicted_scores(h, fmt, "dlzs")).mean() // 4)
-        regs = {**self.layout(sq, sk, packed), "SEQ_LEN": sk, "Q_LEN": sq,
-                "K_TILE": spec.get("k_tile") or cfg.k_tile,
-                "RADIUS": RADIUS_OFF_VALUE if radius < 0 else radius,
-                "SCALE_MANT": h.mant, "SCALE_SHIFT": h.shift,
-                "MODE": gcore.MODE_CAUSAL * causal | gcore.MODE_DENSE * dense}
-        name = f"{label} [q_len {sq}, seq_len {sk}, {'causal' if causal else 'full'}, " \
-               f"{'dense' if dense else 'sparse'}, k_tile {regs['K_TILE']}, radius {radius}]"
-        job = {"name": name, "regs": regs, "q": h.q, "k": h.k, "v": h.v,
-               "error": gspatial.check_registers(cfg, regs, self.N)}
+        cfg, d = self.cfg, self.cfg.head_dim
+        job = self.prepare(spec, label, lambda sq, sk: self.layout(sq, sk, packed))
+        job["error"] = gspatial.check_registers(cfg, job["regs"], self.N)
+        job["limit"] = 500
         if job["error"] == ErrorCode.NONE:
-            job["want"] = gspatial.run_sharded(cfg, h.q, h.k, h.v, regs, self.N)
+            job["want"] = gspatial.run_sharded(cfg, job["q"], job["k"], job["v"], job["regs"],
+                                               self.N)
             c = job["want"].single.counters
-            beats = (c["BYTES_READ"] + c["BYTES_WRITTEN"]) // fmt.bus_bytes
+            beats = (c["BYTES_READ"] + c["BYTES_WRITTEN"]) // self.fmt.bus_bytes
             job["limit"] = 20 * beats + 10 * c["KV_ROWS"] + c["TILES"] * (8 * cfg.tile + 200) \
-                + (sq + 4) * self.N * (4 * d + 100) + 5000
-        else:
-            job["limit"] = 500
+                + (spec["q_len"] + 4) * self.N * (4 * d + 100) + 5000
         return job
 
     def channel_rows(self, regs: dict, c: int) -> dict:
@@ -180,100 +86,38 @@ class Array(RegisterBus):
         return out
 
     def load(self, job: dict):
-        dt = "<i1" if self.fmt.data_bits == 8 else "<i2"
-        rb = self.fmt.row_bytes
+        """Each channel's canary, then its K/V shard rows (channel 0 also Q)."""
         shards = gspatial.shard_keys(self.cfg, job["regs"]["SEQ_LEN"], self.N)
-        for c in range(self.N):
-            self.mems[c][:] = self.canary[c]
-            rows = self.channel_rows(job["regs"], c)
-            data = {"K": job["k"][shards[c].start:shards[c].stop],
-                    "V": job["v"][shards[c].start:shards[c].stop]}
-            if c == 0:
-                data["Q"] = job["q"]
-            for t, x in data.items():
-                for addr, row in zip(rows[t], x):
-                    a = addr % MEM_SIZE
-                    self.mems[c][a:a + rb] = row.astype(dt).tobytes()
-            self.reads[c].clear()
-            self.writes[c].clear()
-        job["images"] = [bytes(mem) for mem in self.mems]
-
-    async def run(self, job: dict):
-        self.load(job)
-        await self.write_job_regs(job["regs"])
-        await self.write("CTRL", self.field("CTRL", "START"))
-        await self.wait_irq(job["limit"], job["name"])
-        await self.check(job)
+        for c, ram in enumerate(self.rams):
+            rows, kv = self.channel_rows(job["regs"], c), slice(shards[c].start, shards[c].stop)
+            ram.load([(rows["K"], job["k"][kv]), (rows["V"], job["v"][kv])]
+                     + ([(rows["Q"], job["q"])] if c == 0 else []))
 
     async def check(self, job: dict):
-        what, regs = job["name"], job["regs"]
-        rb, N = self.fmt.row_bytes, self.N
-        err = job["error"]
-        done, error_bit = self.field("STATUS", "DONE"), self.field("STATUS", "ERROR")
-        st = await self.read("STATUS")
-        want_st = done | (error_bit if err != ErrorCode.NONE else 0)
-        assert st == want_st, f"{what}: STATUS 0x{st:x}, expected 0x{want_st:x}; {self.where}"
-        code = await self.read("ERROR_CODE")
-        assert code == err, f"{what}: ERROR_CODE {code}, expected {err!r}; {self.where}"
+        """After irq: STATUS and ERROR_CODE as the model; a job that starts: O bit-exact and
+        the counters (as one core); every channel's traffic and canary; clear STATUS."""
+        what, regs, err = job["name"], job["regs"], job["error"]
+        await self.check_status(what, err)
         if err != ErrorCode.NONE:
-            moved = sum(len(r) for r in self.reads) + sum(len(w) for w in self.writes)
+            moved = sum(len(r.reads) + len(r.writes) for r in self.rams)
             assert moved == 0, f"{what}: {moved} bus transfers for a job that must not start"
         else:
-            self.check_o(job)
-            await self.check_counters(job)
-        for c in range(N):
+            self.check_o(what, self.rams[0], self.channel_rows(regs, 0)["O"], job["want"].out)
+            single = job["want"].single.counters
+            got = await self.check_counters(what, {n: single[n] for n in (
+                "KV_ROWS", "KEYS_SELECTED", "TILES", "BYTES_READ", "BYTES_WRITTEN")})
+            self.dut._log.info(f"{what}: bit-exact, counters match, CYCLES {got['CYCLES']}")
+        for c, ram in enumerate(self.rams):
             rows = self.channel_rows(regs, c)
-            inputs = {a for t in "QKV" for a in rows.get(t, [])}
-            stray = [a for a, _ in self.reads[c] if a - a % rb not in inputs]
-            assert not stray, f"{what}: channel {c}: {len(stray)} reads outside its Q/K/V " \
-                              f"rows, first at 0x{stray[0]:x}; {self.where}"
-            o_rows = rows.get("O", []) if err == ErrorCode.NONE else []
-            stray = [a for a, _ in self.writes[c] if a - a % rb not in set(o_rows)]
-            assert not stray, f"{what}: channel {c}: {len(stray)} writes outside the O rows"
-            diff = np.frombuffer(bytes(self.mems[c]), np.uint8) \
-                != np.frombuffer(job["images"][c], np.uint8)
-            for addr in o_rows:
-                diff[addr % MEM_SIZE: addr % MEM_SIZE + rb] = False
-            bad = np.flatnonzero(diff)
-            assert not bad.size, f"{what}: channel {c}: {bad.size} bytes changed outside O, " \
-                                 f"first at offset 0x{int(bad[0]):x}; {self.where}"
-        await self.write("STATUS", done | error_bit)
-        await ClockCycles(self.dut.clk, 2)
-        assert await self.read("STATUS") == 0, f"{what}: STATUS not cleared"
-
-    def check_o(self, job: dict):
-        what, regs, want = job["name"], job["regs"], job["want"].out
-        rb = self.fmt.row_bytes
-        dt = "<i1" if self.fmt.data_bits == 8 else "<i2"
-        errors = []
-        for i, addr in enumerate(self.channel_rows(regs, 0)["O"]):
-            a = addr % MEM_SIZE
-            got = np.frombuffer(bytes(self.mems[0][a:a + rb]), dtype=dt)
-            errors += [(i, e, int(want[i, e]), int(got[e])) for e in range(self.cfg.head_dim)
-                       if got[e] != want[i, e]]
-        for i, e, w, g in errors[:8]:
-            self.dut._log.error(f"{what}: O row {i} element {e}: expected {w}, got {g}")
-        assert not errors, f"{what}: {len(errors)} O elements differ (first: row {errors[0][0]}" \
-            f" element {errors[0][1]} expected {errors[0][2]} got {errors[0][3]}); {self.where}"
-
-    async def check_counters(self, job: dict):
-        what, single = job["name"], job["want"].single.counters
-        want = {n: single[n]
-                for n in ("KV_ROWS", "KEYS_SELECTED", "TILES", "BYTES_READ", "BYTES_WRITTEN")}
-        got = {n: await self.read(n) for n in (*want, "CYCLES")}
-        bad = [f"{n} {got[n]} (expected {w})" for n, w in want.items() if got[n] != w]
-        assert not bad, f"{what}: counters differ: {', '.join(bad)}; {self.where}"
-        moved = (sum(n for r in self.reads for _, n in r), sum(n for w in self.writes for _, n in w))
-        assert moved == (want["BYTES_READ"], want["BYTES_WRITTEN"]), \
-            f"{what}: the channels moved {moved} bytes (read, written), expected " \
-            f"{(want['BYTES_READ'], want['BYTES_WRITTEN'])}; {self.where}"
-        self.dut._log.info(f"{what}: bit-exact, counters match, CYCLES {got['CYCLES']}")
+            ram.check_traffic(f"{what}: channel {c}", [a for t in "QKV" for a in rows.get(t, [])],
+                              rows.get("O", []) if err == ErrorCode.NONE else [])
+        await self.clear_status(what)
 
 
 # ---- tests -------------------------------------------------------------------------------------
 
 
-@cocotb.test(skip=_skip("end_to_end"))
+@test
 async def end_to_end(dut):
     """Each configured case, without and with random stalls on every channel."""
     a = Array(dut)
@@ -285,7 +129,7 @@ async def end_to_end(dut):
     a.stalls(False)
 
 
-@cocotb.test(skip=_skip("back_to_back"))
+@test
 async def back_to_back(dut):
     """The cases in reverse order, then random shapes, stalls on every other job."""
     a = Array(dut)
@@ -304,7 +148,7 @@ async def back_to_back(dut):
     a.stalls(False)
 
 
-@cocotb.test(skip=_skip("invalid_registers"))
+@test
 async def invalid_registers(dut):
     """SHARD and a bad register give their error code without memory traffic; a clean job
     still runs bit-exact afterwards."""
