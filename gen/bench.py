@@ -22,7 +22,6 @@ import platform
 import time
 from pathlib import Path
 
-from star.spec.formats import Formats
 
 __all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots", "roofs",
            "roofline_point", "roofline_plot"]
@@ -73,7 +72,7 @@ def cases(cfg, seqs, fractions) -> list[dict]:
 def ram_bytes(cfg, group: list[dict]) -> int:
     """The RAM model's size for a group of cases (sim/core_tb.py: 1 MiB unless the packed Q, K,
     V and O of a case need more; then the next power of two)."""
-    need = max(2 * (c["q_len"] + c["seq_len"]) for c in group) * Formats(cfg).row_bytes
+    need = max(2 * (c["q_len"] + c["seq_len"]) for c in group) * cfg.formats.row_bytes
     return max(1 << 20, 1 << (need - 1).bit_length())
 
 
@@ -126,7 +125,7 @@ def roofs(cfg) -> dict:
     sufa_macs: P for q·k and P for p·v per lane), ``bus_bytes`` read per cycle (one AXI beat),
     and ``ridge``, the arithmetic intensity (MACs per byte read) where the two meet."""
     compute = cfg.lanes * 2 * cfg.sufa_macs
-    bus = Formats(cfg).bus_bytes
+    bus = cfg.formats.bus_bytes
     return {"compute": compute, "bus_bytes": bus, "ridge": compute / bus}
 
 
@@ -194,7 +193,7 @@ def roofline_markdown(cfg, results) -> list[str]:
 
 def bench_rows(cfg, results):
     """Per result: (result, counters, its dense counters, utilization, bound, union fraction)."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     dense = {}
     for r in results:
         c = r["counters"]
@@ -208,7 +207,7 @@ def bench_rows(cfg, results):
 
 def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accuracy=None,
                     plot_files=()) -> str:
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     lines = [
         "# STAR core vs dense FlashAttention (RTL cycle counts)", "",
         f"Command: `{cmd}` · machine: {platform.machine()} {platform.system()}, 2 cores, "

@@ -19,7 +19,6 @@ from pathlib import Path
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
-from star.spec.formats import Formats
 
 __all__ = ["BOARDS", "BoardError", "board", "board_platform", "build_board", "parse_nextpnr"]
 
@@ -145,7 +144,7 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
     clk_hz = b.pll["mhz"] * 1e6
     divisor = round(clk_hz / baud)
     # the longest prefill job (Q_LEN = SEQ_LEN: Q, K, V and O rows) the memory holds
-    longest = min(cfg.max_seq, b.mem_bytes // (4 * Formats(cfg).row_bytes))
+    longest = min(cfg.max_seq, b.mem_bytes // (4 * cfg.formats.row_bytes))
     report = {"board": name, "description": b.note, "device": platform.device,
               "clock_mhz": clk_hz / 1e6, "baud": baud, "divisor": divisor,
               "mem_bytes": b.mem_bytes, "config": cfg.to_dict(),

@@ -173,9 +173,8 @@ def latencies(cfg) -> dict:
     from star.hw.predictor import predictor_latency
     from star.hw.sads import sads_latency
     from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
-    from star.spec.formats import Formats
     return {"dlzs_predictor": predictor_latency(cfg), "sads_list_after_last": sads_latency(cfg),
-            "sufa_cycles_per_key": Formats(cfg).sufa_chunks, "sufa_score": score_latency(cfg),
+            "sufa_cycles_per_key": cfg.formats.sufa_chunks, "sufa_score": score_latency(cfg),
             "sufa_accumulate": accumulate_latency(cfg), "exp2": exp2_latency(cfg),
             "sufa_rescale_event": rescale_cycles(cfg), "sufa_normalise": norm_cycles(cfg)}
 
@@ -185,7 +184,6 @@ def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None,
     """What was generated and from what: reproducible (no paths, no dates). ``origin``
     ({"base": preset name, "overrides": {field: value}}, from ``star``) is recorded as is."""
     import amaranth
-    from star.spec.formats import Formats
     canon = json.dumps(cfg.to_dict(), sort_keys=True).encode()
     return {
         "generator": "star",
@@ -194,7 +192,7 @@ def manifest(cfg: StarConfig, tops: dict, mesh: tuple[int, int] | None = None,
         **({"mesh": SpatialConfig(cfg, rows=mesh[0], cols=mesh[1]).to_dict() | {"core": cfg.name}}
            if mesh else {}),
         "config_sha256": hashlib.sha256(canon).hexdigest(),
-        "formats": Formats(cfg).to_dict(),
+        "formats": cfg.formats.to_dict(),
         "tools": {"amaranth": amaranth.__version__},
         "tops": {name: {"file": f"rtl/{name}.v", "clock": "clk", "reset": "rst (sync, high)",
                         "ports": ports(c)} for name, c in tops.items()},

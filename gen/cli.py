@@ -390,9 +390,8 @@ def cmd_presets(args) -> int:
 
 
 def cmd_show_config(args) -> int:
-    from star.spec.formats import Formats
     cfg = resolve_config(args)
-    print(json.dumps({"config": cfg.to_dict(), "formats": Formats(cfg).to_dict()}, indent=1))
+    print(json.dumps({"config": cfg.to_dict(), "formats": cfg.formats.to_dict()}, indent=1))
     return 0
 
 

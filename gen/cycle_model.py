@@ -44,7 +44,6 @@ from star.hw.predictor import predictor_latency
 from star.hw.sads import sads_latency
 from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
 
-from star.spec.formats import Formats
 
 __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 
@@ -114,7 +113,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     "buffers"}``; ``sufa_cycles`` is the SU-FA bound of the job: per block its busiest lane's
     keys · G, summed over the blocks.
     """
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     T, Bc, rb, G = cfg.lanes, cfg.tile, fmt.row_beats, fmt.sufa_chunks
     bus = _Bus(rb, mem.read_latency)
     s_lat, ev = score_latency(cfg), rescale_cycles(cfg) + accumulate_latency(cfg)
@@ -228,7 +227,7 @@ def uniform_blocks(cfg, q_len: int, seq_len: int, union: float, events: float = 
 def buffers(cfg) -> dict:
     """On-chip buffers of the core in bits (their occupancy bound): the two-tile K and V stores,
     each lane's two-tile score memory, and the lanes' query registers (current and next)."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     row = cfg.head_dim * cfg.data_bits
     lb = cfg.tile.bit_length() - 1
     return {"k_store": 2 * cfg.tile * row, "v_store": 2 * cfg.tile * row,

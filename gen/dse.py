@@ -144,7 +144,7 @@ class Evaluator:
     def _prepared(self, i: int):
         """Per head of layer i: quantised inputs, DLZS scores, float dense output, probs."""
         if i not in self._prep:
-            layer, fmt = self.work.layers[i], Formats(self.cfg)
+            layer, fmt = self.work.layers[i], self.cfg.formats
             out = []
             for q, k, v in layer["heads"]:
                 h = pipeline.prepare(fmt, q, k, v, causal=layer["causal"],

@@ -125,7 +125,7 @@ def _radius_lsb(radius_nats: float | None, h, scale: float, unit: float, cfg) ->
     if radius_nats is None:
         return cfg.radius
     return min(math.ceil(radius_nats / (h.scale_q * h.scale_k * scale * unit)),
-               Formats(cfg).radius_max)
+               cfg.formats.radius_max)
 
 
 #: query rows per block for which ``star eval`` reports the union of the selections
@@ -151,7 +151,7 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None,
                   window=None, fixed=True) -> list[dict]:
     """Evaluate one head for every k in ``ks``; return one result dict per k (``fixed``: add
     the bit-exact fixed-point rows, the slow part)."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     h = pipeline.prepare(fmt, q, k, v, causal=causal, softmax_scale=scale, window=window)
     probs = reference.softmax_probs(q, k, scale, h.valid)
     dense_ref = probs @ v

@@ -40,7 +40,6 @@ import time
 
 import numpy as np
 
-from star.spec.formats import Formats
 from star.spec.board_protocol import (ADDR_BYTES, COUNT_BYTES, MAX_CHUNK, OP_READ_MEM,
                                       OP_READ_REG, OP_WRITE_MEM, OP_WRITE_REG, ST_OK,
                                       ST_REG_OK, status_text)
@@ -126,7 +125,7 @@ class StarHost:
     def __init__(self, transport, cfg, mem_bytes: int, *, link_timeout_s: float = 1.0):
         self.transport = transport
         self.cfg = cfg
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         self.mem_bytes = int(mem_bytes)
         self.link_timeout_s = float(link_timeout_s)
         self.regs = by_name(cfg)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from star.spec.formats import Formats
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 
 from . import dlzs, sads, sufa
@@ -58,7 +57,7 @@ def _regs(cfg, regs: dict) -> dict:
 
 def packed_layout(cfg, q_len: int, seq_len: int, base: int = 0) -> dict:
     """Address registers for Q, K, V, O packed one after another from ``base``, stride = row."""
-    rb = Formats(cfg).row_bytes
+    rb = cfg.formats.row_bytes
     out, at = {}, base
     for name, n in (("Q", q_len), ("K", seq_len), ("V", seq_len), ("O", q_len)):
         out[f"{name}_BASE"], out[f"{name}_STRIDE"] = at, rb
@@ -69,7 +68,7 @@ def packed_layout(cfg, q_len: int, seq_len: int, base: int = 0) -> dict:
 def tensor_span(cfg, regs: dict, name: str, kv_rows: int | None = None) -> tuple[int, int]:
     """Return [start, end) bytes of tensor ``name`` (Q, K, V or O) under the registers; K and V
     have ``kv_rows`` rows (default SEQ_LEN)."""
-    rb = Formats(cfg).row_bytes
+    rb = cfg.formats.row_bytes
     n = regs["Q_LEN"] if name in ("Q", "O") else regs["SEQ_LEN"] if kv_rows is None else kv_rows
     base = regs[f"{name}_BASE"]
     return base, base + (n - 1) * regs[f"{name}_STRIDE"] + rb
@@ -78,7 +77,7 @@ def tensor_span(cfg, regs: dict, name: str, kv_rows: int | None = None) -> tuple
 def check_registers(cfg, regs: dict, kv_rows: int | None = None) -> ErrorCode:
     """Return the core's start check for ``regs`` (missing registers hold their reset value);
     ``kv_rows``: rows of K and V in memory (default SEQ_LEN; a Spatial-STAR shard's)."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     r = _regs(cfg, regs)
     mode = r["MODE"]
     causal, dense = bool(mode & MODE_CAUSAL), bool(mode & MODE_DENSE)
@@ -156,7 +155,7 @@ def run_job(cfg, q, k, v, regs: dict) -> JobResult:
     and MODE default to their reset values, and the address registers to a packed layout (they
     only matter to the start check, which must pass: ValueError otherwise).
     """
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     q, k, v = (np.asarray(x, np.int64) for x in (q, k, v))
     given = {kk: int(vv) & _MASK32 for kk, vv in regs.items()}
     r = _regs(cfg, {**packed_layout(cfg, given.get("Q_LEN", 1), given.get("SEQ_LEN", 1)),

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from star.spec.formats import Formats
 from star.spec.regmap import ErrorCode
 
 from . import sufa
@@ -128,7 +127,7 @@ def run_sharded(cfg, q, k, v, regs: dict, cores: int) -> ShardedResult:
     to a packed layout of channel 0: Q, the largest shard's K and V, O) on ``cores`` cores."""
     if not 1 <= cores <= 64:
         raise ValueError(f"cores must be in [1, 64], not {cores}")
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     given = {n: int(x) for n, x in regs.items()}
     sq, sk = given.get("Q_LEN", 1), given.get("SEQ_LEN", 1)
     kv_rows = len(shard_keys(cfg, sk, cores)[0]) if 1 <= sk <= cfg.max_seq else sk

@@ -23,7 +23,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats
 
 from star.spec.regmap import ADDR_BITS, CSR_ADDR_BITS
 
@@ -78,7 +77,7 @@ def forward(m: Module, outer, inner, members: dict, inner_prefix: tuple[str, str
 class AxiRowMaster(wiring.Component):
     def __init__(self, cfg, tag_bits: int):
         self.cfg = cfg
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         self.tag_bits = tag_bits
         row = cfg.head_dim * cfg.data_bits
         self.members = axi4_master_members("m_axi", cfg.axi_data_bits)

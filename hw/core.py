@@ -40,7 +40,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
 from star.spec.config import ConfigError
-from star.spec.formats import Formats, unsigned_bits
+from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
@@ -82,7 +82,7 @@ class StarCore(wiring.Component):
                                            f"most one per cycle), not {cfg.pred_keys}"))
         self.cfg = cfg
         self.spatial = spatial
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         self.axi_members = axi4_master_members("m_axi", cfg.axi_data_bits)
         if spatial:
             rows = stream.Signature(lane_row_layout(cfg))
@@ -360,7 +360,7 @@ class StarCore(wiring.Component):
 def tensor_ends(cfg, job, lengths: dict) -> dict:
     """{tensor: end address + 1} of each tensor in ``lengths`` ({name: rows}, names among Q, K,
     V, O) under the sampled job registers ``job``: the ``ends`` of :func:`first_error`."""
-    return {n: job[f"{n}_BASE"] + (rows - 1) * job[f"{n}_STRIDE"] + Formats(cfg).row_bytes
+    return {n: job[f"{n}_BASE"] + (rows - 1) * job[f"{n}_STRIDE"] + cfg.formats.row_bytes
             for n, rows in lengths.items()}
 
 
@@ -368,7 +368,7 @@ def first_error(cfg, job, ends, causal, dense):
     """The error code of the first failing start check (0: none), combinational. ``job``: the
     sampled job registers by name; ``ends``: the end address (+ 1) of each tensor (Q, K, V, O).
     """
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     RB = fmt.row_bytes
     seq_bits = unsigned_bits(cfg.max_seq)
     seq, qlen = job["SEQ_LEN"][:seq_bits], job["Q_LEN"][:seq_bits]

@@ -131,7 +131,7 @@ class DlzsArith(PredictorArith):
     """
 
     def __init__(self, cfg):
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         self.score_bits = self.fmt.pred_bits
         self.row_bits = self.fmt.lz_pos_bits
         self.xbits = self.fmt.dlzs_x_bits                    # |term| magnitude width

@@ -11,7 +11,6 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats
 
 from .rules import clamp_max, table_shift
 
@@ -37,7 +36,7 @@ class Exp2Unit(wiring.Component):
     """
 
     def __init__(self, cfg):
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         super().__init__({
             "en": In(1),
             "t": In(unsigned(fmt.score_bits + 1)),

@@ -31,7 +31,7 @@ class Mac4Arith(PredictorArith):
     """4-bit × 4-bit signed products; no carry."""
 
     def __init__(self, cfg):
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         self.score_bits = self.fmt.mac4_bits
 
     def code_layout(self):

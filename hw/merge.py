@@ -19,7 +19,6 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats
 
 from .exp2 import Exp2Unit, exp2_latency
 from .rules import rescale
@@ -33,7 +32,7 @@ def partial_layout(cfg) -> data.StructLayout:
     has: 1 bit (false: the row selected nothing; m, l, o are then ignored);
     m: running max, ``score_bits`` signed; l: ``l_bits`` unsigned; o: ``o_bits`` signed each.
     """
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     return data.StructLayout({
         "has": 1,
         "m": signed(fmt.score_bits),
@@ -78,7 +77,7 @@ class PartialMerge(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         layout = partial_layout(cfg)
         super().__init__({
             "a": In(stream.Signature(layout)),

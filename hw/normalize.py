@@ -14,7 +14,6 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats
 
 from .merge import partial_layout
 from .recip import Reciprocal
@@ -65,7 +64,7 @@ class Normalize(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         super().__init__({
             "i": In(stream.Signature(partial_layout(cfg))),
             "o": Out(stream.Signature(row_layout(cfg))),

@@ -9,7 +9,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats, unsigned_bits
+from star.spec.formats import unsigned_bits
 
 __all__ = ["Reciprocal", "recip_latency"]
 
@@ -33,7 +33,7 @@ class Reciprocal(wiring.Component):
     """
 
     def __init__(self, cfg):
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         super().__init__({
             "start": In(1),
             "l": In(unsigned(fmt.l_bits)),

@@ -36,7 +36,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats, unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .rules import clamp_max
 from .shared import add_lane
@@ -52,7 +52,7 @@ def sads_latency(cfg) -> int:
 class SadsSelector(wiring.Component):
     def __init__(self, cfg, score_bits: int | None = None):
         self.cfg = cfg
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         self.score_bits = fmt.pred_bits if score_bits is None else score_bits
         super().__init__({
             "i": In(stream.Signature(self.input_layout(cfg, self.score_bits))),

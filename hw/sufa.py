@@ -39,7 +39,7 @@ from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats, unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .layouts import lane_row_layout
 from .merge import partial_layout
@@ -54,7 +54,7 @@ class SufaEngine(wiring.Component):
     def __init__(self, cfg, partial: bool = False):
         self.cfg = cfg
         self.partial = partial
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
         addr = unsigned_bits(2 * cfg.tile - 1)
         row = data.ArrayLayout(unsigned(b), d)

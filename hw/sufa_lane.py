@@ -31,7 +31,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
-from star.spec.formats import Formats, unsigned_bits
+from star.spec.formats import unsigned_bits
 
 from .arith import adder_tree, tree_latency
 from .exp2 import Exp2Unit, exp2_latency
@@ -88,7 +88,7 @@ class SufaLane(wiring.Component):
 
     def __init__(self, cfg, partial: bool = False):
         self.cfg, self.partial = cfg, partial
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         d, b, K, Bc = cfg.head_dim, cfg.data_bits, cfg.k_tile, cfg.tile
         P, G = fmt.sufa_macs, fmt.sufa_chunks
         row = data.ArrayLayout(signed(b), d)
@@ -489,7 +489,7 @@ class OState(wiring.Component):
     """
 
     def __init__(self, cfg):
-        fmt = Formats(cfg)
+        fmt = cfg.formats
         self.P, self.ob = fmt.sufa_macs, fmt.o_bits
         self.G = max(fmt.sufa_chunks, 2)              # (G = 1: one chunk used, no 0-bit address)
         chunk = data.ArrayLayout(signed(self.ob), self.P)

@@ -28,7 +28,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import Formats, unsigned_bits
+from star.spec.formats import unsigned_bits
 
 __all__ = ["TileStore", "SLOTS"]
 
@@ -38,7 +38,7 @@ SLOTS = 2          # tiles a store holds (the K store: read ahead; the V store: 
 class TileStore(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
-        self.fmt = fmt = Formats(cfg)
+        self.fmt = fmt = cfg.formats
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
         G = fmt.sufa_chunks
         self.addr_bits = unsigned_bits(2 * cfg.tile - 1)

@@ -41,7 +41,6 @@ from star.hw.sads import SadsSelector
 from star.hw.verilog import convert, write_if_changed
 from star.sim.runner import REPO_ROOT, run
 from star.spec.config import preset
-from star.spec.formats import Formats
 
 SCRIPT = "scripts/measure_predictors.py"
 OUT_DIR = REPO_ROOT / "docs" / "results"
@@ -52,7 +51,7 @@ GOAL = 0.5
 UNITS = {
     "dlzs": DlzsPredictor,
     "mac4": Mac4Predictor,
-    "sads": lambda cfg: SadsSelector(cfg, Formats(cfg).pred_bits),
+    "sads": lambda cfg: SadsSelector(cfg, cfg.formats.pred_bits),
 }
 NAMES = {"dlzs": "DLZS", "mac4": "MAC4", "sads": "SADS"}
 
@@ -239,8 +238,8 @@ def main(argv=None) -> int:
         cfg = replace(preset(name), lanes=2, pred_keys=1)
         # the smallest command giving this config's figures
         area_cmd = command(quick=name == "int8", no_fmax=True)
-        c = {"config": cfg.to_dict(), "formats": {"pred_bits": Formats(cfg).pred_bits,
-                                                  "mac4_bits": Formats(cfg).mac4_bits}}
+        c = {"config": cfg.to_dict(), "formats": {"pred_bits": cfg.formats.pred_bits,
+                                                  "mac4_bits": cfg.formats.mac4_bits}}
         try:
             if do_fmax:           # first: a missing nextpnr fails at once, not after minutes
                 c["fmax"] = measure_fmax(cfg, command())

@@ -22,7 +22,6 @@ from star.gen.evaluate import load_attention  # noqa: E402
 from star.golden import exp2, pipeline, recip, sads, sufa  # noqa: E402
 from star.golden.intops import int_matmul  # noqa: E402
 from star.spec.config import preset, replace  # noqa: E402
-from star.spec.formats import Formats  # noqa: E402
 
 
 def exp2_error(fmt) -> float:
@@ -44,7 +43,7 @@ def recip_error(fmt) -> float:
 
 def rescale_counts(cfg, path):
     """Mean rescales and merges per query row over all heads: DLZS order vs adversarial order."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     q, k, v, causal, scale, window = load_attention(path, cfg)
     group = q.shape[0] // k.shape[0]
     rows = {"dlzs": [], "adversarial": [], "merges": []}
@@ -71,7 +70,7 @@ def main(argv=None) -> int:
              "| preset | E | P | exp2 max error (LSB of p) | R | reciprocal max relative error |",
              "|---|---|---|---|---|---|"]
     for name in ("tiny", "int8", "default"):
-        fmt = Formats(preset(name))
+        fmt = preset(name).formats
         lines.append(f"| {name} | {fmt.exp_frac_bits} | {fmt.exp_out_bits} | "
                      f"{exp2_error(fmt):.3f} | {fmt.recip_bits} | {recip_error(fmt):.2e} |")
     lines += ["", "exp2: exhaustive over every exponent u; bound 0.75 LSB. Reciprocal: "

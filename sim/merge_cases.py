@@ -26,7 +26,6 @@ import numpy as np
 from star.golden import pipeline, sads
 from star.golden.exp2 import weight
 from star.golden.spatial import Partial, merge, partial_state, shard_tiles
-from star.spec.formats import Formats
 
 __all__ = ["job_batch", "random_batch", "golden_merge", "check_fits", "to_partial",
            "factor_classes"]
@@ -69,7 +68,7 @@ def check_fits(states, fmt) -> None:
 
 def job_batch(cfg, rng, *, rows: int = 6) -> tuple[int, int, list]:
     """Return (mant, shift, pairs) from a random small job sharded over 2-4 cores."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     d, tile = cfg.head_dim, cfg.tile
     sk = tile * int(rng.integers(2, 5)) - int(rng.integers(0, tile // 2))
     causal = bool(rng.integers(0, 2))
@@ -107,7 +106,7 @@ def job_batch(cfg, rng, *, rows: int = 6) -> tuple[int, int, list]:
 
 def random_batch(cfg, rng, n: int, *, steep: bool = False) -> tuple[int, int, list]:
     """Return (mant, shift, pairs): n random pairs within the widths (see the module doc)."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     d, sb, E = cfg.head_dim, fmt.score_bits, fmt.exp_frac_bits
     mant = int(rng.integers(1 << (fmt.scale_bits - 1), 1 << fmt.scale_bits))
     # score scale c = mant·2**-shift: ordinary, c < 2**(1-E) (a score difference below ~2**(E+4)

@@ -19,7 +19,6 @@ from star.sim.merge_cases import check_fits, factor_classes, golden_merge, job_b
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
 
 
 class HoldingSink(StreamSink):
@@ -55,7 +54,7 @@ def compare(dut, got, want, name):
 async def merge_matches_golden(dut):
     opts = env_config()
     cfg = StarConfig(**opts["cfg"])
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     seed = env_seed()
     dut._log.info(f"seed {seed}")
     rng = np.random.default_rng(seed)

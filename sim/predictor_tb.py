@@ -17,7 +17,6 @@ from star.hw.predictor import ScorePredictor
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
 
 
 def extreme_rows(fmt, d, rng, n):
@@ -33,7 +32,7 @@ def extreme_rows(fmt, d, rng, n):
 async def predictor_matches_golden(dut):
     opts = env_config()
     cfg = StarConfig(**opts["cfg"])
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     seed = env_seed()
     rng = np.random.default_rng(seed)
     T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim

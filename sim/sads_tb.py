@@ -17,7 +17,6 @@ from star.hw.sads import SadsSelector
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
 
 
 def make_tile(rng, kind, T, n, lo, hi):
@@ -43,7 +42,7 @@ def make_tile(rng, kind, T, n, lo, hi):
 async def sads_matches_golden(dut):
     opts = env_config()
     cfg = StarConfig(**opts["cfg"])
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     seed = env_seed()
     rng = np.random.default_rng(seed)
     T, P, tile = cfg.lanes, cfg.pred_keys, cfg.tile

@@ -54,7 +54,6 @@ from star.sim.payload import pack
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, run_streams, start_clock_and_reset
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
 
 INF = float("inf")
 
@@ -281,7 +280,7 @@ def block_bound(cfg, fmt, tiles, want, consts):
 async def sufa_matches_golden(dut):
     opts = env_config()
     cfg = StarConfig(**opts["cfg"])
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     seed = env_seed()
     dut._log.info(f"seed {seed}: lanes {cfg.lanes}, head_dim {cfg.head_dim}, sufa_macs "
                   f"{cfg.sufa_macs} (G {fmt.sufa_chunks}, ports {fmt.sufa_ports}), tile "

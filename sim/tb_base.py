@@ -29,7 +29,6 @@ from star.golden import pipeline
 from star.sim.regbus import CLK_NS, RegisterBus, pauses
 from star.sim.runner import env_config, env_seed
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
@@ -120,7 +119,7 @@ class AxiTb(RegisterBus):
 
     def __init__(self, dut, cfg: StarConfig, what: str, channels, mem_size: int):
         self.dut, self.opts, self.cfg = dut, OPTS, cfg
-        self.fmt = Formats(cfg)
+        self.fmt = cfg.formats
         self.seed = env_seed()
         self.rng = np.random.default_rng(self.seed)
         self.prng = random.Random(self.seed + 99)

@@ -13,6 +13,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 
 from .validate import ConfigError, check_types, require
@@ -121,9 +122,7 @@ class StarConfig:
           and self.axi_data_bits <= self.head_dim * self.data_bits, "axi_data_bits",
           f"one of 32, 64, 128, 256, 512 and at most one row (head_dim*data_bits="
           f"{self.head_dim * self.data_bits})")
-        # derived widths (imported late: formats reads this module)
-        from .formats import Formats
-        fmt = Formats(self)
+        fmt = self.formats
         c(self.radius == RADIUS_OFF or 0 <= self.radius <= fmt.radius_max, "radius",
           f"-1 (off) or in [0, {fmt.radius_max}]")
         if fmt.widest_product > 63:
@@ -131,6 +130,13 @@ class StarConfig:
                 f"max_seq={self.max_seq} with data_bits={self.data_bits}, exp_out_bits="
                 f"{self.exp_out_bits}, recip_bits={self.recip_bits} needs a "
                 f"{fmt.widest_product}-bit product; reduce max_seq so it fits in 63 bits")
+
+    @cached_property
+    def formats(self):
+        """The derived widths and constants (:class:`star.spec.formats.Formats`), computed once
+        per config."""
+        from .formats import Formats
+        return Formats(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

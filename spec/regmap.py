@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from star.spec.formats import Formats
 
 __all__ = ["Register", "ErrorCode", "registers", "by_name", "ADDR_BITS", "CSR_ADDR_BITS",
            "RADIUS_OFF_VALUE", "COUNTERS", "JOB_NAMES"]
@@ -101,7 +100,7 @@ JOB_NAMES = tuple(name for name, _ in JOB_REGISTERS) + ("MODE",)
 
 def registers(cfg) -> tuple[Register, ...]:
     """Return the register map of a core built for ``cfg``."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     regs = [
         Register("CTRL", 0x00, "wo", "write 1 to START a job with the job registers' values",
                  fields=(("START", 0, 1, "start a job"),)),

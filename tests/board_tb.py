@@ -33,7 +33,7 @@ from star.golden import core as gcore
 from star.sim.runner import env_config, env_seed
 from star.spec.board_protocol import OP_READ_REG, ST_OP, ST_RANGE
 from star.spec.config import StarConfig
-from star.spec.formats import Formats, encode_score_scale
+from star.spec.formats import encode_score_scale
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 
@@ -143,7 +143,7 @@ async def round_trip(dut):
                f"{'dense' if dense else 'sparse'}, k_tile {spec.get('k_tile')}]"
         t0 = get_sim_time("ns")
         if spec.get("extreme"):           # integers at the format's limits, a small scale
-            fmt = Formats(cfg)
+            fmt = cfg.formats
             q, k, v = (b.rng.choice([fmt.qmin, fmt.qmax, 0, 1, -1], (n, d),
                                     p=[.4, .4, .1, .05, .05]) for n in (sq, sk, sk))
             mant, shift = encode_score_scale(2.0 ** -12, cfg.scale_bits, cfg.exp_frac_bits)

@@ -18,7 +18,6 @@ from star.gen import cli
 from star.gen.board import BOARDS
 from star.gen.host import HostError, SerialTransport, StarHost
 from star.spec.config import preset
-from star.spec.formats import Formats
 from star.spec.board_protocol import (MAX_CHUNK, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM,
                                       OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
 from star.golden import core as gcore
@@ -132,7 +131,7 @@ class FakeBoard:
             self.set("ERROR_CODE", int(err))
             self.set("STATUS", 0b110)
             return
-        rb = Formats(self.cfg).row_bytes
+        rb = self.cfg.formats.row_bytes
         dt = "<i1" if self.cfg.data_bits == 8 else "<i2"
 
         def rows(name, n):
@@ -284,7 +283,7 @@ def test_host_run_job_fake_board(seed):
         assert {n: counters[n] for n in gcore.COUNTERS} == want.counters
         assert counters["CYCLES"] == board.cycles
         # Q, K, V packed little-endian from address 0
-        rb = Formats(CFG).row_bytes
+        rb = CFG.formats.row_bytes
         assert board.mem[:sq * rb] == h.q.astype("<i1").tobytes()
         assert board.mem[sq * rb:(sq + sk) * rb] == h.k.astype("<i1").tobytes()
 

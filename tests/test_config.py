@@ -6,21 +6,20 @@ import pytest
 
 from star.spec.config import (PRESETS, ConfigError, StarConfig, from_overrides, load_toml,
                               parse_override, preset)
-from star.spec.formats import Formats
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_valid_and_named(name):
     cfg = preset(name)
     assert cfg.name == name
-    assert Formats(cfg).widest_product <= 63
+    assert cfg.formats.widest_product <= 63
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_sufa_macs_divide_head_dim(name):
     """P = sufa_macs splits a row into G = head_dim / P whole chunks; the tile stores' read
     ports cover every lane (ceil(lanes / G) lanes share a bank per cycle)."""
-    cfg, fmt = preset(name), Formats(preset(name))
+    cfg, fmt = preset(name), preset(name).formats
     assert cfg.head_dim % cfg.sufa_macs == 0
     assert fmt.sufa_chunks * fmt.sufa_macs == cfg.head_dim
     assert (fmt.sufa_ports - 1) * fmt.sufa_chunks < cfg.lanes <= fmt.sufa_ports * fmt.sufa_chunks
@@ -32,7 +31,7 @@ def test_presets_are_compute_bound(name):
     computes k_tile * G cycles per tile; the bus reads the K tile plus the union of V rows,
     (1 + u) * tile rows of row_beats beats. Every preset but the test shape keeps the bus
     ahead of SU-FA even at u = 1 (every key selected by some lane)."""
-    cfg, fmt = preset(name), Formats(preset(name))
+    cfg, fmt = preset(name), preset(name).formats
     assert 2 * cfg.tile * fmt.row_beats <= cfg.k_tile * fmt.sufa_chunks
 
 
@@ -140,7 +139,7 @@ def test_radius_fits_the_32_bit_register():
 
     from star.spec.regmap import RADIUS_OFF_VALUE, by_name
     wide = replace(PRESETS["tiny"], data_bits=16, dlzs_k_bits=16, dlzs_shift_bits=4, max_seq=64)
-    fmt = Formats(wide)
+    fmt = wide.formats
     assert fmt.pred_bits > 32 and fmt.radius_off == (1 << fmt.pred_bits) - 1
     assert fmt.radius_max == RADIUS_OFF_VALUE - 1
     assert replace(wide, radius=fmt.radius_max).radius == fmt.radius_max

@@ -15,7 +15,6 @@ from star.golden import core as gcore
 from star.golden import sads
 from star.golden.reference import causal_mask
 from star.spec.config import preset
-from star.spec.formats import Formats
 
 TOLERANCE = 0.05
 TOLERANCE_ONE_TILE = 0.10
@@ -40,7 +39,7 @@ def test_model_matches_rtl(name, seed):
 def _blocks(cfg, q_len, seq_len, causal, rng):
     valid = causal_mask(q_len, seq_len) if causal else np.ones((q_len, seq_len), bool)
     scores = rng.integers(-1000, 1000, (q_len, seq_len))
-    sel = sads.select(scores, Formats(cfg), k_tile=cfg.k_tile, radius=-1, valid=valid)
+    sel = sads.select(scores, cfg.formats, k_tile=cfg.k_tile, radius=-1, valid=valid)
     blocks = gcore.block_schedule(cfg, sel, q_len, seq_len, causal)
     for b in blocks:
         b["events"] = rng.integers(0, 2, (len(b["union"]), cfg.lanes)).tolist()
@@ -70,7 +69,7 @@ def test_uniform_blocks_match_the_schedule():
     for causal in (False, True):
         q_len, seq_len = 37, 150
         valid = causal_mask(q_len, seq_len) if causal else np.ones((q_len, seq_len), bool)
-        want = gcore.block_schedule(cfg, sads.dense_order(valid, Formats(cfg)), q_len, seq_len,
+        want = gcore.block_schedule(cfg, sads.dense_order(valid, cfg.formats), q_len, seq_len,
                                     causal)
         got = cycle_model.uniform_blocks(cfg, q_len, seq_len, 1.0, causal=causal)
         assert [b["rows"] for b in got] == [b["rows"] for b in want]

@@ -7,7 +7,6 @@ import pytest
 from star.golden import pipeline, sads
 from star.golden.core import MODE_CAUSAL, MODE_DENSE, check_registers, packed_layout, run_job
 from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode
 
 TINY = preset("tiny")
@@ -28,12 +27,12 @@ def head(cfg, sq, sk, causal, seed):
     rng = np.random.default_rng(seed)
     d = cfg.head_dim
     q, k, v = (2.0 * rng.standard_normal((n, d)) for n in (sq, sk, sk))
-    return pipeline.prepare(Formats(cfg), q, k, v, causal=causal, softmax_scale=d ** -0.5)
+    return pipeline.prepare(cfg.formats, q, k, v, causal=causal, softmax_scale=d ** -0.5)
 
 
 def recount(cfg, sel, sq, sk, causal):
     """Counters from the selection mask, block by block, without the model's loop."""
-    fmt, T, tile = Formats(cfg), cfg.lanes, cfg.tile
+    fmt, T, tile = cfg.formats, cfg.lanes, cfg.tile
     mask = sads.selection_mask(sel, sk)                       # [sq, sk]
     n_tiles = -(-sk // tile)
     tile_of = np.arange(sk) // tile
@@ -56,7 +55,7 @@ def recount(cfg, sel, sq, sk, causal):
 @pytest.mark.parametrize("n", range(len(SHAPES)))
 def test_run_job_matches_pipeline(n):
     cfg, sq, sk, causal, dense, k_tile, radius = SHAPES[n]
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     h = head(cfg, sq, sk, causal, seed=n)
     regs = {"Q_LEN": sq, "SEQ_LEN": sk, "K_TILE": k_tile, "SCALE_MANT": h.mant,
             "SCALE_SHIFT": h.shift, "RADIUS": RADIUS_OFF_VALUE if radius < 0 else radius,
@@ -85,7 +84,7 @@ def test_run_job_rejects_bad_registers():
 
 
 def test_check_registers():
-    cfg, fmt = TINY, Formats(TINY)
+    cfg, fmt = TINY, TINY.formats
     rb = fmt.row_bytes
     good = {"Q_LEN": 8, "SEQ_LEN": 40, "K_TILE": 4, "RADIUS": RADIUS_OFF_VALUE,
             "SCALE_MANT": 100, "SCALE_SHIFT": 20, "MODE": MODE_CAUSAL,

@@ -9,13 +9,12 @@ from star.golden.core import MODE_CAUSAL, MODE_DENSE, packed_layout, run_job
 from star.golden.core import check_registers as check_core
 from star.golden.reference import attention_head
 from star.spec.config import preset
-from star.spec.formats import Formats
 from star.golden.spatial import (Partial, check_registers, merge, partial_state, run_sharded,
                                  shard_keys, shard_tiles)
 from star.spec.regmap import ErrorCode
 
 CFG = preset("tiny")
-FMT = Formats(CFG)
+FMT = CFG.formats
 
 
 def job(sq, sk, causal, dense, seed):

@@ -116,7 +116,7 @@ def test_selector_amaranth_sim(pred_keys, k, radius, seed):
     from star.golden import sads
     cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 2, "tile": 8, "k_tile": 3,
                         "max_seq": 64, "pred_keys": pred_keys})
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     rng = np.random.default_rng(seed)
     tiles = []
     for n in (8, 8, 4, 8, 2):
@@ -157,7 +157,7 @@ def test_exp2_unit_exhaustive_over_u(name):
     """c = 2**-E makes u = t: every table entry and every shift, against golden.exp2."""
     from star.golden.exp2 import weight
     cfg = preset(name)
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     mant, shift = 1 << (fmt.scale_bits - 1), fmt.scale_bits - 1 + fmt.exp_frac_bits
     ts = np.arange(fmt.u_max + 40)
     assert np.array_equal(exp2_sweep(cfg, ts, mant, shift), weight(ts, mant, shift, fmt))
@@ -168,7 +168,7 @@ def test_exp2_unit_random_scales(name, seed):
     from star.golden.exp2 import weight
     from star.golden.quant import score_scale
     cfg = preset(name)
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     rng = np.random.default_rng(seed)
     for c in (1e-9, 3.7e-4, 0.05, 1.9):
         mant, shift = score_scale(fmt, c, 1.0, 1.0)
@@ -209,7 +209,7 @@ def test_reciprocal_unit(name, seed):
     """Exhaustive for small l (tiny: every l < 2**11), powers of two and their neighbours, random."""
     from star.golden.recip import reciprocal
     cfg = preset(name)
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     rng = np.random.default_rng(seed)
     pw = 1 << np.arange(fmt.l_bits)
     ls = np.concatenate([np.arange(1, 2048 if name == "tiny" else 300), pw, pw[1:] - 1,

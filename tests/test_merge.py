@@ -13,7 +13,6 @@ from star.sim.merge_cases import check_fits, golden_merge, job_batch, random_bat
 from star.sim.payload import pack, unpack
 from star.sim.runner import run
 from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 
 CONFIGS = {
     "d16_b8": preset("tiny").to_dict(),
@@ -34,7 +33,7 @@ def test_case_generator_fits_the_widths(seed):
     """The generator's pairs and their golden merges fit the port widths (the RTL never wraps)."""
     for fields in CONFIGS.values():
         cfg = StarConfig(**fields)
-        fmt = Formats(cfg)
+        fmt = cfg.formats
         rng = np.random.default_rng(seed)
         for mant, shift, pairs in [job_batch(cfg, rng), random_batch(cfg, rng, 40),
                                    random_batch(cfg, rng, 40, steep=True)]:
@@ -44,7 +43,7 @@ def test_case_generator_fits_the_widths(seed):
 def test_merge_amaranth_sim_smoke(seed):
     """A few pairs through amaranth.sim, no stalls: bit-exact, one pair per merge_interval."""
     cfg = preset("tiny")
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     mant, shift, pairs = random_batch(cfg, np.random.default_rng(seed), 6)
     want = golden_merge(pairs, mant, shift, fmt)
     layout = partial_layout(cfg)

@@ -16,7 +16,6 @@ from star.hw.merge import partial_layout
 from star.hw.normalize import Normalize, normalize_interval, normalize_latency, row_layout
 from star.sim.payload import pack, unpack
 from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 
 CONFIGS = {
     "tiny": preset("tiny"),
@@ -59,7 +58,7 @@ def random_o(rng, fmt, l):
 
 def make_cases(cfg, rng, n):
     """n partial states (dicts of partial_layout) and the expected rows."""
-    fmt = Formats(cfg)
+    fmt = cfg.formats
     d = cfg.head_dim
     cases = []
     for j in range(n):
@@ -130,7 +129,7 @@ def test_case_mix(seed):
     """The cases of test_normalize_bit_exact_with_stalls cover saturation at both ends, in-range
     values, exact halfway rounding, l = 1 and empty states."""
     for name, cfg in CONFIGS.items():
-        fmt = Formats(cfg)
+        fmt = cfg.formats
         cases = make_cases(cfg, random.Random(f"{seed}-{name}"), 150)
         rows = np.array([w for s, w in cases if s["has"] and s["l"]])
         assert (rows == fmt.qmax).any() and (rows == fmt.qmin).any()

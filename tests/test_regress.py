@@ -43,7 +43,6 @@ from star.gen import cli
 from star.gen.build import generate
 from star.sim.runner import REPO_ROOT, lint, run
 from star.spec.config import RADIUS_OFF, ConfigError, StarConfig, preset
-from star.spec.formats import Formats
 
 pytestmark = pytest.mark.regress
 
@@ -94,7 +93,7 @@ def star_configs(draw) -> StarConfig:
         cfg = StarConfig(**fields)
     except ConfigError:             # a max_seq too long for the widest product: draw again
         reject()
-    radius = draw(st.one_of(st.just(RADIUS_OFF), st.integers(0, Formats(cfg).radius_max)))
+    radius = draw(st.one_of(st.just(RADIUS_OFF), st.integers(0, cfg.formats.radius_max)))
     return replace(cfg, radius=radius)
 
 

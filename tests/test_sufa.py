@@ -6,7 +6,6 @@ from star.hw.sufa import SufaEngine
 from star.hw.verilog import convert
 from star.sim.runner import run
 from star.spec.config import StarConfig, preset
-from star.spec.formats import Formats
 
 CASES = ["star", "radius", "dense", "dense_causal", "adversarial", "extreme"]
 TINY = preset("tiny").to_dict()
@@ -64,7 +63,7 @@ def test_sufa_lane_throughput(seed):
     first tile's scores overlap the previous block). A lane taking 2G cycles per key would
     exceed the bound by G·keys = 512 cycles."""
     cfg = StarConfig(**{**TINY, "lanes": 2})
-    assert Formats(cfg).sufa_chunks == 8
+    assert cfg.formats.sufa_chunks == 8
     text = convert(SufaEngine(cfg), name="star_sufa")
     run(text, "star_sufa", "star.sim.sufa_tb", seed=seed, timeout_s=600,
         config={"cfg": cfg.to_dict(), "cases": ["dense"], "sk": 64, "blocks": 2, "p_idle": 0.0,
