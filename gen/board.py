@@ -153,14 +153,14 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
     top = PlatformTop(cfg, divisor, b.mem_bytes, b.pll)
     if not bitstream:
         with progress.step(f"elaborating star_board for {name}"):
-            plan = platform.prepare(top, name="star_board")
+            plan = platform.prepare(top, name="star_board", emit_src=False)
             plan.extract(outdir)
         report["files"] = sorted(p.name for p in outdir.iterdir())
     else:
         env = {**os.environ, **_yowasp_env()}
         # prepare + execute (platform.build would also require the board's programmer)
         with progress.step(f"star_board for {name}: yosys + nextpnr-ecp5 + ecppack (minutes)"):
-            platform.prepare(top, name="star_board").execute_local(str(outdir), env=env)
+            platform.prepare(top, name="star_board", emit_src=False).execute_local(str(outdir), env=env)
         report.update(parse_nextpnr((outdir / "star_board.tim").read_text()))
         report["files"] = ["star_board.bit", "star_board.svf", "star_board.tim"]
     (outdir / "board.json").write_text(json.dumps(report, indent=1) + "\n")

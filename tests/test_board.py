@@ -10,6 +10,7 @@
 import asyncio
 import functools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -388,6 +389,9 @@ def test_board_elaborates(board, tmp_path, capsys):
     assert lpf.count("LOCATE COMP") >= 3            # clock, uart rx and tx
     il = (tmp_path / "star_board.il").read_text()
     assert "EHXPLLL" in il and "SGSR" in il
+    root = str(Path(cli.__file__).resolve().parents[1])
+    for f in tmp_path.iterdir():                    # reproducible: no source paths in the files
+        assert root not in f.read_text() and str(tmp_path) not in f.read_text(), f.name
     report = json.loads((tmp_path / "board.json").read_text())
     assert report["clock_mhz"] == BOARDS[board].pll["mhz"]
     assert report["divisor"] == round(report["clock_mhz"] * 1e6 / 115200)
