@@ -395,6 +395,22 @@ def cmd_show_config(args) -> int:
     return 0
 
 
+def _add_diagram_parser(sub, parent) -> None:
+    p = sub.add_parser("diagram", parents=[parent],
+                       help="SVG block diagram of a generated top, drawn from its netlist")
+    p.add_argument("--top", default=None,
+                   help="generated top to draw (default: star_spatial with --mesh, else "
+                        "star_core)")
+    p.add_argument("--mesh", default=None, metavar="RxC",
+                   help="the Spatial-STAR array of R x C cores (default: none)")
+    p.add_argument("--synth", default=None, metavar="SYNTH.json",
+                   help="shade each block by its share of the Yosys cells in this `star synth` "
+                        "report of the same top (default: no shading)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE.svg",
+                   help="output file (default: build/<config name>/<top>.svg)")
+    p.set_defaults(func=cmd_diagram)
+
+
 def _add_dse_parser(sub, parent) -> None:
     """The ``star dse`` subcommand's options."""
     p = sub.add_parser("dse", parents=[parent],
@@ -487,19 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: build/<config name>/synth)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("diagram", parents=[parent],
-                       help="SVG block diagram of a generated top, drawn from its netlist")
-    p.add_argument("--top", default=None,
-                   help="generated top to draw (default: star_spatial with --mesh, else "
-                        "star_core)")
-    p.add_argument("--mesh", default=None, metavar="RxC",
-                   help="the Spatial-STAR array of R x C cores (default: none)")
-    p.add_argument("--synth", default=None, metavar="SYNTH.json",
-                   help="shade each block by its share of the Yosys cells in this `star synth` "
-                        "report of the same top (default: no shading)")
-    p.add_argument("-o", "--output", default=None, metavar="FILE.svg",
-                   help="output file (default: build/<config name>/<top>.svg)")
-    p.set_defaults(func=cmd_diagram)
+    _add_diagram_parser(sub, parent)
 
     p = sub.add_parser("bench", parents=[parent],
                        help="STAR vs dense on the core RTL: cycles, bytes, utilization; report "
