@@ -9,7 +9,8 @@ beats seen on the bus), every read inside a Q/K/V row, every byte outside the O 
 irq, and W1C clearing. Register offsets come only from star.spec.regmap.by_name.
 
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "cases": [{q_len, seq_len, causal, dense,
-k_tile, radius (-1 off, or "small": a quarter of the mean |predicted score|)}], "tests": names to
+k_tile, radius (-1 off, or "small": a quarter of the mean |predicted score|), rescale (optional:
+random data is drawn until the model's job takes a max-assurance rescale)}], "tests": names to
 run (default all), "p_pause": bus stall probability per channel and cycle (default 0.3),
 "jobs": back_to_back job count (default 6), "fuzz": random invalid register sets (default
 24), "coverage": count the functional coverage points (default off)}. Tests:
@@ -118,16 +119,22 @@ class Core(AxiTb):
     def make_job(self, spec: dict, label: str, data=None, layout=None) -> dict:
         """Data, registers and the model's answer for one case (nothing touches the DUT).
 
-        ``data``: float (q, k, v) (default: random normal); ``layout``: the address registers
-        (default: random, :meth:`layout`)."""
+        ``data``: float (q, k, v) (default: random normal; with ``spec["rescale"]`` drawn again,
+        up to 50 times, until the job takes a max-assurance rescale); ``layout``: the address
+        registers (default: random, :meth:`layout`)."""
         cfg, d = self.cfg, self.cfg.head_dim
-        job = self.prepare(spec, label, self.layout if layout is None else lambda q, s: layout,
-                           data)
-        regs = job["regs"]
+        for _ in range(50 if spec.get("rescale") and data is None else 1):
+            job = self.prepare(spec, label,
+                               self.layout if layout is None else lambda q, s: layout, data)
+            regs = job["regs"]
+            want = gcore.run_job(cfg, job["q"], job["k"], job["v"], regs)
+            if want.counters["RESCALES"] or not spec.get("rescale"):
+                break
+        else:
+            raise AssertionError(f"{label}: no random data took a rescale in 50 draws")
         spans = [gcore.tensor_span(cfg, regs, name) for name in ("Q", "K", "V", "O")]
         assert max(e for _, e in spans) - min(s for s, _ in spans) <= self.mem_size, \
             f"{label}: Q/K/V/O span more than the RAM model's {self.mem_size} bytes"
-        want = gcore.run_job(cfg, job["q"], job["k"], job["v"], regs)
         c = want.counters
         beats = (c["BYTES_READ"] + c["BYTES_WRITTEN"]) // self.fmt.bus_bytes
         limit = 20 * beats + 10 * c["KV_ROWS"] + (c["RESCALES"] + c["MERGES"]) * (4 * d + 40) \

@@ -11,10 +11,11 @@ from star.sim.runner import run
 from star.spec.config import StarConfig, preset
 
 
-def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1):
-    """One job shape for sim/core_tb.py (radius -1 off, or "small")."""
+def case(q_len, seq_len, causal=True, dense=False, k_tile=None, radius=-1, rescale=False):
+    """One job shape for sim/core_tb.py (radius -1 off, or "small"; ``rescale``: data that makes
+    the job take a max-assurance rescale)."""
     return {"q_len": q_len, "seq_len": seq_len, "causal": causal, "dense": dense,
-            "k_tile": k_tile, "radius": radius}
+            "k_tile": k_tile, "radius": radius, "rescale": rescale}
 
 
 TINY = preset("tiny").to_dict()
@@ -26,6 +27,7 @@ CONFIGS = {
         case(10, 50, dense=True),                       # dense, causal
         case(5, 40, causal=False, radius="small"),      # small radius
         case(7, 7),                                     # causal, square: limits inside one tile
+        case(4, 32, causal=False, rescale=True),        # a max-assurance rescale (coverage)
     ]),
     # two-term DLZS (dlzs_terms = 2) end to end; P = d: a lane takes one key per cycle
     "tiny_l3_t8": ({**TINY, "lanes": 3, "tile": 8, "dlzs_terms": 2, "sufa_macs": 16}, [
