@@ -12,7 +12,7 @@ A transport is any object with ``async write(data: bytes)`` and ``async read(n, 
 bytes`` (exactly n bytes, or HostError when the board does not answer within ``timeout``
 seconds); it may also have ``now() -> float`` (seconds; a simulation gives simulated time), used
 for the job timeout (default ``time.monotonic``). :class:`SerialTransport` is pyserial's; the
-cocotb testbench ``sim/board_tb.py`` has one over a simulated UART. The driver uses no asyncio
+cocotb testbench ``tests/board_tb.py`` has one over a simulated UART. The driver uses no asyncio
 primitive, so it also runs under cocotb's scheduler.
 
 Usage::

@@ -1,4 +1,4 @@
-"""Render the core's register map (``hw/regmap.py``) as Markdown, a C header and a Python module.
+"""Render the core's register map (``spec/regmap.py``) as Markdown, a C header and a Python module.
 
 All three come from the same description, so a register added there appears everywhere.
 """
@@ -21,7 +21,7 @@ def as_dict(cfg) -> dict:
 def markdown(cfg) -> str:
     lines = [f"# Register map of `star_core` ({cfg.name})", "",
              "32-bit registers on the AXI4-Lite slave (byte offsets). Generated from "
-             "`hw/regmap.py`; do not edit.", "",
+             "`spec/regmap.py`; do not edit.", "",
              "| offset | name | access | reset | description |", "|---|---|---|---|---|"]
     for r in registers(cfg):
         doc = r.doc
@@ -37,7 +37,7 @@ def markdown(cfg) -> str:
 
 def c_header(cfg) -> str:
     guard = f"STAR_REGS_{cfg.name.upper().replace('-', '_')}_H"
-    lines = [f"/* Register map of star_core ({cfg.name}). Generated from hw/regmap.py; do not edit. */",
+    lines = [f"/* Register map of star_core ({cfg.name}). Generated from spec/regmap.py; do not edit. */",
              f"#ifndef {guard}", f"#define {guard}", ""]
     for r in registers(cfg):
         lines.append(f"#define STAR_{r.name}_OFFSET 0x{r.offset:02X}u  /* {r.access}: {r.doc} */")
@@ -54,5 +54,5 @@ def c_header(cfg) -> str:
 
 def python_module(cfg) -> str:
     import pprint
-    return (f'"""Register map of star_core ({cfg.name}). Generated from hw/regmap.py; do not edit."""\n\n'
+    return (f'"""Register map of star_core ({cfg.name}). Generated from spec/regmap.py; do not edit."""\n\n'
             f"REGMAP = {pprint.pformat(as_dict(cfg), width=100, sort_dicts=False)}\n")

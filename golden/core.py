@@ -1,6 +1,6 @@
 """Bit-exact job model of the STAR core (``hw/core.py``, described in docs/core.md).
 
-One job = one attention head, set up by the job registers of ``hw/regmap.py``:
+One job = one attention head, set up by the job registers of ``spec/regmap.py``:
 
 * :func:`check_registers` is the core's start check: the first failing :class:`ErrorCode` in
   increasing code order (``NONE`` when the job may run);

@@ -5,7 +5,7 @@ Model: :mod:`golden.core` (bit-exact O and counters). User documentation: ``docs
 Structure (one attention head per job, query blocks of T = ``lanes`` rows, key tiles of
 Bc = ``tile`` keys); components joined with ``wiring.connect``:
 
-* controller (here): samples and checks the job registers (``hw/regmap.py`` error codes), then
+* controller (here): samples and checks the job registers (``spec/regmap.py`` error codes), then
   per query block plans it (active lanes, per-lane last visible key, tiles), reads its Q rows
   (to the predictor and the SU-FA lanes) and lets the front and the lists run;
 * read arbiter (``hw/read_arbiter.py``): V before K before Q on the AXI read channel;
@@ -330,7 +330,7 @@ class StarCore(wiring.Component):
                      blk.n_t.eq(Mux(maxlim < key_lo, 1, (local(maxlim) >> lb) + 1))]
 
     def _counters(self, m, u):
-        """The job's counters (``hw/regmap.py`` COUNTERS), cleared when a job starts."""
+        """The job's counters (``spec/regmap.py`` COUNTERS), cleared when a job starts."""
         cnt, fmt, sufa = u.csr.counters, self.fmt, u.sufa
 
         def count(name, cond, amount=1):

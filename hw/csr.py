@@ -1,4 +1,4 @@
-"""AXI4-Lite register block of the STAR core, built from the register map in ``hw/regmap.py``.
+"""AXI4-Lite register block of the STAR core, built from the register map in ``spec/regmap.py``.
 
 Not a Component: the core drives its inputs and reads its outputs as plain signals, and forwards
 the ``s_axil_*`` port signals (``self.port[name]``).

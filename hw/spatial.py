@@ -8,7 +8,7 @@ User documentation: ``docs/spatial.md``.
 Structure. Core c (c = 0 .. N-1) sits at mesh node ``order[c]``, a snake through the mesh, so
 cores c and c + 1 are mesh neighbours. Every core is a :class:`~hw.core.StarCore` node core
 (``spatial``) with its own AXI4 master (``m<c>_axi_*``, its memory channel); one AXI4-Lite
-register block (``s_axil_*``, the core's register map, ``hw/regmap.py``) runs the array.
+register block (``s_axil_*``, the core's register map, ``spec/regmap.py``) runs the array.
 
 * Sharding: with n = ceil(SEQ_LEN / tile) key tiles and q, r = divmod(n, N), core c owns the
   q + (c < r) tiles from tile c·q + min(c, r); its K and V rows are in its own channel from
@@ -64,7 +64,7 @@ def _fifo_link(m: Module, name: str, src, dst, depth: int):
 class SpatialStar(wiring.Component):
     """The Spatial-STAR array of ``scfg`` (a :class:`star.spec.spatial_config.SpatialConfig`).
 
-    Ports: ``s_axil_*`` (AXI4-Lite slave, the register map of ``hw/regmap.py``; counters are
+    Ports: ``s_axil_*`` (AXI4-Lite slave, the register map of ``spec/regmap.py``; counters are
     summed over the cores except CYCLES, the array's), ``irq``, and per core c an AXI4 master
     ``m<c>_axi_*``. Errors: the core's start checks (K and V spans over the largest shard, core
     0's), then SHARD when SEQ_LEN has fewer tiles than the array has cores; BUS when any core
