@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .synth import _prepare, _run, _tool
 
@@ -59,7 +59,7 @@ class Link:
 
     src: str
     dst: str
-    labels: tuple[str, ...] = field(default_factory=tuple)
+    labels: tuple[str, ...] = ()
 
 
 def netlist(verilog: str, top: str, workdir) -> dict:
