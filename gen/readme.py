@@ -75,7 +75,7 @@ def _core(report: dict, folder: str = "core_bench", roofline: bool = False) -> l
     if roofline:
         lines += ["", f"Where each job sits between the compute roof and the memory roof "
                       f"([report](docs/results/{folder}/report.md#roofline), `make bench-core`):",
-                  "", f"![roofline of the {cfg.name} config](docs/results/{folder}/roofline.png)"]
+                  "", f"![roofline](docs/results/{folder}/roofline.png)", ""]
     return lines
 
 
