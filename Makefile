@@ -2,7 +2,7 @@
 #   make test        fast regression (creates the venv and installs everything first if needed)
 #   make test-long   also the tests marked @pytest.mark.long
 #   make regress     robustness sweep: 200 random valid configs (generate, lint, simulate vs golden),
-#                    60 invalid inputs, Icarus vs Verilator, coverage -> docs/results/regress/ (~1 h 40 min)
+#                    60 invalid inputs, Icarus vs Verilator, coverage -> docs/results/regress/ (~1 h)
 #   make verilog     generate Verilog for PRESET (default: default)
 #   make verilog-hashes  re-record tests/verilog_hashes.json after an intended hardware change
 #                    (tests/test_lint.py checks every linted top against it: refactors change no RTL)

@@ -371,7 +371,7 @@ def test_core_coverage(seed):
 # field -> another valid value, from the tiny preset (pred_keys: star_core takes only 1)
 OTHER_VALUE = {"head_dim": 8, "data_bits": 16, "lanes": 3, "tile": 8, "k_tile": 3, "radius": 5,
                "max_seq": 128, "dlzs_rounding": "nearest", "dlzs_k_bits": 4,
-               "dlzs_terms": 2, "dlzs_shift_bits": 3, "pred_keys": 2, "sufa_macs": 4,
+               "dlzs_terms": 2, "dlzs_shift_bits": 2, "pred_keys": 2, "sufa_macs": 4,
                "exp_frac_bits": 5, "exp_out_bits": 11, "recip_bits": 11, "scale_bits": 11,
                "axi_data_bits": 32}
 
@@ -386,6 +386,8 @@ def test_every_config_field_reaches_the_rtl():
     tiny = preset("tiny")
     assert set(OTHER_VALUE) == {f.name for f in fields(StarConfig)} - {"name"}, \
         "OTHER_VALUE must name every StarConfig field but name"
+    equal = [name for name, value in OTHER_VALUE.items() if getattr(tiny, name) == value]
+    assert not equal, f"OTHER_VALUE must differ from the tiny preset's values: {equal}"
 
     def verilog(cfg):                   # star_core holds every other block but for P > 1
         top = "star_dlzs" if cfg.pred_keys > 1 else "star_core"
