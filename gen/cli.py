@@ -225,6 +225,7 @@ def cmd_diagram(args) -> int:
         return 1
     except diagram.GraphvizMissing as e:
         raise UserError(str(e)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(svg)
     print(f"star: wrote {out}")
     return 0

@@ -96,14 +96,17 @@ def test_cell_shares_sum_to_one(net):
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot not installed "
                                                         "(make install installs it)")
-def test_star_diagram_writes_the_same_svg_twice(tmp_path, capsys):
-    out = [tmp_path / "a.svg", tmp_path / "b.svg"]
-    for path in out:
-        assert main(["diagram", "-q", "-p", "tiny", "-o", str(path)]) == 0
+def test_star_diagram_writes_the_same_svg_twice(tmp_path, capsys, monkeypatch):
+    """Once to the default path, once to -o, both in folders that do not exist yet (a fresh
+    clone has no build/)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["diagram", "-q", "-p", "tiny"]) == 0
+    assert main(["diagram", "-q", "-p", "tiny", "-o", "new/b.svg"]) == 0
+    out = [tmp_path / "build" / "tiny" / "star_core.svg", tmp_path / "new" / "b.svg"]
     text = out[0].read_text()
     assert text == out[1].read_text()
     assert text.startswith("<?xml") and "sufa" in text and str(tmp_path) not in text
-    assert sorted(tmp_path.iterdir()) == out            # no netlist files left beside it
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == out   # no netlist files left
 
 
 def test_star_diagram_rejects_bad_requests(tmp_path, capsys):
