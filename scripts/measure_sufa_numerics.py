@@ -76,13 +76,18 @@ def main(argv=None) -> int:
     lines += ["", "exp2: exhaustive over every exponent u; bound 0.75 LSB. Reciprocal: "
               "l in [1, 2^20) plus every power of two ± 1; bound 2^(1-R).", "",
               "## Rescales on real data vs adversarial order", "",
-              "Real attention (all-MiniLM-L6-v2, `data/`), default preset with head_dim = 32, "
-              "k = 16 of 64 per tile, DLZS + SADS. *Adversarial*: the same selection with each "
+              "Real attention: the Gemma 3 decoder (`data/gemma3/`: causal, its sliding window, "
+              "grouped K/V heads; default preset with head_dim = 256, max_seq = 2048) and "
+              "all-MiniLM-L6-v2 (`data/minilm/`; default preset with head_dim = 32); k = 16 of "
+              "64 per tile, DLZS + SADS. *Adversarial*: the same selection with each "
               "tile's true max moved out of the predicted top-2 slots. Means per query row.", "",
               "| data | Q shape | rescales / row (DLZS order) | rescales / row (adversarial) "
               "| tile merges / row |", "|---|---|---|---|---|"]
-    cfg = replace(preset("default"), head_dim=32)
-    for path in ("data/minilm/minilm_l0.npz", "data/minilm/minilm_l5.npz"):
+    decoder = replace(preset("default"), head_dim=256, max_seq=2048)
+    encoder = replace(preset("default"), head_dim=32)
+    for cfg, path in ((decoder, "data/gemma3/gemma3_l5.npz"),
+                      (encoder, "data/minilm/minilm_l0.npz"),
+                      (encoder, "data/minilm/minilm_l5.npz")):
         c, shape = rescale_counts(cfg, path)
         lines.append(f"| {Path(path).name} | {list(shape)} | {c['dlzs']:.3f} | "
                      f"{c['adversarial']:.3f} | {c['merges']:.3f} |")
