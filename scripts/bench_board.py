@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from star.gen.board import BOARDS, build_board  # noqa: E402
-from star.gen.machine import machine, tools  # noqa: E402
+from star.gen.machine import machine, tool_versions, tools  # noqa: E402
 from star.spec.config import preset  # noqa: E402
 
 SHOWN = ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_IO",
@@ -55,7 +55,7 @@ def main() -> int:
     (args.outdir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     lines = ["# star_board bitstreams (ECP5)", "",
              f"Command: `{report['command']}` · machine: {report['machine']} · tools: "
-             + ", ".join(f"{k} {v}" for k, v in report["tools"].items()), "",
+             + tool_versions(report["tools"]), "",
              f"Config `{cfg.name}` (d = {cfg.head_dim}, {cfg.data_bits}-bit, {cfg.lanes} lanes, "
              f"tile {cfg.tile}): the core, its block RAM and the UART bridge (docs/board.md). "
              "fmax: nextpnr-ecp5's estimate for the core clock after routing; a bitstream is "

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from star.gen import calibrate  # noqa: E402
 from star.gen.dse import Evaluator, Workload  # noqa: E402
-from star.gen.machine import machine, tools  # noqa: E402
+from star.gen.machine import machine, tool_versions, tools  # noqa: E402
 from star.golden import core as gcore  # noqa: E402
 from star.spec.config import preset  # noqa: E402
 
@@ -91,7 +91,7 @@ def markdown(r: dict) -> str:
     multi = [abs(j["error"]) for n, j in allj if not j["label"].startswith("S=16 ")]
     lines = ["# Cycle model vs RTL (gen/cycle_model.py)", "",
              f"Command: `{r['command']}` · machine: {r['machine']} · tools: "
-             + ", ".join(f"{k} {v}" for k, v in r["tools"].items())
+             + tool_versions(r["tools"])
              + f" · wall time {r['seconds']} s", "",
              "Every job ran on `star_core` under Verilator (AxiRam memory model, no stalls) and "
              "was checked bit-exact against golden.core; the model gets the job's per-tile "

