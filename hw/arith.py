@@ -1,10 +1,12 @@
-"""Shared arithmetic building blocks: a pipelined adder tree."""
+"""Shared arithmetic building blocks: a pipelined adder tree and a pipelined multiplier."""
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Shape, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["adder_tree", "tree_latency"]
+__all__ = ["adder_tree", "tree_latency", "MulPipe", "mul_latency", "MUL_SPLIT_BITS"]
 
 
 def adder_tree(m: Module, terms, carry, en, tag: str):
@@ -36,3 +38,52 @@ def adder_tree(m: Module, terms, carry, en, tag: str):
 def tree_latency(n_terms: int) -> int:
     """Return the latency in cycles of :func:`adder_tree` over ``n_terms`` terms."""
     return max(1, -(-(n_terms - 1).bit_length() // 2))
+
+
+#: the widest operand a multiplier of :class:`MulPipe` takes in one cycle; a wider first operand
+#: is split in two halves whose partial products are summed in a cycle of their own
+MUL_SPLIT_BITS = 24
+
+
+def mul_latency(a_bits: int, b_bits: int) -> int:
+    """Cycles of :class:`MulPipe` from its operands to the product: the operand registers, the
+    product register, and the partial-sum register when the first operand is split."""
+    return 3 if max(a_bits, b_bits) > MUL_SPLIT_BITS else 2
+
+
+class MulPipe(wiring.Component):
+    """p = a·b, pipelined: the operands registered, the product registered (a product of a wide
+    operand: two registered partial products of its halves, then their registered sum).
+
+    Ports: ``en`` In (every register loads only while en); ``a``, ``b`` In (shapes given,
+    signed or unsigned); ``p`` Out, ``len(a) + len(b)`` bits, signed if either is.
+    Latency ``mul_latency(len(a), len(b))`` enabled cycles; throughput one product per enabled
+    cycle; no backpressure.
+    """
+
+    def __init__(self, a_shape, b_shape):
+        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+        if b_shape.width > a_shape.width:
+            raise ValueError("MulPipe: the first operand must be the wider one")
+        self.split = mul_latency(a_shape.width, b_shape.width) == 3
+        signed_p = a_shape.signed or b_shape.signed
+        super().__init__({"en": In(1), "a": In(a_shape), "b": In(b_shape),
+                          "p": Out(Shape(a_shape.width + b_shape.width, signed_p))})
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b = Signal.like(self.a), Signal.like(self.b)
+        with m.If(self.en):
+            m.d.sync += [a.eq(self.a), b.eq(self.b)]
+        if not self.split:
+            with m.If(self.en):
+                m.d.sync += self.p.eq(a * b)
+            return m
+        h = len(a) // 2
+        lo = Signal(Shape(h + len(b), b.shape().signed), name="pp_lo")
+        hi = Signal(Shape(len(a) - h + len(b), self.p.shape().signed), name="pp_hi")
+        with m.If(self.en):
+            m.d.sync += [lo.eq(a[:h] * b), hi.eq(a[h:].as_signed() * b if a.shape().signed
+                                                   else a[h:] * b)]
+            m.d.sync += self.p.eq((hi << h) + lo)
+        return m

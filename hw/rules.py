@@ -18,27 +18,32 @@ saturate(x, bits), clamp_max(x, hi)
     Expressions of x's width.
 table_shift(m, x, n, name=)
     Rule 3, the exp2 unit's rounded shift by an unsigned Value n >= 0: (x + half) >> n, half =
-    0 when n = 0 (no rounding), else 2**(n-1). ``half`` is a Signal called ``name``,
-    ``len(x) + 1`` bits; returns the expression. Used twice in ``hw/exp2.py`` (u and p).
+    0 when n = 0 (no rounding), else 2**(n-1); computed as the shift (x << 1) >> n (a Signal
+    called ``name``, ``len(x) + 1`` bits) and a one-bit rounding add; returns the expression.
+    ``hw/exp2.py`` uses its two halves, ``table_shift_start`` (the shift) and
+    ``table_shift_finish`` (the add), with a pipeline register between them, twice (u and p).
 rescale(m, x, f, shift, name=)
     Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
     exp2 weight f; int or Value as in :func:`round_shift`). The product is a Signal ``prod`` of
     ``len(x) + len(f) + 1`` signed bits; returns the rounded Signal called ``name``,
-    ``len(prod) + 1`` signed bits. Used by ``hw/merge.py`` and ``hw/sufa_lane.py``.
+    ``len(prod) + 1`` signed bits. Used by ``hw/merge.py``; ``hw/sufa_lane.py`` multiplies in
+    a :class:`hw.arith.MulPipe` and rounds its product with ``rescale_round``.
 recip_normalize(m, o, r, shift, bits, name=)
     Rule 4, the reciprocal normalisation: saturate(rescale(o, r, shift), bits) with the variable
     shift >= 1 of the reciprocal unit; returns the saturated expression (``bits`` range, the
     rounded Signal's width). Used by ``hw/normalize.py``.
 
-:class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it calls
-``rescale`` with the shift ``Mux(normalizing, nshift, P)`` and saturates the normalised row.
+:class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it rounds
+its product with ``rescale_round`` by ``Mux(normalizing, nshift, P)`` and saturates the
+normalised row.
 """
 
 from __future__ import annotations
 
-from amaranth import Mux, Signal, signed
+from amaranth import Cat, Const, Mux, Signal, signed
 
-__all__ = ["round_shift", "saturate", "clamp_max", "table_shift", "rescale", "recip_normalize"]
+__all__ = ["round_shift", "saturate", "clamp_max", "table_shift", "table_shift_start",
+           "table_shift_finish", "rescale", "rescale_round", "recip_normalize"]
 
 
 def round_shift(x, shift):
@@ -61,10 +66,26 @@ def clamp_max(x, hi: int):
 
 
 def table_shift(m, x, n, *, name: str):
-    """Return x / 2**n rounded half up for n >= 1, x itself for n = 0 (an unsigned Value n)."""
-    half = Signal(len(x) + 1, name=name)
-    m.d.comb += half.eq(Mux(n == 0, 0, 1 << (n - 1)[:len(n)]))
-    return (x + half) >> n
+    """Return x / 2**n rounded half up for n >= 1, x itself for n = 0 (an unsigned Value n).
+
+    Computed as :func:`table_shift_finish` of :func:`table_shift_start`: the shift first (a
+    Signal called ``name``), then a one-bit rounding add, so a pipeline may put a register
+    between the two halves and the adder is as narrow as the shifted value."""
+    w = Signal(len(x) + 1, name=name)
+    m.d.comb += w.eq(table_shift_start(x, n))
+    return table_shift_finish(w, n != 0)
+
+
+def table_shift_start(x, n):
+    """The first half of :func:`table_shift`: x / 2**(n - 1) truncated, (x << 1) >> n."""
+    return Cat(Const(0, 1), x) >> n
+
+
+def table_shift_finish(w, rounds):
+    """The second half of :func:`table_shift`: (w + rounds) >> 1, ``rounds`` = (n != 0).
+    (For n >= 1, (floor(x / 2**(n-1)) + 1) >> 1 = floor((x + 2**(n-1)) / 2**n); for n = 0 it
+    is x.)"""
+    return (w + rounds) >> 1
 
 
 def rescale(m, x, f, shift, *, name: str):
@@ -72,8 +93,13 @@ def rescale(m, x, f, shift, *, name: str):
     prod = Signal(signed(len(x) + len(f) + 1))
     m.d.comb += prod.eq(x * f)
     out = Signal(signed(len(prod) + 1), name=name)
-    m.d.comb += out.eq(round_shift(prod, shift))
+    m.d.comb += out.eq(rescale_round(prod, shift))
     return out
+
+
+def rescale_round(prod, shift):
+    """The rounding of :func:`rescale` on its product x·f (from a pipelined multiplier)."""
+    return round_shift(prod, shift)
 
 
 def recip_normalize(m, o, r, shift, bits: int, *, name: str):

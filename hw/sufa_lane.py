@@ -33,14 +33,14 @@ from amaranth.lib.memory import Memory
 
 from star.spec.formats import unsigned_bits
 
-from .arith import adder_tree, tree_latency
+from .arith import MulPipe, adder_tree, mul_latency, tree_latency
 from .exp2 import Exp2Unit, exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
-from .rules import rescale, saturate
+from .rules import rescale_round, saturate
 
-__all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "rescale_cycles",
-           "norm_cycles"]
+__all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_latency",
+           "rescale_cycles", "norm_cycles"]
 
 
 def accumulate_latency(cfg) -> int:
@@ -54,15 +54,25 @@ def score_latency(cfg) -> int:
     return 2 + tree_latency(cfg.sufa_macs)
 
 
+def state_latency(cfg) -> int:
+    """Cycles of the state multiplier from an element's read to its result (written back to O
+    or L, or shifted into the row out): the multiplier (:func:`hw.arith.mul_latency`), then the
+    rounding register."""
+    fmt = cfg.formats
+    return mul_latency(fmt.o_bits, max(fmt.p_bits, fmt.recip_bits + 1)) + 1
+
+
 def rescale_cycles(cfg) -> int:
     """Cycles a rescale (tile merge or max assurance) takes once the lane's pipeline is empty:
-    the exp2 factor, then L and the d elements of O one per cycle, then M."""
-    return exp2_latency(cfg) + cfg.head_dim + 2
+    the exp2 factor, then the d elements of O and L one per cycle, their results back
+    (``state_latency``), then M."""
+    return exp2_latency(cfg) + cfg.head_dim + state_latency(cfg) + 3
 
 
 def norm_cycles(cfg) -> int:
-    """Cycles of the final O / L once the pipeline is empty: the reciprocal, then d elements."""
-    return recip_latency(cfg) + cfg.head_dim + 2
+    """Cycles of the final O / L once the pipeline is empty: the reciprocal, then d elements
+    and their results back (``state_latency``)."""
+    return recip_latency(cfg) + cfg.head_dim + state_latency(cfg) + 3
 
 
 class SufaLane(wiring.Component):
@@ -319,6 +329,7 @@ class SufaLane(wiring.Component):
         e_next = Signal(range(d + 1))
         lp, lg = P.bit_length() - 1, G.bit_length() - 1
         m.d.comb += O.addr.eq(Mux(fp.valid, self.v_idx, e_next[lp:lp + lg] if lg else 0))
+        m.d.comb += O.w_addr.eq(O.rd_chunk)
         with m.If(fa.valid):
             m.d.sync += L.eq(L + pd)
             m.d.comb += [O.w_en.eq(-1), O.mark.eq(1)]
@@ -345,7 +356,8 @@ class SufaLane(wiring.Component):
 
         # the state pass through the state multiplier (rescale by f, normalise by r, or the
         # partial state's unload): element sel_e of O per cycle (its chunk read a cycle
-        # earlier, from e_next), then L at sel_e = d
+        # earlier, from e_next), then L at sel_e = d; each element's result comes back
+        # ``state_latency(cfg)`` cycles after it is read (the tag pipeline sp below)
         sel_e, e_next = Signal(range(d + 1)), a["e_next"]
         m.d.comb += e_next.eq(sel_e)
         m.d.sync += sel_e.eq(e_next)
@@ -354,26 +366,43 @@ class SufaLane(wiring.Component):
         normalizing = Signal()
         x = Signal(signed(fmt.o_bits))
         Pm = fmt.sufa_macs
-        elem = sel_e[:Pm.bit_length() - 1] if Pm > 1 else 0
-        m.d.comb += x.eq(Mux(sel_e == d, L, O.data.as_value().word_select(elem, fmt.o_bits)
+        lp = Pm.bit_length() - 1
+
+        def elem(e):
+            return e[:lp] if Pm > 1 else 0
+        m.d.comb += x.eq(Mux(sel_e == d, L, O.data.as_value().word_select(elem(sel_e), fmt.o_bits)
                              if Pm > 1 else O.data[0]))
         # x·f_reg rounded half up: by 2**P (rescale), by 2**nshift (normalise, then saturated)
-        mul_out = rescale(m, x, f_reg, P if self.partial else Mux(normalizing, nshift, P),
-                          name="mul_out")
-        scale = Signal()
+        m.submodules.smul = smul = MulPipe(x.shape(), unsigned(len(f_reg)))
+        m.d.comb += [smul.en.eq(1), smul.a.eq(x), smul.b.eq(f_reg)]
+        mul_out = Signal(signed(len(smul.p) + 1), name="mul_out")
+        m.d.sync += mul_out.eq(rescale_round(smul.p,
+                                             P if self.partial else Mux(normalizing, nshift, P)))
+        # the tag of each element in flight: sp[i] = (valid, e) i cycles after its read
+        scale, take = Signal(), Signal()
+        tag = data.StructLayout({"valid": 1, "e": range(d + 1)})
+        sp = [Signal(tag, name=f"sp_{i}") for i in range(state_latency(cfg) + 1)]
+        m.d.comb += [sp[0].valid.eq(take), sp[0].e.eq(sel_e)]
+        m.d.sync += [sp[i + 1].eq(sp[i]) for i in range(len(sp) - 1)]
+        sp_out = sp[-1]
+        sp_busy = Signal()
+        m.d.comb += sp_busy.eq(Cat(*(t.valid for t in sp[1:])).any())
         with m.If(scale):
-            m.d.comb += e_next.eq(sel_e + 1)
-            with m.If(sel_e == d):
+            m.d.comb += [e_next.eq(sel_e + 1), take.eq(1)]
+        with m.If(sp_out.valid & ~normalizing):
+            with m.If(sp_out.e == d):
                 m.d.sync += L.eq(mul_out)
             with m.Else():
-                m.d.comb += [O.w_en.eq(Const(1, Pm) << elem if Pm > 1 else 1)]
+                m.d.comb += [O.w_addr.eq(sp_out.e[lp:]),
+                             O.w_en.eq(Const(1, Pm) << elem(sp_out.e) if Pm > 1 else 1)]
                 m.d.comb += [O.w_data[i].eq(mul_out) for i in range(Pm)]
-        # the row out (normalised and saturated; partial: O unscaled), shifted in element-wise
+        # the row out (normalised and saturated; partial: O unscaled, read straight from O),
+        # shifted in element-wise
         out = self.state.o if self.partial else self.o_row
         shift_in = Signal()
         new_e = x if self.partial else saturate(mul_out, cfg.data_bits)
         ew = fmt.o_bits if self.partial else cfg.data_bits
-        with m.If(shift_in):
+        with m.If(shift_in if self.partial else sp_out.valid & normalizing):
             m.d.sync += out.as_value().eq(Cat(out.as_value()[ew:], new_e[:ew]))
 
         wait = Signal(range(exp2_latency(cfg) + 1))
@@ -442,6 +471,11 @@ class SufaLane(wiring.Component):
             with m.State("SCALE"):
                 m.d.comb += [self.stalled.eq(1), scale.eq(1)]
                 with m.If(sel_e == d):
+                    m.next = "SCALE_END"
+            with m.State("SCALE_END"):
+                # the last results come back before the walk reads O again
+                m.d.comb += self.stalled.eq(1)
+                with m.If(~sp_busy):
                     m.d.sync += M.eq(pend_m)
                     m.next = "WALK"
             with m.State("FINAL"):
@@ -460,10 +494,18 @@ class SufaLane(wiring.Component):
                         m.d.comb += e_next.eq(0)
                         m.next = "UNLOAD"
             with m.State("UNLOAD"):
-                m.d.comb += [shift_in.eq(1), e_next.eq(sel_e + 1)]
+                m.d.comb += e_next.eq(sel_e + 1)
+                if self.partial:
+                    m.d.comb += shift_in.eq(1)
+                else:
+                    m.d.comb += take.eq(1)
                 with m.If(sel_e == d - 1):
-                    m.d.sync += normalizing.eq(0)
-                    m.next = "DONE"
+                    m.next = "DONE" if self.partial else "UNLOAD_END"
+            if not self.partial:
+                with m.State("UNLOAD_END"):
+                    with m.If(~sp_busy):
+                        m.d.sync += normalizing.eq(0)
+                        m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.clear_block):
@@ -481,9 +523,10 @@ class OState(wiring.Component):
 
     addr        In: the chunk read this cycle; ``data`` gives it a cycle later (a chunk not
                 written since ``clear`` reads as zeros; a write in the same cycle is seen).
-    w_en, w_data    In: per element, write the chunk ``data`` gives this cycle (the chunk
-                read last cycle): the read-modify-write of O[chunk] += p·v[chunk] and of the
-                rescale's one element per cycle.
+    rd_chunk    Out: the chunk ``data`` gives this cycle (``addr`` a cycle ago).
+    w_addr, w_en, w_data    In: per element, write chunk ``w_addr``: the read-modify-write of
+                O[chunk] += p·v[chunk] (``w_addr`` = ``rd_chunk``) and the state pass's one
+                element per cycle (its chunk, read ``state_latency`` cycles earlier).
     mark        In: the write makes the whole chunk valid (every element written).
     clear       In: every chunk reads as zeros from the next cycle.
     """
@@ -494,6 +537,7 @@ class OState(wiring.Component):
         self.G = max(fmt.sufa_chunks, 2)              # (G = 1: one chunk used, no 0-bit address)
         chunk = data.ArrayLayout(signed(self.ob), self.P)
         super().__init__({"addr": In(range(self.G)), "data": Out(chunk),
+                          "rd_chunk": Out(range(self.G)), "w_addr": In(range(self.G)),
                           "w_en": In(self.P), "w_data": In(chunk), "mark": In(1),
                           "clear": In(1)})
 
@@ -503,14 +547,14 @@ class OState(wiring.Component):
         m.submodules.mem = mem = Memory(shape=width, depth=self.G, init=[])
         wp = mem.write_port(granularity=self.ob)
         rp = mem.read_port(transparent_for=(wp,))
-        chunk = Signal(range(self.G))                 # the chunk ``data`` holds
+        chunk = self.rd_chunk                         # the chunk ``data`` holds
         valid = Signal(self.G)                        # chunks written since clear
         m.d.sync += chunk.eq(self.addr)
-        m.d.comb += [rp.addr.eq(self.addr), wp.addr.eq(chunk), wp.en.eq(self.w_en),
+        m.d.comb += [rp.addr.eq(self.addr), wp.addr.eq(self.w_addr), wp.en.eq(self.w_en),
                      wp.data.eq(self.w_data.as_value()),
                      self.data.as_value().eq(Mux(valid.bit_select(chunk, 1), rp.data, 0))]
         with m.If(self.clear):
             m.d.sync += valid.eq(0)
         with m.Elif(self.mark):
-            m.d.sync += valid.eq(valid | (Const(1, self.G) << chunk))
+            m.d.sync += valid.eq(valid | (Const(1, self.G) << self.w_addr))
         return m
