@@ -121,7 +121,7 @@ class SufaEngine(wiring.Component):
                 ks.addr[t].eq(lane.k_addr), lane.k_chunk.eq(ks.chunk[t]),
                 lane.k_phase.eq(ks.phase[t]),
                 vs.addr[t].eq(lane.v_addr), lane.v_chunk.eq(vs.chunk[t]),
-                lane.v_idx.eq(vs.chunk_idx[t]),
+                lane.v_phase.eq(vs.phase[t]),
                 lane.v_filled.eq(self.v_filled),
                 lane.k_release.eq(self.k_release), lane.v_release.eq(self.v_release),
             ]

@@ -55,24 +55,24 @@ def score_latency(cfg) -> int:
 
 
 def state_latency(cfg) -> int:
-    """Cycles of the state multiplier from an element's read to its result (written back to O
-    or L, or shifted into the row out): the multiplier (:func:`hw.arith.mul_latency`), then the
-    rounding register."""
+    """Cycles of the state pass from an element's address to its result (written back to O or
+    L, or shifted into the row out): the O read (``O_READ_LATENCY``), the multiplier
+    (:func:`hw.arith.mul_latency`), then the rounding register."""
     fmt = cfg.formats
-    return mul_latency(fmt.o_bits, max(fmt.p_bits, fmt.recip_bits + 1)) + 1
+    return O_READ_LATENCY + mul_latency(fmt.o_bits, max(fmt.p_bits, fmt.recip_bits + 1)) + 1
 
 
 def rescale_cycles(cfg) -> int:
     """Cycles a rescale (tile merge or max assurance) takes once the lane's pipeline is empty:
     the exp2 factor, then the d elements of O and L one per cycle, their results back
     (``state_latency``), then M."""
-    return exp2_latency(cfg) + cfg.head_dim + state_latency(cfg) + 3
+    return exp2_latency(cfg) + cfg.head_dim + state_latency(cfg) + 2
 
 
 def norm_cycles(cfg) -> int:
     """Cycles of the final O / L once the pipeline is empty: the reciprocal, then d elements
     and their results back (``state_latency``)."""
-    return recip_latency(cfg) + cfg.head_dim + state_latency(cfg) + 3
+    return recip_latency(cfg) + cfg.head_dim + state_latency(cfg) + 2
 
 
 class SufaLane(wiring.Component):
@@ -82,10 +82,10 @@ class SufaLane(wiring.Component):
                             that block's first tile).
     list_we, list_index, list_count, list_first, list_final
                             the lane's list of the next tile (``list_full`` until S takes it).
-    k_addr / k_chunk, k_phase; v_addr / v_chunk, v_idx
-                            the tile stores: address out, chunk back a cycle later; ``k_phase``
-                            the chunk index the K address reads this cycle, ``v_idx`` the index
-                            of the V chunk that arrives.
+    k_addr / k_chunk, k_phase; v_addr / v_chunk, v_phase
+                            the tile stores: address out, chunk back a cycle later;
+                            ``k_phase`` / ``v_phase`` the chunk index the K / V address reads
+                            this cycle.
     v_filled                a tile's V rows are all in the V store (tiles in order).
     k_release, v_release    the engine freed the oldest K / V tile slot (every lane had
                             ``s_pend`` / ``a_pend``: finished S / A of it).
@@ -116,7 +116,7 @@ class SufaLane(wiring.Component):
             "list_count": In(self.cnt_bits), "list_first": In(1), "list_final": In(1),
             "k_addr": Out(self.addr_bits), "v_addr": Out(self.addr_bits),
             "k_chunk": In(chunk), "v_chunk": In(chunk),
-            "v_idx": In(idx), "k_phase": In(idx),
+            "v_phase": In(idx), "k_phase": In(idx),
             "v_filled": In(1), "k_release": In(1), "v_release": In(1),
             "s_pend": Out(1), "a_pend": Out(1),
             "done": Out(1), "clear_block": In(1),
@@ -323,12 +323,12 @@ class SufaLane(wiring.Component):
         m.d.sync += pd.eq(Mux(fp.valid & fp.first, p_hold, 0))
         fa = fl[-1]
         m.d.comb += self.mac_busy.eq(fp.valid)
-        # O[chunk] += p·v[chunk]: the chunk is read as its V chunk arrives, written a cycle later
-        # (otherwise the state pass reads the chunk of its next element)
+        # O[chunk] += p·v[chunk]: the chunk is read as its V address goes out (OState's two
+        # read cycles end as the product arrives), written in the cycle its sum is formed
         m.submodules.ostate = O = OState(cfg)
-        e_next = Signal(range(d + 1))
+        pe = Signal(range(d + 1))                    # the state pass's element addressed
         lp, lg = P.bit_length() - 1, G.bit_length() - 1
-        m.d.comb += O.addr.eq(Mux(fp.valid, self.v_idx, e_next[lp:lp + lg] if lg else 0))
+        m.d.comb += O.addr.eq(Mux(fv.valid, self.v_phase, pe[lp:lp + lg] if lg else 0))
         m.d.comb += O.w_addr.eq(O.rd_chunk)
         with m.If(fa.valid):
             m.d.sync += L.eq(L + pd)
@@ -337,7 +337,7 @@ class SufaLane(wiring.Component):
 
         scored = Signal(self.cnt_bits)
         m.d.comb += scored.eq(Mux(a_slot, st["scored"][1], st["scored"][0]))
-        self._control(m, dict(M=M, has=has, L=L, O=O, e_next=e_next, pend_m=pend_m, rec=rec,
+        self._control(m, dict(M=M, has=has, L=L, O=O, pe=pe, pend_m=pend_m, rec=rec,
                               scored=scored,
                               v_avail=v_avail, ready=st["ready"], a_take=a_take,
                               a_slot=a_slot, a_final=a_final, a_count=a_count, a_e=a_e,
@@ -355,22 +355,31 @@ class SufaLane(wiring.Component):
         m.d.comb += r.eq(Mux(a_slot, rec[1].as_value(), rec[0].as_value()))
 
         # the state pass through the state multiplier (rescale by f, normalise by r, or the
-        # partial state's unload): element sel_e of O per cycle (its chunk read a cycle
-        # earlier, from e_next), then L at sel_e = d; each element's result comes back
-        # ``state_latency(cfg)`` cycles after it is read (the tag pipeline sp below)
-        sel_e, e_next = Signal(range(d + 1)), a["e_next"]
-        m.d.comb += e_next.eq(sel_e)
-        m.d.sync += sel_e.eq(e_next)
+        # partial state's unload): element pe of O addressed per cycle (L at pe = d), its value
+        # x two cycles later (OState's read), its result ``state_latency(cfg)`` cycles after
+        # the address; a tag (valid, e, write back) travels alongside: sp[i], i cycles on
+        pe = a["pe"]
         f_reg = Signal(max(fmt.p_bits, R + 1))
         nshift = Signal(unsigned_bits(fmt.l_bits - 1 + R))
         normalizing = Signal()
+        issue_e, write_back = Signal(), Signal()
+        tag = data.StructLayout({"valid": 1, "e": range(d + 1), "wb": 1})
+        sp = [Signal(tag, name=f"sp_{i}") for i in range(state_latency(cfg) + 1)]
+        m.d.comb += [sp[0].valid.eq(issue_e), sp[0].e.eq(pe), sp[0].wb.eq(write_back)]
+        m.d.sync += [sp[i + 1].eq(sp[i]) for i in range(len(sp) - 1)]
+        with m.If(issue_e):
+            m.d.sync += pe.eq(pe + 1)
+        sp_x, sp_out = sp[O_READ_LATENCY], sp[-1]
+        sp_busy = Signal()
+        m.d.comb += sp_busy.eq(Cat(*(t.valid for t in sp[1:])).any())
         x = Signal(signed(fmt.o_bits))
         Pm = fmt.sufa_macs
         lp = Pm.bit_length() - 1
 
         def elem(e):
             return e[:lp] if Pm > 1 else 0
-        m.d.comb += x.eq(Mux(sel_e == d, L, O.data.as_value().word_select(elem(sel_e), fmt.o_bits)
+        m.d.comb += x.eq(Mux(sp_x.e == d, L, O.data.as_value().word_select(elem(sp_x.e),
+                                                                             fmt.o_bits)
                              if Pm > 1 else O.data[0]))
         # x·f_reg rounded half up: by 2**P (rescale), by 2**nshift (normalise, then saturated)
         m.submodules.smul = smul = MulPipe(x.shape(), unsigned(len(f_reg)))
@@ -378,18 +387,7 @@ class SufaLane(wiring.Component):
         mul_out = Signal(signed(len(smul.p) + 1), name="mul_out")
         m.d.sync += mul_out.eq(rescale_round(smul.p,
                                              P if self.partial else Mux(normalizing, nshift, P)))
-        # the tag of each element in flight: sp[i] = (valid, e) i cycles after its read
-        scale, take = Signal(), Signal()
-        tag = data.StructLayout({"valid": 1, "e": range(d + 1)})
-        sp = [Signal(tag, name=f"sp_{i}") for i in range(state_latency(cfg) + 1)]
-        m.d.comb += [sp[0].valid.eq(take), sp[0].e.eq(sel_e)]
-        m.d.sync += [sp[i + 1].eq(sp[i]) for i in range(len(sp) - 1)]
-        sp_out = sp[-1]
-        sp_busy = Signal()
-        m.d.comb += sp_busy.eq(Cat(*(t.valid for t in sp[1:])).any())
-        with m.If(scale):
-            m.d.comb += [e_next.eq(sel_e + 1), take.eq(1)]
-        with m.If(sp_out.valid & ~normalizing):
+        with m.If(sp_out.valid & sp_out.wb):
             with m.If(sp_out.e == d):
                 m.d.sync += L.eq(mul_out)
             with m.Else():
@@ -399,10 +397,10 @@ class SufaLane(wiring.Component):
         # the row out (normalised and saturated; partial: O unscaled, read straight from O),
         # shifted in element-wise
         out = self.state.o if self.partial else self.o_row
-        shift_in = Signal()
         new_e = x if self.partial else saturate(mul_out, cfg.data_bits)
         ew = fmt.o_bits if self.partial else cfg.data_bits
-        with m.If(shift_in if self.partial else sp_out.valid & normalizing):
+        out_tag = sp_x if self.partial else sp_out
+        with m.If(out_tag.valid & ~out_tag.wb):
             m.d.sync += out.as_value().eq(Cat(out.as_value()[ew:], new_e[:ew]))
 
         wait = Signal(range(exp2_latency(cfg) + 1))
@@ -465,12 +463,11 @@ class SufaLane(wiring.Component):
                 m.d.comb += [self.stalled.eq(1), a["factor"].eq(1)]
                 m.d.sync += wait.eq(wait - 1)
                 with m.If(wait == 0):
-                    m.d.sync += [f_reg.eq(exp.p), normalizing.eq(0)]
-                    m.d.comb += e_next.eq(0)
+                    m.d.sync += [f_reg.eq(exp.p), normalizing.eq(0), pe.eq(0)]
                     m.next = "SCALE"
             with m.State("SCALE"):
-                m.d.comb += [self.stalled.eq(1), scale.eq(1)]
-                with m.If(sel_e == d):
+                m.d.comb += [self.stalled.eq(1), issue_e.eq(1), write_back.eq(1)]
+                with m.If(pe == d):
                     m.next = "SCALE_END"
             with m.State("SCALE_END"):
                 # the last results come back before the walk reads O again
@@ -481,7 +478,7 @@ class SufaLane(wiring.Component):
             with m.State("FINAL"):
                 with m.If(~a["busy_pipe"]):
                     if self.partial:
-                        m.d.comb += e_next.eq(0)
+                        m.d.sync += pe.eq(0)
                         m.next = "UNLOAD"
                     else:
                         m.d.comb += recip.start.eq(1)
@@ -490,22 +487,16 @@ class SufaLane(wiring.Component):
                 with m.State("RECIP"):
                     with m.If(recip.done):
                         m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift),
-                                     normalizing.eq(1)]
-                        m.d.comb += e_next.eq(0)
+                                     normalizing.eq(1), pe.eq(0)]
                         m.next = "UNLOAD"
             with m.State("UNLOAD"):
-                m.d.comb += e_next.eq(sel_e + 1)
-                if self.partial:
-                    m.d.comb += shift_in.eq(1)
-                else:
-                    m.d.comb += take.eq(1)
-                with m.If(sel_e == d - 1):
-                    m.next = "DONE" if self.partial else "UNLOAD_END"
-            if not self.partial:
-                with m.State("UNLOAD_END"):
-                    with m.If(~sp_busy):
-                        m.d.sync += normalizing.eq(0)
-                        m.next = "DONE"
+                m.d.comb += issue_e.eq(1)
+                with m.If(pe == d - 1):
+                    m.next = "UNLOAD_END"
+            with m.State("UNLOAD_END"):
+                with m.If(~sp_busy):
+                    m.d.sync += normalizing.eq(0)
+                    m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.clear_block):
@@ -517,16 +508,21 @@ class SufaLane(wiring.Component):
                      self.state.l.eq(L)]
 
 
+#: cycles from an OState address to its data: the memory's read port, then a register
+O_READ_LATENCY = 2
+
+
 class OState(wiring.Component):
     """A lane's output accumulator O[head_dim] in a memory of G = head_dim / P chunks of P
     elements (no flip-flop per element, P adders instead of head_dim).
 
-    addr        In: the chunk read this cycle; ``data`` gives it a cycle later (a chunk not
-                written since ``clear`` reads as zeros; a write in the same cycle is seen).
-    rd_chunk    Out: the chunk ``data`` gives this cycle (``addr`` a cycle ago).
+    addr        In: the chunk read this cycle; ``data`` gives it ``O_READ_LATENCY`` = 2 cycles
+                later, registered (a chunk not written since ``clear`` reads as zeros; every
+                write up to the cycle before ``data`` shows is in it, the last one forwarded).
+    rd_chunk    Out: the chunk ``data`` gives this cycle.
     w_addr, w_en, w_data    In: per element, write chunk ``w_addr``: the read-modify-write of
                 O[chunk] += p·v[chunk] (``w_addr`` = ``rd_chunk``) and the state pass's one
-                element per cycle (its chunk, read ``state_latency`` cycles earlier).
+                element per cycle.
     mark        In: the write makes the whole chunk valid (every element written).
     clear       In: every chunk reads as zeros from the next cycle.
     """
@@ -547,12 +543,18 @@ class OState(wiring.Component):
         m.submodules.mem = mem = Memory(shape=width, depth=self.G, init=[])
         wp = mem.write_port(granularity=self.ob)
         rp = mem.read_port(transparent_for=(wp,))
-        chunk = self.rd_chunk                         # the chunk ``data`` holds
+        chunk = Signal(range(self.G))                 # the chunk rp.data holds
         valid = Signal(self.G)                        # chunks written since clear
-        m.d.sync += chunk.eq(self.addr)
+        m.d.sync += [chunk.eq(self.addr), self.rd_chunk.eq(chunk)]
         m.d.comb += [rp.addr.eq(self.addr), wp.addr.eq(self.w_addr), wp.en.eq(self.w_en),
-                     wp.data.eq(self.w_data.as_value()),
-                     self.data.as_value().eq(Mux(valid.bit_select(chunk, 1), rp.data, 0))]
+                     wp.data.eq(self.w_data.as_value())]
+        # the register after the read port takes this cycle's write to its chunk (the write
+        # the memory shows only from the next read on)
+        stored = Mux(valid.bit_select(chunk, 1), rp.data, 0)
+        hit = self.w_addr == chunk
+        for i in range(self.P):
+            m.d.sync += self.data[i].eq(Mux(hit & self.w_en[i], self.w_data[i],
+                                            stored[i * self.ob:(i + 1) * self.ob]))
         with m.If(self.clear):
             m.d.sync += valid.eq(0)
         with m.Elif(self.mark):
