@@ -53,7 +53,8 @@ def mul_latency(a_bits: int, b_bits: int) -> int:
 
 class MulPipe(wiring.Component):
     """p = a·b, pipelined: the operands registered, the product registered (a product of a wide
-    operand: two registered partial products of its halves, then their registered sum).
+    operand: two registered partial products of the wider operand's halves, then their
+    registered sum).
 
     Ports: ``en`` In (every register loads only while en); ``a``, ``b`` In (shapes given,
     signed or unsigned); ``p`` Out, ``len(a) + len(b)`` bits, signed if either is.
@@ -63,8 +64,6 @@ class MulPipe(wiring.Component):
 
     def __init__(self, a_shape, b_shape):
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
-        if b_shape.width > a_shape.width:
-            raise ValueError("MulPipe: the first operand must be the wider one")
         self.split = mul_latency(a_shape.width, b_shape.width) == 3
         signed_p = a_shape.signed or b_shape.signed
         super().__init__({"en": In(1), "a": In(a_shape), "b": In(b_shape),
@@ -79,9 +78,12 @@ class MulPipe(wiring.Component):
             with m.If(self.en):
                 m.d.sync += self.p.eq(a * b)
             return m
+        if len(b) > len(a):                         # split the wider operand
+            a, b = b, a
         h = len(a) // 2
         lo = Signal(Shape(h + len(b), b.shape().signed), name="pp_lo")
-        hi = Signal(Shape(len(a) - h + len(b), self.p.shape().signed), name="pp_hi")
+        hi = Signal(Shape(len(a) - h + len(b), a.shape().signed or b.shape().signed),
+                    name="pp_hi")
         with m.If(self.en):
             m.d.sync += [lo.eq(a[:h] * b), hi.eq(a[h:].as_signed() * b if a.shape().signed
                                                    else a[h:] * b)]

@@ -27,31 +27,42 @@ rescale(m, x, f, shift, name=)
     exp2 weight f; int or Value as in :func:`round_shift`). The product is a Signal ``prod`` of
     ``len(x) + len(f) + 1`` signed bits; returns the rounded Signal called ``name``,
     ``len(prod) + 1`` signed bits. Used by ``hw/merge.py``; ``hw/sufa_lane.py`` multiplies in
-    a :class:`hw.arith.MulPipe` and rounds its product with ``rescale_round``.
+    a :class:`hw.arith.MulPipe` and rounds its product in the two halves of ``round_shift``
+    (``round_shift_start``: the shift, registered; ``round_shift_finish``: the add).
 recip_normalize(m, o, r, shift, bits, name=)
     Rule 4, the reciprocal normalisation: saturate(rescale(o, r, shift), bits) with the variable
     shift >= 1 of the reciprocal unit; returns the saturated expression (``bits`` range, the
     rounded Signal's width). Used by ``hw/normalize.py``.
 
 :class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it rounds
-its product with ``rescale_round`` by ``Mux(normalizing, nshift, P)`` and saturates the
-normalised row.
+its product by ``Mux(normalizing, nshift, P)`` (the two halves of ``round_shift``) and
+saturates the normalised row.
 """
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Mux, Signal, signed
 
-__all__ = ["round_shift", "saturate", "clamp_max", "table_shift", "table_shift_start",
+__all__ = ["round_shift", "round_shift_start", "round_shift_finish", "saturate", "clamp_max", "table_shift", "table_shift_start",
            "table_shift_finish", "rescale", "rescale_round", "recip_normalize"]
 
 
 def round_shift(x, shift):
     """Return x / 2**shift rounded half up, (x + 2**(shift-1)) >> shift; ``shift`` >= 1 (int or
-    unsigned Value)."""
-    if isinstance(shift, int):
-        return (x + (1 << (shift - 1))) >> shift
-    return (x + (1 << (shift - 1)[:len(shift)])) >> shift
+    unsigned Value). Computed as :func:`round_shift_finish` of :func:`round_shift_start`."""
+    return round_shift_finish(round_shift_start(x, shift))
+
+
+def round_shift_start(x, shift):
+    """The first half of :func:`round_shift`: x / 2**(shift - 1) truncated (floor), the shift
+    alone (a pipeline may register it before the add)."""
+    return (x << 1) >> shift
+
+
+def round_shift_finish(w):
+    """The second half of :func:`round_shift`: (w + 1) >> 1, a one-bit rounding add
+    (floor((floor(x / 2**(s-1)) + 1) / 2) = floor((x + 2**(s-1)) / 2**s), negative x too)."""
+    return (w + 1) >> 1
 
 
 def saturate(x, bits: int):
@@ -98,7 +109,8 @@ def rescale(m, x, f, shift, *, name: str):
 
 
 def rescale_round(prod, shift):
-    """The rounding of :func:`rescale` on its product x·f (from a pipelined multiplier)."""
+    """The rounding of :func:`rescale` on its product x·f: :func:`round_shift` (a pipeline
+    may split it in its two halves, as ``hw/sufa_lane.py`` does)."""
     return round_shift(prod, shift)
 
 

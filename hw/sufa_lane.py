@@ -37,7 +37,7 @@ from .arith import MulPipe, adder_tree, mul_latency, tree_latency
 from .exp2 import Exp2Unit, exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
-from .rules import rescale_round, saturate
+from .rules import round_shift_finish, round_shift_start, saturate
 
 __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_latency",
            "rescale_cycles", "norm_cycles"]
@@ -45,21 +45,23 @@ __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_l
 
 def accumulate_latency(cfg) -> int:
     """Cycles of the A stage: key issue -> exp2 -> V read address -> V chunk + p -> p·v product
-    -> accumulate."""
-    return exp2_latency(cfg) + 2
+    (pipelined) -> accumulate."""
+    fmt = cfg.formats
+    return exp2_latency(cfg) + mul_latency(fmt.p_bits, cfg.data_bits) + 1
 
 
 def score_latency(cfg) -> int:
-    """Cycles from a key's chunk read to its partial sum (K read, products, adder tree)."""
-    return 2 + tree_latency(cfg.sufa_macs)
+    """Cycles from a key's last chunk read to its score (K read, the pipelined products, the
+    adder tree, the sum over the chunks)."""
+    return 2 + mul_latency(cfg.data_bits, cfg.data_bits) + tree_latency(cfg.sufa_macs)
 
 
 def state_latency(cfg) -> int:
     """Cycles of the state pass from an element's address to its result (written back to O or
     L, or shifted into the row out): the O read (``O_READ_LATENCY``), the multiplier
-    (:func:`hw.arith.mul_latency`), then the rounding register."""
+    (:func:`hw.arith.mul_latency`), then the rounding's shift and add registers."""
     fmt = cfg.formats
-    return O_READ_LATENCY + mul_latency(fmt.o_bits, max(fmt.p_bits, fmt.recip_bits + 1)) + 1
+    return O_READ_LATENCY + mul_latency(fmt.o_bits, max(fmt.p_bits, fmt.recip_bits + 1)) + 2
 
 
 def rescale_cycles(cfg) -> int:
@@ -195,30 +197,35 @@ class SufaLane(wiring.Component):
         with m.If(self.clear):
             m.d.sync += s_slot.eq(0)
 
-        # products of the chunk, adder tree, sum over the G chunks of a key
-        prods = [Signal(signed(2 * b), name=f"qk_{i}") for i in range(P)]
-        m.d.sync += [prods[i].eq(qc[i] * self.k_chunk[i]) for i in range(P)]
+        # products of the chunk (pipelined multipliers), adder tree, sum over the G chunks of
+        # a key; the key's score is in acc a cycle after its last chunk (flags fw)
+        prods = []
+        for i in range(P):
+            mul = m.submodules[f"qk_mul{i}"] = MulPipe(signed(b), signed(b))
+            m.d.comb += [mul.en.eq(1), mul.a.eq(qc[i]), mul.b.eq(self.k_chunk[i])]
+            prods.append(mul.p)
         psum = adder_tree(m, prods, Const(0, 1), 1, "qk")
         fl = [f0]
-        for i in range(score_latency(cfg) - 1):
+        for i in range(score_latency(cfg) - 2):
             nxt = Signal(flag, name=f"sflag_{i + 1}")
             m.d.sync += nxt.eq(fl[-1])
             fl.append(nxt)
         fs = fl[-1]
         acc = Signal(signed(sb))
-        s = Signal(signed(sb))
-        m.d.comb += s.eq(Mux(fs.first, 0, acc) + psum)
         with m.If(fs.valid):
-            m.d.sync += acc.eq(s)
+            m.d.sync += acc.eq(Mux(fs.first, 0, acc) + psum)
+        fw = Signal(flag, name="sflag_w")
+        m.d.sync += fw.eq(fs)
+        s = acc
 
         # scores in list order; the tile record (fixed max, has, count, final) per slot
         m.submodules.scores = scores = Memory(shape=sb + lb, depth=2 * Bc, init=[])
         sw = scores.write_port()
-        m.d.comb += [sw.en.eq(fs.valid & fs.last), sw.addr.eq(Cat(fs.e[:lb], fs.slot)),
-                     sw.data.eq(Cat(s, fs.key))]
+        m.d.comb += [sw.en.eq(fw.valid & fw.last), sw.addr.eq(Cat(fw.e[:lb], fw.slot)),
+                     sw.data.eq(Cat(s, fw.key))]
         tm, th = Signal(signed(sb)), Signal()
         tm_new, th_new = Signal(signed(sb)), Signal()
-        cand = fs.valid & fs.last & fs.cand
+        cand = fw.valid & fw.last & fw.cand
         m.d.comb += [tm_new.eq(Mux(cand & (~th | (s > tm)), s, tm)), th_new.eq(th | cand)]
         m.d.sync += [tm.eq(tm_new), th.eq(th_new)]
         rec = [Signal(data.StructLayout({"m": signed(sb), "has": 1, "count": self.cnt_bits,
@@ -235,19 +242,19 @@ class SufaLane(wiring.Component):
         for i in range(2):
             with m.If(start & (s_slot == i)):
                 m.d.sync += scored[i].eq(0)
-            with m.Elif(fs.valid & fs.last & (fs.slot == i)):
+            with m.Elif(fw.valid & fw.last & (fw.slot == i)):
                 m.d.sync += scored[i].eq(scored[i] + 1)
         s_done = Signal()
-        m.d.comb += s_done.eq(fs.end & (fs.last | ~fs.valid))
+        m.d.comb += s_done.eq(fw.end & (fw.last | ~fw.valid))
         # the fixed max is known once entries 0 and 1 (the predicted top-1 and top-2) are
         # scored, so A may start the tile then; with exact_max once every entry is
         max_known, fired = Signal(), Signal()
-        m.d.comb += max_known.eq(~fired & (s_done | (~self.exact_max & fs.valid & fs.last
-                                                    & (fs.e == 1))))
+        m.d.comb += max_known.eq(~fired & (s_done | (~self.exact_max & fw.valid & fw.last
+                                                    & (fw.e == 1))))
         with m.If(max_known):
             m.d.sync += fired.eq(1)
             for i in range(2):
-                with m.If(fs.slot == i):
+                with m.If(fw.slot == i):
                     m.d.sync += [rec[i].m.eq(tm_new), rec[i].has.eq(th_new)]
         with m.If(s_done):
             m.d.sync += [tm.eq(0), th.eq(0), fired.eq(0)]
@@ -317,21 +324,30 @@ class SufaLane(wiring.Component):
         with m.If(fv.first):
             m.d.sync += p_hold.eq(exp.p)
         fp = fl[exp2_latency(cfg)]                   # V chunk of fv's address is here
-        pv = [Signal(signed(fmt.p_bits + b), name=f"pv_{i}") for i in range(P)]
-        pd = Signal(fmt.p_bits)
-        m.d.sync += [pv[i].eq(Mux(fp.valid, p_hold, 0) * self.v_chunk[i]) for i in range(P)]
-        m.d.sync += pd.eq(Mux(fp.valid & fp.first, p_hold, 0))
+        pv = []                                      # p·v, pipelined: at fa
+        for i in range(P):
+            mul = m.submodules[f"pv_mul{i}"] = MulPipe(unsigned(fmt.p_bits), signed(b))
+            m.d.comb += [mul.en.eq(1), mul.a.eq(Mux(fp.valid, p_hold, 0)),
+                         mul.b.eq(self.v_chunk[i])]
+            pv.append(mul.p)
+        pd = [Signal(fmt.p_bits, name=f"pd_{i}") for i in range(mul_latency(fmt.p_bits, b))]
+        m.d.sync += pd[0].eq(Mux(fp.valid & fp.first, p_hold, 0))
+        m.d.sync += [pd[i + 1].eq(pd[i]) for i in range(len(pd) - 1)]
         fa = fl[-1]
+        # (p_bits <= 21 and data_bits <= 16 keep p·v unsplit: its two cycles are O's read)
+        assert mul_latency(fmt.p_bits, b) == O_READ_LATENCY
         m.d.comb += self.mac_busy.eq(fp.valid)
-        # O[chunk] += p·v[chunk]: the chunk is read as its V address goes out (OState's two
-        # read cycles end as the product arrives), written in the cycle its sum is formed
+        # O[chunk] += p·v[chunk]: the chunk is read as its V chunk arrives (OState's two read
+        # cycles end with the product's), written in the cycle its sum is formed
         m.submodules.ostate = O = OState(cfg)
         pe = Signal(range(d + 1))                    # the state pass's element addressed
         lp, lg = P.bit_length() - 1, G.bit_length() - 1
-        m.d.comb += O.addr.eq(Mux(fv.valid, self.v_phase, pe[lp:lp + lg] if lg else 0))
+        v_idx = Signal.like(self.v_phase)            # the index of the V chunk arriving
+        m.d.sync += v_idx.eq(self.v_phase)
+        m.d.comb += O.addr.eq(Mux(fp.valid, v_idx, pe[lp:lp + lg] if lg else 0))
         m.d.comb += O.w_addr.eq(O.rd_chunk)
         with m.If(fa.valid):
-            m.d.sync += L.eq(L + pd)
+            m.d.sync += L.eq(L + pd[-1])
             m.d.comb += [O.w_en.eq(-1), O.mark.eq(1)]
             m.d.comb += [O.w_data[i].eq(O.data[i] + pv[i]) for i in range(P)]
 
@@ -384,9 +400,14 @@ class SufaLane(wiring.Component):
         # x·f_reg rounded half up: by 2**P (rescale), by 2**nshift (normalise, then saturated)
         m.submodules.smul = smul = MulPipe(x.shape(), unsigned(len(f_reg)))
         m.d.comb += [smul.en.eq(1), smul.a.eq(x), smul.b.eq(f_reg)]
+        # the rounding in its two halves (the shift, registered; the add), by a shift that is
+        # static during the pass (registered too)
+        rshift = Signal(max(len(nshift), unsigned_bits(P)))
+        m.d.sync += rshift.eq(P if self.partial else Mux(normalizing, nshift, P))
+        mul_w = Signal(signed(len(smul.p) + 1), name="mul_w")
         mul_out = Signal(signed(len(smul.p) + 1), name="mul_out")
-        m.d.sync += mul_out.eq(rescale_round(smul.p,
-                                             P if self.partial else Mux(normalizing, nshift, P)))
+        m.d.sync += [mul_w.eq(round_shift_start(smul.p, rshift)),
+                     mul_out.eq(round_shift_finish(mul_w))]
         with m.If(sp_out.valid & sp_out.wb):
             with m.If(sp_out.e == d):
                 m.d.sync += L.eq(mul_out)
