@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
@@ -43,6 +43,7 @@ from star.spec.config import ConfigError
 from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 
+from .arith import MulPipe, mul_latency
 from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
 from .csr import CsrBlock
 from .dlzs import DlzsPredictor
@@ -236,6 +237,11 @@ class StarCore(wiring.Component):
         q_got = u.q_req.valid & u.q_req.ready
         ends = {n: Signal(ADDR_BITS + seq_bits + 1, name=f"end_{n.lower()}") for n in "QKVO"}
         error = Signal(range(max(ErrorCode) + 1))
+        # the tensors' ends, valid ends_cycles after START (the array checks a node core's job
+        # before it starts the core)
+        ends_cycles = 1 if spatial else tensor_ends(
+            m, cfg, job, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, ends)
+        wait = Signal(range(ends_cycles + 1))
         with m.If(csr.start & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
 
@@ -246,13 +252,13 @@ class StarCore(wiring.Component):
                     if spatial:
                         m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
                     m.d.comb += [u.clear.eq(1), csr.clear_status.eq(1)]
+                    m.d.sync += wait.eq(ends_cycles - 1)
                     m.next = "CHECK_ENDS"
             with m.State("CHECK_ENDS"):
                 m.d.comb += busy.eq(1)
-                if not spatial:      # the array checks the job before it starts its cores
-                    m.d.sync += [ends[n].eq(e) for n, e in tensor_ends(
-                        cfg, job, {"Q": qlen, "K": seq, "V": seq, "O": qlen}).items()]
-                m.next = "CHECK"
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
                 if not spatial:
@@ -334,10 +340,14 @@ class StarCore(wiring.Component):
         cnt, fmt, sufa = u.csr.counters, self.fmt, u.sufa
 
         def count(name, cond, amount=1):
+            # the increment registered first: a counter runs a cycle behind its event (the
+            # job's end waits longer than that), so no event logic shares a cycle with the add
+            inc = Signal(len(cnt[name]), name=f"inc_{name.lower()}")
+            m.d.sync += inc.eq(Mux(cond, amount, 0))
             with m.If(u.clear):
                 m.d.sync += cnt[name].eq(0)
-            with m.Elif(cond):
-                m.d.sync += cnt[name].eq(cnt[name] + amount)
+            with m.Else():
+                m.d.sync += cnt[name].eq(cnt[name] + inc)
 
         lists = sufa.lists
         count("CYCLES", u.busy)
@@ -357,11 +367,17 @@ class StarCore(wiring.Component):
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
 
 
-def tensor_ends(cfg, job, lengths: dict) -> dict:
-    """{tensor: end address + 1} of each tensor in ``lengths`` ({name: rows}, names among Q, K,
-    V, O) under the sampled job registers ``job``: the ``ends`` of :func:`first_error`."""
-    return {n: job[f"{n}_BASE"] + (rows - 1) * job[f"{n}_STRIDE"] + cfg.formats.row_bytes
-            for n, rows in lengths.items()}
+def tensor_ends(m, cfg, job, lengths: dict, ends: dict) -> int:
+    """Drive ``ends`` ({tensor: Signal}) with the end address + 1 of each tensor in ``lengths``
+    ({name: rows}, names among Q, K, V, O) under the sampled job registers ``job``: the ``ends``
+    of :func:`first_error`. Pipelined: (rows - 1)·stride in a :class:`hw.arith.MulPipe`, then
+    base + product + row bytes, registered. Returns the cycles from settled job registers and
+    lengths (static during the check) to settled ``ends``."""
+    for n, rows in lengths.items():
+        prod = m.submodules[f"end_mul_{n.lower()}"] = MulPipe(unsigned(32), (rows - 1).shape())
+        m.d.comb += [prod.en.eq(1), prod.a.eq(job[f"{n}_STRIDE"]), prod.b.eq(rows - 1)]
+        m.d.sync += ends[n].eq(job[f"{n}_BASE"] + prod.p + cfg.formats.row_bytes)
+    return mul_latency(32, len(prod.b)) + 1
 
 
 def first_error(cfg, job, ends, causal, dense):

@@ -102,6 +102,10 @@ class SpatialStar(wiring.Component):
         key_lo = [Signal(seq_bits, name=f"key_lo{c}") for c in range(N)]
         key_cnt = [Signal(seq_bits + 1, name=f"key_cnt{c}") for c in range(N)]
         ends = {n: Signal(33 + seq_bits, name=f"end_{n.lower()}") for n in "QKVO"}
+        qlen = job["Q_LEN"][:seq_bits]
+        ends_cycles = tensor_ends(m, cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0],
+                                               "O": qlen}, ends)
+        wait = Signal(range(ends_cycles + 1))
 
         # ---- nodes -------------------------------------------------------------------------------
         q_net = m.submodules.q_net = Mesh(noc)
@@ -186,13 +190,13 @@ class SpatialStar(wiring.Component):
                     cnt = (per + ((extra > c) if c < N - 1 else 0)) << lb
                     m.d.sync += [key_lo[c].eq(lo),
                                  key_cnt[c].eq(Mux(lo + cnt > seq, seq - lo, cnt))]
+                m.d.sync += wait.eq(ends_cycles - 1)
                 m.next = "ENDS"
             with m.State("ENDS"):
                 m.d.comb += busy.eq(1)
-                qlen = job["Q_LEN"][:seq_bits]
-                m.d.sync += [ends[n].eq(e) for n, e in tensor_ends(
-                    cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0], "O": qlen}).items()]
-                m.next = "CHECK"
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
                 core_error = Signal.like(error)

@@ -128,11 +128,14 @@ class SufaEngine(wiring.Component):
         m.d.comb += [self.mac_busy.eq(sum(l.mac_busy for l in lanes)),
                      self.stalled.eq(sum(l.stalled for l in lanes)),
                      self.v_wait.eq(sum(l.v_wait for l in lanes))]
+        # the lanes' event pulses registered before they are counted (a cycle late)
+        over, grow = Signal(len(lanes)), Signal(len(lanes))
+        m.d.sync += [over.eq(Cat(l.over for l in lanes)), grow.eq(Cat(l.grow for l in lanes))]
         with m.If(self.clear):
             m.d.sync += [self.rescales.eq(0), self.merges.eq(0)]
         with m.Else():
-            m.d.sync += [self.rescales.eq(self.rescales + sum(l.over for l in lanes)),
-                         self.merges.eq(self.merges + sum(l.grow for l in lanes))]
+            m.d.sync += [self.rescales.eq(self.rescales + sum(over)),
+                         self.merges.eq(self.merges + sum(grow))]
         self._output(m, lanes)
         return m
 
