@@ -14,6 +14,8 @@
 #   make bench-noc         mesh NoC latency/throughput per pattern, area, fmax -> docs/results/noc_bench/
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
+#   make bench-timing      static timing (OpenSTA, OSU 0.18 um): star_core per preset + star_spatial 2x2 tiny,
+#                          critical paths named by RTL signal, fmax -> docs/results/timing/ (needs opensta)
 #   make dse               star dse on Gemma 3 layers 4/5/11 -> docs/results/dse/ and MiniLM layers 0-5
 #                          -> docs/results/dse_minilm/ (Optuna, 500 trials each)
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
@@ -39,11 +41,13 @@ STAMP = $(VENV)/.installed
 #   postgresql  - PostgreSQL server: tests/test_dse.py starts a private one on loopback to test
 #                 two `star dse` workers sharing one study
 #   graphviz    - the `dot` layout program of `star diagram` (block diagrams; tests/test_diagram.py)
-APT_PACKAGES = ccache liblz4-dev iverilog postgresql graphviz
+#   opensta     - OpenSTA (`sta`), the static timing of `star timing` and make bench-timing
+#                 (tests/test_timing.py)
+APT_PACKAGES = ccache liblz4-dev iverilog postgresql graphviz opensta
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
+.PHONY: all install install-synth verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
 
 all: test
 
@@ -65,11 +69,11 @@ $(STAMP): pyproject.toml
 	      apt-get update -q >/dev/null 2>&1 || true; \
 	      for p in $$missing; do \
 	        apt-get install -y -q --no-install-recommends "$$p" >/dev/null 2>&1 || \
-	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test, graphviz only star diagram); continuing"; \
+	          echo "note: could not install $$p (optional: ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test, graphviz only star diagram, opensta only star timing); continuing"; \
 	      done; \
 	    fi; \
 	  else \
-	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test, graphviz only star diagram); continuing"; \
+	    echo "note: missing optional Debian packages:$$missing (not root or no apt-get; ccache only speeds up builds, liblz4-dev only enables FST waves, iverilog serves make regress and the file-list test of tests/test_cli_io.py, postgresql only the star dse multi-worker test, graphviz only star diagram, opensta only star timing); continuing"; \
 	  fi; \
 	fi
 	@if [ ! -x "$(PY)" ]; then \
@@ -132,6 +136,10 @@ bench-spatial: $(STAMP)
 
 bench-model: $(STAMP)
 	$(PY) scripts/bench_model.py
+
+bench-timing: $(STAMP)
+	@command -v sta >/dev/null 2>&1 || { echo "error: sta not found; make bench-timing needs OpenSTA (Debian: apt-get install opensta; make install does it as root)" >&2; exit 1; }
+	$(PY) scripts/bench_timing.py
 
 # the studies live in build/dse/<study>.db: rerunning continues them (raise --trials to extend)
 DSE_ARGS = --trials 500 --k 10,20,30,40,50,60,70,80

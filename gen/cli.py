@@ -231,6 +231,53 @@ def cmd_diagram(args) -> int:
     return 0
 
 
+def cmd_timing(args) -> int:
+    from star.hw.verilog import convert
+    from star.spec.spatial_config import SpatialConfig, parse_mesh
+
+    from .build import SPATIAL_TOP, TOPS, blocks
+    from .synth import SynthError, ToolMissing, osu018_liberty
+    from .timing import sta_binary, sta_timing, timing_markdown
+    cfg = resolve_config(args)
+    mesh = parse_mesh(args.mesh) if args.mesh else None
+    top = args.top or (SPATIAL_TOP if mesh else "star_core")
+    if top not in TOPS + (SPATIAL_TOP,):
+        raise UserError(f"--top must be one of {', '.join(TOPS + (SPATIAL_TOP,))}, not {top!r}")
+    if top == SPATIAL_TOP and not mesh:
+        raise UserError(f"--top {SPATIAL_TOP} needs --mesh ROWSxCOLS (e.g. --mesh 2x2)")
+    if mesh:
+        try:
+            SpatialConfig(cfg, rows=mesh[0], cols=mesh[1])
+        except ConfigError as e:
+            raise UserError(f"--mesh {args.mesh}: {e}") from None
+    if not args.period > 0 or args.period == float("inf"):
+        raise UserError(f"--period must be a positive number of ns, not {args.period}")
+    where = Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
+    outdir = check_outdir(args.outdir or where / "timing", "-o")
+    progress = Progress("timing", cfg.name, args.quiet)
+    try:
+        sta_binary()                     # missing: one line before any work
+        with progress.step("OSU 0.18 µm Liberty file"):
+            liberty = osu018_liberty()
+        with progress.step(f"converting {top}"):
+            text = convert(blocks(cfg, only=top, mesh=mesh)[top], name=top)
+        report = sta_timing(text, top, outdir / "sta", liberty, period_ns=args.period,
+                            progress=progress)
+    except ToolMissing as e:
+        raise UserError(str(e)) from None
+    except SynthError as e:
+        print(f"star: timing failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    report["config"] = cfg.to_dict()
+    if mesh:
+        report["mesh"] = {"rows": mesh[0], "cols": mesh[1]}
+    (outdir / "timing.json").write_text(json.dumps(report, indent=1) + "\n")
+    (outdir / "timing.md").write_text(timing_markdown(report, where.name))
+    print((outdir / "timing.md").read_text(), end="")
+    print(f"star: wrote {outdir / 'timing.json'}\nstar: wrote {outdir / 'timing.md'}")
+    return 0
+
+
 def synth_markdown(cfg, report: dict) -> str:
     """The synthesis report as a Markdown table (one row per synthesized module, the top first)."""
     area = any("area" in m for m in report["modules"].values())
@@ -412,6 +459,25 @@ def _add_diagram_parser(sub, parent) -> None:
     p.set_defaults(func=cmd_diagram)
 
 
+def _add_timing_parser(sub, parent) -> None:
+    """The ``star timing`` subcommand's options."""
+    p = sub.add_parser("timing", parents=[parent],
+                       help="static timing with OpenSTA on the OSU 0.18 µm cells: critical "
+                            "paths named by RTL signal, fmax, slack per unit")
+    p.add_argument("--top", default=None,
+                   help="generated top to time (default: star_spatial with --mesh, else "
+                        "star_core)")
+    p.add_argument("--mesh", default=None, metavar="RxC",
+                   help="the Spatial-STAR array of R x C cores (default: none)")
+    p.add_argument("--period", type=float, default=5.0, metavar="NS",
+                   help="clock period in ns, > 0: the slack is measured against it and ABC "
+                        "maps for it (default: %(default)s)")
+    p.add_argument("-o", "--outdir", default=None,
+                   help="output directory (default: build/<config name>/timing, "
+                        "build/<config name>_<R>x<C>/timing with --mesh)")
+    p.set_defaults(func=cmd_timing)
+
+
 def _add_dse_parser(sub, parent) -> None:
     """The ``star dse`` subcommand's options."""
     p = sub.add_parser("dse", parents=[parent],
@@ -505,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     _add_diagram_parser(sub, parent)
+    _add_timing_parser(sub, parent)
 
     p = sub.add_parser("bench", parents=[parent],
                        help="STAR vs dense on the core RTL: cycles, bytes, utilization; report "

