@@ -52,6 +52,7 @@ from .layouts import lane_row_layout
 from .lists import ListStage
 from .merge import partial_layout
 from .owriter import OWriter
+from .pipe import StreamRegister
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
 from .sads import SadsSelector
 from .shared import refuse
@@ -131,14 +132,18 @@ class StarCore(wiring.Component):
             wiring.connect(m, flipped(self.o_in), u.ow.o_in)
             m.d.comb += u.ow.root.eq(self.root)
 
-        # predictor -> SADS, with each key's per-lane validity from the front
+        # predictor -> a pipeline register -> SADS, with each key's per-lane validity from the
+        # front
         pred, sads, front = u.pred, u.sads, u.front
-        m.d.comb += [sads.i.valid.eq(pred.a.valid), pred.a.ready.eq(sads.i.ready),
-                     sads.i.payload.last.eq(pred.a.payload.last),
+        m.submodules.pred_reg = preg = StreamRegister(pred.a.payload.shape())
+        wiring.connect(m, pred.a, preg.i)
+        pa = preg.o
+        m.d.comb += [sads.i.valid.eq(pa.valid), pa.ready.eq(sads.i.ready),
+                     sads.i.payload.last.eq(pa.payload.last),
                      front.p_fire.eq(sads.i.valid & sads.i.ready),
                      front.p_last.eq(sads.i.payload.last)]
         for t in range(cfg.lanes):
-            m.d.comb += [sads.i.payload.score[t][0].eq(pred.a.payload.score[t][0]),
+            m.d.comb += [sads.i.payload.score[t][0].eq(pa.payload.score[t][0]),
                          sads.i.payload.valid[t][0].eq(front.p_valid[t])]
         m.d.comb += [front.k_release.eq(u.sufa.k_release), u.vf.v_release.eq(u.sufa.v_release),
                      front.empty_take.eq(u.lists.empty_take), u.lists.k_free.eq(front.k_free)]

@@ -23,16 +23,19 @@ Ports
     k       In: keys kept per tile, 1..k_tile (runtime; 0 behaves as 1, above k_tile as k_tile).
     radius  In: radius in predicted-score LSBs (all ones: off).
 Throughput: ``pred_keys`` keys per cycle per lane (one i transfer per cycle), the DLZS rate.
-Latency: the list of a tile is on ``o`` the cycle after the tile's last transfer
+Latency: the list of a tile is on ``o`` two cycles after the tile's last transfer
 (:func:`sads_latency`).
 Backpressure: the output register holds one tile's lists; only the *last* transfer of the next tile
-waits while that register is still full, so a consumer that takes a list within a tile's duration
-never stalls the input.
+waits while that register is still full (or its lists are still being cut), so a consumer that
+takes a list within a tile's duration never stalls the input.
+Timing: the clipping compares new + r with the running max (new + r formed beside the store's
+compares, not after them), "beats the k-th best" is bit k - 1 of the (thermometer) compare
+vector, and the final lists are cut a cycle after the last key from the registered store.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,8 +48,9 @@ __all__ = ["SadsSelector", "SadsLane", "sads_latency"]
 
 
 def sads_latency(cfg) -> int:
-    """Cycles from a tile's last ``i`` transfer to its lists on ``o``: 1."""
-    return 1
+    """Cycles from a tile's last ``i`` transfer to its lists on ``o``: 2 (the store takes the
+    last key, then the lists are cut from the registered store)."""
+    return 2
 
 
 class SadsSelector(wiring.Component):
@@ -96,18 +100,19 @@ class SadsSelector(wiring.Component):
         # key index of element 0 of the current transfer, within the tile
         base = Signal(ib + 1)
         fire = Signal()
-        take_last = Signal()
+        take_last, cutting = Signal(), Signal()       # cutting: the lanes cut their lists now
         m.d.comb += [
             fire.eq(self.i.valid & self.i.ready),
             take_last.eq(fire & self.i.payload.last),
             # only the last transfer of a tile waits for a free output register
-            self.i.ready.eq(~self.i.payload.last | ~self.o.valid | self.o.ready),
+            self.i.ready.eq(~self.i.payload.last | (~cutting & (~self.o.valid | self.o.ready))),
         ]
+        m.d.sync += cutting.eq(take_last)
         with m.If(fire):
             m.d.sync += base.eq(Mux(self.i.payload.last, 0, base + P))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(take_last):
+        with m.If(cutting):
             m.d.sync += self.o.valid.eq(1)
 
         for t in range(T):
@@ -151,16 +156,18 @@ class SadsLane(wiring.Component):
         for p in range(P):
             new_s = self.score[p]
             new_i = (self.base + p)[:ib]
-            ge = [Signal(name=f"ge_p{p}_{j}") for j in range(K)]
+            ge = Signal(K, name=f"ge_p{p}")           # a prefix: entries >= new_s
             for j in range(K):
                 m.d.comb += ge[j].eq((j < cur_n) & (cur_s[j] >= new_s))
-            pos = Signal(nb, name=f"pos_p{p}")
-            m.d.comb += pos.eq(sum(ge))
-            # clipping unit: below the running max - r, or not above the k-th best
+            # clipping unit: below the running max - r (new_s + r < max), or not above the
+            # k-th best (its position, #ge, not below k: bit k - 1 of the prefix is set)
+            lifted = Signal(signed(sb + 2), name=f"lifted_p{p}")
+            m.d.comb += lifted.eq(new_s + self.radius)
             in_radius = Signal(name=f"inr_p{p}")
-            m.d.comb += in_radius.eq((cur_n == 0) | (new_s >= cur_s[0] - self.radius))
+            m.d.comb += in_radius.eq((cur_n == 0) | (lifted >= cur_s[0]))
             ins = Signal(name=f"ins_p{p}")
-            m.d.comb += ins.eq(self.fire & self.valid[p] & in_radius & (pos < self.k_eff))
+            m.d.comb += ins.eq(self.fire & self.valid[p] & in_radius
+                               & ~ge.bit_select((self.k_eff - 1)[:nb], 1))
             nxt_s = [Signal(signed(sb), name=f"s_p{p}_{j}") for j in range(K)]
             nxt_i = [Signal(ib, name=f"i_p{p}_{j}") for j in range(K)]
             nxt_n = Signal(nb, name=f"n_p{p}")
@@ -177,11 +184,21 @@ class SadsLane(wiring.Component):
         with m.If(self.fire):
             m.d.sync += [a.eq(b) for a, b in zip(st_s + st_i, cur_s + cur_i)]
             m.d.sync += st_n.eq(Mux(self.last, 0, cur_n))
-        # at the tile's end: the held entries still within the radius of the tile max
-        keep = [Signal(name=f"keep_{j}") for j in range(K)]
-        for j in range(K):
-            m.d.comb += keep[j].eq((j < cur_n) & (cur_s[j] >= cur_s[0] - self.radius))
+        # a cycle after the tile's last key (the store still holds the tile's list: the next
+        # tile's first key is written at the end of this cycle): the held entries still within
+        # the radius of the tile max
+        cut, cut_n = Signal(), Signal(nb)
+        m.d.sync += cut.eq(self.fire & self.last)
         with m.If(self.fire & self.last):
-            m.d.sync += [self.index[j].eq(cur_i[j]) for j in range(K)]
-            m.d.sync += self.count.eq(sum(keep))
+            m.d.sync += cut_n.eq(cur_n)
+        keep = [Signal(name=f"keep_{j}") for j in range(K)] + [Const(0, 1)]
+        for j in range(K):
+            m.d.comb += keep[j].eq((j < cut_n) & (st_s[j] + self.radius >= st_s[0]))
+        # the store is sorted, so keep is a prefix: its length is j + 1 at its last 1
+        count = 0
+        for j in range(K):
+            count = count | Mux(keep[j] & ~keep[j + 1], j + 1, 0)
+        with m.If(cut):
+            m.d.sync += [self.index[j].eq(st_i[j]) for j in range(K)]
+            m.d.sync += self.count.eq(count)
         return m
