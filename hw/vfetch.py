@@ -4,8 +4,9 @@ Tiles come in order from the lists stage (``union``: the mask of keys any lane s
 the tile's key 0) through a queue of three tiles. Once a V slot credit is free (``SLOTS``
 credits; the engine returns one with ``v_release``), the tile's keys are turned into row
 requests in ascending key order, one per cycle, through a queue of ``tile`` requests; each
-request's address is V_BASE + key · V_STRIDE (one multiplier, registered: the request is a
-registered stream stage). ``filled`` pulses when the tile's last row has arrived (the rows
+request's address is V_BASE + key · V_STRIDE (a :class:`hw.arith.MulPipe`: the requests go
+through a pipe of ``mul_latency`` stages and the request register, all advancing together
+while the request register is free). ``filled`` pulses when the tile's last row has arrived (the rows
 arrive in request order), or, for an empty union, once every row asked before it is in.
 
 Ports
@@ -16,18 +17,19 @@ Ports
     filled      Out: the next tile's V rows are all in the store (tiles in order).
     asked       Out: a row request enters the queue (the KV_ROWS counter).
     v_release, clear    In: a V slot is free again; a job starts (credits to ``SLOTS``).
-Latency two cycles from a tile's slot to its first request; throughput one request per
-cycle. Backpressure: ``req.ready``; the union queue holds three tiles.
+Latency 2 + ``mul_latency(key bits, 32)`` cycles from a tile's slot to its first request;
+throughput one request per cycle. Backpressure: ``req.ready``; the union queue holds three tiles.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from star.spec.regmap import ADDR_BITS
 
+from .arith import MulPipe, mul_latency
 from .front import key_bits
 from .lists import onehot, union_layout
 from .read_arbiter import request_layout
@@ -93,14 +95,23 @@ class VFetch(wiring.Component):
             m.d.comb += self.filled.eq(self.arrived_last)
         m.d.sync += pending.eq(pending + vreq.w_en - self.arrived)
 
-        # requests: key -> address (registered) -> the arbiter
+        # requests: key -> key·stride (a pipelined multiplier) -> address -> the arbiter; the
+        # whole pipe advances together whenever the request register is free
         out = self.req
         advance = Signal()
         vreq_out = data.View(rl, vreq.r_data)
         m.d.comb += [advance.eq(~out.valid | out.ready), vreq.r_en.eq(advance)]
+        m.submodules.mul = mul = MulPipe(unsigned(kb), unsigned(32))
+        m.d.comb += [mul.en.eq(advance), mul.a.eq(vreq_out.key), mul.b.eq(self.v_stride)]
+        tl = data.StructLayout({"valid": 1, "idx": lb + 1, "last": 1})
+        tags = [Signal(tl, name=f"req_tag{i}") for i in range(mul_latency(kb, 32))]
         with m.If(advance):
-            m.d.sync += [out.valid.eq(vreq.r_rdy),
-                         out.payload.addr.eq(self.v_base + vreq_out.key * self.v_stride),
-                         out.payload.idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
-                         out.payload.last.eq(vreq_out.last)]
+            m.d.sync += [tags[0].valid.eq(vreq.r_rdy),
+                         tags[0].idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
+                         tags[0].last.eq(vreq_out.last)]
+            m.d.sync += [tags[i + 1].eq(tags[i]) for i in range(len(tags) - 1)]
+            m.d.sync += [out.valid.eq(tags[-1].valid),
+                         out.payload.addr.eq(self.v_base + mul.p),
+                         out.payload.idx.eq(tags[-1].idx),
+                         out.payload.last.eq(tags[-1].last)]
         return m
