@@ -20,10 +20,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
+from .arith import MulPipe, mul_latency
 from .exp2 import Exp2Unit, exp2_latency
-from .rules import rescale
+from .rules import round_shift_finish, round_shift_start
 
-__all__ = ["partial_layout", "merge_latency", "merge_interval", "PartialMerge"]
+__all__ = ["partial_layout", "step_latency", "merge_latency", "merge_interval", "PartialMerge"]
 
 
 def partial_layout(cfg) -> data.StructLayout:
@@ -40,11 +41,19 @@ def partial_layout(cfg) -> data.StructLayout:
         "o": data.ArrayLayout(signed(fmt.o_bits), cfg.head_dim)})
 
 
+def step_latency(cfg) -> int:
+    """Steps from a value's issue (l or an o element at the head) to its merged result: the
+    state multiplier (:func:`hw.arith.mul_latency`), the rounding's shift, then its add with
+    the big side's value."""
+    fmt = cfg.formats
+    return mul_latency(max(fmt.o_bits, fmt.l_bits + 1), fmt.p_bits) + 2
+
+
 def merge_latency(cfg) -> int:
     """Cycles from the later of the a/b transfers to ``out.valid`` (no stalls): the exp2 unit's
-    latency from the first cycle with both inputs loaded, d + 1 multiply steps, and 1 (for a
-    transfer in cycle k, out is valid from cycle k + d + 5)."""
-    return exp2_latency(cfg) + cfg.head_dim + 2
+    latency from the first cycle with both inputs loaded, d + 1 multiply steps and
+    ``step_latency`` more for the last result, and 1."""
+    return exp2_latency(cfg) + cfg.head_dim + step_latency(cfg) + 2
 
 
 def merge_interval(cfg) -> int:
@@ -123,7 +132,8 @@ class PartialMerge(wiring.Component):
         m.d.comb += f.eq(Mux(has_small, exp.p, 0))
 
         # one step: step 0 is l, step 1 + e is o[e] (the head of the shifting o registers)
-        step = Signal(range(d + 1))
+        D = step_latency(cfg)
+        step = Signal(range(d + D + 1))
         first = step == 0
         xw = max(fmt.o_bits, fmt.l_bits + 1)
         xa = Signal(signed(xw))
@@ -134,9 +144,18 @@ class PartialMerge(wiring.Component):
         m.d.comb += [x_big.eq(Mux(has_big, Mux(big_a, xa, xb), 0)),
                      x_small.eq(Mux(big_a, xb, xa))]
         # rs(x, f) = (x·f + 2**(P-1)) >> P, the arithmetic of SufaLane's state multiplier
-        scaled = rescale(m, x_small, f, P, name="scaled")
+        # (rule 5 in pipelined halves: the product, the shift, then the add with the big side);
+        # the pipeline advances on every step, the big side's value alongside
+        stepping = Signal()
+        m.submodules.mul = mul = MulPipe(signed(xw), unsigned(fmt.p_bits))
+        m.d.comb += [mul.en.eq(stepping), mul.a.eq(x_small), mul.b.eq(f)]
+        big = [Signal(signed(xw), name=f"x_big_{i}") for i in range(step_latency(cfg) - 1)]
+        w = Signal(signed(len(mul.p) + 1), name="scaled_w")
         res = Signal(signed(xw + 1))
-        m.d.comb += res.eq(x_big + scaled)
+        with m.If(stepping):
+            m.d.sync += [big[0].eq(x_big), w.eq(round_shift_start(mul.p, P)),
+                         res.eq(big[-1] + round_shift_finish(w))]
+            m.d.sync += [big[i + 1].eq(big[i]) for i in range(len(big) - 1)]
 
         wait = Signal(range(exp2_latency(cfg)))
         with m.FSM(name="merge"):
@@ -151,14 +170,18 @@ class PartialMerge(wiring.Component):
                     m.d.sync += step.eq(0)
                     m.next = "STEP"
             with m.State("STEP"):
+                # step k issues l (k = 0) or o[k - 1] (the heads); its result comes back at
+                # step k + D and enters the tail (o) or A.l (l): after d + D steps of shifting,
+                # the D values shifted in before the first result are out again
+                m.d.comb += stepping.eq(1)
                 m.d.sync += step.eq(step + 1)
-                with m.If(first):
+                with m.If(step == D):
                     m.d.sync += A.l.eq(res)
-                with m.Else():
+                with m.If(~first):
                     m.d.sync += [A.o[e].eq(A.o[e + 1]) for e in range(d - 1)]
                     m.d.sync += [B.o[e].eq(B.o[e + 1]) for e in range(d - 1)]
                     m.d.sync += A.o[d - 1].eq(res)
-                with m.If(step == d):
+                with m.If(step == d + D):
                     m.d.sync += [A.m.eq(m_big), A.has.eq(A.has | B.has), b_full.eq(0)]
                     m.next = "OUT"
             with m.State("OUT"):

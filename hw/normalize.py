@@ -2,24 +2,27 @@
 
 Model: :func:`golden.recip.normalize` (bit-exact): r, shift = reciprocal(l) (r = floor(2**shift / l),
 shift = bit_length(l) - 1 + R), then per element round_half_up(o·r / 2**shift) saturated to
-``data_bits`` (:func:`hw.rules.recip_normalize`). This is the arithmetic of the final normalisation
-in :class:`hw.sufa.SufaLane`: the same :class:`~hw.recip.Reciprocal` unit and the same multiply /
-round / saturate rules.
+``data_bits`` (rule 4, :func:`hw.rules.recip_normalize`, here in pipelined halves: a
+:class:`hw.arith.MulPipe`, ``round_shift_start``, ``round_shift_finish`` and ``saturate``).
+This is the arithmetic of the final normalisation in :class:`hw.sufa.SufaLane`: the same
+:class:`~hw.recip.Reciprocal` unit and the same multiply / round / saturate rules.
 A state without keys (``has`` = 0, or l = 0, where the model is undefined) gives an all-zero row.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
 from .merge import partial_layout
 from .recip import Reciprocal
-from .rules import recip_normalize
+from .arith import MulPipe, mul_latency
+from .rules import round_shift_finish, round_shift_start, saturate
 
-__all__ = ["row_layout", "normalize_latency", "normalize_interval", "Normalize"]
+__all__ = ["row_layout", "step_latency", "normalize_latency", "normalize_interval",
+           "Normalize"]
 
 
 def row_layout(cfg) -> data.StructLayout:
@@ -27,11 +30,19 @@ def row_layout(cfg) -> data.StructLayout:
     return data.StructLayout({"row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
 
 
+def step_latency(cfg) -> int:
+    """Steps from an element at the head of the shift registers to its result at their tail:
+    the multiplier (:func:`hw.arith.mul_latency`), the rounding's shift, its add and the
+    saturation."""
+    fmt = cfg.formats
+    return mul_latency(fmt.o_bits, fmt.recip_bits + 1) + 2
+
+
 def normalize_latency(cfg) -> int:
     """Cycles from the input transfer to ``o.valid`` (no stalls): the reciprocal (R + 2), d
-    multiply steps (the first in the reciprocal's done cycle), one cycle to hand the row to the
-    output register and one to present it (transfer in cycle k: o valid from k + R + d + 3)."""
-    return cfg.recip_bits + cfg.head_dim + 3
+    multiply steps (the first in the reciprocal's done cycle) and ``step_latency`` more for the
+    last results, one cycle to hand the row to the output register and one to present it."""
+    return cfg.recip_bits + cfg.head_dim + step_latency(cfg) + 3
 
 
 def normalize_interval(cfg) -> int:
@@ -49,13 +60,15 @@ class Normalize(wiring.Component):
                 all zeros when ``has`` = 0 or l = 0.
     Datapath: an input transfer loads o[0..d-1] into shift registers (``o_bits`` each) and starts
     the :class:`~hw.recip.Reciprocal` on l (R + 2 cycles; r and shift are held by the unit).
-    Then one ``o_bits`` × (R + 1) multiplier does one element per cycle: the head register
-    o[0] is multiplied, rounded, shifted by ``shift`` and saturated, and the registers shift by
-    one element with the result entering at o[d-1] (no d:1 multiplexers). After d steps the row
-    moves to a separate output register, which frees the unit for the next input while the row
-    waits to be taken.
-    Latency: ``normalize_latency(cfg)`` = R + d + 3 cycles from the input transfer to o.valid.
-    Throughput: one row per ``normalize_interval(cfg)`` = R + d + 2 cycles.
+    Then one ``o_bits`` × (R + 1) multiplier (a :class:`hw.arith.MulPipe`) takes one element
+    per cycle: the head register o[0] is multiplied, rounded, shifted by ``shift`` and saturated
+    (a registered stage each: ``step_latency`` steps), and the registers shift by one element per
+    step with the result of the element that left the head ``step_latency`` steps earlier
+    entering at o[d-1] (no d:1 multiplexers); after d + ``step_latency`` steps the registers hold
+    the results in order. Then the row moves to a separate output register, which frees the
+    unit for the next input while the row waits to be taken.
+    Latency: ``normalize_latency(cfg)`` cycles from the input transfer to o.valid.
+    Throughput: one row per ``normalize_interval(cfg)`` cycles.
     Backpressure: i.ready is high while the unit is idle and in the cycle a finished row moves to
     an empty output register (it depends on neither i.valid nor o.ready); when o is stalled the
     unit holds one row in the output register and one finished row in the shift registers.
@@ -90,10 +103,16 @@ class Normalize(wiring.Component):
             m.d.sync += [O[e].eq(self.i.payload.o[e]) for e in range(d)]
             m.d.sync += nohas.eq(~self.i.payload.has)
 
-        # O[0]·r rounded half up by 2**shift, saturated (SufaLane's normalisation arithmetic)
-        sat = recip_normalize(m, O[0], recip.r, recip.shift, b, name="mul_out")
+        # O[0]·r rounded half up by 2**shift, saturated (SufaLane's normalisation arithmetic:
+        # rule 4 in pipelined halves: the product, the shift, the add and saturation)
+        m.submodules.mul = mul = MulPipe(signed(fmt.o_bits), unsigned(len(recip.r)))
+        m.d.comb += [mul.en.eq(step), mul.a.eq(O[0]), mul.b.eq(recip.r)]
+        w = Signal(signed(len(mul.p) + 1), name="mul_w")
         res = Signal(signed(b))
-        m.d.comb += res.eq(Mux(nohas | recip.zero, 0, sat))
+        with m.If(step):
+            m.d.sync += [w.eq(round_shift_start(mul.p, recip.shift)),
+                         res.eq(Mux(nohas | recip.zero, 0,
+                                    saturate(round_shift_finish(w), b)))]
         with m.If(step):
             m.d.sync += [O[e].eq(O[e + 1]) for e in range(d - 1)]
             m.d.sync += O[d - 1].eq(res)
@@ -107,7 +126,7 @@ class Normalize(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += out_full.eq(0)
 
-        cnt = Signal(range(d))
+        cnt = Signal(range(d + step_latency(cfg)))
         with m.FSM(name="normalize"):
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
@@ -122,7 +141,7 @@ class Normalize(wiring.Component):
             with m.State("NORM"):
                 m.d.comb += step.eq(1)
                 m.d.sync += cnt.eq(cnt + 1)
-                with m.If(cnt == d - 1):
+                with m.If(cnt == d + step_latency(cfg) - 1):
                     m.next = "DONE"
             with m.State("DONE"):
                 with m.If(~out_full):

@@ -10,10 +10,12 @@ keeps its own signal names in the generated Verilog.
 round_shift(x, shift)
     Rule 1, round half up: (x + 2**(shift-1)) >> shift, an expression. ``shift`` >= 1 is an int
     or an unsigned Value (then 2**(shift-1) is ``1 << (shift - 1)`` cut to ``len(shift)`` bits).
-    Used by the 4-bit operands of ``hw/mac4.py`` and by :func:`rescale`.
+    Used by the 4-bit operands of ``hw/mac4.py``; its two halves ``round_shift_start`` (the
+    shift, x / 2**(shift-1) truncated) and ``round_shift_finish`` (a one-bit rounding add) with
+    a pipeline register between them by rules 4 and 5.
 saturate(x, bits), clamp_max(x, hi)
     Rule 2, saturation: x clamped to the ``bits``-bit two's-complement range (``hw/mac4.py``, the
-    output row of ``hw/sufa_lane.py``, :func:`recip_normalize`); x clamped to at most ``hi``
+    output row of ``hw/sufa_lane.py`` and ``hw/normalize.py``); x clamped to at most ``hi``
     (the exponent u at u_max in ``hw/exp2.py``, the runtime k at K in ``hw/sads.py``).
     Expressions of x's width.
 table_shift(m, x, n, name=)
@@ -22,29 +24,22 @@ table_shift(m, x, n, name=)
     called ``name``, ``len(x) + 1`` bits) and a one-bit rounding add; returns the expression.
     ``hw/exp2.py`` uses its two halves, ``table_shift_start`` (the shift) and
     ``table_shift_finish`` (the add), with a pipeline register between them, twice (u and p).
-rescale(m, x, f, shift, name=)
-    Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
-    exp2 weight f; int or Value as in :func:`round_shift`). The product is a Signal ``prod`` of
-    ``len(x) + len(f) + 1`` signed bits; returns the rounded Signal called ``name``,
-    ``len(prod) + 1`` signed bits. Used by ``hw/merge.py``; ``hw/sufa_lane.py`` multiplies in
-    a :class:`hw.arith.MulPipe` and rounds its product in the two halves of ``round_shift``
-    (``round_shift_start``: the shift, registered; ``round_shift_finish``: the add).
-recip_normalize(m, o, r, shift, bits, name=)
-    Rule 4, the reciprocal normalisation: saturate(rescale(o, r, shift), bits) with the variable
-    shift >= 1 of the reciprocal unit; returns the saturated expression (``bits`` range, the
-    rounded Signal's width). Used by ``hw/normalize.py``.
+Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
+    exp2 weight f), is ``round_shift`` of the product of a :class:`hw.arith.MulPipe`, in its two
+    halves (``hw/sufa_lane.py``'s state multiplier, ``hw/merge.py``).
+Rule 4, the reciprocal normalisation: ``saturate`` of rule 5 by the variable shift >= 1 of the
+    reciprocal unit (``hw/sufa_lane.py``, ``hw/normalize.py``).
 
 :class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it rounds
-its product by ``Mux(normalizing, nshift, P)`` (the two halves of ``round_shift``) and
-saturates the normalised row.
+its product by ``Mux(normalizing, nshift, P)`` and saturates the normalised row.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Mux, Signal, signed
+from amaranth import Cat, Const, Mux, Signal
 
-__all__ = ["round_shift", "round_shift_start", "round_shift_finish", "saturate", "clamp_max", "table_shift", "table_shift_start",
-           "table_shift_finish", "rescale", "rescale_round", "recip_normalize"]
+__all__ = ["round_shift", "round_shift_start", "round_shift_finish", "saturate", "clamp_max",
+           "table_shift", "table_shift_start", "table_shift_finish"]
 
 
 def round_shift(x, shift):
@@ -97,23 +92,3 @@ def table_shift_finish(w, rounds):
     (For n >= 1, (floor(x / 2**(n-1)) + 1) >> 1 = floor((x + 2**(n-1)) / 2**n); for n = 0 it
     is x.)"""
     return (w + rounds) >> 1
-
-
-def rescale(m, x, f, shift, *, name: str):
-    """Return a Signal holding x·f / 2**shift rounded half up (``shift`` as :func:`round_shift`)."""
-    prod = Signal(signed(len(x) + len(f) + 1))
-    m.d.comb += prod.eq(x * f)
-    out = Signal(signed(len(prod) + 1), name=name)
-    m.d.comb += out.eq(rescale_round(prod, shift))
-    return out
-
-
-def rescale_round(prod, shift):
-    """The rounding of :func:`rescale` on its product x·f: :func:`round_shift` (a pipeline
-    may split it in its two halves, as ``hw/sufa_lane.py`` does)."""
-    return round_shift(prod, shift)
-
-
-def recip_normalize(m, o, r, shift, bits: int, *, name: str):
-    """Return o·r / 2**shift rounded half up and saturated to ``bits`` (the output element)."""
-    return saturate(rescale(m, o, r, shift, name=name), bits)

@@ -122,12 +122,18 @@ def test_table_shift_random_wide(seed):
 
 
 def _rescale(x_bits, f_bits, sh_bits, consts, bits, cases):
-    """rescale by each constant shift and by a shift signal; recip_normalize to *bits*."""
+    """rescale (rule 5: round_shift in its two halves of a product) by each constant shift and
+    by a shift signal; recip_normalize (rule 4: saturated) to *bits*."""
     m = Module()
     x, f, sh = Signal(signed(x_bits)), Signal(unsigned(f_bits)), Signal(sh_bits)
-    outs = [hw.rescale(m, x, f, s, name=f"c{s}") for s in consts]
-    outs.append(hw.rescale(m, x, f, sh, name="var"))
-    outs.append(_out(m, hw.recip_normalize(m, x, f, sh, bits, name="norm"), "sat"))
+    prod = Signal(signed(x_bits + f_bits + 1))
+    m.d.comb += prod.eq(x * f)
+
+    def rounded(s):             # rule 5 as the RTL computes it: the shift, then the add
+        return hw.round_shift_finish(hw.round_shift_start(prod, s))
+    outs = [_out(m, rounded(s), f"c{s}") for s in consts]
+    outs.append(_out(m, rounded(sh), "var"))
+    outs.append(_out(m, hw.saturate(rounded(sh), bits), "sat"))
     got = _simulate(m, [x, f, sh], outs, cases)
     xs, fs, shs = cases.T
     for i, s in enumerate(consts):
