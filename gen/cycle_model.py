@@ -40,18 +40,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from star.hw import tilebuf
+from star.hw.core import ends_latency
+from star.hw.pipe import STREAM_REGISTER_LATENCY
 from star.hw.predictor import predictor_latency
 from star.hw.sads import sads_latency
 from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
+from star.hw.vfetch import request_latency
 
 
 __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 
 # RTL pipeline constants beyond the units' own latencies, in cycles; calibrated once against
 # Verilator traces of the core (docs/results/cycle_model/)
-CHECK_CYCLES = 3        # START -> CHECK_ENDS -> CHECK -> BLOCK: the first Q request
+CHECK_CYCLES = 2        # START, CHECK -> BLOCK: the first Q request (+ CHECK_ENDS: ends_latency)
 LIST_CYCLES = 1         # SADS list out -> lists at SU-FA (beyond the DLZS tree and SADS)
-V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> address register -> AR
+V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> (the address pipe,
+#                         request_latency) -> address register -> AR
 RELEASE_CYCLES = 0      # a lane's last score / V read -> slot release -> next request
 BLOCK_CYCLES = 3        # last list of a block -> BLOCK -> QWAIT -> QREAD: the next Q request
 TILE_GAP = 2            # accumulate stage: TILE_END and TILE states between two tiles
@@ -118,7 +122,9 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     bus = _Bus(rb, mem.read_latency)
     s_lat, ev = score_latency(cfg), rescale_cycles(cfg) + accumulate_latency(cfg)
     norm = accumulate_latency(cfg) + norm_cycles(cfg)
-    list_lat = predictor_latency(cfg) + sads_latency(cfg) + LIST_CYCLES
+    list_lat = (predictor_latency(cfg) + STREAM_REGISTER_LATENCY + sads_latency(cfg)
+                + LIST_CYCLES)
+    v_req = V_REQUEST_CYCLES + request_latency(cfg)
 
     tiles = [(b, j) for b, blk in enumerate(blocks) for j in range(len(blk["union"]))]
     n = len(tiles)
@@ -132,7 +138,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     lane_keys = np.zeros(T)             # the block's keys per lane so far
     sufa_bound = 0.0
     block_free = 0.0                    # the accumulate stage may start the block
-    q_ready = float(CHECK_CYCLES)
+    q_ready = float(CHECK_CYCLES + ends_latency(cfg))
     k_front = 0.0                       # the front may request the next K rows
     keys_k = kv = 0
     end = 0.0
@@ -163,7 +169,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
         prev = s_start[g - 1].max() + 1 if g else 0
         lists[g] = max(k_end[g] + list_lat, prev)
         # V rows of the union: a V slot (every lane's accumulate stage of tile g-2 done)
-        v_ready = max(lists[g] + V_REQUEST_CYCLES,
+        v_ready = max(lists[g] + v_req,
                       a_end[g - ks].max() + RELEASE_CYCLES if g >= ks else 0)
         v_fill[g] = bus.read(v_ready, U) if U else max(v_ready, v_fill[g - 1] if g else 0) + 1
         # score stage per lane: the list, the previous tile's issue, a free score slot

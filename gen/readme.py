@@ -5,7 +5,8 @@
 reports give, so a rerun benchmark cannot leave the README stale. Sources:
 docs/results/core_bench/report.json (``make bench-core``), docs/results/predictors.json
 (``make bench-predictors``), docs/results/dlzs_terms/report.json (``make bench-dlzs-terms``),
-docs/results/synth_scaling/report.json (``make bench-synth``),
+docs/results/synth_scaling/report.json (``make bench-synth``), docs/results/timing/report.json
+(``make bench-timing``),
 docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/cycle_model/report.json
 (``make bench-model``), docs/results/core_bench_decoder/report.json (``make bench-core``),
 docs/results/dse/pareto.json and dse_minilm/pareto.json (``make dse``), docs/results/regress/report.json
@@ -236,6 +237,21 @@ def _dse(report: dict, folder: str = "dse") -> list[str]:
     return lines
 
 
+def _timing(report: dict) -> list[str]:
+    lines = ["", "**Timing** (`make bench-timing`: `star timing`, OpenSTA on the OSU 0.18 µm cells, "
+             "typical corner, no wire load, ideal clock; goal ≤ 5.0 ns reg → reg, ≈ the paper's "
+             "1 GHz at 28 nm; [report](docs/results/timing/report.md)):", "",
+             "| config | top | reg → reg (ns) | fmax (MHz) | critical path | cells | "
+             "flip-flops |", "|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        p = r["paths"]["reg2reg"]
+        config = r["preset"] + (f" {r['mesh']}" if r["mesh"] else "")
+        crit = f"`{p['start']}` → `{p['end']}`" if p else "-"
+        lines.append(f"| {config} | {r['top']} | {p['delay_ns'] + p['setup_ns']:.2f} | "
+                     f"{r['fmax_mhz']:.0f} | {crit} | {r['cells']:,} | {r['flip_flops']:,} |")
+    return lines
+
+
 def section(root: Path = ROOT) -> str:
     """The generated results section (without the markers)."""
     res = root / "docs" / "results"
@@ -250,6 +266,7 @@ def section(root: Path = ROOT) -> str:
                            ("predictors.json", _predictors),
                            ("dlzs_terms/report.json", _dlzs_terms),
                            ("synth_scaling/report.json", _synth),
+                           ("timing/report.json", _timing),
                            ("spatial_bench/report.json", _spatial),
                            ("regress/report.json", _regress),
                            ("cycle_model/report.json", _cycle_model),

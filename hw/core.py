@@ -59,7 +59,7 @@ from .shared import refuse
 from .sufa import SufaEngine
 from .vfetch import VFetch
 
-__all__ = ["StarCore", "first_error", "tensor_ends"]
+__all__ = ["StarCore", "first_error", "tensor_ends", "ends_latency"]
 
 
 class StarCore(wiring.Component):
@@ -372,17 +372,24 @@ class StarCore(wiring.Component):
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
 
 
+def ends_latency(cfg) -> int:
+    """Cycles of :func:`tensor_ends` from settled job registers to settled ends: the multiplier
+    of (rows - 1)·stride, then the sum."""
+    return mul_latency(32, unsigned_bits(cfg.max_seq) + 2) + 1
+
+
 def tensor_ends(m, cfg, job, lengths: dict, ends: dict) -> int:
     """Drive ``ends`` ({tensor: Signal}) with the end address + 1 of each tensor in ``lengths``
     ({name: rows}, names among Q, K, V, O) under the sampled job registers ``job``: the ``ends``
     of :func:`first_error`. Pipelined: (rows - 1)·stride in a :class:`hw.arith.MulPipe`, then
     base + product + row bytes, registered. Returns the cycles from settled job registers and
-    lengths (static during the check) to settled ``ends``."""
+    lengths (static during the check) to settled ``ends``: :func:`ends_latency`."""
     for n, rows in lengths.items():
         prod = m.submodules[f"end_mul_{n.lower()}"] = MulPipe(unsigned(32), (rows - 1).shape())
         m.d.comb += [prod.en.eq(1), prod.a.eq(job[f"{n}_STRIDE"]), prod.b.eq(rows - 1)]
         m.d.sync += ends[n].eq(job[f"{n}_BASE"] + prod.p + cfg.formats.row_bytes)
-    return mul_latency(32, len(prod.b)) + 1
+        assert mul_latency(32, len(prod.b)) + 1 <= ends_latency(cfg)
+    return ends_latency(cfg)
 
 
 def first_error(cfg, job, ends, causal, dense):

@@ -12,7 +12,10 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamRegister"]
+__all__ = ["StreamRegister", "STREAM_REGISTER_LATENCY"]
+
+#: cycles a transfer spends in a :class:`StreamRegister`
+STREAM_REGISTER_LATENCY = 1
 
 
 class StreamRegister(wiring.Component):

@@ -17,7 +17,7 @@ Ports
     filled      Out: the next tile's V rows are all in the store (tiles in order).
     asked       Out: a row request enters the queue (the KV_ROWS counter).
     v_release, clear    In: a V slot is free again; a job starts (credits to ``SLOTS``).
-Latency 2 + ``mul_latency(key bits, 32)`` cycles from a tile's slot to its first request;
+Latency 2 + ``request_latency(cfg)`` cycles from a tile's slot to its first request;
 throughput one request per cycle. Backpressure: ``req.ready``; the union queue holds three tiles.
 """
 
@@ -35,7 +35,13 @@ from .lists import onehot, union_layout
 from .read_arbiter import request_layout
 from .tilebuf import SLOTS
 
-__all__ = ["VFetch"]
+__all__ = ["VFetch", "request_latency"]
+
+
+def request_latency(cfg) -> int:
+    """Cycles a V request spends in the address pipe before the request register (the
+    multiplier of key·stride)."""
+    return mul_latency(key_bits(cfg), 32)
 
 
 class VFetch(wiring.Component):
@@ -104,7 +110,7 @@ class VFetch(wiring.Component):
         m.submodules.mul = mul = MulPipe(unsigned(kb), unsigned(32))
         m.d.comb += [mul.en.eq(advance), mul.a.eq(vreq_out.key), mul.b.eq(self.v_stride)]
         tl = data.StructLayout({"valid": 1, "idx": lb + 1, "last": 1})
-        tags = [Signal(tl, name=f"req_tag{i}") for i in range(mul_latency(kb, 32))]
+        tags = [Signal(tl, name=f"req_tag{i}") for i in range(request_latency(cfg))]
         with m.If(advance):
             m.d.sync += [tags[0].valid.eq(vreq.r_rdy),
                          tags[0].idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
