@@ -366,8 +366,10 @@ class StarCore(wiring.Component):
         count("BYTES_READ", u.axi.r_beat, fmt.bus_bytes)
         count("BYTES_WRITTEN", u.axi.w_beat, fmt.bus_bytes)
         count("KV_ROWS", u.vf.asked)
-        count("KEYS_SELECTED", lists.valid & lists.ready,
-              sum(lists.payload.count[t] for t in range(self.cfg.lanes)))
+        # the lanes' counts registered before they are summed (the sum, then the add)
+        taken = Signal(lists.payload.count.shape(), name="keys_taken")
+        m.d.sync += taken.eq(Mux(lists.valid & lists.ready, lists.payload.count, 0))
+        count("KEYS_SELECTED", 1, sum(taken[t] for t in range(self.cfg.lanes)))
         count("TILES", u.sads.o.valid & u.sads.o.ready)
         m.d.comb += [cnt["RESCALES"].eq(sufa.rescales), cnt["MERGES"].eq(sufa.merges)]
 

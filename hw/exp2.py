@@ -1,8 +1,8 @@
 """exp2 unit: the softmax weight p = 2**(-(m - s)·c) of a score difference, pipelined.
 
 Model: :mod:`golden.exp2` (bit-exact; error bound there and in docs/formats.md). Both rounded
-shifts are :func:`hw.rules.table_shift`, each split in its two halves (the shift, then the
-one-bit rounding add) with a register between them; the saturation at ``u_max`` is
+shifts are :func:`hw.rules.table_shift`, the product's split in its two halves (the shift,
+then the one-bit rounding add) with a register between them; the saturation at ``u_max`` is
 :func:`hw.rules.clamp_max`. Every stage is one multiply, one shift or one narrow add (see
 docs/decisions.md, "Pipeline registers").
 """
@@ -14,16 +14,16 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import MulPipe, mul_latency
-from .rules import clamp_max, table_shift_finish, table_shift_start
+from .rules import clamp_max, table_shift, table_shift_finish, table_shift_start
 
 __all__ = ["Exp2Unit", "exp2_latency"]
 
 
 def exp2_latency(cfg) -> int:
     """Enabled cycles from ``t`` to ``p`` of :class:`Exp2Unit`: the multiplier's, then three
-    (shift | round and saturate, table | shift) and the rounding add into ``p``."""
+    (shift | round and saturate, table | the table value's rounded shift)."""
     fmt = cfg.formats
-    return mul_latency(fmt.score_bits + 1, fmt.scale_bits) + 4
+    return mul_latency(fmt.score_bits + 1, fmt.scale_bits) + 3
 
 
 class Exp2Unit(wiring.Component):
@@ -37,8 +37,8 @@ class Exp2Unit(wiring.Component):
         p       Out: the weight, ``p_bits`` (1.0 = 2**P), ``exp2_latency(cfg)`` enabled cycles
                 after t.
     Stages: t and mant registered | t·mant (:class:`hw.arith.MulPipe`) | shift of the product
-    by shift - E - 1 | the rounding add of u, saturation, table lookup | shift of the table
-    value by u >> E | the rounding add of p.
+    by shift - E - 1 | the rounding add of u, saturation, table lookup | the table value's
+    rounded shift by u >> E (a short shift and a one-bit add).
     Throughput one t per enabled cycle; no backpressure of its own (the owner's en stalls it).
     """
 
@@ -84,9 +84,6 @@ class Exp2Unit(wiring.Component):
         tab_r, n_r = Signal(fmt.p_bits), Signal(ub - E)
         with m.If(en):
             m.d.sync += [tab_r.eq(tab), n_r.eq(u[E:])]
-        v, v_rounds = Signal(fmt.p_bits + 1), Signal()
         with m.If(en):
-            m.d.sync += [v.eq(table_shift_start(tab_r, n_r)), v_rounds.eq(n_r != 0)]
-        with m.If(en):
-            m.d.sync += self.p.eq(table_shift_finish(v, v_rounds))
+            m.d.sync += self.p.eq(table_shift(m, tab_r, n_r, name="tab_w"))
         return m

@@ -22,8 +22,8 @@ table_shift(m, x, n, name=)
     Rule 3, the exp2 unit's rounded shift by an unsigned Value n >= 0: (x + half) >> n, half =
     0 when n = 0 (no rounding), else 2**(n-1); computed as the shift (x << 1) >> n (a Signal
     called ``name``, ``len(x) + 1`` bits) and a one-bit rounding add; returns the expression.
-    ``hw/exp2.py`` uses its two halves, ``table_shift_start`` (the shift) and
-    ``table_shift_finish`` (the add), with a pipeline register between them, twice (u and p).
+    ``hw/exp2.py`` uses it twice: for u in its two halves, ``table_shift_start`` (the shift)
+    and ``table_shift_finish`` (the add), with a pipeline register between them; for p whole.
 Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
     exp2 weight f), is ``round_shift`` of the product of a :class:`hw.arith.MulPipe`, in its two
     halves (``hw/sufa_lane.py``'s state multiplier, ``hw/merge.py``).

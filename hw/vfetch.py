@@ -41,7 +41,7 @@ __all__ = ["VFetch", "request_latency"]
 def request_latency(cfg) -> int:
     """Cycles a V request spends in the address pipe before the request register (the
     multiplier of key·stride)."""
-    return mul_latency(key_bits(cfg), 32)
+    return mul_latency(key_bits(cfg), 32, registered=True)
 
 
 class VFetch(wiring.Component):
@@ -107,7 +107,8 @@ class VFetch(wiring.Component):
         advance = Signal()
         vreq_out = data.View(rl, vreq.r_data)
         m.d.comb += [advance.eq(~out.valid | out.ready), vreq.r_en.eq(advance)]
-        m.submodules.mul = mul = MulPipe(unsigned(kb), unsigned(32))
+        # (the key from the queue's output register, the stride a job register)
+        m.submodules.mul = mul = MulPipe(unsigned(kb), unsigned(32), registered=True)
         m.d.comb += [mul.en.eq(advance), mul.a.eq(vreq_out.key), mul.b.eq(self.v_stride)]
         tl = data.StructLayout({"valid": 1, "idx": lb + 1, "last": 1})
         tags = [Signal(tl, name=f"req_tag{i}") for i in range(request_latency(cfg))]
