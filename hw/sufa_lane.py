@@ -65,10 +65,11 @@ def state_latency(cfg) -> int:
 
 
 def rescale_cycles(cfg) -> int:
-    """Cycles a rescale (tile merge or max assurance) takes once the lane's pipeline is empty:
-    the exp2 factor, then the d elements of O and L one per cycle, their results back
-    (``state_latency``), then M."""
-    return exp2_latency(cfg) + cfg.head_dim + state_latency(cfg) + 2
+    """Cycles a rescale (tile merge or max assurance) takes once the lane's pipeline is empty
+    (the exp2 factor is computed while it drains): the d elements of O and L one per cycle,
+    the part of their results' return (``state_latency``) that a resumed walk does not hide,
+    then M."""
+    return cfg.head_dim + max(0, state_latency(cfg) - exp2_latency(cfg) - 2) + 3
 
 
 def norm_cycles(cfg) -> int:
@@ -386,8 +387,11 @@ class SufaLane(wiring.Component):
         with m.If(issue_e):
             m.d.sync += pe.eq(pe + 1)
         sp_x, sp_out = sp[O_READ_LATENCY], sp[-1]
-        sp_busy = Signal()
+        sp_busy, sp_early = Signal(), Signal()
         m.d.comb += sp_busy.eq(Cat(*(t.valid for t in sp[1:])).any())
+        # results that would land after a resumed walk's first O read
+        early = sp[1:max(1, len(sp) - 1 - exp2_latency(cfg) - 2)]
+        m.d.comb += sp_early.eq(Cat(*(t.valid for t in early)).any() if early else 0)
         x = Signal(signed(fmt.o_bits))
         Pm = fmt.sufa_macs
         lp = Pm.bit_length() - 1
@@ -442,7 +446,7 @@ class SufaLane(wiring.Component):
                         m.d.sync += [M.eq(r.m), has.eq(1)]
                     with m.If(r.has & has & (r.m > M)):
                         m.d.comb += self.grow.eq(1)
-                        m.d.sync += pend_m.eq(r.m)
+                        m.d.sync += [pend_m.eq(r.m), wait.eq(exp2_latency(cfg))]
                         m.next = "DRAIN"
                     with m.Else():
                         m.next = "WALK"
@@ -457,7 +461,7 @@ class SufaLane(wiring.Component):
                     pass                           # the head's score is not written yet
                 with m.Elif(over):
                     m.d.comb += self.over.eq(1)
-                    m.d.sync += pend_m.eq(a["head_s"])
+                    m.d.sync += [pend_m.eq(a["head_s"]), wait.eq(exp2_latency(cfg))]
                     m.next = "DRAIN"
                 with m.Else():
                     m.d.comb += [issue.valid.eq(1), issue.first.eq(a_n == 0),
@@ -475,15 +479,13 @@ class SufaLane(wiring.Component):
                 with m.Else():
                     m.next = "TILE"
             with m.State("DRAIN"):
-                m.d.comb += self.stalled.eq(1)
-                with m.If(~a["busy_pipe"]):
-                    m.d.comb += a["factor"].eq(1)
-                    m.d.sync += wait.eq(exp2_latency(cfg) - 1)
-                    m.next = "FACTOR"
-            with m.State("FACTOR"):
+                # the factor w(pend_m - M) goes into the exp2 unit while the keys in flight
+                # drain (no key is issued: the unit is free); its p is there exp2_latency
+                # cycles after DRAIN began (wait counts them down)
                 m.d.comb += [self.stalled.eq(1), a["factor"].eq(1)]
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
+                with m.If(wait != 0):
+                    m.d.sync += wait.eq(wait - 1)
+                with m.If(~a["busy_pipe"] & (wait == 0)):
                     m.d.sync += [f_reg.eq(exp.p), normalizing.eq(0), pe.eq(0)]
                     m.next = "SCALE"
             with m.State("SCALE"):
@@ -491,9 +493,10 @@ class SufaLane(wiring.Component):
                 with m.If(pe == d):
                     m.next = "SCALE_END"
             with m.State("SCALE_END"):
-                # the last results come back before the walk reads O again
+                # the walk may go on once every result still in flight will be written before
+                # the walk's first O read (exp2_latency + 2 cycles after it resumes)
                 m.d.comb += self.stalled.eq(1)
-                with m.If(~sp_busy):
+                with m.If(~sp_early):
                     m.d.sync += M.eq(pend_m)
                     m.next = "WALK"
             with m.State("FINAL"):
