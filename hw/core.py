@@ -237,6 +237,10 @@ class StarCore(wiring.Component):
         ]
         qb = Signal(seq_bits)                             # first query row of the block
         n_act = Signal(range(T + 1))                      # active lanes of the block
+        if spatial:                                       # a node core's global limits
+            lim_shape = Mux(causal, qb + T + (seq - qlen), seq - 1).shape()
+            glim = [Signal(lim_shape, name=f"glim{t}") for t in range(T)]
+            maxlim = Signal(lim_shape, name="maxlim")
         q_lane, q_addr = Signal(range(T + 1)), Signal(ADDR_BITS)
         m.d.comb += [u.q_req.payload.addr.eq(q_addr), u.q_req.payload.idx.eq(q_lane)]
         q_got = u.q_req.valid & u.q_req.ready
@@ -282,8 +286,18 @@ class StarCore(wiring.Component):
                 m.d.comb += rest.eq(qlen - qb)
                 na = Mux(rest >= T, T, rest)
                 m.d.sync += [n_act.eq(na), q_lane.eq(0)]
-                self._plan(m, blk, na, qb, seq - qlen, causal, seq, key_lo, kseq)
-                m.next = "QWAIT"
+                if spatial:
+                    # the global limits first, registered; their shard-local form next cycle
+                    self._plan_global(m, na, qb, seq - qlen, causal, seq, glim, maxlim)
+                    m.next = "PLAN"
+                else:
+                    self._plan(m, blk, na, qb, seq - qlen, causal, seq)
+                    m.next = "QWAIT"
+            if spatial:
+                with m.State("PLAN"):
+                    m.d.comb += busy.eq(1)
+                    self._plan_local(m, blk, n_act, glim, maxlim, key_lo, kseq)
+                    m.next = "QWAIT"
             with m.State("QWAIT"):
                 # every lane has started the previous block: its next-query register is free
                 m.d.comb += busy.eq(1)
@@ -321,17 +335,24 @@ class StarCore(wiring.Component):
         with m.If(u.axi.bus_error & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
 
-    def _plan(self, m, blk, na, qb, off, causal, seq, key_lo, kseq):
-        """Registers the block's plan: active lanes, each lane's last visible key (a node core:
-        in local keys of its shard; a lane or block before key_lo sees nothing) and tiles."""
+    def _plan(self, m, blk, na, qb, off, causal, seq):
+        """Registers the block's plan: active lanes, each lane's last visible key and tiles."""
         T, lb = self.cfg.lanes, self.cfg.tile.bit_length() - 1
-        glim = [Mux(causal, qb + t + off, seq - 1) for t in range(T)]
         maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
-        if not self.spatial:
-            m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
-                         blk.n_t.eq((maxlim >> lb) + 1)]
-            m.d.sync += [blk.lim[t].eq(glim[t]) for t in range(T)]
-            return
+        m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
+                     blk.n_t.eq((maxlim >> lb) + 1)]
+        m.d.sync += [blk.lim[t].eq(Mux(causal, qb + t + off, seq - 1)) for t in range(T)]
+
+    def _plan_global(self, m, na, qb, off, causal, seq, glim, maxlim):
+        """A node core's block plan, first cycle: each lane's last visible key in global keys."""
+        T = self.cfg.lanes
+        m.d.sync += [glim[t].eq(Mux(causal, qb + t + off, seq - 1)) for t in range(T)]
+        m.d.sync += maxlim.eq(Mux(causal, qb + na - 1 + off, seq - 1))
+
+    def _plan_local(self, m, blk, na, glim, maxlim, key_lo, kseq):
+        """A node core's block plan, second cycle: the limits in local keys of its shard (a
+        lane or block before key_lo sees nothing), active lanes and tiles."""
+        T, lb = self.cfg.lanes, self.cfg.tile.bit_length() - 1
 
         def local(x):
             return Mux(x - key_lo >= kseq, kseq - 1, x - key_lo)
