@@ -159,7 +159,8 @@ def cmd_synth(args) -> int:
             report = module_stats(text, args.top, outdir / "yosys", liberty=liberty)
         if args.fmax:
             with progress.step("yosys synth_ecp5 + nextpnr-ecp5 (out of context)"):
-                report["ecp5"] = ecp5_fmax(text, args.top, outdir / "ecp5")
+                report["ecp5"] = ecp5_fmax(text, args.top, outdir / "ecp5", device="um5g-85k",
+                                           package="CABGA381")
     except ToolMissing as e:
         raise UserError(str(e)) from None
     except SynthError as e:
@@ -173,13 +174,13 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_diagram(args) -> int:
-    from star.hw.verilog import convert
+def resolve_top(args):
+    """The config, the top (``--top``, else star_spatial with ``--mesh``, else star_core), the
+    mesh (rows, cols) or None, and the default output folder under build/ of a command that
+    takes ``--top`` and ``--mesh``; bad values are a UserError."""
     from star.spec.spatial_config import SpatialConfig, parse_mesh
 
-    from . import diagram
-    from .build import SPATIAL_TOP, TOPS, blocks
-    from .synth import SynthError, ToolMissing
+    from .build import SPATIAL_TOP, TOPS
     cfg = resolve_config(args)
     mesh = parse_mesh(args.mesh) if args.mesh else None
     top = args.top or (SPATIAL_TOP if mesh else "star_core")
@@ -193,6 +194,16 @@ def cmd_diagram(args) -> int:
         except ConfigError as e:
             raise UserError(f"--mesh {args.mesh}: {e}") from None
     where = Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
+    return cfg, top, mesh, where
+
+
+def cmd_diagram(args) -> int:
+    from star.hw.verilog import convert
+
+    from . import diagram
+    from .build import blocks
+    from .synth import SynthError, ToolMissing
+    cfg, top, mesh, where = resolve_top(args)
     out = Path(args.output) if args.output else where / f"{top}.svg"
     if out.suffix != ".svg":
         raise UserError(f"-o must name an .svg file, not {str(out)!r}")
@@ -233,26 +244,13 @@ def cmd_diagram(args) -> int:
 
 def cmd_timing(args) -> int:
     from star.hw.verilog import convert
-    from star.spec.spatial_config import SpatialConfig, parse_mesh
 
-    from .build import SPATIAL_TOP, TOPS, blocks
+    from .build import blocks
     from .synth import SynthError, ToolMissing, osu018_liberty
     from .timing import sta_binary, sta_timing, timing_markdown
-    cfg = resolve_config(args)
-    mesh = parse_mesh(args.mesh) if args.mesh else None
-    top = args.top or (SPATIAL_TOP if mesh else "star_core")
-    if top not in TOPS + (SPATIAL_TOP,):
-        raise UserError(f"--top must be one of {', '.join(TOPS + (SPATIAL_TOP,))}, not {top!r}")
-    if top == SPATIAL_TOP and not mesh:
-        raise UserError(f"--top {SPATIAL_TOP} needs --mesh ROWSxCOLS (e.g. --mesh 2x2)")
-    if mesh:
-        try:
-            SpatialConfig(cfg, rows=mesh[0], cols=mesh[1])
-        except ConfigError as e:
-            raise UserError(f"--mesh {args.mesh}: {e}") from None
+    cfg, top, mesh, where = resolve_top(args)
     if not args.period > 0 or args.period == float("inf"):
         raise UserError(f"--period must be a positive number of ns, not {args.period}")
-    where = Path("build") / (f"{cfg.name}_{mesh[0]}x{mesh[1]}" if mesh else cfg.name)
     outdir = check_outdir(args.outdir or where / "timing", "-o")
     progress = Progress("timing", cfg.name, args.quiet)
     try:
@@ -300,7 +298,13 @@ def synth_markdown(cfg, report: dict) -> str:
                  (f" **{t.get('area', 0):,.0f}** |" if area else ""))
     if "ecp5" in report:
         e = report["ecp5"]
-        lines += ["", f"ECP5 25k out of context: fmax {e['fmax_mhz']} MHz, {e['luts']} LUT4, "
+        cp = e.get("critical_path")
+        path = (f"; worst path `{cp['from']}` → `{cp['to']}` ({cp['steps']} steps, "
+                f"{cp['delay_ns']} ns)" if cp else "")
+        dsp = ", ".join(f"{u} {n}" for u, n in e.get("dsp_by_unit", {}).items())
+        lines += ["", f"ECP5 LFE5UM5G-85F out of context: fmax {e['fmax_mhz']} MHz{path}; "
+                  f"MULT18X18D by unit: {dsp or 'none'}.", ""]
+        lines += [f"ECP5 resources: {e['luts']} LUT4, "
                   f"{e['ffs']} FFs ({e['seconds']:.0f} s)."]
     return "\n".join(lines) + "\n"
 
@@ -564,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also map to the OSU 0.18 µm cells and report area in µm² (fetches "
                         "Debian's qflow-tech-osu018 once; default: off)")
     p.add_argument("--fmax", action="store_true",
-                   help="also place and route on ECP5 25k out of context for fmax (needs "
+                   help="also place and route on ECP5 LFE5UM5G-85F out of context for fmax (needs "
                         "`make install-synth`; default: off)")
     p.add_argument("-o", "--outdir", default=None,
                    help="output directory (default: build/<config name>/synth)")

@@ -236,6 +236,7 @@ def ecp5_fmax(verilog: str, top: str, workdir, device: str = "25k",
          workdir, "nextpnr.log")
     seconds = time.monotonic() - start
     report = json.loads((workdir / "report.json").read_text())
+    critical = _critical_path(report)
     fmax = [c["achieved"] for c in report.get("fmax", {}).values()]
     if not fmax:       # fall back to the log: "Max frequency for clock 'clk': 123.45 MHz"
         log = (workdir / "nextpnr.log").read_text(errors="replace")
@@ -249,5 +250,37 @@ def ecp5_fmax(verilog: str, top: str, workdir, device: str = "25k",
         "luts": util.get("TRELLIS_COMB", {}).get("used"),
         "ffs": util.get("TRELLIS_FF", {}).get("used"),
         "utilization": util,
+        "critical_path": critical,
+        "dsp_by_unit": _dsp_by_unit(workdir / f"{top}.json"),
         "seconds": seconds,
     }
+
+
+def _critical_path(report: dict) -> dict | None:
+    """The worst clock-to-clock path of a nextpnr report: its first and last cells (Yosys names:
+    the RTL signal a flip-flop drives, dots between the hierarchy levels) and its delay."""
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")]
+    if not paths:
+        return None
+    worst = max(paths, key=lambda p: sum(s.get("delay", 0.0) for s in p["path"]))
+    steps = worst["path"]
+    return {"from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
+            "delay_ns": round(sum(s.get("delay", 0.0) for s in steps), 3),
+            "steps": len(steps)}
+
+
+def _dsp_by_unit(netlist: Path) -> dict:
+    """MULT18X18D blocks per unit of a synth_ecp5 JSON netlist (flattened: the unit is the
+    cell name's hierarchy up to the last dot, lane numbers folded)."""
+    cells = json.loads(netlist.read_text())["modules"]
+    out = {}
+    for mod in cells.values():
+        for name, cell in mod.get("cells", {}).items():
+            if cell.get("type") == "MULT18X18D":
+                # the instance path: the name's parts before the cell's own ($-name or last)
+                parts = name.split(".")
+                path = parts[:next((i for i, q in enumerate(parts) if q.startswith("$")),
+                                   len(parts) - 1)]
+                unit = re.sub(r"lane\d+", "lane*", ".".join(path) or "(top)")
+                out[unit] = out.get(unit, 0) + 1
+    return dict(sorted(out.items()))
