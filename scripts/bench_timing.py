@@ -51,14 +51,31 @@ def command(name: str, period: float) -> list[str]:
 
 def measure(name: str, period: float) -> dict:
     """Run ``star timing`` for one row in a fresh process; its report, trimmed for the table."""
-    argv = command(name, period)
-    work = WORK / name
     star = Path(sys.executable).with_name("star")
     t0 = time.monotonic()
-    subprocess.run([str(star), *argv, "-q", "-o", str(work)], check=True,
-                   stdout=subprocess.DEVNULL)
-    wall = time.monotonic() - t0
-    rep = json.loads((work / "timing.json").read_text())
+    subprocess.run([str(star), *command(name, period), "-q", "-o", str(WORK / name)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return row(name, period, time.monotonic() - t0)
+
+
+def finished(name: str, period: float) -> bool:
+    """Whether build/bench/timing/<row>/ holds a finished ``star timing`` run of the row at
+    ``period`` (e.g. of an earlier, interrupted bench)."""
+    path = WORK / name / "timing.json"
+    if not path.is_file():
+        return False
+    rep = json.loads(path.read_text())
+    return rep["period_ns"] == period and rep["top"] == (
+        "star_spatial" if ROWS[name][1] else "star_core")
+
+
+def row(name: str, period: float, wall: float | None = None) -> dict:
+    """The table row of a finished ``star timing`` run in build/bench/timing/<row>/ (wall: the
+    whole command; None: the run's own tool times summed)."""
+    argv = command(name, period)
+    rep = json.loads((WORK / name / "timing.json").read_text())
+    if wall is None:
+        wall = sum(rep["seconds"].values())
     paths = {k: ({f: v for f, v in p.items() if f != "stages"} if p else None)
              for k, p in rep["paths"].items()}
     return {"name": name, "preset": ROWS[name][0], "mesh": ROWS[name][1], "top": rep["top"],
@@ -144,7 +161,8 @@ def main(argv=None) -> int:
                     help="clock period in ns (default: %(default)s)")
     ap.add_argument("-o", "--outdir", type=Path, default=ROOT / "docs" / "results" / "timing")
     ap.add_argument("--reuse", action="store_true",
-                    help="keep the rows of --outdir's report.json measured at the same period "
+                    help="keep the rows of --outdir's report.json measured at the same period, "
+                         "take rows with a finished `star timing` run in build/bench/timing/<row>/ "
                          "and measure only the others (default: measure every row)")
     ap.add_argument("--render", action="store_true",
                     help="only rewrite report.md from --outdir's report.json")
@@ -166,6 +184,10 @@ def main(argv=None) -> int:
     for name in names:
         if name in old:
             rows.append(old[name])
+            continue
+        if args.reuse and finished(name, args.period):
+            log(f"{name}: the finished run in {WORK / name}")
+            rows.append(row(name, args.period))
             continue
         log(f"{' '.join(command(name, args.period))} ...")
         rows.append(measure(name, args.period))
