@@ -36,24 +36,23 @@ class Board:
     pll: dict             # EHXPLLL parameters (from yowasp-ecppll) and the core clock "mhz"
 
 
-# The core clock comes from an EHXPLLL on the board clock (the tiny core's placement estimate is
-# near 23 MHz on the LFE5U-85F); parameters from ``yowasp-ecppll -i <board MHz> -o 16``.
-PLL_25_TO_15 = {"mhz": 15.625, "CLKI_DIV": 8, "CLKFB_DIV": 5, "CLKOP_DIV": 38,
-                "CLKOP_CPHASE": 18}
-PLL_100_TO_16 = {"mhz": 16, "CLKI_DIV": 25, "CLKFB_DIV": 4, "CLKOP_DIV": 37,
-                 "CLKOP_CPHASE": 18}
-PLL_12_TO_16 = {"mhz": 16, "CLKI_DIV": 3, "CLKFB_DIV": 4, "CLKOP_DIV": 37, "CLKOP_CPHASE": 18}
+# The core clock comes from an EHXPLLL on the board clock: 75 MHz (76 from the ECP5-5G EVN's
+# 12 MHz), the issue-31 goal for the pipelined tiny core (its out-of-context estimate is in
+# docs/results/timing/ecp5_tiny.md); parameters from ``yowasp-ecppll -i <board MHz> -o 75``.
+PLL_25_TO_75 = {"mhz": 75, "CLKI_DIV": 1, "CLKFB_DIV": 3, "CLKOP_DIV": 8, "CLKOP_CPHASE": 4}
+PLL_100_TO_75 = {"mhz": 75, "CLKI_DIV": 4, "CLKFB_DIV": 3, "CLKOP_DIV": 8, "CLKOP_CPHASE": 4}
+PLL_12_TO_76 = {"mhz": 76, "CLKI_DIV": 3, "CLKFB_DIV": 19, "CLKOP_DIV": 8, "CLKOP_CPHASE": 3}
 BOARDS = {
     "ulx3s-85f": Board("amaranth_boards.ulx3s", "ULX3S_85F_Platform", 64 * 1024,
-                       "Radiona ULX3S, LFE5U-85F, 25 MHz board clock -> 15.625 MHz PLL, FTDI "
-                       "USB-serial", PLL_25_TO_15),
+                       "Radiona ULX3S, LFE5U-85F, 25 MHz board clock -> 75 MHz PLL, FTDI "
+                       "USB-serial", PLL_25_TO_75),
     "ecpix5-85": Board("amaranth_boards.ecpix5", "ECPIX585Platform", 64 * 1024,
-                       "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock -> 16 MHz PLL, "
-                       "FTDI USB-serial", PLL_100_TO_16),
+                       "LambdaConcept ECPIX-5, LFE5UM5G-85F, 100 MHz board clock -> 75 MHz PLL, "
+                       "FTDI USB-serial", PLL_100_TO_75),
     "ecp5-5g-evn": Board("amaranth_boards.ecp5_5g_evn", "ECP55GEVNPlatform", 64 * 1024,
                          "Lattice ECP5-5G Evaluation Board, LFE5UM5G-85F, 12 MHz board clock -> "
-                         "16 MHz PLL, FTDI USB-serial (after the UART jumper change of the "
-                         "board's user manual, section 6.2)", PLL_12_TO_16),
+                         "76 MHz PLL, FTDI USB-serial (after the UART jumper change of the "
+                         "board's user manual, section 6.2)", PLL_12_TO_76),
 }
 BAUD = 115_200
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from star.hw import tilebuf
-from star.hw.core import ends_latency
+from star.hw.core import check_latency
 from star.hw.pipe import STREAM_REGISTER_LATENCY
 from star.hw.predictor import predictor_latency
 from star.hw.sads import sads_latency
@@ -52,7 +52,7 @@ __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 
 # RTL pipeline constants beyond the units' own latencies, in cycles; calibrated once against
 # Verilator traces of the core (docs/results/cycle_model/)
-CHECK_CYCLES = 2        # START, CHECK -> BLOCK: the first Q request (+ CHECK_ENDS: ends_latency)
+CHECK_CYCLES = 2        # START, CHECK -> BLOCK: the first Q request (+ CHECK_ENDS: check_latency)
 LIST_CYCLES = 1         # SADS list out -> lists at SU-FA (beyond the DLZS tree and SADS)
 V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> (the address pipe,
 #                         request_latency) -> address register -> AR
@@ -138,7 +138,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     lane_keys = np.zeros(T)             # the block's keys per lane so far
     sufa_bound = 0.0
     block_free = 0.0                    # the accumulate stage may start the block
-    q_ready = float(CHECK_CYCLES + ends_latency(cfg))
+    q_ready = float(CHECK_CYCLES + check_latency(cfg))
     k_front = 0.0                       # the front may request the next K rows
     keys_k = kv = 0
     end = 0.0

@@ -43,9 +43,10 @@ def tree_latency(n_terms: int) -> int:
 
 #: the widest operand a multiplier of :class:`MulPipe` takes in one cycle; beyond it the wider
 #: operand is split in two halves whose partial products are summed in a cycle of their own
-#: (measured with `star timing`'s flow in context: 21 x 12 and 16 x 16 meet 5 ns, 32 x 12 and
-#: 29 x 13 miss it by 0.1 ns, 24 x 24 alone takes Yosys's Booth mapping over 10 minutes)
-MUL_SPLIT_BITS = 24
+#: (measured with `star timing`'s flow in context: 16 x 16 meets 5 ns; 24 x 12 takes 5.35 ns,
+#: 32 x 12 and 29 x 13 miss it by 0.1 ns, 24 x 24 alone takes Yosys's Booth mapping over 10
+#: minutes)
+MUL_SPLIT_BITS = 20
 
 
 def mul_split(a_bits: int, b_bits: int) -> bool:

@@ -59,7 +59,7 @@ from .shared import refuse
 from .sufa import SufaEngine
 from .vfetch import VFetch
 
-__all__ = ["StarCore", "first_error", "tensor_ends", "ends_latency"]
+__all__ = ["StarCore", "first_error", "tensor_ends", "start_check", "check_latency"]
 
 
 class StarCore(wiring.Component):
@@ -244,13 +244,14 @@ class StarCore(wiring.Component):
         q_lane, q_addr = Signal(range(T + 1)), Signal(ADDR_BITS)
         m.d.comb += [u.q_req.payload.addr.eq(q_addr), u.q_req.payload.idx.eq(q_lane)]
         q_got = u.q_req.valid & u.q_req.ready
-        ends = {n: Signal(ADDR_BITS + seq_bits + 1, name=f"end_{n.lower()}") for n in "QKVO"}
-        error = Signal(range(max(ErrorCode) + 1))
-        # the tensors' ends, valid ends_cycles after START (the array checks a node core's job
-        # before it starts the core)
-        ends_cycles = 1 if spatial else tensor_ends(
-            m, cfg, job, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, ends)
-        wait = Signal(range(ends_cycles + 1))
+        # the start checks' result, settled check_cycles after START (a node core: none, the
+        # array checks the job before it starts the core)
+        if spatial:
+            error, check_cycles = Signal(range(max(ErrorCode) + 1)), 1
+        else:
+            error, check_cycles = start_check(
+                m, cfg, job, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, causal, dense)
+        wait = Signal(range(check_cycles + 1))
         with m.If(csr.start & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
 
@@ -261,7 +262,7 @@ class StarCore(wiring.Component):
                     if spatial:
                         m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
                     m.d.comb += [u.clear.eq(1), csr.clear_status.eq(1)]
-                    m.d.sync += wait.eq(ends_cycles - 1)
+                    m.d.sync += wait.eq(check_cycles - 1)
                     m.next = "CHECK_ENDS"
             with m.State("CHECK_ENDS"):
                 m.d.comb += busy.eq(1)
@@ -270,8 +271,6 @@ class StarCore(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
-                if not spatial:
-                    m.d.comb += error.eq(first_error(cfg, job, ends, causal, dense))
                 with m.If(error != 0):
                     m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
                                  csr.done_set.eq(1)]
@@ -401,6 +400,25 @@ def ends_latency(cfg) -> int:
     return mul_latency(32, unsigned_bits(cfg.max_seq) + 2) + 1
 
 
+def check_latency(cfg) -> int:
+    """Cycles of :func:`start_check` from settled job registers to its settled error code: the
+    tensor ends (:func:`ends_latency`), then the checks, registered."""
+    return ends_latency(cfg) + 1
+
+
+def start_check(m, cfg, job, lengths: dict, causal, dense):
+    """Return (error, cycles): a register holding the code of the first failing start check
+    (:func:`first_error`) of the sampled job registers ``job`` and tensor ``lengths`` ({name:
+    rows}), and its latency :func:`check_latency` from settled registers (static during the
+    check)."""
+    seq_bits = unsigned_bits(cfg.max_seq)
+    ends = {n: Signal(ADDR_BITS + seq_bits + 1, name=f"end_{n.lower()}") for n in lengths}
+    tensor_ends(m, cfg, job, lengths, ends)
+    error = Signal(range(max(ErrorCode) + 1), name="check_error")
+    m.d.sync += error.eq(first_error(cfg, job, ends, causal, dense))
+    return error, check_latency(cfg)
+
+
 def tensor_ends(m, cfg, job, lengths: dict, ends: dict) -> int:
     """Drive ``ends`` ({tensor: Signal}) with the end address + 1 of each tensor in ``lengths``
     ({name: rows}, names among Q, K, V, O) under the sampled job registers ``job``: the ``ends``
@@ -425,9 +443,6 @@ def first_error(cfg, job, ends, causal, dense):
     seq, qlen = job["SEQ_LEN"][:seq_bits], job["Q_LEN"][:seq_bits]
     lo = RB.bit_length() - 1
 
-    def aligned(x):
-        return x[:lo] == 0 if lo else 1
-
     bases = [job[f"{n}_BASE"] for n in "QKVO"]
     strides = [job[f"{n}_STRIDE"] for n in "QKVO"]
     o_lo, o_hi = job["O_BASE"], ends["O"]
@@ -444,9 +459,9 @@ def first_error(cfg, job, ends, causal, dense):
          | (job["SCALE_SHIFT"] < cfg.exp_frac_bits) | (job["SCALE_SHIFT"] > 63)),
         (ErrorCode.MODE, job["MODE"] > 3),
         (ErrorCode.CAUSAL_LEN, causal & (qlen > seq)),
-        (ErrorCode.ALIGN, sum(~aligned(x) for x in bases + strides)
-         + sum(x == 0 for x in strides) != 0),
-        (ErrorCode.RANGE, sum(e > (1 << ADDR_BITS) for e in ends.values()) != 0),
+        (ErrorCode.ALIGN, Cat(*[x[:lo] != 0 for x in bases + strides if lo],
+                              *[x == 0 for x in strides]).any()),
+        (ErrorCode.RANGE, Cat(*[e > (1 << ADDR_BITS) for e in ends.values()]).any()),
         (ErrorCode.OVERLAP, overlap),
     ]
     code = 0

@@ -11,7 +11,7 @@ from amaranth.lib import data
 
 from star.spec.formats import Formats
 
-from .predictor import PredictorArith, ScorePredictor
+from .predictor import PredictorArith, ScorePredictor, stage
 
 __all__ = ["lzc8", "lz_code_layout", "leading_one", "lz_encode", "row_window", "DlzsArith",
            "DlzsPredictor"]
@@ -65,27 +65,36 @@ def leading_one(m: Module, mag, fmt: Formats, rounding: str, name: str):
     return zero, rounded
 
 
-def lz_encode(m: Module, q, fmt: Formats):
+def lz_encode(m: Module, q, fmt: Formats, stage=None):
     """Build the leading-zero encoder of one query element; return its code.
 
     Term 1 is the leading one of |q|; with ``dlzs_terms = 2`` term 2 is the leading one of the
     residual (|q| with that one cleared) from a second encoder. ``dlzs_rounding`` applies to the
-    last term.
+    last term. ``stage(value, name)``, when given, registers the code (and the residual) after
+    each term: latency ``dlzs_terms`` cycles; without it the encoder is combinational.
     """
     terms = fmt.cfg.dlzs_terms
     mag = Signal(fmt.data_bits, name="lz_mag")
-    m.d.comb += mag.eq(abs(q))
-    code = Signal(lz_code_layout(fmt), name="lz_code")
-    m.d.comb += code.neg.eq(q < 0)
+    neg = Signal(name="lz_neg")
+    m.d.comb += [mag.eq(abs(q)), neg.eq(q < 0)]
+    zeros, poss = [], []
     for t in range(terms):
         rounding = fmt.cfg.dlzs_rounding if t == terms - 1 else "floor"
         zero, pos = leading_one(m, mag, fmt, rounding, f"lz{t}")
-        m.d.comb += [code.zero[t].eq(zero), code.pos[t].eq(pos)]
+        zeros, poss = zeros + [zero], poss + [pos]
         if t < terms - 1:
             one = (Const(1, fmt.data_bits) << pos)[:fmt.data_bits]
             residual = Signal(fmt.data_bits, name=f"lz{t}_residual")
             m.d.comb += residual.eq(Mux(zero, 0, mag ^ one))
-            mag = residual
+            mag = residual if stage is None else stage(residual, f"lz{t}_mag")
+        if stage is not None:            # the code so far, a cycle later
+            neg = stage(neg, f"lz{t}_neg")
+            zeros = [stage(z, f"lz{t}_zero{i}") for i, z in enumerate(zeros)]
+            poss = [stage(p, f"lz{t}_pos{i}") for i, p in enumerate(poss)]
+    code = Signal(lz_code_layout(fmt), name="lz_code")
+    m.d.comb += code.neg.eq(neg)
+    m.d.comb += [code.zero[t].eq(zeros[t]) for t in range(terms)]
+    m.d.comb += [code.pos[t].eq(poss[t]) for t in range(terms)]
     return code
 
 
@@ -96,18 +105,19 @@ def window_code_layout(fmt: Formats) -> data.StructLayout:
                               "shift": data.ArrayLayout(fmt.cfg.dlzs_shift_bits, terms)})
 
 
-def row_window(m: Module, codes, fmt: Formats):
+def row_window(m: Module, codes, fmt: Formats, stage):
     """Keep the 2**dlzs_shift_bits leading-one positions below the row's largest one.
 
     Returns (window codes, base): base = max(top - (window - 1), 0) over the row's nonzero first
-    terms; a term is dropped when it is zero or its position is below base.
+    terms; a term is dropped when it is zero or its position is below base. ``stage(value,
+    name)`` registers the row maximum and the codes beside it (latency one cycle).
     """
-    top = Signal(fmt.lz_pos_bits, name="row_top")
     level = [Mux(c.zero[0], 0, c.pos[0]) for c in codes]
     while len(level) > 1:                      # comparator tree, shared by all lanes
         level = [Mux(a > b, a, b) for a, b in zip(level[::2], level[1::2])] + \
                 ([level[-1]] if len(level) % 2 else [])
-    m.d.comb += top.eq(level[0])
+    top = stage(level[0], "row_top")
+    codes = [stage(c, f"row_code_e{e}") for e, c in enumerate(codes)]
     base = Signal(fmt.lz_pos_bits, name="row_base")
     m.d.comb += base.eq(Mux(top >= fmt.dlzs_window - 1, top - (fmt.dlzs_window - 1), 0))
     out = []
@@ -140,7 +150,9 @@ class DlzsArith(PredictorArith):
         return window_code_layout(self.fmt)
 
     def encode_row(self, m, row):
-        return row_window(m, [lz_encode(m, q, self.fmt) for q in row], self.fmt)
+        def reg(value, name):
+            return stage(m, value, name)
+        return row_window(m, [lz_encode(m, q, self.fmt, reg) for q in row], self.fmt, reg)
 
     def finish(self, m, total, row_value):
         return total << row_value

@@ -12,7 +12,7 @@ from amaranth import Signal, signed
 
 from star.spec.formats import Formats
 
-from .predictor import PredictorArith, ScorePredictor
+from .predictor import PredictorArith, ScorePredictor, query_latency, stage
 from .rules import round_shift, saturate
 
 __all__ = ["to_int4", "Mac4Arith", "Mac4Predictor"]
@@ -38,7 +38,10 @@ class Mac4Arith(PredictorArith):
         return signed(4)
 
     def encode_row(self, m, row):
-        return [to_int4(m, q, self.fmt, f"q{e}") for e, q in enumerate(row)], None
+        codes = [to_int4(m, q, self.fmt, f"q{e}") for e, q in enumerate(row)]
+        for i in range(query_latency(self.fmt.cfg)):     # the DLZS encoder's latency
+            codes = [stage(m, c, f"q{e}_{i}") for e, c in enumerate(codes)]
+        return codes, None
 
     def key_layout(self):
         return signed(4)

@@ -1,20 +1,21 @@
-"""A stream pipeline register: one entry between a producer and a consumer, so that no logic
-of the one shares a clock cycle with logic of the other.
+"""A stream pipeline register: a skid buffer between a producer and a consumer, so that no logic
+of the one shares a clock cycle with logic of the other, not even the ready signal.
 
 :class:`StreamRegister`: ``i`` -> ``o``. Latency one cycle; throughput one transfer per cycle
-while ``o`` is ready (``i.ready`` = register empty or ``o.ready``); backpressure passes through
-combinationally (``o.ready`` -> ``i.ready``, one gate).
+while ``o`` is ready. Backpressure is registered: ``i.ready`` is a flip-flop (the second, skid
+entry is empty), so ``o.ready`` reaches no logic of the producer in the same cycle; a transfer
+that arrives while ``o`` stalls waits in the skid entry and leaves right after the first.
 """
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["StreamRegister", "STREAM_REGISTER_LATENCY"]
 
-#: cycles a transfer spends in a :class:`StreamRegister`
+#: cycles a transfer spends in a :class:`StreamRegister` while its output is ready
 STREAM_REGISTER_LATENCY = 1
 
 
@@ -25,7 +26,14 @@ class StreamRegister(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.ready):
-            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        skid = Signal(self.i.payload.shape(), name="skid")
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            # the output register loads: the skid entry first, else the input
+            m.d.sync += [self.o.valid.eq(skid_valid | self.i.valid),
+                         self.o.payload.eq(Mux(skid_valid, skid, self.i.payload)),
+                         skid_valid.eq(0)]
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
         return m

@@ -20,13 +20,29 @@ from .arith import adder_tree, tree_latency
 from .layouts import lane_row_layout
 from .shared import add_lane
 
-__all__ = ["PredictorArith", "ScorePredictor", "PredictorLane", "predictor_latency"]
+__all__ = ["PredictorArith", "ScorePredictor", "PredictorLane", "query_latency",
+           "predictor_latency", "stage"]
+
+
+def query_latency(cfg) -> int:
+    """Cycles from a ``q`` transfer until its lane's codes are stored, minus one: the register
+    stages of the DLZS query encoder (one per leading-one term, one after the row maximum). Keys
+    pass as many registers before the array, so a key that follows a query row uses its codes."""
+    return cfg.dlzs_terms + 1
 
 
 def predictor_latency(cfg) -> int:
     """Cycles from a ``k`` transfer to its scores on ``a`` (:class:`ScorePredictor`, no stall):
-    the adder tree's, ceil(log2(d) / 2)."""
-    return tree_latency(cfg.head_dim)
+    the key registers' (``query_latency``) plus the adder tree's, ceil(log2(d) / 2)."""
+    return query_latency(cfg) + tree_latency(cfg.head_dim)
+
+
+def stage(m: Module, value, name: str, en=None):
+    """Return ``value`` through a register (loading only while ``en``, when given)."""
+    reg = Signal(value.shape(), name=name)
+    with m.If(1 if en is None else en):
+        m.d.sync += reg.eq(value)
+    return reg
 
 
 class PredictorArith:
@@ -41,7 +57,8 @@ class PredictorArith:
         raise NotImplementedError
 
     def encode_row(self, m: Module, row):
-        """Return (codes, row value) of a query row (combinational; row value None if unused)."""
+        """Return (codes, row value) of a query row through ``query_latency(cfg)`` registers
+        (:func:`stage`); row value None if unused."""
         raise NotImplementedError
 
     def finish(self, m: Module, total, row_value):
@@ -67,12 +84,15 @@ class ScorePredictor(wiring.Component):
     Ports
         q   In stream {lane, row[d]}: a query row for one lane, encoded once by d shared encoders
             and held until the lane is loaded again. Always ready; loading a lane while keys are
-            in flight changes the scores of the keys that have not yet entered the array.
+            in flight changes the scores of the keys transferred after the row.
         k   In stream {keys[P][d], last}: P key rows; ``last`` is passed through untouched.
         a   Out stream {score[T][P], last}: the predicted scores, T = lanes.
     Throughput: one k transfer per cycle. Latency: ``predictor_latency(cfg)`` cycles from k to a
-    (ceil(log2(d) / 2): the adder tree has a register after every second level). Backpressure: the
-    whole pipeline stalls while ``a`` is valid and not ready (k.ready = a.ready or a not valid).
+    (``query_latency`` key registers, the last holding the prepared keys that every lane reads,
+    then ceil(log2(d) / 2): the adder tree has a register after every second level). A q row's
+    codes are stored ``query_latency`` + 1 cycles after its transfer, so a key transferred after
+    it uses them. Backpressure: the key pipeline stalls while ``a`` is valid and not ready
+    (k.ready = a.ready or a not valid); the query pipeline never stalls.
     """
 
     def __init__(self, cfg, arith: PredictorArith):
@@ -110,35 +130,38 @@ class ScorePredictor(wiring.Component):
         T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim
         lanes = [PredictorLane(cfg, arith) for _ in range(T)]
 
-        # query side: d shared encoders; the addressed lane stores the row's codes
+        # query side: d shared encoders, pipelined; the addressed lane stores the row's codes
         m.d.comb += self.q.ready.eq(1)
         enc, row_value = arith.encode_row(m, self.q.payload.row)
+        q_we, q_lane = self.q.valid, self.q.payload.lane
+        for i in range(query_latency(cfg)):
+            q_we, q_lane = stage(m, q_we, f"q_we_{i}"), stage(m, q_lane, f"q_lane_{i}")
         codes = Signal(lanes[0].codes_in.shape(), name="codes")    # one row's codes, all lanes
         m.d.comb += [codes[e].eq(enc[e]) for e in range(d)]
         for t, lane in enumerate(lanes):
             add_lane(m, f"lane{t}", lane, "pred", (cfg, type(arith).__name__))
-            m.d.comb += [lane.q_we.eq(self.q.valid & (self.q.payload.lane == t)),
-                         lane.codes_in.eq(codes)]
+            m.d.comb += [lane.q_we.eq(q_we & (q_lane == t)), lane.codes_in.eq(codes)]
             if row_value is not None:
                 m.d.comb += lane.row_in.eq(row_value)
 
         # pipeline control: a valid/last shift register under one global enable
         en = Signal()
-        valid = [Signal(name=f"valid_{i}") for i in range(predictor_latency(self.cfg))]
-        last = [Signal(name=f"last_{i}") for i in range(predictor_latency(self.cfg))]
         m.d.comb += [en.eq(~self.a.valid | self.a.ready), self.k.ready.eq(en)]
-        with m.If(en):
-            m.d.sync += [valid[0].eq(self.k.valid), last[0].eq(self.k.payload.last)]
-            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, predictor_latency(self.cfg))]
-            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, predictor_latency(self.cfg))]
-        m.d.comb += [self.a.valid.eq(valid[-1]), self.a.payload.last.eq(last[-1])]
+        valid, last = self.k.valid, self.k.payload.last
+        for i in range(predictor_latency(cfg)):
+            valid, last = stage(m, valid, f"valid_{i}", en), stage(m, last, f"last_{i}", en)
+        m.d.comb += [self.a.valid.eq(valid), self.a.payload.last.eq(last)]
 
-        # key side: each key element prepared once, shared by the lanes
-        keys = Signal(lanes[0].keys.shape(), name="keys")
+        # key side: the rows wait as long as a query row's encoding, then each key element is
+        # prepared once into a register that the lanes share
+        raw = self.k.payload.keys
+        for i in range(query_latency(cfg) - 1):
+            raw = stage(m, raw, f"k_raw_{i}", en)
+        prepared = Signal(lanes[0].keys.shape(), name="k_prepared")
         for p in range(P):
             for e in range(d):
-                m.d.comb += keys[p][e].eq(arith.prepare_key(m, self.k.payload.keys[p][e],
-                                                            f"k{p}_e{e}"))
+                m.d.comb += prepared[p][e].eq(arith.prepare_key(m, raw[p][e], f"k{p}_e{e}"))
+        keys = stage(m, prepared, "keys", en)
         for t, lane in enumerate(lanes):
             m.d.comb += [lane.keys.eq(keys), lane.en.eq(en),
                          self.a.payload.score[t].eq(lane.score)]

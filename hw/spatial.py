@@ -43,7 +43,7 @@ from star.spec.formats import unsigned_bits
 from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 
 from .axi import axi4_master_members, axil_slave_members, forward
-from .core import StarCore, first_error, tensor_ends
+from .core import StarCore, start_check
 from .csr import CsrBlock
 from .layouts import lane_row_layout
 from .merge import PartialMerge, partial_layout
@@ -101,11 +101,10 @@ class SpatialStar(wiring.Component):
         per, extra = Signal(seq_bits + 1), Signal(range(N))       # q, r = divmod(n, N)
         key_lo = [Signal(seq_bits, name=f"key_lo{c}") for c in range(N)]
         key_cnt = [Signal(seq_bits + 1, name=f"key_cnt{c}") for c in range(N)]
-        ends = {n: Signal(33 + seq_bits, name=f"end_{n.lower()}") for n in "QKVO"}
         qlen = job["Q_LEN"][:seq_bits]
-        ends_cycles = tensor_ends(m, cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0],
-                                               "O": qlen}, ends)
-        wait = Signal(range(ends_cycles + 1))
+        core_error, check_cycles = start_check(
+            m, cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0], "O": qlen}, causal, dense)
+        wait = Signal(range(check_cycles + 1))
 
         # ---- nodes -------------------------------------------------------------------------------
         q_net = m.submodules.q_net = Mesh(noc)
@@ -190,7 +189,7 @@ class SpatialStar(wiring.Component):
                     cnt = (per + ((extra > c) if c < N - 1 else 0)) << lb
                     m.d.sync += [key_lo[c].eq(lo),
                                  key_cnt[c].eq(Mux(lo + cnt > seq, seq - lo, cnt))]
-                m.d.sync += wait.eq(ends_cycles - 1)
+                m.d.sync += wait.eq(check_cycles - 1)
                 m.next = "ENDS"
             with m.State("ENDS"):
                 m.d.comb += busy.eq(1)
@@ -199,10 +198,8 @@ class SpatialStar(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
-                core_error = Signal.like(error)
-                m.d.comb += [core_error.eq(first_error(cfg, job, ends, causal, dense)),
-                             error.eq(Mux(core_error != 0, core_error,
-                                          Mux(n_tiles < N, ErrorCode.SHARD, 0)))]
+                m.d.comb += error.eq(Mux(core_error != 0, core_error,
+                                         Mux(n_tiles < N, ErrorCode.SHARD, 0)))
                 with m.If(error != 0):
                     m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
                                  csr.done_set.eq(1)]
