@@ -52,12 +52,13 @@ __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
 
 # RTL pipeline constants beyond the units' own latencies, in cycles; calibrated once against
 # Verilator traces of the core (docs/results/cycle_model/)
-CHECK_CYCLES = 2        # START, CHECK -> BLOCK: the first Q request (+ CHECK_ENDS: check_latency)
+CHECK_CYCLES = 1        # START, CHECK -> BLOCK -> QREAD: the first Q request (+ CHECK_ENDS: check_latency)
 LIST_CYCLES = 1         # SADS list out -> lists at SU-FA (beyond the DLZS tree and SADS)
 V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> (the address pipe,
 #                         request_latency) -> address register -> AR
 RELEASE_CYCLES = 0      # a lane's last score / V read -> slot release -> next request
-BLOCK_CYCLES = 3        # last list of a block -> BLOCK -> QWAIT -> QREAD: the next Q request
+BLOCK_CYCLES = 2        # last list of a block -> BLOCK -> QREAD: the next Q request
+QWAIT_CYCLES = 3        # a lane starts the previous block -> q_free -> (QWAIT) -> QREAD
 TILE_GAP = 2            # accumulate stage: TILE_END and TILE states between two tiles
 OUT_CYCLES = 1          # cycles per output row beyond its write beats
 
@@ -157,7 +158,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
         if j == 0:                      # the block's Q rows
             if b:
                 q_ready = max(lists[g - 1] + BLOCK_CYCLES,
-                              s_start[g - len(blocks[b - 1]["union"])].max() + BLOCK_CYCLES)
+                              s_start[g - len(blocks[b - 1]["union"])].max() + QWAIT_CYCLES)
             bus.read(q_ready, blk["rows"])
             k_front = q_ready + blk["rows"]        # one request per cycle
         # K rows: a K slot (every lane's score stage of tile g-2 done)

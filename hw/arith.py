@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Shape, Signal, signed
+from amaranth import Const, Module, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
-           "MUL_SPLIT_BITS"]
+           "MUL_SPLIT_BITS", "MUL_PIECE_BITS"]
 
 
-def adder_tree(m: Module, terms, carry, en, tag: str):
-    """Sum ``terms`` + ``carry`` with a register after every second level and after the root.
+def adder_tree(m: Module, terms, carries, en, tag: str):
+    """Sum ``terms`` + ``carries`` with a register after every second level and after the root.
 
-    Registers load only while ``en``. The carry (e.g. a count of negated terms) is added at the
-    root, delayed alongside the tree. Latency: ceil(log2(len(terms)) / 2) cycles (at least 1).
+    Registers load only while ``en``. ``carries`` (e.g. one bit per negated term) are summed by a
+    tree of their own beside the terms' tree, registered with it, and added at the root.
+    Latency: ceil(log2(len(terms)) / 2) cycles (at least 1).
     """
+    def pairs(level):
+        return [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                for i in range(0, len(level), 2)]
+
+    carries = list(carries) or [Const(0, 1)]
     level = 0
     while True:
         if len(terms) > 1:
-            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                     for i in range(0, len(terms), 2)]
+            terms, carries = pairs(terms), pairs(carries)
         level += 1
         if len(terms) == 1:
-            terms = [terms[0] + carry]
+            terms, carries = [terms[0] + sum(carries)], []
         if level % 2 == 0 or len(terms) == 1:
             regs = [Signal(signed(len(t)), name=f"sum_{tag}_v{level}_{i}")
                     for i, t in enumerate(terms)]
-            c = Signal(len(carry), name=f"carry_{tag}_v{level}")
+            cregs = [Signal(len(c), name=f"carry_{tag}_v{level}_{i}")
+                     for i, c in enumerate(carries)]
             with m.If(en):
                 m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
-                m.d.sync += c.eq(carry)
-            terms, carry = regs, c
+                m.d.sync += [r.eq(c) for r, c in zip(cregs, carries)]
+            terms, carries = regs, cregs
         if len(terms) == 1:
             return terms[0]
 
@@ -42,11 +48,13 @@ def tree_latency(n_terms: int) -> int:
 
 
 #: the widest operand a multiplier of :class:`MulPipe` takes in one cycle; beyond it the wider
-#: operand is split in two halves whose partial products are summed in a cycle of their own
-#: (measured with `star timing`'s flow in context: 16 x 16 meets 5 ns; 24 x 12 takes 5.35 ns,
-#: 32 x 12 and 29 x 13 miss it by 0.1 ns, 24 x 24 alone takes Yosys's Booth mapping over 10
-#: minutes)
+#: operand is split into pieces of at most ``MUL_PIECE_BITS`` bits whose partial products are
+#: summed in a cycle of their own (measured with `star timing`'s flow in context: 16 x 16 meets
+#: 5 ns; 24 x 12 takes 5.35 ns, 19 x 16 5.13 ns, 22 x 17 5.11 ns; 24 x 24 alone takes Yosys's
+#: Booth mapping over 10 minutes)
 MUL_SPLIT_BITS = 20
+#: the widest piece of a split operand
+MUL_PIECE_BITS = 16
 
 
 def mul_split(a_bits: int, b_bits: int) -> bool:
@@ -63,8 +71,8 @@ def mul_latency(a_bits: int, b_bits: int, registered: bool = False) -> int:
 
 class MulPipe(wiring.Component):
     """p = a·b, pipelined: the operands registered, the product registered (a product of a wide
-    operand: two registered partial products of the wider operand's halves, then their
-    registered sum).
+    operand: registered partial products of the wider operand's pieces of at most
+    ``MUL_PIECE_BITS`` bits, then their registered sum).
 
     Ports: ``en`` In (every register loads only while en); ``a``, ``b`` In (shapes given,
     signed or unsigned); ``p`` Out, ``len(a) + len(b)`` bits, signed if either is.
@@ -96,12 +104,19 @@ class MulPipe(wiring.Component):
             return m
         if len(b) > len(a):                         # split the wider operand
             a, b = b, a
-        h = len(a) // 2
-        lo = Signal(Shape(h + len(b), b.shape().signed), name="pp_lo")
-        hi = Signal(Shape(len(a) - h + len(b), a.shape().signed or b.shape().signed),
-                    name="pp_hi")
+        n = -(-len(a) // MUL_PIECE_BITS)            # pieces of at most MUL_PIECE_BITS bits
+        h = -(-len(a) // n)
+        pps = []
+        for i, lo in enumerate(range(0, len(a), h)):
+            piece = a[lo:lo + h]
+            top = lo + h >= len(a)
+            if top and a.shape().signed:
+                piece = piece.as_signed()
+            pp = Signal(Shape(len(piece) + len(b), (top and a.shape().signed) or
+                              b.shape().signed), name=f"pp{i}")
+            with m.If(self.en):
+                m.d.sync += pp.eq(piece * b)
+            pps.append(pp << lo)
         with m.If(self.en):
-            m.d.sync += [lo.eq(a[:h] * b), hi.eq(a[h:].as_signed() * b if a.shape().signed
-                                                   else a[h:] * b)]
-            m.d.sync += self.p.eq((hi << h) + lo)
+            m.d.sync += self.p.eq(sum(pps))
         return m

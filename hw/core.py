@@ -255,6 +255,14 @@ class StarCore(wiring.Component):
         with m.If(csr.start & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
 
+        def to_qread():
+            # the block is planned: read its Q rows once every lane has started the previous
+            # block (its next-query register is free)
+            with m.If(sufa.q_free):
+                m.next = "QREAD"
+            with m.Else():
+                m.next = "QWAIT"
+
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(csr.start):
@@ -291,14 +299,13 @@ class StarCore(wiring.Component):
                     m.next = "PLAN"
                 else:
                     self._plan(m, blk, na, qb, seq - qlen, causal, seq)
-                    m.next = "QWAIT"
+                    to_qread()
             if spatial:
                 with m.State("PLAN"):
                     m.d.comb += busy.eq(1)
                     self._plan_local(m, blk, n_act, glim, maxlim, key_lo, kseq)
-                    m.next = "QWAIT"
+                    to_qread()
             with m.State("QWAIT"):
-                # every lane has started the previous block: its next-query register is free
                 m.d.comb += busy.eq(1)
                 with m.If(sufa.q_free):
                     m.next = "QREAD"
@@ -396,8 +403,8 @@ class StarCore(wiring.Component):
 
 def ends_latency(cfg) -> int:
     """Cycles of :func:`tensor_ends` from settled job registers to settled ends: the multiplier
-    of (rows - 1)·stride, then the sum."""
-    return mul_latency(32, unsigned_bits(cfg.max_seq) + 2) + 1
+    of rows·stride (its operands are registers), then the sum."""
+    return mul_latency(32, unsigned_bits(cfg.max_seq) + 1, registered=True) + 1
 
 
 def check_latency(cfg) -> int:
@@ -421,15 +428,18 @@ def start_check(m, cfg, job, lengths: dict, causal, dense):
 
 def tensor_ends(m, cfg, job, lengths: dict, ends: dict) -> int:
     """Drive ``ends`` ({tensor: Signal}) with the end address + 1 of each tensor in ``lengths``
-    ({name: rows}, names among Q, K, V, O) under the sampled job registers ``job``: the ``ends``
-    of :func:`first_error`. Pipelined: (rows - 1)·stride in a :class:`hw.arith.MulPipe`, then
-    base + product + row bytes, registered. Returns the cycles from settled job registers and
-    lengths (static during the check) to settled ``ends``: :func:`ends_latency`."""
+    ({name: rows}, names among Q, K, V, O; each a register or a slice of one) under the sampled
+    job registers ``job``: the ``ends`` of :func:`first_error`. Pipelined: rows·stride in a
+    :class:`hw.arith.MulPipe` straight from the registers, then base + product - stride + row
+    bytes (the end of row rows - 1), registered. Returns the cycles from settled job registers
+    and lengths (static during the check) to settled ``ends``: :func:`ends_latency`."""
     for n, rows in lengths.items():
-        prod = m.submodules[f"end_mul_{n.lower()}"] = MulPipe(unsigned(32), (rows - 1).shape())
-        m.d.comb += [prod.en.eq(1), prod.a.eq(job[f"{n}_STRIDE"]), prod.b.eq(rows - 1)]
-        m.d.sync += ends[n].eq(job[f"{n}_BASE"] + prod.p + cfg.formats.row_bytes)
-        assert mul_latency(32, len(prod.b)) + 1 <= ends_latency(cfg)
+        prod = m.submodules[f"end_mul_{n.lower()}"] = MulPipe(unsigned(32), rows.shape(),
+                                                              registered=True)
+        m.d.comb += [prod.en.eq(1), prod.a.eq(job[f"{n}_STRIDE"]), prod.b.eq(rows)]
+        m.d.sync += ends[n].eq(job[f"{n}_BASE"] + prod.p - job[f"{n}_STRIDE"]
+                               + cfg.formats.row_bytes)
+        assert mul_latency(32, len(prod.b), registered=True) + 1 <= ends_latency(cfg)
     return ends_latency(cfg)
 
 

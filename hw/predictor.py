@@ -14,8 +14,6 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from star.spec.formats import unsigned_bits
-
 from .arith import adder_tree, tree_latency
 from .layouts import lane_row_layout
 from .shared import add_lane
@@ -197,8 +195,7 @@ class PredictorLane(wiring.Component):
                 term, carry = arith.term(m, codes[e], self.keys[p][e], f"k{p}_e{e}")
                 terms.append(term)
                 carries.append(carry)
-            carry = Signal(unsigned_bits(d), name=f"carry_k{p}")
-            m.d.comb += carry.eq(sum(carries))
-            total = adder_tree(m, terms, carry, self.en, f"k{p}")
+            carries = [c for c in carries if not isinstance(c, int)]    # (constant 0: none)
+            total = adder_tree(m, terms, carries, self.en, f"k{p}")
             m.d.comb += self.score[p].eq(arith.finish(m, total, row))
         return m

@@ -205,7 +205,7 @@ class SufaLane(wiring.Component):
             mul = m.submodules[f"qk_mul{i}"] = MulPipe(signed(b), signed(b))
             m.d.comb += [mul.en.eq(1), mul.a.eq(qc[i]), mul.b.eq(self.k_chunk[i])]
             prods.append(mul.p)
-        psum = adder_tree(m, prods, Const(0, 1), 1, "qk")
+        psum = adder_tree(m, prods, [], 1, "qk")
         fl = [f0]
         for i in range(score_latency(cfg) - 2):
             nxt = Signal(flag, name=f"sflag_{i + 1}")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from amaranth import Module, signed
+from amaranth import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -254,3 +254,44 @@ def test_stream_register_keeps_order_under_random_stalls(seed):
     assert out == items
     # never stalled: item j leaves STREAM_REGISTER_LATENCY cycles after it entered, at cycle j
     assert cycles[:40] == [j + STREAM_REGISTER_LATENCY for j in range(40)]
+
+
+@pytest.mark.parametrize("a_shape, b_shape, registered", [
+    (signed(16), signed(16), False),            # one piece
+    (unsigned(24), unsigned(12), False),        # two pieces
+    (signed(38), unsigned(16), False),          # three pieces, the signed one split
+    (unsigned(13), signed(44), True),           # the wider operand second, signed
+])
+def test_mul_pipe_products(a_shape, b_shape, registered, seed):
+    """MulPipe's product of random and extreme operands, mul_latency enabled cycles later; a
+    cycle with en low holds every register."""
+    from star.hw.arith import MulPipe, mul_latency
+    dut = MulPipe(a_shape, b_shape, registered)
+    rng = np.random.default_rng(seed)
+
+    def values(shape):
+        lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed \
+            else (0, (1 << shape.width) - 1)
+        return [lo, hi, 0, 1, -1 if shape.signed else 2] + \
+            [int(x) for x in rng.integers(lo, hi, 60, endpoint=True)]
+    pairs = list(zip(values(a_shape), values(b_shape)))
+    lat = mul_latency(a_shape.width, b_shape.width, registered)
+    got = []
+
+    async def bench(ctx):
+        for i in range(len(pairs) + lat):
+            a, b = pairs[min(i, len(pairs) - 1)]
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.en, 0)                   # a held cycle: nothing moves
+            await ctx.tick()
+            ctx.set(dut.en, 1)
+            await ctx.tick()
+            if i >= lat - 1 and len(got) < len(pairs):   # pair i - (lat - 1)'s product
+                got.append(ctx.get(dut.p))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [a * b for a, b in pairs]
