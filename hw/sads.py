@@ -165,8 +165,8 @@ class SadsLane(wiring.Component):
             m.d.comb += lifted.eq(new_s + self.radius)
             in_radius = Signal(name=f"inr_p{p}")
             m.d.comb += in_radius.eq((cur_n == 0) | (lifted >= cur_s[0]))
-            ins = Signal(name=f"ins_p{p}")
-            m.d.comb += ins.eq(self.fire & self.valid[p] & in_radius
+            ins = Signal(name=f"ins_p{p}")            # (the store loads only on fire)
+            m.d.comb += ins.eq(self.valid[p] & in_radius
                                & ~ge.bit_select((self.k_eff - 1)[:nb], 1))
             nxt_s = [Signal(signed(sb), name=f"s_p{p}_{j}") for j in range(K)]
             nxt_i = [Signal(ib, name=f"i_p{p}_{j}") for j in range(K)]
