@@ -15,7 +15,8 @@
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
 #   make bench-timing      static timing (OpenSTA, OSU 0.18 um): star_core per preset + star_spatial 2x2 tiny,
-#                          critical paths named by RTL signal, fmax -> docs/results/timing/ (needs opensta)
+#                          critical paths named by RTL signal, fmax -> docs/results/timing/ (needs opensta);
+#                          tiny star_core out of context on ECP5 -> docs/results/timing/ecp5_tiny.md
 #   make dse               star dse on Gemma 3 layers 4/5/11 -> docs/results/dse/ and MiniLM layers 0-5
 #                          -> docs/results/dse_minilm/ (Optuna, 500 trials each)
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
@@ -137,9 +138,10 @@ bench-spatial: $(STAMP)
 bench-model: $(STAMP)
 	$(PY) scripts/bench_model.py
 
-bench-timing: $(STAMP)
+bench-timing: install-synth
 	@command -v sta >/dev/null 2>&1 || { echo "error: sta not found; make bench-timing needs OpenSTA (Debian: apt-get install opensta; make install does it as root)" >&2; exit 1; }
 	$(PY) scripts/bench_timing.py
+	$(PY) scripts/bench_timing.py --ecp5
 
 # the studies live in build/dse/<study>.db: rerunning continues them (raise --trials to extend)
 DSE_ARGS = --trials 500 --k 10,20,30,40,50,60,70,80

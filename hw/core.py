@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
@@ -430,15 +430,17 @@ def tensor_ends(m, cfg, job, lengths: dict, ends: dict) -> int:
     """Drive ``ends`` ({tensor: Signal}) with the end address + 1 of each tensor in ``lengths``
     ({name: rows}, names among Q, K, V, O; each a register or a slice of one) under the sampled
     job registers ``job``: the ``ends`` of :func:`first_error`. Pipelined: rows·stride in a
-    :class:`hw.arith.MulPipe` straight from the registers, then base + product - stride + row
-    bytes (the end of row rows - 1), registered. Returns the cycles from settled job registers
-    and lengths (static during the check) to settled ``ends``: :func:`ends_latency`."""
+    :class:`hw.arith.MulPipe` straight from the registers, beside it base - stride + row bytes
+    registered, then their sum (the end of row rows - 1), registered. Returns the cycles from
+    settled job registers and lengths (static during the check) to settled ``ends``:
+    :func:`ends_latency`."""
     for n, rows in lengths.items():
         prod = m.submodules[f"end_mul_{n.lower()}"] = MulPipe(unsigned(32), rows.shape(),
                                                               registered=True)
         m.d.comb += [prod.en.eq(1), prod.a.eq(job[f"{n}_STRIDE"]), prod.b.eq(rows)]
-        m.d.sync += ends[n].eq(job[f"{n}_BASE"] + prod.p - job[f"{n}_STRIDE"]
-                               + cfg.formats.row_bytes)
+        off = Signal(signed(ADDR_BITS + 2), name=f"end_off_{n.lower()}")
+        m.d.sync += [off.eq(job[f"{n}_BASE"] - job[f"{n}_STRIDE"] + cfg.formats.row_bytes),
+                     ends[n].eq(off + prod.p)]
         assert mul_latency(32, len(prod.b), registered=True) + 1 <= ends_latency(cfg)
     return ends_latency(cfg)
 

