@@ -14,6 +14,16 @@ from star.spec.config import StarConfig, preset
 from star.spec.formats import Formats
 
 
+def simulate(dut, bench, clock=True):
+    """Run the testbench coroutine ``bench`` on ``dut`` in amaranth.sim (with a clock unless
+    the unit is combinational)."""
+    sim = Simulator(dut)
+    if clock:
+        sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 class Encoders(wiring.Component):
     """One leading-zero encoder and one int4 converter on a single input."""
 
@@ -41,9 +51,7 @@ def sweep(fmt, values):
             got.append([code.neg] + [code.zero[t] for t in range(terms)]
                        + [code.pos[t] for t in range(terms)] + [ctx.get(dut.i4)])
 
-    sim = Simulator(dut)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench, clock=False)
     return np.array(got)
 
 
@@ -104,10 +112,7 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
             i += bool(took)
             cycle += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return out
 
 
@@ -145,10 +150,7 @@ def exp2_sweep(cfg, ts, mant, shift):
             if i + 1 >= exp2_latency(cfg):
                 got.append(ctx.get(dut.p))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return np.array(got[:len(ts)])
 
 
@@ -197,10 +199,7 @@ def recip_sweep(cfg, ls):
             assert cycles == recip_latency(cfg)
             got.append((ctx.get(dut.r), ctx.get(dut.shift)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return np.array(got)
 
 
@@ -247,10 +246,7 @@ def test_stream_register_keeps_order_under_random_stalls(seed):
             i += bool(took)
             cycle += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert out == items
     # never stalled: item j leaves STREAM_REGISTER_LATENCY cycles after it entered, at cycle j
     assert cycles[:40] == [j + STREAM_REGISTER_LATENCY for j in range(40)]
@@ -290,8 +286,5 @@ def test_mul_pipe_products(a_shape, b_shape, registered, seed):
             if i >= lat - 1 and len(got) < len(pairs):   # pair i - (lat - 1)'s product
                 got.append(ctx.get(dut.p))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert got == [a * b for a, b in pairs]
