@@ -430,18 +430,19 @@ def tensor_ends(m, cfg, job, lengths: dict, ends: dict) -> int:
     """Drive ``ends`` ({tensor: Signal}) with the end address + 1 of each tensor in ``lengths``
     ({name: rows}, names among Q, K, V, O; each a register or a slice of one) under the sampled
     job registers ``job``: the ``ends`` of :func:`first_error`. Pipelined: rows·stride in a
-    :class:`hw.arith.MulPipe` straight from the registers, beside it base - stride + row bytes
-    registered, then their sum (the end of row rows - 1), registered. Returns the cycles from
-    settled job registers and lengths (static during the check) to settled ``ends``:
-    :func:`ends_latency`."""
+    :class:`hw.arith.MulPipe` straight from the registers; beside it row bytes - stride, then
+    base + that, one add per register; then their sum (the end of row rows - 1), registered.
+    Returns the cycles from settled job registers and lengths (static during the check) to
+    settled ``ends``: :func:`ends_latency`."""
     for n, rows in lengths.items():
         prod = m.submodules[f"end_mul_{n.lower()}"] = MulPipe(unsigned(32), rows.shape(),
                                                               registered=True)
         m.d.comb += [prod.en.eq(1), prod.a.eq(job[f"{n}_STRIDE"]), prod.b.eq(rows)]
+        back = Signal(signed(ADDR_BITS + 1), name=f"end_back_{n.lower()}")
         off = Signal(signed(ADDR_BITS + 2), name=f"end_off_{n.lower()}")
-        m.d.sync += [off.eq(job[f"{n}_BASE"] - job[f"{n}_STRIDE"] + cfg.formats.row_bytes),
-                     ends[n].eq(off + prod.p)]
-        assert mul_latency(32, len(prod.b), registered=True) + 1 <= ends_latency(cfg)
+        m.d.sync += [back.eq(cfg.formats.row_bytes - job[f"{n}_STRIDE"]),
+                     off.eq(job[f"{n}_BASE"] + back), ends[n].eq(off + prod.p)]
+        assert 2 <= mul_latency(32, len(prod.b), registered=True) <= ends_latency(cfg) - 1
     return ends_latency(cfg)
 
 
