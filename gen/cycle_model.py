@@ -59,7 +59,8 @@ V_REQUEST_CYCLES = 0    # lists taken -> union walk -> V request FIFO -> (the ad
 RELEASE_CYCLES = 0      # a lane's last score / V read -> slot release -> next request
 BLOCK_CYCLES = 2        # last list of a block -> BLOCK -> QREAD: the next Q request
 QWAIT_CYCLES = 3        # a lane starts the previous block -> q_free -> (QWAIT) -> QREAD
-TILE_GAP = 2            # accumulate stage: TILE_END and TILE states between two tiles
+TILE_GAP = 4            # accumulate stage: TILE_END and TILE states between two tiles, and the
+#                         O read register's refill (recalibrated after issue 31's pipelining)
 OUT_CYCLES = 1          # cycles per output row beyond its write beats
 
 
