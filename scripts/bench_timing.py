@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from star.gen.machine import machine, tool_versions, tools, write_report  # noqa: E402
-from star.gen.timing import PATHS, limiter  # noqa: E402
+from star.gen.timing import ABC_MARGIN, PATHS, limiter  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "timing"
 #: the rows: name -> (preset, mesh or None)
@@ -102,8 +102,9 @@ def markdown(rep: dict) -> str:
                      for r in rows if r["paths"]["reg2reg"]) + ".", "",
          "Each row is `star timing` (gen/timing.py) in a fresh process: Yosys `synth -booth` "
          "(Booth-encoded Wallace-tree multipliers) with Kogge-Stone adders (Yosys's "
-         "`+/choices/kogge-stone.v`), `dfflibmap` and `abc -D` (the period as "
-         "ABC's delay target) onto the OSU 0.18 µm cells (Debian's qflow-tech-osu018, typical "
+         "`+/choices/kogge-stone.v`), `dfflibmap` and `abc -D` (ABC's delay target "
+         f"{ABC_MARGIN:.0%} of the period: its estimate is a little optimistic against "
+         "OpenSTA's) onto the OSU 0.18 µm cells (Debian's qflow-tech-osu018, typical "
          "corner), hierarchy kept (each per-lane module mapped once, counted per lane); then "
          "OpenSTA: one ideal clock (no skew, no clock tree), no wire-load model (a net's "
          "delay is its cells' load only), the I/O constrained as a registered bus interface "
