@@ -221,9 +221,14 @@ class StarCore(wiring.Component):
         blk = Signal(block_layout(cfg))
         run, begin, busy = Signal(), Signal(), Signal()
         u.clear, u.busy = Signal(), busy
+        # the radius the lanes compare with, a register (static per job: it settles during the
+        # start check, long before the first key)
+        radius = Signal.like(sads.radius, name="radius_eff")
+        m.d.sync += radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_off,
+                                  job["RADIUS"]))
         m.d.comb += [
             sads.k.eq(job["K_TILE"]),
-            sads.radius.eq(Mux(job["RADIUS"] == RADIUS_OFF_VALUE, fmt.radius_off, job["RADIUS"])),
+            sads.radius.eq(radius),
             sufa.mant.eq(job["SCALE_MANT"]), sufa.shift.eq(job["SCALE_SHIFT"]),
             sufa.exact_max.eq(dense), sufa.clear.eq(u.clear),
             front.block.eq(blk), front.kseq.eq(kseq), front.k_base.eq(job["K_BASE"]),
