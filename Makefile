@@ -16,7 +16,7 @@
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
 #   make bench-timing      static timing (OpenSTA, OSU 0.18 um): star_core per preset + star_spatial 2x2 tiny,
 #                          critical paths named by RTL signal, fmax -> docs/results/timing/ (needs opensta);
-#                          tiny star_core out of context on ECP5 -> docs/results/timing/ecp5_tiny.md
+#                          tiny star_core out of context on ECP5, synth_ecp5 of every preset -> docs/results/timing/ecp5.md
 #   make dse               star dse on Gemma 3 layers 4/5/11 -> docs/results/dse/ and MiniLM layers 0-5
 #                          -> docs/results/dse_minilm/ (Optuna, 500 trials each)
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/

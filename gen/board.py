@@ -38,7 +38,7 @@ class Board:
 
 # The core clock comes from an EHXPLLL on the board clock: 75 MHz (76 from the ECP5-5G EVN's
 # 12 MHz), the issue-31 goal for the pipelined tiny core (its out-of-context estimate is in
-# docs/results/timing/ecp5_tiny.md); parameters from ``yowasp-ecppll -i <board MHz> -o 75``.
+# docs/results/timing/ecp5.md); parameters from ``yowasp-ecppll -i <board MHz> -o 75``.
 PLL_25_TO_75 = {"mhz": 75, "CLKI_DIV": 1, "CLKFB_DIV": 3, "CLKOP_DIV": 8, "CLKOP_CPHASE": 4}
 PLL_100_TO_75 = {"mhz": 75, "CLKI_DIV": 4, "CLKFB_DIV": 3, "CLKOP_DIV": 8, "CLKOP_CPHASE": 4}
 PLL_12_TO_76 = {"mhz": 76, "CLKI_DIV": 3, "CLKFB_DIV": 19, "CLKOP_DIV": 8, "CLKOP_CPHASE": 3}

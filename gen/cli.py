@@ -141,7 +141,7 @@ def cmd_sim(args) -> int:
 
 def cmd_synth(args) -> int:
     from .build import TOPS, blocks
-    from .synth import SynthError, ToolMissing, ecp5_fmax, module_stats, osu018_liberty
+    from .synth import SynthError, ToolMissing, ecp5_cells, ecp5_fmax, module_stats, osu018_liberty
     from star.hw.verilog import convert
     cfg = resolve_config(args)
     if args.top not in TOPS:
@@ -157,6 +157,9 @@ def cmd_synth(args) -> int:
             text = convert(blocks(cfg, only=args.top)[args.top], name=args.top)
         with progress.step(f"yosys on {args.top}"):
             report = module_stats(text, args.top, outdir / "yosys", liberty=liberty)
+        if args.ecp5:
+            with progress.step("yosys synth_ecp5 -noflatten"):
+                report["ecp5_cells"] = ecp5_cells(text, args.top, outdir / "ecp5_cells")
         if args.fmax:
             with progress.step("yosys synth_ecp5 + nextpnr-ecp5 (out of context)"):
                 report["ecp5"] = ecp5_fmax(text, args.top, outdir / "ecp5", device="um5g-85k",
@@ -296,6 +299,16 @@ def synth_markdown(cfg, report: dict) -> str:
     lines.append(f"| **total** | | **{t['cells']:,}** | **{t['flip_flops']:,}** | "
                  f"{t['memories']} | {t['memory_bits']:,} |" +
                  (f" **{t.get('area', 0):,.0f}** |" if area else ""))
+    if "ecp5_cells" in report:
+        c = report["ecp5_cells"]
+        cells = ", ".join(f"{n:,} {t}" for t, n in c["by_type"].items())
+        dsp = ", ".join(f"{u} {n}" for u, n in c["dsp_by_unit"].items())
+        over = "; ".join(f"{k} {u:,} of {a:,}" for k, (u, a) in c["over"].items())
+        lines += ["", f"ECP5 cells (`synth_ecp5 -noflatten`, every instance counted, "
+                  f"{c['seconds']:.0f} s): {cells}; {c['lut4_equiv']:,} LUT4 equivalents "
+                  f"(LUT4 + 2 · (CCU2C + TRELLIS_DPR16X4)); MULT18X18D by unit: {dsp or 'none'}. "
+                  + (f"Does not fit the LFE5UM5G-85F: {over}." if over else
+                     "Fits the LFE5UM5G-85F.")]
     if "ecp5" in report:
         e = report["ecp5"]
         cp = e.get("critical_path")
@@ -567,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--liberty", action="store_true",
                    help="also map to the OSU 0.18 µm cells and report area in µm² (fetches "
                         "Debian's qflow-tech-osu018 once; default: off)")
+    p.add_argument("--ecp5", action="store_true",
+                   help="also synth_ecp5 hierarchically (no place and route): ECP5 cells, "
+                        "MULT18X18D per unit, whether it fits the LFE5UM5G-85F (needs no extra "
+                        "install; minutes for every preset; default: off)")
     p.add_argument("--fmax", action="store_true",
                    help="also place and route on ECP5 LFE5UM5G-85F out of context for fmax (needs "
                         "`make install-synth`; default: off)")

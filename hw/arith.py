@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
-           "MUL_SPLIT_BITS", "MUL_PIECE_BITS"]
+           "MUL_SPLIT_BITS", "MUL_PIECE_BITS", "MUL_PIECE_PRODUCT_BITS"]
 
 
 def adder_tree(m: Module, terms, carries, en, tag: str):
@@ -55,6 +55,9 @@ def tree_latency(n_terms: int) -> int:
 MUL_SPLIT_BITS = 20
 #: the widest piece of a split operand
 MUL_PIECE_BITS = 16
+#: the widest partial product of a piece and the other operand (15 x 17 took 5.07 ns in the
+#: default preset's lane, 15 x 13 4.54 ns)
+MUL_PIECE_PRODUCT_BITS = 30
 
 
 def mul_split(a_bits: int, b_bits: int) -> bool:
@@ -72,7 +75,8 @@ def mul_latency(a_bits: int, b_bits: int, registered: bool = False) -> int:
 class MulPipe(wiring.Component):
     """p = a·b, pipelined: the operands registered, the product registered (a product of a wide
     operand: registered partial products of the wider operand's pieces of at most
-    ``MUL_PIECE_BITS`` bits, then their registered sum).
+    ``MUL_PIECE_BITS`` bits, and at most ``MUL_PIECE_PRODUCT_BITS`` with the other operand, then
+    their registered sum).
 
     Ports: ``en`` In (every register loads only while en); ``a``, ``b`` In (shapes given,
     signed or unsigned); ``p`` Out, ``len(a) + len(b)`` bits, signed if either is.
@@ -104,7 +108,8 @@ class MulPipe(wiring.Component):
             return m
         if len(b) > len(a):                         # split the wider operand
             a, b = b, a
-        n = -(-len(a) // MUL_PIECE_BITS)            # pieces of at most MUL_PIECE_BITS bits
+        # pieces of at most MUL_PIECE_BITS bits and MUL_PIECE_PRODUCT_BITS with the other operand
+        n = -(-len(a) // min(MUL_PIECE_BITS, max(1, MUL_PIECE_PRODUCT_BITS - len(b))))
         h = -(-len(a) // n)
         pps = []
         for i, lo in enumerate(range(0, len(a), h)):
@@ -117,6 +122,9 @@ class MulPipe(wiring.Component):
             with m.If(self.en):
                 m.d.sync += pp.eq(piece * b)
             pps.append(pp << lo)
+        while len(pps) > 1:                         # a balanced tree of adds
+            pps = [pps[i] + pps[i + 1] if i + 1 < len(pps) else pps[i]
+                   for i in range(0, len(pps), 2)]
         with m.If(self.en):
-            m.d.sync += self.p.eq(sum(pps))
+            m.d.sync += self.p.eq(pps[0])
         return m

@@ -3,7 +3,8 @@
 Model: :func:`golden.recip.normalize` (bit-exact): r, shift = reciprocal(l) (r = floor(2**shift / l),
 shift = bit_length(l) - 1 + R), then per element round_half_up(o·r / 2**shift) saturated to
 ``data_bits`` (rule 4, :func:`hw.rules.recip_normalize`, here in pipelined halves: a
-:class:`hw.arith.MulPipe`, ``round_shift_start``, ``round_shift_finish`` and ``saturate``).
+:class:`hw.arith.MulPipe`, ``round_shift_start``, ``round_shift_finish``, ``round_finish_range`` and
+``saturate_flagged``).
 This is the arithmetic of the final normalisation in :class:`hw.sufa.SufaLane`: the same
 :class:`~hw.recip.Reciprocal` unit and the same multiply / round / saturate rules.
 A state without keys (``has`` = 0, or l = 0, where the model is undefined) gives an all-zero row.
@@ -19,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from .merge import partial_layout
 from .recip import Reciprocal
 from .arith import MulPipe, mul_latency
-from .rules import round_shift_finish, round_shift_start, saturate
+from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 
 __all__ = ["row_layout", "step_latency", "normalize_latency", "normalize_interval",
            "Normalize"]
@@ -112,7 +113,8 @@ class Normalize(wiring.Component):
         with m.If(step):
             m.d.sync += [w.eq(round_shift_start(mul.p, recip.shift)),
                          res.eq(Mux(nohas | recip.zero, 0,
-                                    saturate(round_shift_finish(w), b)))]
+                                    saturate_flagged(round_shift_finish(w, b),
+                                                     *round_finish_range(w, b), b)))]
         with m.If(step):
             m.d.sync += [O[e].eq(O[e + 1]) for e in range(d - 1)]
             m.d.sync += O[d - 1].eq(res)

@@ -1,10 +1,14 @@
-"""A stream pipeline register: a skid buffer between a producer and a consumer, so that no logic
-of the one shares a clock cycle with logic of the other, not even the ready signal.
+"""Pipeline registers.
 
-:class:`StreamRegister`: ``i`` -> ``o``. Latency one cycle; throughput one transfer per cycle
+:class:`StreamRegister`: a skid buffer between a producer and a consumer, so that no logic
+of the one shares a clock cycle with logic of the other, not even the ready signal: ``i`` -> ``o``. Latency one cycle; throughput one transfer per cycle
 while ``o`` is ready. Backpressure is registered: ``i.ready`` is a flip-flop (the second, skid
 entry is empty), so ``o.ready`` reaches no logic of the producer in the same cycle; a transfer
 that arrives while ``o`` stalls waits in the skid entry and leaves right after the first.
+
+:class:`CopyRegister`: one copy of a register that many lanes read, for a group of them (a
+register per group instead of one driving every lane). Each copy is its own module, so synthesis
+does not merge the copies back into one (Yosys merges equal registers within a module).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamRegister", "STREAM_REGISTER_LATENCY"]
+__all__ = ["StreamRegister", "STREAM_REGISTER_LATENCY", "CopyRegister"]
 
 #: cycles a transfer spends in a :class:`StreamRegister` while its output is ready
 STREAM_REGISTER_LATENCY = 1
@@ -36,4 +40,17 @@ class StreamRegister(wiring.Component):
                          skid_valid.eq(0)]
         with m.Elif(self.i.valid & self.i.ready):
             m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
+class CopyRegister(wiring.Component):
+    """``o`` = ``i`` a cycle later, loading while ``en``. Latency one cycle; no backpressure."""
+
+    def __init__(self, shape):
+        super().__init__({"en": In(1), "i": In(shape), "o": Out(shape)})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.en):
+            m.d.sync += self.o.eq(self.i)
         return m

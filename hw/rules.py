@@ -17,7 +17,11 @@ saturate(x, bits), clamp_max(x, hi)
     Rule 2, saturation: x clamped to the ``bits``-bit two's-complement range (``hw/mac4.py``, the
     output row of ``hw/sufa_lane.py`` and ``hw/normalize.py``); x clamped to at most ``hi``
     (the exponent u at u_max in ``hw/exp2.py``, the runtime k at K in ``hw/sads.py``).
-    Expressions of x's width.
+    Expressions of x's width. ``saturate`` of a rounded value in pipelined form:
+    ``round_finish_range`` (the out-of-range flags, from the value before its rounding add),
+    ``round_shift_finish(w, width)`` (the add only as wide as the bits kept) and
+    ``saturate_flagged`` (``hw/sufa_lane.py``, ``hw/normalize.py``); ``tests/test_rules.py``
+    checks them against the golden ``saturate`` of ``round_shift``.
 table_shift(m, x, n, name=)
     Rule 3, the exp2 unit's rounded shift by an unsigned Value n >= 0: (x + half) >> n, half =
     0 when n = 0 (no rounding), else 2**(n-1); computed as the shift (x << 1) >> n (a Signal
@@ -38,8 +42,9 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Mux, Signal
 
-__all__ = ["round_shift", "round_shift_start", "round_shift_finish", "saturate", "clamp_max",
-           "table_shift", "table_shift_start", "table_shift_finish"]
+__all__ = ["round_shift", "round_shift_start", "round_shift_finish", "round_finish_range",
+           "saturate", "saturate_flagged", "clamp_max", "table_shift", "table_shift_start",
+           "table_shift_finish"]
 
 
 def round_shift(x, shift):
@@ -54,16 +59,36 @@ def round_shift_start(x, shift):
     return (x << 1) >> shift
 
 
-def round_shift_finish(w):
+def round_shift_finish(w, width: int | None = None):
     """The second half of :func:`round_shift`: (w + 1) >> 1, a one-bit rounding add
-    (floor((floor(x / 2**(s-1)) + 1) / 2) = floor((x + 2**(s-1)) / 2**s), negative x too)."""
+    (floor((floor(x / 2**(s-1)) + 1) / 2) = floor((x + 2**(s-1)) / 2**s), negative x too).
+
+    With ``width``: only the result's low ``width`` bits (signed), from an add as narrow (w's
+    bits above ``width`` never reach them) — for a result known to fit, or saturated by
+    :func:`round_finish_range`'s flags (:func:`saturate_flagged`)."""
+    if width is not None:
+        return ((w[:width + 1] + 1) >> 1)[:width].as_signed()
     return (w + 1) >> 1
+
+
+def round_finish_range(w, bits: int):
+    """(over, under): whether :func:`round_shift_finish` (w) lies above / below the ``bits``-bit
+    two's-complement range, decided from w without the rounding add: floor((w + 1) / 2) >
+    2**(bits-1) - 1 iff w >= 2**bits - 1, and < -2**(bits-1) iff w < -2**bits - 1."""
+    return w >= (1 << bits) - 1, w < -(1 << bits) - 1
+
+
+def saturate_flagged(x, over, under, bits: int):
+    """x clamped to the ``bits``-bit two's-complement range by flags computed elsewhere (x itself
+    may be a narrow copy of the value the flags were computed from)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(over, hi, Mux(under, lo, x))
 
 
 def saturate(x, bits: int):
     """Return x clamped to [-2**(bits-1), 2**(bits-1) - 1]."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return Mux(x > hi, hi, Mux(x < lo, lo, x))
+    return saturate_flagged(x, x > hi, x < lo, bits)
 
 
 def clamp_max(x, hi: int):

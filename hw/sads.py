@@ -22,15 +22,18 @@ Ports
             tile) in descending predicted order; entries at or beyond count are not selected.
     k       In: keys kept per tile, 1..k_tile (runtime; 0 behaves as 1, above k_tile as k_tile).
     radius  In: radius in predicted-score LSBs (all ones: off).
+            k and radius are registered in every lane (a copy per lane: they fan out to all of
+            them): hold them from the cycle before a job's first transfer to its last.
 Throughput: ``pred_keys`` keys per cycle per lane (one i transfer per cycle), the DLZS rate.
 Latency: the list of a tile is on ``o`` two cycles after the tile's last transfer
 (:func:`sads_latency`).
 Backpressure: the output register holds one tile's lists; only the *last* transfer of the next tile
 waits while that register is still full (or its lists are still being cut), so a consumer that
 takes a list within a tile's duration never stalls the input.
-Timing: the clipping compares new + r with the running max (new + r formed beside the store's
-compares, not after them), "beats the k-th best" is bit k - 1 of the (thermometer) compare
-vector, and the final lists are cut a cycle after the last key from the registered store.
+Timing: the clipping compares the new score with a registered threshold, running max − r (loaded
+with new − r whenever an entry becomes the max, new − r formed beside the store's compares),
+"beats the k-th best" is bit k - 1 of the (thermometer) compare vector, and the final lists are
+cut a cycle after the last key from the registered store against the same threshold.
 """
 
 from __future__ import annotations
@@ -152,22 +155,27 @@ class SadsLane(wiring.Component):
         st_s = [Signal(signed(sb), name=f"s_{j}") for j in range(K)]
         st_i = [Signal(ib, name=f"i_{j}") for j in range(K)]
         st_n = Signal(nb, name="n")
-        cur_s, cur_i, cur_n = list(st_s), list(st_i), st_n
+        # the job's k (and k - 1, the compare bit of the k-th best) and radius, this lane's copy
+        k_eff, kth, radius = Signal(nb), Signal(nb), Signal(unsigned(sb))
+        m.d.sync += [k_eff.eq(self.k_eff), kth.eq(self.k_eff - 1), radius.eq(self.radius)]
+        # the clipping threshold: entry 0 (the running max) - radius, loaded with it
+        thr = Signal(signed(sb + 2), name="thr")
+        cur_s, cur_i, cur_n, cur_t = list(st_s), list(st_i), st_n, thr
         for p in range(P):
             new_s = self.score[p]
             new_i = (self.base + p)[:ib]
             ge = Signal(K, name=f"ge_p{p}")           # a prefix: entries >= new_s
             for j in range(K):
                 m.d.comb += ge[j].eq((j < cur_n) & (cur_s[j] >= new_s))
-            # clipping unit: below the running max - r (new_s + r < max), or not above the
+            # clipping unit: below the running max - r (the threshold), or not above the
             # k-th best (its position, #ge, not below k: bit k - 1 of the prefix is set)
-            lifted = Signal(signed(sb + 2), name=f"lifted_p{p}")
-            m.d.comb += lifted.eq(new_s + self.radius)
+            new_t = Signal(signed(sb + 2), name=f"thr_p{p}")
+            m.d.comb += new_t.eq(new_s - radius)
             in_radius = Signal(name=f"inr_p{p}")
-            m.d.comb += in_radius.eq((cur_n == 0) | (lifted >= cur_s[0]))
+            m.d.comb += in_radius.eq((cur_n == 0) | (new_s >= cur_t))
             ins = Signal(name=f"ins_p{p}")            # (the store loads only on fire)
             m.d.comb += ins.eq(self.valid[p] & in_radius
-                               & ~ge.bit_select((self.k_eff - 1)[:nb], 1))
+                               & ~ge.bit_select(kth, 1))
             nxt_s = [Signal(signed(sb), name=f"s_p{p}_{j}") for j in range(K)]
             nxt_i = [Signal(ib, name=f"i_p{p}_{j}") for j in range(K)]
             nxt_n = Signal(nb, name=f"n_p{p}")
@@ -178,12 +186,13 @@ class SadsLane(wiring.Component):
                     nxt_s[j].eq(Mux(~ins | ge[j], cur_s[j], Mux(here, new_s, prev_s))),
                     nxt_i[j].eq(Mux(~ins | ge[j], cur_i[j], Mux(here, new_i, prev_i))),
                 ]
-            m.d.comb += nxt_n.eq(Mux(ins & (cur_n < self.k_eff), cur_n + 1, cur_n))
-            cur_s, cur_i, cur_n = nxt_s, nxt_i, nxt_n
+            m.d.comb += nxt_n.eq(Mux(ins & (cur_n < k_eff), cur_n + 1, cur_n))
+            nxt_t = Mux(ins & ~ge[0], new_t, cur_t)         # the new entry is the max
+            cur_s, cur_i, cur_n, cur_t = nxt_s, nxt_i, nxt_n, nxt_t
 
         with m.If(self.fire):
             m.d.sync += [a.eq(b) for a, b in zip(st_s + st_i, cur_s + cur_i)]
-            m.d.sync += st_n.eq(Mux(self.last, 0, cur_n))
+            m.d.sync += [st_n.eq(Mux(self.last, 0, cur_n)), thr.eq(cur_t)]
         # a cycle after the tile's last key (the store still holds the tile's list: the next
         # tile's first key is written at the end of this cycle): the held entries still within
         # the radius of the tile max
@@ -193,7 +202,7 @@ class SadsLane(wiring.Component):
             m.d.sync += cut_n.eq(cur_n)
         keep = [Signal(name=f"keep_{j}") for j in range(K)] + [Const(0, 1)]
         for j in range(K):
-            m.d.comb += keep[j].eq((j < cut_n) & (st_s[j] + self.radius >= st_s[0]))
+            m.d.comb += keep[j].eq((j < cut_n) & (st_s[j] >= thr))
         # the store is sorted, so keep is a prefix: its length is j + 1 at its last 1
         count = 0
         for j in range(K):

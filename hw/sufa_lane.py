@@ -37,7 +37,7 @@ from .arith import MulPipe, adder_tree, mul_latency, tree_latency
 from .exp2 import Exp2Unit, exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
-from .rules import round_shift_finish, round_shift_start, saturate
+from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 
 __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_latency",
            "rescale_cycles", "norm_cycles"]
@@ -409,9 +409,13 @@ class SufaLane(wiring.Component):
         rshift = Signal(max(len(nshift), unsigned_bits(P)))
         m.d.sync += rshift.eq(P if self.partial else Mux(normalizing, nshift, P))
         mul_w = Signal(signed(len(smul.p) + 1), name="mul_w")
-        mul_out = Signal(signed(len(smul.p) + 1), name="mul_out")
+        # the rounding add only as wide as the state (a rescaled state fits its width); the
+        # normalised row's saturation decided from mul_w beside it
+        mul_out = Signal(signed(max(fmt.o_bits, fmt.l_bits + 1)), name="mul_out")
+        over, under = Signal(name="mul_over"), Signal(name="mul_under")
         m.d.sync += [mul_w.eq(round_shift_start(smul.p, rshift)),
-                     mul_out.eq(round_shift_finish(mul_w))]
+                     mul_out.eq(round_shift_finish(mul_w, len(mul_out))),
+                     Cat(over, under).eq(Cat(*round_finish_range(mul_w, cfg.data_bits)))]
         with m.If(sp_out.valid & sp_out.wb):
             with m.If(sp_out.e == d):
                 m.d.sync += L.eq(mul_out)
@@ -422,7 +426,7 @@ class SufaLane(wiring.Component):
         # the row out (normalised and saturated; partial: O unscaled, read straight from O),
         # shifted in element-wise
         out = self.state.o if self.partial else self.o_row
-        new_e = x if self.partial else saturate(mul_out, cfg.data_bits)
+        new_e = x if self.partial else saturate_flagged(mul_out, over, under, cfg.data_bits)
         ew = fmt.o_bits if self.partial else cfg.data_bits
         out_tag = sp_x if self.partial else sp_out
         with m.If(out_tag.valid & ~out_tag.wb):

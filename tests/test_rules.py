@@ -134,13 +134,45 @@ def _rescale(x_bits, f_bits, sh_bits, consts, bits, cases):
     outs = [_out(m, rounded(s), f"c{s}") for s in consts]
     outs.append(_out(m, rounded(sh), "var"))
     outs.append(_out(m, hw.saturate(rounded(sh), bits), "sat"))
+    # rule 4 as the SU-FA lane pipelines it: flags from the shifted product, a narrow add
+    w = Signal(signed(len(prod) + 1))
+    m.d.comb += w.eq(hw.round_shift_start(prod, sh))
+    outs.append(_out(m, hw.saturate_flagged(hw.round_shift_finish(w, bits),
+                                            *hw.round_finish_range(w, bits), bits), "sat_flags"))
     got = _simulate(m, [x, f, sh], outs, cases)
     xs, fs, shs = cases.T
     for i, s in enumerate(consts):
         _check(got[:, i], gold.rescale(xs, fs, s), cases, f"rescale(x, f, {s})")
-    _check(got[:, -2], gold.rescale(xs, fs, shs), cases, "rescale(x, f, shift signal)")
-    _check(got[:, -1], gold.recip_normalize(xs, fs, shs, bits), cases,
-           f"recip_normalize(o, r, shift, {bits})")
+    _check(got[:, -3], gold.rescale(xs, fs, shs), cases, "rescale(x, f, shift signal)")
+    for col in (-2, -1):
+        _check(got[:, col], gold.recip_normalize(xs, fs, shs, bits), cases,
+               f"recip_normalize(o, r, shift, {bits}) ({'flags' if col == -1 else 'direct'})")
+
+
+def _round_finish_narrow(w_bits, widths, bits, cases):
+    """round_shift_finish(w, width): the low bits of (w + 1) >> 1; round_finish_range and
+    saturate_flagged: saturate((w + 1) >> 1, bits) from a narrow copy."""
+    m = Module()
+    w = Signal(signed(w_bits))
+    outs = [_out(m, hw.round_shift_finish(w, n), f"low{n}") for n in widths]
+    outs += [_out(m, hw.saturate_flagged(hw.round_shift_finish(w, b), *hw.round_finish_range(w, b),
+                                         b), f"sat{b}") for b in bits]
+    got = _simulate(m, [w], outs, cases)
+    rounded = gold.round_shift(cases[:, 0], 1)
+    for i, n in enumerate(widths):
+        wrapped = ((rounded + (1 << (n - 1))) & ((1 << n) - 1)) - (1 << (n - 1))
+        _check(got[:, i], wrapped, cases, f"round_shift_finish(w, {n})")
+    for i, b in enumerate(bits, len(widths)):
+        _check(got[:, i], gold.saturate(rounded, b), cases, f"saturate_flagged, {b} bits")
+
+
+def test_round_finish_narrow_exhaustive():
+    _round_finish_narrow(11, range(1, 11), range(1, 10), np.arange(-1024, 1024)[:, None])
+
+
+def test_round_finish_narrow_random_wide(seed):
+    rng = np.random.default_rng(seed)
+    _round_finish_narrow(48, (8, 17, 33, 47), (8, 16, 33), _random(rng, 48)[:, None])
 
 
 def test_rescale_recip_normalize_exhaustive():

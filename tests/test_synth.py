@@ -28,4 +28,23 @@ def test_shared_lanes_match_every_lane_elaborated(top, tmp_path):
     assert shared["modules"][lane]["instances"] == 3
     assert shared["total"]["flip_flops"] == every["total"]["flip_flops"]
     assert shared["total"]["memory_bits"] == every["total"]["memory_bits"]
-    assert abs(shared["total"]["cells"] - every["total"]["cells"]) <= 0.005 * every["total"]["cells"]
+    # ABC maps the same logic to a few cells more or less in differently named modules (the
+    # SADS lanes of tiny: 1,348 cells shared, 1,357 and 1,358 as lane0..2 of their own)
+    assert abs(shared["total"]["cells"] - every["total"]["cells"]) <= 0.01 * every["total"]["cells"]
+
+
+def test_ecp5_cells_count_every_instance(tmp_path):
+    """``star synth --ecp5`` (gen.synth.ecp5_cells): synth_ecp5 of the shared design counts each
+    lane module once per instance: the same flip-flops and MULT18X18D as the design with every
+    lane its own module, the multipliers attributed to the lane's units."""
+    from star.gen.synth import ecp5_cells
+    cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 2})
+    top = "star_sufa"
+    shared = ecp5_cells(convert(blocks(cfg, only=top)[top], name=top), top, tmp_path / "shared")
+    every = ecp5_cells(convert(blocks(cfg, only=top)[top], name=top, share_lanes=False), top,
+                       tmp_path / "every")
+    for cell in ("TRELLIS_FF", "MULT18X18D"):
+        assert shared["by_type"][cell] == every["by_type"][cell], cell
+    assert sum(shared["dsp_by_unit"].values()) == shared["by_type"]["MULT18X18D"] > 0
+    assert all(u.startswith("sufa.lane.") for u in shared["dsp_by_unit"]), shared["dsp_by_unit"]
+    assert not shared["over"]
