@@ -19,6 +19,8 @@ from pathlib import Path
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
+from star.hw.verilog import unbracket
+
 
 __all__ = ["BOARDS", "BoardError", "board", "board_platform", "build_board", "parse_nextpnr"]
 
@@ -159,7 +161,10 @@ def build_board(cfg, name: str, outdir: Path, *, bitstream: bool, baud: int = BA
         env = {**os.environ, **_yowasp_env()}
         # prepare + execute (platform.build would also require the board's programmer)
         with progress.step(f"star_board for {name}: yosys + nextpnr-ecp5 + ecppack (minutes)"):
-            platform.prepare(top, name="star_board", emit_src=False).execute_local(str(outdir), env=env)
+            plan = platform.prepare(top, name="star_board", emit_src=False)
+            # the array-element alias names that stop synth_ecp5's abc9 (hw.verilog.unbracket)
+            plan.files["star_board.il"] = unbracket(plan.files["star_board.il"])
+            plan.execute_local(str(outdir), env=env)
         report.update(parse_nextpnr((outdir / "star_board.tim").read_text()))
         report["files"] = ["star_board.bit", "star_board.svf", "star_board.tim"]
     (outdir / "board.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -26,7 +26,7 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["convert", "write_if_changed"]
+__all__ = ["convert", "unbracket", "write_if_changed"]
 
 
 def convert(component, name: str, ports=None, share_lanes: bool = True) -> str:
@@ -49,21 +49,23 @@ def convert(component, name: str, ports=None, share_lanes: bool = True) -> str:
     if ports is not None:
         kwargs["ports"] = ports
     if not share_lanes:
-        return _unbracket(_verilog.convert(component, **kwargs))
+        return unbracket(_verilog.convert(component, **kwargs))
     with sharing(name, convert) as shared:
         text = _verilog.convert(component, **kwargs)
-    return _unbracket(text) + "".join(shared.texts)  # the lanes: already through convert
+    return unbracket(text) + "".join(shared.texts)  # the lanes: already through convert
 
 
 #: An escaped identifier (up to the blank that ends it) holding an ``[<digits>]``.
 _BRACKETED = re.compile(r"\\(\S*\[[0-9]+\]\S*)(?=\s)")
 
 
-def _unbracket(text: str) -> str:
-    """*text* with every escaped identifier ``\\a[3].b[0]`` renamed ``\\a__3.b__0``.
+def unbracket(text: str) -> str:
+    """*text* (Verilog, or RTLIL: the board build's) with every escaped identifier
+    ``\\a[3].b[0]`` renamed ``\\a__3.b__0``.
 
     Amaranth's per-element alias wires of ``data.ArrayLayout`` signals are the only such names
-    (Verilog bit-selects are never part of an identifier). Raises if a new name is taken.
+    (bit-selects are never part of an identifier: RTLIL writes them after a blank). Raises if a
+    new name is taken.
     """
     def plain(name: str) -> str:
         return re.sub(r"\[([0-9]+)\]", r"__\1", name)

@@ -164,11 +164,27 @@ ECP5_PRESETS = ("tiny", "int8", "default", "bench", "paper")
 
 def _star(argv: list[str], work: Path, reuse: bool) -> dict:
     """``star`` *argv* -q -o *work* in a fresh process (or its finished run with ``reuse``);
-    returns its synth.json."""
-    if not (reuse and (work / "synth.json").is_file()):
-        log(f"{' '.join(argv)} ...")
-        subprocess.run([str(Path(sys.executable).with_name("star")), *argv, "-q", "-o",
-                        str(work)], check=True, stdout=subprocess.DEVNULL)
+    returns its synth.json, or {"failed": the reason} when the run failed (kept in
+    *work*/failed.txt, which ``reuse`` also takes)."""
+    failed = work / "failed.txt"
+    if reuse and (work / "synth.json").is_file():
+        return json.loads((work / "synth.json").read_text())
+    if reuse and failed.is_file():
+        return {"failed": failed.read_text().strip()}
+    log(f"{' '.join(argv)} ...")
+    start = time.monotonic()
+    proc = subprocess.run([str(Path(sys.executable).with_name("star")), *argv, "-q", "-o",
+                           str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    if proc.returncode:
+        first = next((ln for ln in proc.stderr.splitlines() if ln.startswith("star:")),
+                     "no message")
+        reason = (f"{first.split('; in ')[0]} after {time.monotonic() - start:.0f} s")
+        work.mkdir(parents=True, exist_ok=True)
+        failed.write_text(reason + "\n")
+        log(f"{' '.join(argv)}: {reason}")
+        return {"failed": reason}
+    failed.unlink(missing_ok=True)
     return json.loads((work / "synth.json").read_text())
 
 
@@ -206,6 +222,9 @@ def ecp5(outdir: Path, reuse: bool) -> Path:
         "| preset | lanes | LUT4 equivalents | flip-flops | MULT18X18D | fits the 85k part | "
         "synth_ecp5 (s) |", "|---|---|---|---|---|---|---|"]
     for preset, r in runs.items():
+        if "failed" in r:
+            head.append(f"| {preset} | | | | | synth_ecp5 failed: {r['failed']} | |")
+            continue
         c = r["ecp5_cells"]
         over = "; ".join(f"no: {k} {u:,} of {a:,}" for k, (u, a) in c["over"].items())
         head.append(f"| {preset} | {r['config']['lanes']} | {c['lut4_equiv']:,} | "
