@@ -89,6 +89,19 @@ def yosys_stats(verilog: str, top: str, workdir) -> dict:
 _FINE = ["opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast"]
 
 
+def _instances(children: dict, top: str) -> dict:
+    """How often each module occurs in the design under ``top``; ``children``: {module: {child
+    module: instances of it in the module}}."""
+    instances = {name: 0 for name in children}
+
+    def count(name: str, n: int):
+        instances[name] += n
+        for child, k in children[name].items():
+            count(child, n * k)
+    count(top, 1)
+    return instances
+
+
 def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -> dict:
     """Hierarchical generic synthesis; per module: cells, flip-flops, memories, memory bits.
 
@@ -149,13 +162,7 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
         }
         if liberty is not None and key in area:
             modules[name]["area"] = float(area[key].get("area", 0.0))
-    instances = {name: 0 for name in modules}
-
-    def count(name: str, n: int):
-        instances[name] += n
-        for child, k in children[name].items():
-            count(child, n * k)
-    count(top, 1)
+    instances = _instances(children, top)
     total = {}
     for name, m in modules.items():
         m["instances"] = instances[name]
@@ -284,14 +291,8 @@ def ecp5_cells(verilog: str, top: str, workdir) -> dict:
     seconds = time.monotonic() - start
     stat = json.loads((workdir / "stat.json").read_text())
     modules = {k.lstrip("\\"): v.get("num_cells_by_type", {}) for k, v in stat["modules"].items()}
-    instances = {name: 0 for name in modules}
-
-    def count(name: str, n: int):
-        instances[name] += n
-        for child, k in modules[name].items():
-            if child in modules:
-                count(child, n * int(k))
-    count(top, 1)
+    instances = _instances({name: {t: int(n) for t, n in cells.items() if t in modules}
+                            for name, cells in modules.items()}, top)
     by_type, dsp = {}, {}
     for name, cells in modules.items():
         for t, n in cells.items():

@@ -10,6 +10,12 @@ __all__ = ["adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
            "MUL_SPLIT_BITS", "MUL_PIECE_BITS", "MUL_PIECE_PRODUCT_BITS"]
 
 
+def _pairs(level: list) -> list:
+    """One level of a balanced adder tree: neighbours summed, an odd last one passed on."""
+    return [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)]
+
+
 def adder_tree(m: Module, terms, carries, en, tag: str):
     """Sum ``terms`` + ``carries`` with a register after every second level and after the root.
 
@@ -17,15 +23,11 @@ def adder_tree(m: Module, terms, carries, en, tag: str):
     tree of their own beside the terms' tree, registered with it, and added at the root.
     Latency: ceil(log2(len(terms)) / 2) cycles (at least 1).
     """
-    def pairs(level):
-        return [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
-                for i in range(0, len(level), 2)]
-
     carries = list(carries) or [Const(0, 1)]
     level = 0
     while True:
         if len(terms) > 1:
-            terms, carries = pairs(terms), pairs(carries)
+            terms, carries = _pairs(terms), _pairs(carries)
         level += 1
         if len(terms) == 1:
             terms, carries = [terms[0] + sum(carries)], []
@@ -123,8 +125,7 @@ class MulPipe(wiring.Component):
                 m.d.sync += pp.eq(piece * b)
             pps.append(pp << lo)
         while len(pps) > 1:                         # a balanced tree of adds
-            pps = [pps[i] + pps[i + 1] if i + 1 < len(pps) else pps[i]
-                   for i in range(0, len(pps), 2)]
+            pps = _pairs(pps)
         with m.If(self.en):
             m.d.sync += self.p.eq(pps[0])
         return m

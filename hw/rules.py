@@ -87,8 +87,7 @@ def saturate_flagged(x, over, under, bits: int):
 
 def saturate(x, bits: int):
     """Return x clamped to [-2**(bits-1), 2**(bits-1) - 1]."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return saturate_flagged(x, x > hi, x < lo, bits)
+    return saturate_flagged(x, x > (1 << (bits - 1)) - 1, x < -(1 << (bits - 1)), bits)
 
 
 def clamp_max(x, hi: int):
