@@ -35,7 +35,7 @@ output cycles. Backpressure: ``lists`` waits for the lanes; o holds until taken.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -99,10 +99,17 @@ class SufaEngine(wiring.Component):
         T = self.cfg.lanes
         m.submodules.kstore = ks = TileStore(self.cfg)
         m.submodules.vstore = vs = TileStore(self.cfg)
+        # the query rows: the current and the next block's row of each lane, read like K
+        tb = unsigned_bits(T - 1)
+        m.submodules.qstore = qs = TileStore(self.cfg, depth=2 << tb)
         m.d.comb += [ks.w_en.eq(self.k_en), ks.w_addr.eq(self.k_addr), ks.w_row.eq(self.k_row),
                      vs.w_en.eq(self.v_en), vs.w_addr.eq(self.v_addr), vs.w_row.eq(self.v_row)]
         lanes = [SufaLane(self.cfg, self.partial) for _ in range(T)]
         lst = self.lists.payload
+        q_slots = Cat(l.q_slot for l in lanes)
+        m.d.comb += [qs.w_en.eq(self.q.valid), qs.w_row.eq(self.q.payload.row),
+                     qs.w_addr.eq(Cat(self.q.payload.lane[:tb],
+                                      ~q_slots.bit_select(self.q.payload.lane, 1)))]
         m.d.comb += [self.q.ready.eq(1),
                      self.lists.ready.eq(~Cat(l.list_full for l in lanes).any()),
                      self.q_free.eq(~Cat(l.q_full for l in lanes).any()),
@@ -114,7 +121,7 @@ class SufaEngine(wiring.Component):
                 lane.mant.eq(self.mant), lane.shift.eq(self.shift),
                 lane.exact_max.eq(self.exact_max), lane.clear.eq(self.clear),
                 lane.q_we.eq(self.q.valid & (self.q.payload.lane == t)),
-                lane.q_row.eq(self.q.payload.row),
+                qs.addr[t].eq(Cat(Const(t, tb), lane.q_slot)), lane.q_chunk.eq(qs.chunk[t]),
                 lane.list_we.eq(self.lists.valid & self.lists.ready),
                 lane.list_index.eq(lst.index[t]), lane.list_count.eq(lst.count[t]),
                 lane.list_first.eq(lst.first), lane.list_final.eq(lst.final),

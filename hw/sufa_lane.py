@@ -81,8 +81,11 @@ def norm_cycles(cfg) -> int:
 class SufaLane(wiring.Component):
     """A query lane (see the module docstring). Signals, driven by :class:`SufaEngine`:
 
-    q_we, q_row             load the next block's query row (``q_full`` until the lane starts
-                            that block's first tile).
+    q_we                    the next block's query row is written to the engine's Q store, at
+                            the slot other than ``q_slot`` (``q_full`` until the lane starts
+                            that block's first tile, which makes it ``q_slot``).
+    q_chunk                 the Q store's chunk of the row at ``q_slot``, the K chunk's (the
+                            stores read in the same phase: ``k_phase``).
     list_we, list_index, list_count, list_first, list_final
                             the lane's list of the next tile (``list_full`` until S takes it).
     k_addr / k_chunk, k_phase; v_addr / v_chunk, v_phase
@@ -113,7 +116,7 @@ class SufaLane(wiring.Component):
         super().__init__({
             "mant": In(fmt.scale_bits), "shift": In(fmt.scale_shift_bits),
             "exact_max": In(1), "clear": In(1),
-            "q_we": In(1), "q_row": In(row), "q_full": Out(1),
+            "q_we": In(1), "q_full": Out(1), "q_slot": Out(1), "q_chunk": In(chunk),
             "list_we": In(1), "list_full": Out(1),
             "list_index": In(data.ArrayLayout(unsigned_bits(Bc - 1), K)),
             "list_count": In(self.cnt_bits), "list_first": In(1), "list_final": In(1),
@@ -143,10 +146,8 @@ class SufaLane(wiring.Component):
         P, G, sb = fmt.sufa_macs, fmt.sufa_chunks, fmt.score_bits
         lb = Bc.bit_length() - 1
 
-        q_cur = Signal(data.ArrayLayout(signed(b), d))
-        q_nxt = Signal(data.ArrayLayout(signed(b), d))
         with m.If(self.q_we):
-            m.d.sync += [q_nxt.eq(self.q_row), self.q_full.eq(1)]
+            m.d.sync += self.q_full.eq(1)
 
         # the next tile's list (a one-entry queue), then the list being walked
         nl_index = Signal(self.list_index.shape())
@@ -168,7 +169,7 @@ class SufaLane(wiring.Component):
             m.d.sync += [s_index.eq(nl_index), s_count.eq(nl_count), s_final.eq(nl_final),
                          s_busy.eq(1), s_e.eq(0), s_n.eq(0), self.list_full.eq(0)]
             with m.If(nl_first & self.q_full):
-                m.d.sync += [q_cur.eq(q_nxt), self.q_full.eq(0)]
+                m.d.sync += [self.q_slot.eq(~self.q_slot), self.q_full.eq(0)]
             with m.If(self.q_we):            # a row arriving in the same cycle stays next
                 m.d.sync += self.q_full.eq(1)
 
@@ -182,9 +183,8 @@ class SufaLane(wiring.Component):
         end = Signal()
         m.d.comb += [end.eq((s_count == 0) | ((s_e == s_count - 1) & (s_n == G - 1))),
                      self.k_addr.eq(Cat(key, s_slot))]
-        qc = Signal(data.ArrayLayout(signed(b), P))
-        m.d.sync += [qc.as_value().eq(q_cur.as_value().word_select(self.k_phase, P * b)),
-                     f0.eq(0)]
+        qc = self.q_chunk
+        m.d.sync += f0.eq(0)
         with m.If(s_busy):
             m.d.sync += [f0.valid.eq(s_count != 0), f0.first.eq(s_n == 0),
                          f0.last.eq(s_n == G - 1), f0.e.eq(s_e), f0.key.eq(key),

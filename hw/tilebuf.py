@@ -23,25 +23,42 @@ backpressure. A write and a read of the same address in one cycle return the old
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
-__all__ = ["TileStore", "SLOTS"]
+__all__ = ["TileStore", "SLOTS", "rotate"]
 
 SLOTS = 2          # tiles a store holds (the K store: read ahead; the V store: fetched ahead)
 
 
+def rotate(m: Module, items: list, amount, name: str) -> list:
+    """``out[c] = items[(c - amount) mod n]`` for n = len(items) a power of two: a barrel
+    rotator, log2(n) levels of 2:1 multiplexers (n·log2(n) instead of an n:1 multiplexer per
+    output)."""
+    n = len(items)
+    for s in range(n.bit_length() - 1):
+        step = 1 << s
+        nxt = [Signal.like(items[c], name=f"{name}_r{s}_{c}") for c in range(n)]
+        m.d.comb += [nxt[c].eq(Mux(amount[s], items[(c - step) % n], items[c]))
+                     for c in range(n)]
+        items = nxt
+    return items
+
+
 class TileStore(wiring.Component):
-    def __init__(self, cfg):
+    """``depth`` rows (default ``SLOTS`` tiles); see the module docstring."""
+
+    def __init__(self, cfg, depth: int | None = None):
         self.cfg = cfg
         self.fmt = fmt = cfg.formats
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
         G = fmt.sufa_chunks
-        self.addr_bits = unsigned_bits(2 * cfg.tile - 1)
+        self.depth = SLOTS * cfg.tile if depth is None else depth
+        self.addr_bits = unsigned_bits(self.depth - 1)
         chunk = data.ArrayLayout(signed(b), fmt.sufa_macs)
         idx = unsigned(unsigned_bits(max(G - 1, 1)))
         super().__init__({
@@ -60,31 +77,37 @@ class TileStore(wiring.Component):
         width = P * cfg.data_bits
         lg = G.bit_length() - 1                       # G is a power of two
         ph = Signal(max(lg, 1), name="ph")            # phase: lane t reads bank (ph - t) mod G
+        ph_d = Signal(max(lg, 1), name="ph_d")        # the phase of the data read last cycle
 
         def mod_g(x):
             return x[:lg] if lg else 0
 
         if lg:
-            m.d.sync += ph.eq(ph + 1)                 # wraps at G
+            m.d.sync += [ph.eq(ph + 1), ph_d.eq(ph)]  # wraps at G
         for t in range(T):
             m.d.comb += self.phase[t].eq(mod_g(ph - t % G))
             m.d.sync += self.chunk_idx[t].eq(self.phase[t])
 
+        banks = []
         for c in range(G):
-            bank = m.submodules[f"bank{c}"] = Memory(shape=width, depth=2 * cfg.tile, init=[])
+            bank = m.submodules[f"bank{c}"] = Memory(shape=width, depth=self.depth, init=[])
             w = bank.write_port()
             m.d.comb += [w.en.eq(self.w_en), w.addr.eq(self.w_addr),
                          w.data.eq(self.w_row.as_value()[c * width:(c + 1) * width])]
-            for r in range(R):
-                port = bank.read_port()
-                lanes = [t for t in range(r * G, min(T, (r + 1) * G))]
-                # bank c, port r serves lane r·G + ((ph - c) mod G) this cycle
-                with m.Switch(mod_g(ph - c)):
-                    for t in lanes:
-                        with m.Case(t % G):
-                            m.d.comb += port.addr.eq(self.addr[t])
-                # lane t receives bank (ph_prev - t) mod G = its chunk_idx
-                for t in lanes:
-                    with m.If(self.chunk_idx[t] == c):
-                        m.d.comb += self.chunk[t].as_value().eq(port.data)
+            banks.append(bank)
+        # port r of every bank serves lanes r·G .. r·G + G - 1: bank c the lane j = (ph - c)
+        # mod G of the group, whose chunk comes back a cycle later. Both are rotations by the
+        # phase of the group's items in reversed order (index -j mod G)
+        for r in range(R):
+            def lane(j):
+                return r * G + j if r * G + j < T else None
+            addrs = [self.addr[lane(-c % G)] if lane(-c % G) is not None
+                     else Signal(self.addr_bits) for c in range(G)]
+            ports = [bank.read_port() for bank in banks]
+            for c, a in enumerate(rotate(m, addrs, ph, f"addr{r}")):
+                m.d.comb += ports[c].addr.eq(a)
+            datas = [ports[-j % G].data for j in range(G)]
+            for j, dat in enumerate(rotate(m, datas, ph_d, f"data{r}")):
+                if lane(j) is not None:
+                    m.d.comb += self.chunk[lane(j)].as_value().eq(dat)
         return m
