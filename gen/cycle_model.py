@@ -15,8 +15,10 @@ sufa_macs cycles per key, rb = bus beats per row, per lane t with n_t keys and e
   tiles) and the V rows of the union of tile g (requested once its lists exist and every lane
   finished the accumulate stage two tiles ago: the V store holds two tiles); requests are
   served in the order they become ready, V first on a tie, each after the memory's latency;
-* lists of tile g: the DLZS tree's and SADS's latencies + ``LIST_CYCLES`` after its last K
-  row, once every lane took the previous tile's list into its score stage;
+* predictor: one key per ``pred_cycles`` cycles, as the K rows arrive;
+* lists of tile g: the DLZS tree's and SADS's latencies + ``LIST_CYCLES`` after its last key
+  predicted, plus (sparse) the union's bit-set, one cycle per entry of the longest list + 1,
+  once every lane took the previous tile's list into its score stage;
 * score stage of lane t: max(1, n_t)·G issue cycles, ``score_latency`` more to the last score; it
   needs a free score slot (two tiles: the accumulate stage of tile g-2 done);
 * accumulate stage of lane t: starts once the tile's fixed max is known (its first two keys
@@ -121,6 +123,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     """
     fmt = cfg.formats
     T, Bc, rb, G = cfg.lanes, cfg.tile, fmt.row_beats, fmt.sufa_chunks
+    C = cfg.pred_cycles                 # predictor cycles per key
     bus = _Bus(rb, mem.read_latency)
     s_lat, ev = score_latency(cfg), rescale_cycles(cfg) + accumulate_latency(cfg)
     norm = accumulate_latency(cfg) + norm_cycles(cfg)
@@ -142,6 +145,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     block_free = 0.0                    # the accumulate stage may start the block
     q_ready = float(CHECK_CYCLES + check_latency(cfg))
     k_front = 0.0                       # the front may request the next K rows
+    p_free = 0.0                        # the predictor may take the next key
     keys_k = kv = 0
     end = 0.0
     for g, (b, j) in enumerate(tiles):
@@ -167,9 +171,14 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
         k_ready = max(k_front, s_done[g - ks].max() + RELEASE_CYCLES if g >= ks else 0)
         k_end[g] = bus.read(k_ready, K)
         k_front = k_ready + K
-        # lists: after the tile's last K row, once the lanes took the previous lists
+        # the predictor takes a key per C cycles as the rows arrive (one per rb beats)
+        p_last = max(k_end[g], max(k_end[g] - (K - 1) * rb, p_free) + (K - 1) * C)
+        p_free = p_last + C
+        # lists: after the tile's last key predicted, once the lanes took the previous lists
         prev = s_start[g - 1].max() + 1 if g else 0
-        lists[g] = max(k_end[g] + list_lat, prev)
+        # (sparse: the union's bit-set is built first, a cycle per entry of the longest list)
+        build = 0 if dense else counts.max() + 1
+        lists[g] = max(p_last + list_lat + build, prev)
         # V rows of the union: a V slot (every lane's accumulate stage of tile g-2 done)
         v_ready = max(lists[g] + v_req,
                       a_end[g - ks].max() + RELEASE_CYCLES if g >= ks else 0)

@@ -39,7 +39,6 @@ from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
-from star.spec.config import ConfigError
 from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 
@@ -55,7 +54,6 @@ from .owriter import OWriter
 from .pipe import StreamRegister
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
 from .sads import SadsSelector
-from .shared import refuse
 from .sufa import SufaEngine
 from .vfetch import VFetch
 
@@ -79,9 +77,6 @@ class StarCore(wiring.Component):
     """
 
     def __init__(self, cfg, spatial: bool = False):
-        if cfg.pred_keys != 1:
-            raise refuse(self, ConfigError(f"pred_keys must be 1 for star_core (K rows arrive at "
-                                           f"most one per cycle), not {cfg.pred_keys}"))
         self.cfg = cfg
         self.spatial = spatial
         self.fmt = cfg.formats
@@ -137,14 +132,9 @@ class StarCore(wiring.Component):
         pred, sads, front = u.pred, u.sads, u.front
         m.submodules.pred_reg = preg = StreamRegister(pred.a.payload.shape())
         wiring.connect(m, pred.a, preg.i)
-        pa = preg.o
-        m.d.comb += [sads.i.valid.eq(pa.valid), pa.ready.eq(sads.i.ready),
-                     sads.i.payload.last.eq(pa.payload.last),
-                     front.p_fire.eq(sads.i.valid & sads.i.ready),
-                     front.p_last.eq(sads.i.payload.last)]
-        for t in range(cfg.lanes):
-            m.d.comb += [sads.i.payload.score[t][0].eq(pa.payload.score[t][0]),
-                         sads.i.payload.valid[t][0].eq(front.p_valid[t])]
+        wiring.connect(m, preg.o, sads.i)
+        m.d.comb += [front.p_fire.eq(sads.i.valid & sads.i.ready),
+                     front.p_last.eq(sads.i.payload.last), sads.lane_valid.eq(front.p_valid)]
         m.d.comb += [front.k_release.eq(u.sufa.k_release), u.vf.v_release.eq(u.sufa.v_release),
                      front.empty_take.eq(u.lists.empty_take), u.lists.k_free.eq(front.k_free)]
         self._responses(m, u)
@@ -193,7 +183,7 @@ class StarCore(wiring.Component):
             m.d.comb += [port.valid.eq(u.q_take), port.payload.eq(q_row)]
         m.d.comb += [
             u.pred.k.valid.eq(is_k),
-            Value.cast(u.pred.k.payload.keys).eq(resp.payload.row),
+            Value.cast(u.pred.k.payload.key).eq(resp.payload.row),
             u.pred.k.payload.last.eq(rtag.last),
             sufa.k_en.eq(is_k & u.pred.k.ready), sufa.k_addr.eq(rtag.idx),
             sufa.k_row.eq(resp.payload.row),

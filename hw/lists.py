@@ -2,10 +2,12 @@
 
 Per tile, SADS gives every lane its list (keys in visit order and a count); in dense mode each
 lane instead walks its visible keys in index order (:class:`LaneList`: the count of visible
-keys, and the mask of keys the lane computes). The stage hands the lists of all lanes to SU-FA
-at once (``lists``, with the block's ``first`` / ``final`` tile flags) and, in the same
-handshake, the union of the lanes' masks with the tile's first key to the V fetch (``union``),
-which reads each of those V rows once. A node core's empty block (no key of its shard is
+keys). The stage hands the lists of all lanes to SU-FA at once (``lists``, with the block's
+``first`` / ``final`` tile flags) and, in the same handshake, the union of the lanes' keys with
+the tile's first key to the V fetch (``union``), which reads each of those V rows once. The
+sparse union is a bit-set built at the selector's rate, list entry j of every lane in cycle j
+(a decoder per lane, not one per list entry); the dense union is keys 0 .. the most any lane
+sees - 1. A node core's empty block (no key of its shard is
 visible) gives the lanes one empty tile instead, taking a K slot of its own (``empty_take``) so
 the K and V slot credits stay in step.
 
@@ -16,8 +18,10 @@ Ports
     block       In ``hw.front.block_layout``; ``dense``, ``run``, ``begin`` In (as the front's).
     k_free      In: a K slot credit is available (empty tiles only). ``empty_take`` Out.
     tiles_done  Out: every tile of the block has been given.
-Combinational; one tile per handshake. Backpressure: a tile waits for SU-FA's lanes and for
-room in the V fetch's queue.
+Latency: a sparse tile's lists are offered ``union_cycles`` (the longest list's length, + 1)
+cycles after SADS's lists arrive (the union is built meanwhile, while the lanes may still work on
+the previous tile); dense and empty tiles at once. One tile per handshake. Backpressure: a tile
+waits for SU-FA's lanes and for room in the V fetch's queue.
 """
 
 from __future__ import annotations
@@ -60,35 +64,51 @@ class ListStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, blk = self.cfg, self.block
-        lb = cfg.tile.bit_length() - 1
+        T, K, Bc = cfg.lanes, cfg.k_tile, cfg.tile
+        lb = Bc.bit_length() - 1
         kb = key_bits(cfg)
         tile = Signal(len(blk.n_t))                       # lists given in this block
         base = Signal(kb)
         m.d.comb += [base.eq(tile << lb), self.tiles_done.eq(tile == blk.n_t)]
         lst, out = self.sel.payload, self.lists.payload
-        union = 0
-        for t in range(cfg.lanes):
+        # the sparse union, built at the selector's rate: list entry j of every lane per cycle
+        # (j up to the longest list), set into a bit-set
+        j, built, sparse = Signal(range(K + 1)), Signal(), Signal(Bc)
+        entry, more, visible = 0, 0, []
+        for t in range(T):
             ll = LaneList(cfg, kb, kb + 1)
             add_lane(m, f"mask{t}", ll, "mask", (cfg, kb, kb + 1))
-            m.d.comb += [ll.index.eq(lst.index[t]), ll.count.eq(lst.count[t]),
+            m.d.comb += [ll.index.eq(lst.index[t]), ll.count.eq(lst.count[t]), ll.j.eq(j),
                          ll.active.eq(blk.active[t]), ll.lim.eq(blk.lim[t]), ll.base.eq(base),
                          ll.dense.eq(self.dense), out.index[t].eq(lst.index[t]),
                          out.count[t].eq(Mux(blk.empty, 0, ll.count_out))]
-            union = union | ll.mask
+            entry, more = entry | ll.entry, more | ll.more
+            visible.append(ll.visible)
+        # the dense union: keys 0 .. the most any lane sees - 1 (each lane's keys are a prefix)
+        while len(visible) > 1:
+            visible = [Mux(a > b, a, b) for a, b in zip(visible[::2], visible[1::2])] + \
+                      visible[len(visible) & ~1:]
+        dense = Signal(Bc)
+        m.d.comb += dense.eq(Cat(*(i < visible[0] for i in range(Bc))))
+        with m.If(self.sel.valid & ~built & ~self.dense):
+            with m.If(more):
+                m.d.sync += [sparse.eq(sparse | entry), j.eq(j + 1)]
+            with m.Else():
+                m.d.sync += built.eq(1)
         # an empty block (node core) gives the lanes one empty tile, with a K slot of its own
-        valid = Mux(blk.empty, (tile == 0) & self.k_free, self.sel.valid)
+        valid = Mux(blk.empty, (tile == 0) & self.k_free, self.sel.valid & (built | self.dense))
         fire = Signal()
         m.d.comb += [
             self.lists.valid.eq(self.run & valid & self.union.ready),
             out.first.eq(tile == 0), out.final.eq(tile == blk.n_t - 1),
             fire.eq(self.lists.valid & self.lists.ready),
             self.union.valid.eq(fire),
-            self.union.payload.mask.eq(Mux(blk.empty, 0, union)),
+            self.union.payload.mask.eq(Mux(blk.empty, 0, Mux(self.dense, dense, sparse))),
             self.union.payload.base.eq(base),
         ]
         with m.If(fire):
             m.d.comb += [self.sel.ready.eq(~blk.empty), self.empty_take.eq(blk.empty)]
-            m.d.sync += tile.eq(tile + 1)
+            m.d.sync += [tile.eq(tile + 1), sparse.eq(0), j.eq(0), built.eq(0)]
         with m.If(self.begin):
             m.d.sync += tile.eq(0)
         return m
@@ -96,9 +116,10 @@ class ListStage(wiring.Component):
 
 class LaneList(wiring.Component):
     """One query lane's list of a tile for SU-FA: ``count_out`` (SADS's count, or in dense mode
-    the number of visible keys: keys base .. lim of the tile, none in an idle lane) and ``mask``
-    (the keys it computes, for the union the V fetch reads). Combinational. Every lane is the
-    same module, so synthesis can map one and instance it.
+    ``visible``, the number of visible keys: keys base .. lim of the tile, none in an idle lane)
+    and, for the union the V fetch reads, ``entry``: list entry ``j`` as a one-hot key mask
+    (zero past the count), ``more``: the list has an entry ``j``. Combinational. Every lane is
+    the same module, so synthesis can map one and instance it.
     """
 
     def __init__(self, cfg, key_bits: int, lim_bits: int):
@@ -108,18 +129,18 @@ class LaneList(wiring.Component):
             "active": In(1), "dense": In(1),
             "index": In(data.ArrayLayout(unsigned_bits(Bc - 1), K)),
             "count": In(unsigned_bits(K)), "lim": In(lim_bits), "base": In(key_bits),
-            "count_out": Out(unsigned_bits(Bc)), "mask": Out(Bc)})
+            "j": In(range(K + 1)),
+            "count_out": Out(unsigned_bits(Bc)), "visible": Out(unsigned_bits(Bc)),
+            "entry": Out(Bc), "more": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        Bc = self.cfg.tile
-        sel = 0
-        for j in range(self.cfg.k_tile):
-            sel = sel | Mux(j < self.count, onehot(self.index[j], Bc), 0)
-        visible = Signal(unsigned_bits(Bc))
+        Bc, K = self.cfg.tile, self.cfg.k_tile
         span = self.lim - self.base + 1
-        m.d.comb += visible.eq(Mux(~self.active | (self.lim < self.base), 0,
-                                   Mux(span >= Bc, Bc, span)))
-        m.d.comb += [self.count_out.eq(Mux(self.dense, visible, self.count)),
-                     self.mask.eq(Mux(self.dense, Cat(*(i < visible for i in range(Bc))), sel))]
+        m.d.comb += self.visible.eq(Mux(~self.active | (self.lim < self.base), 0,
+                                        Mux(span >= Bc, Bc, span)))
+        m.d.comb += [self.count_out.eq(Mux(self.dense, self.visible, self.count)),
+                     self.more.eq(self.count > self.j)]
+        idx = self.index[self.j[:unsigned_bits(K - 1)]] if K > 1 else self.index[0]
+        m.d.comb += self.entry.eq(Mux(self.more, onehot(idx, Bc), 0))
         return m

@@ -1,7 +1,7 @@
 """The score-predictor array shared by DLZS and the 4-bit multiply baseline.
 
-A predictor scores ``pred_keys`` keys against every query lane per cycle. It differs only in its
-arithmetic, given by a :class:`PredictorArith`: how a query row is encoded (once, when the lane is
+A predictor scores a key against every query lane per ``pred_cycles`` cycles. It differs only in
+its arithmetic, given by a :class:`PredictorArith`: how a query row is encoded (once, when the lane is
 loaded: a code per element plus an optional per-row value), how a key element is prepared (once
 per key, shared by the lanes), the term one (query code, key operand) pair contributes, and how the
 per-row value finishes the summed score. Both predictors therefore have the same ports,
@@ -10,7 +10,7 @@ pipeline and adder tree, so their area can be compared fairly.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,8 +36,11 @@ def query_latency(cfg) -> int:
 
 def predictor_latency(cfg) -> int:
     """Cycles from a ``k`` transfer to its scores on ``a`` (:class:`ScorePredictor`, no stall):
-    the key registers' (``query_latency``) plus the adder tree's, ceil(log2(d) / 2)."""
-    return query_latency(cfg) + tree_latency(cfg.head_dim)
+    the key registers' (``query_latency``) and the adder tree's over pred_width terms,
+    ceil(log2(pred_width) / 2); with C = ``pred_cycles`` > 1 also the C - 1 later chunks and the
+    lanes' accumulator."""
+    C = cfg.pred_cycles
+    return query_latency(cfg) + tree_latency(cfg.formats.pred_width) + (C if C > 1 else 0)
 
 
 def stage(m: Module, value, name: str, en=None):
@@ -82,21 +85,23 @@ class PredictorArith:
 
 
 class ScorePredictor(wiring.Component):
-    """A predictor array: scores of ``pred_keys`` keys for every query lane per cycle.
+    """A predictor array: the scores of one key for every query lane per C = ``pred_cycles``
+    cycles, W = ``pred_width`` = head_dim / pred_cycles terms per lane per cycle.
 
     Ports
         q   In stream {lane, row[d]}: a query row for one lane, encoded once by d shared encoders
             and held until the lane is loaded again. Always ready; loading a lane while keys are
             in flight changes the scores of the keys transferred after the row.
-        k   In stream {keys[P][d], last}: P key rows; ``last`` is passed through untouched.
-        a   Out stream {score[T][P], last}: the predicted scores, T = lanes.
-    Throughput: one k transfer per cycle. Latency: ``predictor_latency(cfg)`` cycles from k to a
-    (``query_latency`` key registers, the last holding the prepared keys that the lanes read, a
-    copy per ``KEY_COPY_LANES`` lanes,
-    then ceil(log2(d) / 2): the adder tree has a register after every second level). A q row's
-    codes are stored ``query_latency`` + 1 cycles after its transfer, so a key transferred after
-    it uses them. Backpressure: the key pipeline stalls while ``a`` is valid and not ready
-    (k.ready = a.ready or a not valid); the query pipeline never stalls.
+        k   In stream {key[d], last}: a key row; ``last`` is passed through untouched.
+        a   Out stream {score[T], last}: the key's predicted scores, T = lanes.
+    Throughput: one k transfer per C cycles (the key is held in the first key register while
+    its chunks pass, chunk c of W elements in its c-th cycle). Latency: ``predictor_latency(cfg)``
+    cycles from k to a: ``query_latency`` key registers (the last holding the prepared chunk that
+    the lanes read, a copy per ``KEY_COPY_LANES`` lanes), then ceil(log2(W) / 2) (the adder tree
+    has a register after every second level), then (C > 1) the last chunk's cycles and the lanes'
+    accumulator over the chunks. A q row's codes are stored ``query_latency`` + 1 cycles after
+    its transfer, so a key transferred after it uses them. Backpressure: the key pipeline stalls
+    while ``a`` is valid and not ready; the query pipeline never stalls.
     """
 
     def __init__(self, cfg, arith: PredictorArith):
@@ -116,22 +121,18 @@ class ScorePredictor(wiring.Component):
     def key_layout(cfg) -> data.StructLayout:
         """The k stream payload."""
         return data.StructLayout({
-            "keys": data.ArrayLayout(data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim),
-                                     cfg.pred_keys),
-            "last": 1})
+            "key": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim), "last": 1})
 
     @staticmethod
     def score_layout(cfg, score_bits: int) -> data.StructLayout:
         """The a stream payload."""
         return data.StructLayout({
-            "score": data.ArrayLayout(data.ArrayLayout(signed(score_bits), cfg.pred_keys),
-                                      cfg.lanes),
-            "last": 1})
+            "score": data.ArrayLayout(signed(score_bits), cfg.lanes), "last": 1})
 
     def elaborate(self, platform):
         m = Module()
         cfg, arith = self.cfg, self.arith
-        T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim
+        T, d, W, C = cfg.lanes, cfg.head_dim, cfg.formats.pred_width, cfg.pred_cycles
         lanes = [PredictorLane(cfg, arith) for _ in range(T)]
 
         # query side: d shared encoders, pipelined; the addressed lane stores the row's codes
@@ -148,63 +149,110 @@ class ScorePredictor(wiring.Component):
             if row_value is not None:
                 m.d.comb += lane.row_in.eq(row_value)
 
-        # pipeline control: a valid/last shift register under one global enable
+        # key side, under one global enable: the chunks of a key with their flags (valid, the
+        # chunk index, the key's last chunk, the tile's last key)
         en = Signal()
-        m.d.comb += [en.eq(~self.a.valid | self.a.ready), self.k.ready.eq(en)]
-        valid, last = self.k.valid, self.k.payload.last
-        for i in range(predictor_latency(cfg)):
-            valid, last = stage(m, valid, f"valid_{i}", en), stage(m, last, f"last_{i}", en)
-        m.d.comb += [self.a.valid.eq(valid), self.a.payload.last.eq(last)]
-
-        # key side: the rows wait as long as a query row's encoding, then each key element is
-        # prepared once into a register that the lanes share
-        raw = self.k.payload.keys
-        for i in range(query_latency(cfg) - 1):
-            raw = stage(m, raw, f"k_raw_{i}", en)
-        prepared = Signal(lanes[0].keys.shape(), name="k_prepared")
-        for p in range(P):
-            for e in range(d):
-                m.d.comb += prepared[p][e].eq(arith.prepare_key(m, raw[p][e], f"k{p}_e{e}"))
-        # the prepared keys' register, a copy per KEY_COPY_LANES lanes
+        m.d.comb += en.eq(~self.a.valid | self.a.ready)
+        idx_field = {"idx": range(C)} if C > 1 else {}        # (no 0-bit fields in Verilog)
+        flags = data.StructLayout({"valid": 1, **idx_field, "final": 1, "last": 1})
+        chunk = Signal(data.ArrayLayout(signed(cfg.data_bits), W), name="k_chunk")
+        f = Signal(flags, name="k_flags")
+        if C == 1:
+            m.d.comb += [self.k.ready.eq(en), chunk.eq(self.k.payload.key),
+                         f.valid.eq(self.k.valid), f.final.eq(1), f.last.eq(self.k.payload.last)]
+            n_raw = query_latency(cfg) - 1
+        else:
+            # the first key register holds the key while its C chunks leave, one per cycle
+            held, held_last = Signal.like(self.k.payload.key, name="k_held"), Signal()
+            busy, idx = Signal(), Signal(range(C))
+            m.d.comb += self.k.ready.eq(en & (~busy | (idx == C - 1)))
+            with m.If(en & busy):
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == C - 1):
+                    m.d.sync += [busy.eq(0), idx.eq(0)]
+            with m.If(self.k.valid & self.k.ready):
+                m.d.sync += [held.eq(self.k.payload.key), held_last.eq(self.k.payload.last),
+                             busy.eq(1), idx.eq(0)]
+            m.d.comb += [chunk.as_value().eq(held.as_value().word_select(idx, W * cfg.data_bits)),
+                         f.valid.eq(busy), f.idx.eq(idx), f.final.eq(idx == C - 1),
+                         f.last.eq(held_last)]
+            n_raw = query_latency(cfg) - 2
+        for i in range(n_raw):
+            chunk, f = stage(m, chunk, f"k_raw_{i}", en), stage(m, f, f"k_flags_{i}", en)
+        # each key element of the chunk is prepared once into a register that the lanes share,
+        # a copy per KEY_COPY_LANES lanes, with the chunk index
+        copy = data.StructLayout({"keys": lanes[0].keys.shape(), **idx_field})
+        prepared = Signal(copy, name="k_prepared")
+        if C > 1:
+            m.d.comb += prepared.idx.eq(f.idx)
+        for e in range(W):
+            m.d.comb += prepared.keys[e].eq(arith.prepare_key(m, chunk[e], f"e{e}"))
+        f = stage(m, f, "k_flags_copy", en)
         for t, lane in enumerate(lanes):
             if t % KEY_COPY_LANES == 0:
-                keys = m.submodules[f"keys{t // KEY_COPY_LANES}"] = CopyRegister(prepared.shape())
+                keys = m.submodules[f"keys{t // KEY_COPY_LANES}"] = CopyRegister(copy)
                 m.d.comb += [keys.en.eq(en), keys.i.eq(prepared)]
-            m.d.comb += [lane.keys.eq(keys.o), lane.en.eq(en),
+            m.d.comb += [lane.keys.eq(keys.o.keys), lane.en.eq(en),
                          self.a.payload.score[t].eq(lane.score)]
+            if C > 1:
+                m.d.comb += lane.idx.eq(keys.o.idx)
+        # the adder tree's registers, then (C > 1) the lanes' accumulator
+        for i in range(tree_latency(W)):
+            f = stage(m, f, f"k_flags_tree_{i}", en)
+        if C > 1:
+            for lane in lanes:
+                m.d.comb += [lane.acc_en.eq(en & f.valid), lane.acc_first.eq(f.idx == 0)]
+            f = stage(m, f, "k_flags_acc", en)
+        m.d.comb += [self.a.valid.eq(f.valid & f.final), self.a.payload.last.eq(f.last)]
         return m
 
 
 class PredictorLane(wiring.Component):
     """One query lane of a :class:`ScorePredictor`: its stored query codes (and row value), the
-    P·d terms against the prepared keys and P adder trees (latency ``tree_latency(d)``). Every
-    lane is the same module (no lane index inside), so synthesis can map one and instance it.
+    W = ``pred_width`` = head_dim / pred_cycles terms of chunk ``idx`` against the prepared key
+    chunk, an adder tree (latency ``tree_latency(W)``) and, with C = ``pred_cycles`` > 1, the sum over a key's chunks
+    (``acc_en``: the tree's output is a chunk; ``acc_first``: the key's first). ``score`` is the
+    tree's output (C = 1) or the accumulator's. Every lane is the same module (no lane index
+    inside), so synthesis can map one and instance it.
     """
 
     def __init__(self, cfg, arith: PredictorArith):
         self.cfg, self.arith = cfg, arith
-        P, d = cfg.pred_keys, cfg.head_dim
-        super().__init__({
+        d, W, C = cfg.head_dim, cfg.formats.pred_width, cfg.pred_cycles
+        members = {
             "q_we": In(1), "codes_in": In(data.ArrayLayout(arith.code_layout(), d)),
             "row_in": In(max(arith.row_bits, 1)),
-            "keys": In(data.ArrayLayout(data.ArrayLayout(arith.key_layout(), d), P)),
-            "en": In(1), "score": Out(data.ArrayLayout(signed(arith.score_bits), P))})
+            "keys": In(data.ArrayLayout(arith.key_layout(), W)),
+            "en": In(1), "score": Out(signed(arith.score_bits))}
+        if C > 1:
+            members.update(idx=In(range(C)), acc_en=In(1), acc_first=In(1))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         cfg, arith = self.cfg, self.arith
-        P, d = cfg.pred_keys, cfg.head_dim
+        W, C = cfg.formats.pred_width, cfg.pred_cycles
         codes = Signal(self.codes_in.shape(), name="codes")
         row = Signal(len(self.row_in), name="row")
         with m.If(self.q_we):
             m.d.sync += [codes.eq(self.codes_in), row.eq(self.row_in)]
-        for p in range(P):
-            terms, carries = [], []
-            for e in range(d):
-                term, carry = arith.term(m, codes[e], self.keys[p][e], f"k{p}_e{e}")
-                terms.append(term)
-                carries.append(carry)
-            carries = [c for c in carries if not isinstance(c, int)]    # (constant 0: none)
-            total = adder_tree(m, terms, carries, self.en, f"k{p}")
-            m.d.comb += self.score[p].eq(arith.finish(m, total, row))
+        chunk = Signal(data.ArrayLayout(arith.code_layout(), W), name="codes_chunk")
+        if C > 1:
+            m.d.comb += chunk.as_value().eq(
+                codes.as_value().word_select(self.idx, len(chunk.as_value())))
+        else:
+            m.d.comb += chunk.eq(codes)
+        terms, carries = [], []
+        for e in range(W):
+            term, carry = arith.term(m, chunk[e], self.keys[e], f"e{e}")
+            terms.append(term)
+            carries.append(carry)
+        carries = [c for c in carries if not isinstance(c, int)]    # (constant 0: none)
+        total = adder_tree(m, terms, carries, self.en, "k")
+        if C > 1:
+            acc = Signal(signed(arith.score_bits), name="acc")
+            with m.If(self.acc_en):
+                m.d.sync += acc.eq(Mux(self.acc_first, 0, acc) + total)
+            total = acc
+        m.d.comb += self.score.eq(arith.finish(m, total, row))
         return m

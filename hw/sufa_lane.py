@@ -142,7 +142,7 @@ class SufaLane(wiring.Component):
 
     def _score_stage(self, m):
         cfg, fmt = self.cfg, self.fmt
-        d, b, K, Bc = cfg.head_dim, cfg.data_bits, cfg.k_tile, cfg.tile
+        b, K, Bc = cfg.data_bits, cfg.k_tile, cfg.tile
         P, G, sb = fmt.sufa_macs, fmt.sufa_chunks, fmt.score_bits
         lb = Bc.bit_length() - 1
 

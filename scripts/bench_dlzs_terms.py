@@ -88,7 +88,7 @@ def cost(with_fmax: bool) -> dict:
     """Yosys cells (lanes 1, 2), ECP5 fmax (lanes 2) and RTL throughput per unit and preset."""
     out = {}
     for name in ("int8", "default"):
-        cfg = replace(preset(name), pred_keys=1)
+        cfg = preset(name)
         res = out[name] = {"config": cfg.to_dict()}
         for unit, make in UNITS.items():
             r = res[unit] = {}
@@ -176,7 +176,7 @@ def markdown(rep: dict) -> str:
         L.append("")
     L += ["## Cost of the predictor array", "",
           "Yosys `synth -flatten` generic cells (gen.synth.yosys_stats) at lanes 1 and 2 "
-          f"(pred_keys 1); ECP5 fmax: out-of-context nextpnr-ecp5 ({ECP5[0]}, {ECP5[1]}, "
+          f"(the preset's pred_cycles); ECP5 fmax: out-of-context nextpnr-ecp5 ({ECP5[0]}, {ECP5[1]}, "
           "multipliers in LUTs) at lanes 2; cycles: RTL (Verilator) for 512 keys at lanes 2, input always valid, "
           "output always ready.", "",
           "| preset | predictor | cells, 1 lane | cells, 2 lanes | per added lane | "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the DLZS predictor against the 4-bit MAC baseline, and the SADS selector.
 
-For the ``int8`` and ``default`` presets with lanes=2, pred_keys=1:
+For the ``int8`` and ``default`` presets with lanes=2 (each preset's pred_cycles):
 
 * area: Yosys ``synth -flatten`` generic cells and flip-flops of DlzsPredictor, Mac4Predictor and
   SadsSelector at lanes=1 and lanes=2 (per lane = the difference), and the DLZS/MAC4 cell ratio
@@ -119,7 +119,7 @@ def measure_throughput(cfg, cmd: str) -> dict:
             config={"cfg": cfg.to_dict(), "unit": unit, "n_keys": N_KEYS,
                     "out": str(result_file)})
         r = json.loads(result_file.read_text())
-        r.update(seconds=time.monotonic() - start, lanes=cfg.lanes, pred_keys=cfg.pred_keys,
+        r.update(seconds=time.monotonic() - start, lanes=cfg.lanes, pred_cycles=cfg.pred_cycles,
                  command=cmd)
         log(f"{cfg.name} {unit}: {r['keys_per_cycle']:.4f} keys/cycle per lane "
             f"({r['seconds']:.1f} s)")
@@ -149,14 +149,14 @@ def markdown(res: dict) -> str:
         "",
         "## Configurations",
         "",
-        "| config | head_dim | data_bits | lanes | pred_keys | tile | k_tile | dlzs_k_bits | "
+        "| config | head_dim | data_bits | lanes | pred_cycles | tile | k_tile | dlzs_k_bits | "
         "dlzs_shift_bits | pred_bits | mac4_bits |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in res["configs"].items():
         k, f = c["config"], c["formats"]
         L.append(f"| {name} | {k['head_dim']} | {k['data_bits']} | {k['lanes']} | "
-                 f"{k['pred_keys']} | {k['tile']} | {k['k_tile']} | {k['dlzs_k_bits']} | "
+                 f"{k['pred_cycles']} | {k['tile']} | {k['k_tile']} | {k['dlzs_k_bits']} | "
                  f"{k['dlzs_shift_bits']} | {f['pred_bits']} | {f['mac4_bits']} |")
     area_cmd = {name: c["area"]["dlzs"]["lanes2"]["command"] for name, c in res["configs"].items()}
 
@@ -199,7 +199,7 @@ def markdown(res: dict) -> str:
               "then `nextpnr-ecp5 --25k --package CABGA256 --out-of-context --freq 100` "
               "(the 100 MHz target only steers placement). With DSP mapping (plain "
               "`synth_ecp5`), MAC4 puts each 4x4 product in a MULT18X18D block, head_dim x "
-              "pred_keys of them per lane, and the 25k device has 28.", "",
+              "head_dim / pred_cycles of them per lane, and the 25k device has 28.", "",
               "| config | unit | lanes | fmax (MHz) | LUT4 | FFs | note |",
               "|---|---|---|---|---|---|---|"]
         cmds = {}
@@ -215,11 +215,11 @@ def markdown(res: dict) -> str:
           "valid, output always ready; cycles from the first input transfer to the last output "
           "transfer, both included, so the pipeline latency is in the count (SADS: one list per "
           "tile of the config's `tile` keys).", "",
-          "| config | unit | lanes | pred_keys | keys per lane | cycles | keys/cycle per lane |",
+          "| config | unit | lanes | pred_cycles | keys per lane | cycles | keys/cycle per lane |",
           "|---|---|---|---|---|---|---|"]
     for name, c in res["configs"].items():
         for unit, r in c["throughput"].items():
-            L.append(f"| {name} | {NAMES[unit]} | {r['lanes']} | {r['pred_keys']} | {r['keys']} | "
+            L.append(f"| {name} | {NAMES[unit]} | {r['lanes']} | {r['pred_cycles']} | {r['keys']} | "
                      f"{r['cycles']} | {r['keys_per_cycle']:.4f} |")
     L += ["", "Reproduce: " + "; ".join(f"{n}: `{cmd}`" for n, cmd in area_cmd.items()), ""]
     return "\n".join(L)
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     res = {"command": command(args.quick, args.no_fmax), "machine": machine(), "tools": tools(),
            "goal_dlzs_over_mac4_cells": GOAL, "configs": {}}
     for name in PRESETS[:1] if args.quick else PRESETS:
-        cfg = replace(preset(name), lanes=2, pred_keys=1)
+        cfg = replace(preset(name), lanes=2)
         # the smallest command giving this config's figures
         area_cmd = command(quick=name == "int8", no_fmax=True)
         c = {"config": cfg.to_dict(), "formats": {"pred_bits": cfg.formats.pred_bits,

@@ -11,7 +11,7 @@ For every candidate (``dlzs_k_bits``, ``dlzs_shift_bits``) of a 16-bit and an 8-
   of a 64-key tile, no radius: softmax mass and output error of DLZS with one and two terms
   relative to the exact per-tile top-k (mean over heads per layer; the table shows the mean over
   layers and the worst layer);
-* cost: Yosys generic cells of the predictor array (hw.dlzs.DlzsPredictor, pred_keys 1) at the
+* cost: Yosys generic cells of the predictor array (hw.dlzs.DlzsPredictor, the preset's pred_cycles) at the
   default preset (16-bit, d = 64) or the int8 preset, lanes 1 and 2, one and two terms; the cost
   per lane is the difference. The 4-bit multiply predictor (hw.mac4) is the reference.
 
@@ -80,7 +80,7 @@ def _cells(base: str, unit: str, kb: int, sh: int, terms: int, lanes: int) -> in
     from star.hw.verilog import convert
     from star.hw.dlzs import DlzsPredictor
     from star.hw.mac4 import Mac4Predictor
-    cfg = replace(preset(base), pred_keys=1, lanes=lanes, dlzs_k_bits=kb, dlzs_shift_bits=sh,
+    cfg = replace(preset(base), lanes=lanes, dlzs_k_bits=kb, dlzs_shift_bits=sh,
                   dlzs_terms=terms)
     top = f"star_{unit}"
     text = convert((DlzsPredictor if unit == "dlzs" else Mac4Predictor)(cfg), name=top)
@@ -152,7 +152,7 @@ def markdown(rep: dict) -> str:
          "Error = relative output error of float attention over the selected keys vs dense, "
          "divided by that of the exact per-tile top-k (1 = the oracle); mass likewise. Per layer "
          "the mean over heads; `mean` = over layers, `worst` = the worst layer. Cells: Yosys "
-         "`synth -flatten` generic cells of the predictor array (pred_keys 1) of the preset "
+         "`synth -flatten` generic cells of the predictor array (the preset's pred_cycles) of the preset "
          "named in each heading (16-bit: default, d = 64; 8-bit: int8, d = 64), per added query "
          "lane (cells at 2 lanes minus 1 lane).", "",
          f"Goals: one term ≤ {GOAL_ERR['dlzs1']}×, two terms ≤ {GOAL_ERR['dlzs2']}×, mass ≥ "

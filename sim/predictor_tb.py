@@ -2,7 +2,7 @@
 
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "predictor": "dlzs" | "mac4", "n_keys":
 keys per phase, "p_idle": input idle probability, "p_stall": output stall probability}. Two phases: each loads a query row into
-every lane (extreme rows first), then streams the keys in groups of pred_keys.
+every lane (extreme rows first), then streams the keys.
 """
 
 import random
@@ -35,7 +35,7 @@ async def predictor_matches_golden(dut):
     fmt = cfg.formats
     seed = env_seed()
     rng = np.random.default_rng(seed)
-    T, P, d = cfg.lanes, cfg.pred_keys, cfg.head_dim
+    T, d = cfg.lanes, cfg.head_dim
     await start_clock_and_reset(dut)
     arith, model = {"dlzs": (DlzsArith, dlzs), "mac4": (Mac4Arith, mac4)}[opts["predictor"]]
     q_layout, k_layout = ScorePredictor.query_layout(cfg), ScorePredictor.key_layout(cfg)
@@ -47,19 +47,17 @@ async def predictor_matches_golden(dut):
         q_src = StreamSource(dut, "q", q_layout,
                              [{"lane": t, "row": q[t].tolist()} for t in range(T)])
         await run_streams(dut, [q_src], [], lambda: q_src.done, 10 * T)
-        n = opts["n_keys"] // P * P
+        n = opts["n_keys"]
         k = np.concatenate([extreme_rows(fmt, d, rng, 4),
                             rng.integers(fmt.qmin, fmt.qmax + 1, (n, d))])[:n]
-        groups = [{"keys": k[i:i + P].tolist(), "last": int((i // P) % 3 == 2)}
-                  for i in range(0, n, P)]
+        groups = [{"key": k[i].tolist(), "last": int(i % 3 == 2)} for i in range(n)]
         k_src = StreamSource(dut, "k", k_layout, groups, p_idle=opts["p_idle"],
                              rng=random.Random(seed + 2 + phase))
         sink.received.clear()
         cycles = await run_streams(dut, [k_src], [sink],
                                    lambda: len(sink.received) == len(groups), 50 * len(groups) + 50)
         want = model.predict(q, k, fmt)                     # [T, n]
-        got = np.array([[g["score"][t][p] for g in sink.received for p in range(P)]
-                        for t in range(T)])
+        got = np.array([[g["score"][t] for g in sink.received] for t in range(T)])
         bad = np.argwhere(got != want)
         for t, j in bad[:5]:
             dut._log.error(f"phase {phase} lane {t} key {j}: expected {want[t, j]}, got {got[t, j]}")

@@ -45,7 +45,7 @@ async def sads_matches_golden(dut):
     fmt = cfg.formats
     seed = env_seed()
     rng = np.random.default_rng(seed)
-    T, P, tile = cfg.lanes, cfg.pred_keys, cfg.tile
+    T, tile = cfg.lanes, cfg.tile
     sb = opts["score_bits"]
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
     in_layout = SadsSelector.input_layout(cfg, sb)
@@ -57,17 +57,16 @@ async def sads_matches_golden(dut):
         dut.k.value = k
         r_all_ones = (1 << sb) - 1 if radius < 0 else radius     # all ones: radius off
         dut.radius.value = r_all_ones
-        tiles, items = [], []
+        tiles, items, valid = [], [], []
         for n_tile in range(opts["tiles"]):
-            n = tile if n_tile % 3 else int(rng.integers(1, tile // P + 1)) * P   # ragged tiles
+            n = tile if n_tile % 3 else int(rng.integers(1, tile + 1))   # ragged tiles
             scores, mask = make_tile(rng, kinds[n_tile % len(kinds)], T, n, lo, hi)
             tiles.append((scores, mask))
-            for g in range(0, n, P):
-                items.append({"score": scores[:, g:g + P].tolist(),
-                              "valid": mask[:, g:g + P].astype(int).tolist(),
-                              "last": int(g + P >= n)})
+            for g in range(n):
+                items.append({"score": scores[:, g].tolist(), "last": int(g + 1 == n)})
+                valid.append(sum(int(mask[t, g]) << t for t in range(T)))
         src = StreamSource(dut, "i", in_layout, items, p_idle=opts["p_idle"],
-                           rng=random.Random(seed + 2 + phase))
+                           rng=random.Random(seed + 2 + phase), side=(dut.lane_valid, valid))
         sink.received.clear()
         cycles = await run_streams(dut, [src], [sink], lambda: len(sink.received) == len(tiles),
                                    4 * len(items) + 100)

@@ -19,9 +19,11 @@ __all__ = ["StreamSource", "StreamSink", "start_clock_and_reset", "run_streams"]
 
 
 class StreamSource:
-    """Drive ``<prefix>__valid/__payload`` with ``items`` (python values), idling with p_idle."""
+    """Drive ``<prefix>__valid/__payload`` with ``items`` (python values), idling with p_idle;
+    ``side`` = (signal, values): a port sampled with each transfer (driven with values[i]
+    while item i is offered)."""
 
-    def __init__(self, dut, prefix: str, layout, items, *, p_idle=0.0, rng=None):
+    def __init__(self, dut, prefix: str, layout, items, *, p_idle=0.0, rng=None, side=None):
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.payload = getattr(dut, f"{prefix}__payload")
@@ -29,6 +31,7 @@ class StreamSource:
         self.p_idle, self.rng = p_idle, rng or random.Random(0)
         self.sent = 0
         self.times = []          # cycle (as counted by run_streams) of each transfer
+        self.side = side
         self.valid.value = 0
 
     def drive(self):
@@ -36,6 +39,8 @@ class StreamSource:
         self.valid.value = int(offer)
         if offer:
             self.payload.value = pack(self.layout, self.items[self.sent])
+            if self.side is not None:
+                self.side[0].value = self.side[1][self.sent]
 
     def sample(self, cycle: int):
         if int(self.valid.value) and int(self.ready.value):

@@ -1,7 +1,7 @@
 """cocotb testbench: streaming throughput of the DLZS predictor or the SADS selector, in keys/cycle.
 
 Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "unit": "dlzs" | "sads", "n_keys": keys per
-lane (a multiple of pred_keys; for SADS of tile), "out": path of the JSON file to write}. The input
+lane (for SADS a multiple of tile), "out": path of the JSON file to write}. The input
 is always valid and the output always ready. Cycles are counted from the first input transfer to
 the last output transfer, both included; keys_per_cycle (per lane) = n_keys / cycles. The JSON
 holds {"unit", "keys", "cycles", "keys_per_cycle", "input_transfers", "output_transfers"}.
@@ -24,9 +24,8 @@ from star.spec.config import StarConfig
 def _dlzs_streams(dut, cfg, rng, n_keys):
     """Return (input items, source prefix, input layout, sink prefix, output layout)."""
     lo, hi = -(1 << (cfg.data_bits - 1)), (1 << (cfg.data_bits - 1)) - 1
-    P, d = cfg.pred_keys, cfg.head_dim
-    items = [{"keys": [[rng.randint(lo, hi) for _ in range(d)] for _ in range(P)],
-              "last": int(i == n_keys // P - 1)} for i in range(n_keys // P)]
+    items = [{"key": [rng.randint(lo, hi) for _ in range(cfg.head_dim)],
+              "last": int(i == n_keys - 1)} for i in range(n_keys)]
     return (items, "k", ScorePredictor.key_layout(cfg),
             "a", ScorePredictor.score_layout(cfg, DlzsArith(cfg).score_bits))
 
@@ -34,12 +33,10 @@ def _dlzs_streams(dut, cfg, rng, n_keys):
 def _sads_streams(dut, cfg, rng, n_keys):
     """As :func:`_dlzs_streams`, for SADS: n_keys / tile full tiles, every key valid."""
     sb = SadsSelector(cfg).score_bits
-    T, P = cfg.lanes, cfg.pred_keys
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
-    per_tile = cfg.tile // P
-    items = [{"score": [[rng.randint(lo, hi) for _ in range(P)] for _ in range(T)],
-              "valid": [[1] * P for _ in range(T)],
-              "last": int(i % per_tile == per_tile - 1)} for i in range(n_keys // P)]
+    items = [{"score": [rng.randint(lo, hi) for _ in range(cfg.lanes)],
+              "last": int(i % cfg.tile == cfg.tile - 1)} for i in range(n_keys)]
+    dut.lane_valid.value = (1 << cfg.lanes) - 1
     dut.k.value = cfg.k_tile
     dut.radius.value = (1 << sb) - 1          # all ones: radius off
     return (items, "i", SadsSelector.input_layout(cfg, sb),

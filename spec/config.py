@@ -53,7 +53,11 @@ class StarConfig:
                       below the row's largest element (smaller elements count as zero); the
                       per-row offset is applied once per score. 3 (8 positions, the default)
                       is lossless at 8-bit data, 4 at 16-bit data.
-        pred_keys     P, keys scored per cycle by the DLZS array.
+        pred_cycles   cycles the DLZS array takes per key (a power of two dividing head_dim):
+                      each lane has head_dim / pred_cycles shift-add terms (``pred_width``).
+                      Sized to SU-FA's rate (docs/decisions.md, "Prediction sized to SU-FA"):
+                      2 at d = 64 (SOFA's 32 shift PEs per query; a 16-bit row is two beats of
+                      a 512-bit bus anyway), 1 for the d <= 32 presets.
     Formal compute (SU-FA)
         sufa_macs     P, multipliers per query lane for q·k and as many for p·v: a lane takes
                       head_dim / P cycles per selected key (a power of two dividing head_dim).
@@ -79,7 +83,7 @@ class StarConfig:
     dlzs_rounding: str = "floor"
     dlzs_k_bits: int = 10
     dlzs_shift_bits: int = 3
-    pred_keys: int = 1
+    pred_cycles: int = 2
     sufa_macs: int = 2
     exp_frac_bits: int = 8
     exp_out_bits: int = 15
@@ -110,8 +114,8 @@ class StarConfig:
           f"in [2, data_bits={self.data_bits}]")
         c(1 <= self.dlzs_shift_bits <= (4 if self.data_bits == 16 else 3), "dlzs_shift_bits",
           f"in [1, {4 if self.data_bits == 16 else 3}] for data_bits={self.data_bits}")
-        c(_pow2(self.pred_keys) and self.pred_keys <= min(16, self.tile), "pred_keys",
-          f"a power of two in [1, {min(16, self.tile)}]")
+        c(_pow2(self.pred_cycles) and self.pred_cycles <= self.head_dim, "pred_cycles",
+          f"a power of two in [1, head_dim={self.head_dim}]")
         c(_pow2(self.sufa_macs) and self.sufa_macs <= self.head_dim, "sufa_macs",
           f"a power of two in [1, head_dim={self.head_dim}]")
         c(2 <= self.exp_frac_bits <= 10, "exp_frac_bits", "in [2, 10]")
@@ -146,14 +150,14 @@ _BASE = StarConfig()
 
 PRESETS: dict[str, StarConfig] = {
     # small and fast: what the block and end-to-end tests use
-    "tiny": replace(_BASE, name="tiny", head_dim=16, data_bits=8, dlzs_k_bits=8, lanes=4,
-                    tile=16, k_tile=4, max_seq=256, sufa_macs=2, exp_frac_bits=6,
+    "tiny": replace(_BASE, name="tiny", head_dim=16, pred_cycles=1, data_bits=8, dlzs_k_bits=8,
+                    lanes=4, tile=16, k_tile=4, max_seq=256, sufa_macs=2, exp_frac_bits=6,
                     exp_out_bits=12, recip_bits=12, scale_bits=12, axi_data_bits=64),
     # paper-like numerics (16-bit formal datapath, d = 64) at a simulation-friendly lane count
     "default": _BASE,
     # what `make bench-core` measures: d = 32 (the captured MiniLM heads), 8 query lanes
-    "bench": replace(_BASE, name="bench", head_dim=32, data_bits=8, dlzs_k_bits=8, lanes=8,
-                     tile=64, k_tile=16, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
+    "bench": replace(_BASE, name="bench", head_dim=32, pred_cycles=1, data_bits=8,
+                     dlzs_k_bits=8, lanes=8, tile=64, k_tile=16, exp_frac_bits=6, exp_out_bits=12, recip_bits=12,
                      axi_data_bits=256),
     # the papers' scale (SOFA/STAR: 128 query lanes, d = 64, 16-bit formal datapath); generate
     # and synthesize (`make bench-synth`), too large to simulate here
@@ -173,6 +177,17 @@ def preset(name: str) -> StarConfig:
             from None
 
 
+#: keys of earlier versions: the one-line error says what replaced them
+RETIRED = {"pred_keys": "pred_keys was replaced by pred_cycles (cycles per key of the DLZS "
+                        "array, each lane head_dim / pred_cycles shift-add terms wide)"}
+
+
+def _unknown(key: str, where: str = "") -> ConfigError:
+    if key in RETIRED:
+        return ConfigError(f"{where}{RETIRED[key]}")
+    return ConfigError(f"{where}unknown key {key!r}; known keys: {', '.join(_field_types())}")
+
+
 def _field_types() -> dict[str, str]:
     return {f.name: f.type for f in fields(StarConfig)}
 
@@ -182,7 +197,7 @@ def from_overrides(base: StarConfig, overrides: dict, where: str = "") -> StarCo
     types = _field_types()
     for key in overrides:
         if key not in types:
-            raise ConfigError(f"{where}unknown key {key!r}; known keys: {', '.join(types)}")
+            raise _unknown(key, where)
     try:
         return replace(base, **overrides)
     except ConfigError as e:
@@ -194,6 +209,8 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     types = _field_types()
+    if sep and key in RETIRED:
+        raise _unknown(key)
     if not sep or key not in types:
         raise ConfigError(f"-P expects key=value with key one of {', '.join(types)}, not {text!r}")
     raw = raw.strip()

@@ -118,6 +118,8 @@ class Formats:
         # store (hw/tilebuf.py)
         self.sufa_macs = cfg.sufa_macs
         self.sufa_chunks = cfg.head_dim // cfg.sufa_macs
+        # the DLZS array: shift-add terms per lane per cycle (a key takes pred_cycles cycles)
+        self.pred_width = cfg.head_dim // cfg.pred_cycles
         self.sufa_ports = -(-cfg.lanes // self.sufa_chunks)
         # memory layout (AXI4 master): one row = row_beats bus beats, one burst
         self.row_bytes = cfg.head_dim * b // 8
@@ -146,6 +148,6 @@ class Formats:
         keys = ["data_bits", "lz_pos_bits", "dlzs_window", "dlzs_k_shift", "dlzs_x_bits", "pred_bits", "mac4_bits",
                 "score_bits", "exp_frac_bits", "exp_out_bits", "p_bits", "u_max", "u_bits",
                 "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits",
-                "sufa_macs", "sufa_chunks", "sufa_ports",
+                "sufa_macs", "sufa_chunks", "sufa_ports", "pred_width",
                 "row_bytes", "bus_bytes", "row_beats", "row_align"]
         return {k: getattr(self, k) for k in keys}

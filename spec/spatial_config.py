@@ -43,9 +43,6 @@ class SpatialConfig:
         if not isinstance(self.core, StarConfig):
             raise ConfigError(f"core must be a StarConfig, not {self.core!r}")
         check_types(self, ("rows", "cols", "flit_bits", "fifo_depth"))
-        if self.core.pred_keys != 1:
-            raise ConfigError(f"pred_keys must be 1 for a spatial array (star_core), not "
-                              f"{self.core.pred_keys}")
         self.noc      # validates rows, cols, flit_bits, fifo_depth
 
     @property

@@ -81,13 +81,12 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
     """
     from star.hw.sads import SadsSelector
     dut = SadsSelector(cfg, score_bits)
-    P = cfg.pred_keys
     items = []
     for scores, mask in tiles:
         n = scores.shape[1]
-        for g in range(0, n, P):
-            items.append((scores[:, g:g + P].tolist(), mask[:, g:g + P].astype(int).tolist(),
-                          int(g + P >= n)))
+        for g in range(n):
+            items.append((scores[:, g].tolist(), sum(int(mask[t, g]) << t for t in range(cfg.lanes)),
+                          int(g + 1 == n)))
     out = []
 
     async def bench(ctx):
@@ -102,7 +101,8 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
             if i < len(items):
                 sc, va, last = items[i]
                 ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {"score": sc, "valid": va, "last": last})
+                ctx.set(dut.i.payload, {"score": sc, "last": last})
+                ctx.set(dut.lane_valid, va)
             else:
                 ctx.set(dut.i.valid, 0)
             took = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
@@ -117,11 +117,11 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
     return out
 
 
-@pytest.mark.parametrize("pred_keys, k, radius", [(1, 3, 255), (2, 2, 4), (1, 1, 0)])
-def test_selector_amaranth_sim(pred_keys, k, radius, seed):
+@pytest.mark.parametrize("k, radius", [(3, 255), (2, 4), (1, 0)])
+def test_selector_amaranth_sim(k, radius, seed):
     from star.golden import sads
     cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 2, "tile": 8, "k_tile": 3,
-                        "max_seq": 64, "pred_keys": pred_keys})
+                        "max_seq": 64})
     fmt = cfg.formats
     rng = np.random.default_rng(seed)
     tiles = []

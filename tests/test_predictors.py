@@ -10,18 +10,18 @@ from star.spec.config import StarConfig, preset
 
 CONFIGS = {
     "d16_b8_floor": dict(preset("tiny").to_dict()),
-    "d16_b8_nearest_p2": {**preset("tiny").to_dict(), "dlzs_rounding": "nearest", "pred_keys": 2,
+    "d16_b8_nearest_c2": {**preset("tiny").to_dict(), "dlzs_rounding": "nearest", "pred_cycles": 2,
                           "dlzs_k_bits": 8, "dlzs_shift_bits": 3},
     "d64_b16": {**preset("default").to_dict(), "lanes": 2},
-    "d64_b16_nearest_p2": {**preset("default").to_dict(), "lanes": 1, "pred_keys": 2,
-                           "dlzs_rounding": "nearest", "dlzs_k_bits": 16, "dlzs_shift_bits": 4},
-    "d64_b8_p4": {**preset("int8").to_dict(), "lanes": 1, "pred_keys": 4},
-    "d16_b8_terms2_nearest_p2": {**preset("tiny").to_dict(), "dlzs_terms": 2, "pred_keys": 2,
+    "d64_b16_nearest_c1": {**preset("default").to_dict(), "lanes": 1, "pred_cycles": 1,
+                            "dlzs_rounding": "nearest", "dlzs_k_bits": 16, "dlzs_shift_bits": 4},
+    "d64_b8_c4": {**preset("int8").to_dict(), "lanes": 1, "pred_cycles": 4},
+    "d16_b8_terms2_nearest_c4": {**preset("tiny").to_dict(), "dlzs_terms": 2, "pred_cycles": 4,
                                  "dlzs_rounding": "nearest", "dlzs_k_bits": 8,
                                  "dlzs_shift_bits": 3},
     "d64_b16_terms2": {**preset("default").to_dict(), "lanes": 1, "dlzs_terms": 2},
 }
-LONG = {"d64_b16_nearest_p2"}      # the largest model: `make test-long`
+LONG = {"d64_b16_nearest_c1"}      # the largest model: `make test-long`
 PREDICTORS = {"dlzs": DlzsPredictor, "mac4": Mac4Predictor}
 
 

@@ -70,8 +70,7 @@ def record(kind: str, rec: dict):
 @st.composite
 def star_configs(draw) -> StarConfig:
     """A valid StarConfig that star_core takes, sizes kept small enough to build and simulate
-    in seconds. pred_keys stays 1: star_core reads one K row per cycle and rejects more
-    (pred_keys > 1 is an option of the standalone star_dlzs/star_sads, tests/test_predictors)."""
+    in seconds."""
     data_bits = draw(st.sampled_from([8, 16]))
     head_dim = draw(st.sampled_from([4, 8, 8, 16, 16]))
     tile = draw(st.sampled_from([4, 8, 8, 16, 16, 32]))
@@ -88,7 +87,8 @@ def star_configs(draw) -> StarConfig:
         axi_data_bits=draw(st.sampled_from([b for b in (32, 64, 128, 256, 512)
                                             if b <= row_bits])),
         dlzs_terms=draw(st.sampled_from([1, 2])),
-        sufa_macs=draw(st.sampled_from([m for m in (1, 2, 4, 8, 16) if m <= head_dim])))
+        sufa_macs=draw(st.sampled_from([m for m in (1, 2, 4, 8, 16) if m <= head_dim])),
+        pred_cycles=draw(st.sampled_from([c for c in (1, 2, 4) if c <= head_dim])))
     try:
         cfg = StarConfig(**fields)
     except ConfigError:             # a max_seq too long for the widest product: draw again
@@ -209,7 +209,7 @@ BAD_VALUES = {
     "dlzs_rounding": st.text(_CHARS, max_size=10).filter(lambda s: s not in ("floor", "nearest")),
     "dlzs_k_bits": st.one_of(st.integers(-3, 1), st.integers(_TINY["data_bits"] + 1, 40)),
     "dlzs_shift_bits": st.one_of(st.integers(-3, 0), st.integers(4, 9)),
-    "pred_keys": st.one_of(_not_pow2(3, 15), st.sampled_from([0, 32, 64])),
+    "pred_cycles": st.one_of(_not_pow2(3, 15), st.sampled_from([0, 32, 64])),
     "sufa_macs": st.one_of(_not_pow2(3, _TINY["head_dim"] - 1),
                            st.sampled_from([0, -2, 2 * _TINY["head_dim"], 64])),
     "exp_frac_bits": st.one_of(st.integers(-2, 1), st.integers(11, 40)),
@@ -368,10 +368,10 @@ def test_core_coverage(seed):
 
 # --------------------------------------------------------------------------- dead config fields
 
-# field -> another valid value, from the tiny preset (pred_keys: star_core takes only 1)
+# field -> another valid value, from the tiny preset
 OTHER_VALUE = {"head_dim": 8, "data_bits": 16, "lanes": 3, "tile": 8, "k_tile": 3, "radius": 5,
                "max_seq": 128, "dlzs_rounding": "nearest", "dlzs_k_bits": 4,
-               "dlzs_terms": 2, "dlzs_shift_bits": 2, "pred_keys": 2, "sufa_macs": 4,
+               "dlzs_terms": 2, "dlzs_shift_bits": 2, "pred_cycles": 2, "sufa_macs": 4,
                "exp_frac_bits": 5, "exp_out_bits": 11, "recip_bits": 11, "scale_bits": 11,
                "axi_data_bits": 32}
 
@@ -389,15 +389,13 @@ def test_every_config_field_reaches_the_rtl():
     equal = [name for name, value in OTHER_VALUE.items() if getattr(tiny, name) == value]
     assert not equal, f"OTHER_VALUE must differ from the tiny preset's values: {equal}"
 
-    def verilog(cfg):                   # star_core holds every other block but for P > 1
-        top = "star_dlzs" if cfg.pred_keys > 1 else "star_core"
-        return convert(blocks(cfg, only=top)[top], name=top)
+    def verilog(cfg):                   # star_core holds every other block
+        return convert(blocks(cfg, only="star_core")["star_core"], name="star_core")
 
-    base = {"star_core": verilog(tiny), "star_dlzs": convert(
-        blocks(tiny, only="star_dlzs")["star_dlzs"], name="star_dlzs")}
+    base = verilog(tiny)
     same = []
     for name, value in OTHER_VALUE.items():
         cfg = replace(tiny, **{name: value})
-        if verilog(cfg) == base["star_dlzs" if cfg.pred_keys > 1 else "star_core"]:
+        if verilog(cfg) == base:
             same.append(name)
     assert not same, f"fields that change no generated Verilog: {same}"

@@ -9,12 +9,12 @@ from star.spec.config import StarConfig, preset
 
 CONFIGS = {
     # (config fields, score width, [(k, radius), ...])
-    "t16_k4_p1": ({**preset("tiny").to_dict(), "lanes": 3}, 16,
+    "t16_k4": ({**preset("tiny").to_dict(), "lanes": 3}, 16,
                   [(4, -1), (4, 5), (1, 0), (3, 40)]),
-    "t16_k6_p2": ({**preset("tiny").to_dict(), "lanes": 2, "k_tile": 6, "pred_keys": 2}, 12,
+    "t16_k6": ({**preset("tiny").to_dict(), "lanes": 2, "k_tile": 6}, 12,
                   [(6, -1), (5, 3), (2, 0)]),
-    "t64_k16_p4": ({**preset("default").to_dict(), "lanes": 2, "pred_keys": 4}, 30,
-                   [(16, -1), (16, 1 << 20), (7, 0)]),
+    "t64_k16": ({**preset("default").to_dict(), "lanes": 2}, 30,
+                [(16, -1), (16, 1 << 20), (7, 0)]),
 }
 
 
