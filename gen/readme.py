@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from star.spec.config import StarConfig
+from star.spec.config import config_from_report
 
 from .bench import bench_rows
 from .synth import D_WIDE_PAPER_CELLS
@@ -37,7 +37,7 @@ def _load(path: Path):
 
 def _core(report: dict, folder: str = "core_bench", roofline: bool = False) -> list[str]:
     """The core bench's table and goals; *roofline*: also show its roofline plot."""
-    cfg = StarConfig(**report["config"])
+    cfg = config_from_report(report["config"])
     rows = list(bench_rows(cfg, report["results"]))
     real_name = next((r["label"].split(" h")[0] for r in report["results"]
                       if r["data"] != "random"), "real data")

@@ -19,6 +19,7 @@ from pathlib import Path
 from .validate import ConfigError, check_types, require
 
 __all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "read_toml", "config_from_toml",
+           "config_from_report",
            "load_toml", "from_overrides", "override_name"]
 
 RADIUS_OFF = -1
@@ -186,6 +187,18 @@ def _unknown(key: str, where: str = "") -> ConfigError:
     if key in RETIRED:
         return ConfigError(f"{where}{RETIRED[key]}")
     return ConfigError(f"{where}unknown key {key!r}; known keys: {', '.join(_field_types())}")
+
+
+def config_from_report(fields_: dict) -> StarConfig:
+    """The config a report (docs/results/*/report.json) records, also from reports written
+    before ``pred_keys`` was retired: star_core took only pred_keys = 1, one key per cycle, which
+    is pred_cycles = 1."""
+    fields_ = dict(fields_)
+    if fields_.pop("pred_keys", 1) != 1:
+        raise ConfigError("a report of a star_core config has pred_keys = 1")
+    if "pred_cycles" not in fields_:
+        fields_["pred_cycles"] = 1
+    return StarConfig(**fields_)
 
 
 def _field_types() -> dict[str, str]:
