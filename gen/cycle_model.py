@@ -46,7 +46,8 @@ from star.hw.core import check_latency
 from star.hw.pipe import STREAM_REGISTER_LATENCY
 from star.hw.predictor import predictor_latency
 from star.hw.sads import sads_latency
-from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
+from star.hw.sufa_lane import (accumulate_latency, exp_group, exp_wait, norm_cycles,
+                               rescale_cycles, score_latency)
 from star.hw.vfetch import request_latency
 
 
@@ -125,7 +126,11 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
     T, Bc, rb, G = cfg.lanes, cfg.tile, fmt.row_beats, fmt.sufa_chunks
     C = cfg.pred_cycles                 # predictor cycles per key
     bus = _Bus(rb, mem.read_latency)
-    s_lat, ev = score_latency(cfg), rescale_cycles(cfg) + accumulate_latency(cfg)
+    # a rescale also waits for the lane's exp2 turn (half the longest wait, on average, and the
+    # cycle taking the factor); a tile's first key for its turn after the 2-cycle tile change
+    s_lat = score_latency(cfg)
+    ev = rescale_cycles(cfg) + accumulate_latency(cfg) + exp_wait(cfg) / 2 + 1
+    turn = (exp_group(cfg) - 2) % exp_group(cfg)
     norm = accumulate_latency(cfg) + norm_cycles(cfg)
     list_lat = (predictor_latency(cfg) + STREAM_REGISTER_LATENCY + sads_latency(cfg)
                 + LIST_CYCLES)
@@ -190,7 +195,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
         s_start[g] = np.maximum(np.maximum(lists[g] + 1, s_free), slot)
         s_done[g] = s_start[g] + s_iss[g] + s_lat
         # accumulate stage per lane
-        a_prev = a_end[g - 1] + TILE_GAP if g else np.zeros(T)
+        a_prev = a_end[g - 1] + TILE_GAP + turn if g else np.zeros(T)
         if j == 0:
             a_prev = np.maximum(a_prev, block_free)
         # ... once the tile's max is known (sparse: its first two keys scored), never ahead of

@@ -43,7 +43,8 @@ from star.spec.formats import unsigned_bits
 
 from .layouts import lane_row_layout
 from .merge import partial_layout
-from .sufa_lane import SufaLane
+from .exp2 import Exp2Unit
+from .sufa_lane import SufaLane, exp_group
 from .shared import add_lane
 from .tilebuf import TileStore
 
@@ -115,10 +116,10 @@ class SufaEngine(wiring.Component):
                      self.q_free.eq(~Cat(l.q_full for l in lanes).any()),
                      self.k_release.eq(Cat(l.s_pend for l in lanes).all()),
                      self.v_release.eq(Cat(l.a_pend for l in lanes).all())]
+        self._exp_units(m, lanes)
         for t, lane in enumerate(lanes):
             add_lane(m, f"lane{t}", lane, "sufa", (self.cfg, self.partial))
             m.d.comb += [
-                lane.mant.eq(self.mant), lane.shift.eq(self.shift),
                 lane.exact_max.eq(self.exact_max), lane.clear.eq(self.clear),
                 lane.q_we.eq(self.q.valid & (self.q.payload.lane == t)),
                 qs.addr[t].eq(Cat(Const(t, tb), lane.q_slot)), lane.q_chunk.eq(qs.chunk[t]),
@@ -145,6 +146,27 @@ class SufaEngine(wiring.Component):
                          self.merges.eq(self.merges + sum(grow))]
         self._output(m, lanes)
         return m
+
+    def _exp_units(self, m, lanes):
+        """An exp2 unit per ``exp_group`` lanes, which take turns: lane t's turn is every cycle
+        whose turn counter is t mod the group size; the unit's input is the OR of its lanes'
+        ``exp_t`` (zero outside their turns), registered."""
+        g = exp_group(self.cfg)
+        turn = Signal(range(g), name="exp_turn") if g > 1 else None
+        if g > 1:
+            m.d.sync += turn.eq(turn + 1)             # wraps at g (a power of two)
+        for k in range(0, len(lanes), g):
+            group = lanes[k:k + g]
+            exp = m.submodules[f"exp{k // g}"] = Exp2Unit(self.cfg)
+            t_in = Signal.like(exp.t, name=f"exp_t{k // g}")
+            ts = [l.exp_t for l in group]
+            while len(ts) > 1:                        # a balanced OR tree
+                ts = [a | b for a, b in zip(ts[::2], ts[1::2])] + ts[len(ts) & ~1:]
+            m.d.sync += t_in.eq(ts[0])
+            m.d.comb += [exp.en.eq(1), exp.mant.eq(self.mant), exp.shift.eq(self.shift),
+                         exp.t.eq(t_in)]
+            for j, lane in enumerate(group):
+                m.d.comb += [lane.exp_turn.eq(turn == j if g > 1 else 1), lane.exp_p.eq(exp.p)]
 
     def _output(self, m, lanes):
         """Once every lane is done with the block: its rows (or states) in lane order."""

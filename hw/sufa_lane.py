@@ -11,14 +11,18 @@ tile's fixed max (over list entries 0 and 1, or every entry with ``exact_max``) 
 One key per G cycles, no stalls; latency ``score_latency(cfg)`` cycles from a key's first chunk
 to its score.
 
-Accumulate stage A (P multipliers, the exp2 unit, a state multiplier): per tile, once the
+Accumulate stage A (P multipliers, a turn at the group's exp2 unit, a state multiplier): the
+engine's exp2 unit serves ``exp_group(cfg)`` lanes in turn (``exp_turn`` one cycle in that many,
+the same cycle of every G, so a lane walking without a stall always meets it; otherwise a key
+waits less than exp_group cycles for it). Per tile, once the
 tile's fixed max is known (its entries 0 and 1 scored, so A follows S through the tile a few
 cycles behind; with ``exact_max`` once every entry is scored) and the tile's V rows are there,
 never ahead of the scores: the running max M becomes max(M, tile max) (a grown max
 rescales the state first: the tile merge); then per list entry: s > M takes the max-assurance
 rescale (counted); otherwise p = w(M - s), L += p and O[e] += p·v[e] over G cycles, one chunk per
 cycle from the V tile store. One key per G cycles; a rescale stalls this lane only, for
-``rescale_cycles(cfg)`` cycles plus the pipeline drain. After the block's final tile: O / L by
+``rescale_cycles(cfg)`` cycles plus the pipeline drain and the wait for its exp2 turn. After
+the block's final tile: O / L by
 the reciprocal unit (``norm_cycles``), then the lane waits for the engine to take its row.
 
 Every lane is the same module (no lane index inside), so synthesis can map one and instance it.
@@ -34,20 +38,44 @@ from amaranth.lib.memory import Memory
 from star.spec.formats import unsigned_bits
 
 from .arith import MulPipe, adder_tree, mul_latency, tree_latency
-from .exp2 import Exp2Unit, exp2_latency
+from .exp2 import exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 
 __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_latency",
-           "rescale_cycles", "norm_cycles"]
+           "rescale_cycles", "norm_cycles", "exp_latency", "exp_group", "exp_wait", "EXP_LANES"]
+
+#: lanes that share one exp2 unit (with its score-scale multiplier): a lane needs a weight once per
+#: key, every G = head_dim / sufa_macs cycles, so up to G lanes could take turns. A lane's first
+#: key of a tile comes G + 2 cycles after its previous key (the tile's end and start), so it waits
+#: (EXP_LANES - 2) cycles for its turn: 4 lanes keep that at 2 cycles a tile (8 would take 6: 3 %
+#: of a 6-key tile at G = 32) and save three quarters of the units
+EXP_LANES = 4
+
+
+def exp_group(cfg) -> int:
+    """Lanes per shared exp2 unit: ``EXP_LANES``, at most G (a power of two dividing G, so a lane
+    that walks without a stall meets its turn at every key's first chunk)."""
+    return min(EXP_LANES, cfg.formats.sufa_chunks)
+
+
+def exp_wait(cfg) -> int:
+    """The longest wait of a key (or a rescale factor) for its lane's exp2 turn."""
+    return exp_group(cfg) - 1
+
+
+def exp_latency(cfg) -> int:
+    """Cycles from a lane's ``exp_t`` (in its turn) to its ``exp_p``: the engine's register after
+    the group's OR, then the exp2 unit (:func:`hw.exp2.exp2_latency`)."""
+    return exp2_latency(cfg) + 1
 
 
 def accumulate_latency(cfg) -> int:
     """Cycles of the A stage: key issue -> exp2 -> V read address -> V chunk + p -> p·v product
     (pipelined) -> accumulate."""
     fmt = cfg.formats
-    return exp2_latency(cfg) + mul_latency(fmt.p_bits, cfg.data_bits) + 1
+    return exp_latency(cfg) + mul_latency(fmt.p_bits, cfg.data_bits) + 1
 
 
 def score_latency(cfg) -> int:
@@ -69,7 +97,7 @@ def rescale_cycles(cfg) -> int:
     (the exp2 factor is computed while it drains): the d elements of O and L one per cycle,
     the part of their results' return (``state_latency``) that a resumed walk does not hide,
     then M."""
-    return cfg.head_dim + max(0, state_latency(cfg) - exp2_latency(cfg) - 2) + 3
+    return cfg.head_dim + max(0, state_latency(cfg) - exp_latency(cfg) - 2) + 3
 
 
 def norm_cycles(cfg) -> int:
@@ -86,6 +114,9 @@ class SufaLane(wiring.Component):
                             that block's first tile, which makes it ``q_slot``).
     q_chunk                 the Q store's chunk of the row at ``q_slot``, the K chunk's (the
                             stores read in the same phase: ``k_phase``).
+    exp_turn, exp_t, exp_p  the lane's turn at its group's exp2 unit; the score difference it
+                            sends in its turn (zero otherwise); the weight of the difference
+                            sent ``exp_latency(cfg)`` cycles ago.
     list_we, list_index, list_count, list_first, list_final
                             the lane's list of the next tile (``list_full`` until S takes it).
     k_addr / k_chunk, k_phase; v_addr / v_chunk, v_phase
@@ -114,7 +145,7 @@ class SufaLane(wiring.Component):
         self.cnt_bits = unsigned_bits(Bc)
         idx = unsigned(self.idx_bits)
         super().__init__({
-            "mant": In(fmt.scale_bits), "shift": In(fmt.scale_shift_bits),
+            "exp_turn": In(1), "exp_t": Out(fmt.score_bits + 1), "exp_p": In(fmt.p_bits),
             "exact_max": In(1), "clear": In(1),
             "q_we": In(1), "q_full": Out(1), "q_slot": Out(1), "q_chunk": In(chunk),
             "list_we": In(1), "list_full": Out(1),
@@ -310,21 +341,20 @@ class SufaLane(wiring.Component):
             fl.append(nxt)
         busy_pipe = Signal()
         m.d.comb += busy_pipe.eq(Cat(*(f.valid | f.end for f in fl)).any())
-        fv = fl[exp2_latency(cfg) - 1]              # aligned with the exp2 output
+        fv = fl[exp_latency(cfg) - 1]               # aligned with the exp2 output
         m.d.comb += [self.v_addr.eq(Cat(fv.key, fv.slot)), free_slot.eq(fv.end)]
         a_rel = Signal(range(3))
         m.d.sync += a_rel.eq(a_rel + fv.end - self.v_release)
         m.d.comb += self.a_pend.eq(a_rel != 0)
 
-        m.submodules.exp = exp = Exp2Unit(cfg)
+        # the group's exp2 unit, in this lane's turn (zero otherwise: the group ORs its lanes)
         factor = Signal()
-        m.d.comb += [exp.en.eq(1), exp.mant.eq(self.mant), exp.shift.eq(self.shift),
-                     exp.t.eq(Mux(factor, pend_m - M, Mux(issue.first & issue.valid,
-                                                         M - head_s, 0)))]
+        m.d.comb += self.exp_t.eq(Mux(factor, pend_m - M, Mux(issue.first & issue.valid,
+                                                               M - head_s, 0)))
         p_hold = Signal(fmt.p_bits)
         with m.If(fv.first):
-            m.d.sync += p_hold.eq(exp.p)
-        fp = fl[exp2_latency(cfg)]                   # V chunk of fv's address is here
+            m.d.sync += p_hold.eq(self.exp_p)
+        fp = fl[exp_latency(cfg)]                    # V chunk of fv's address is here
         pv = []                                      # p·v, pipelined: at fa
         for i in range(P):
             mul = m.submodules[f"pv_mul{i}"] = MulPipe(unsigned(fmt.p_bits), signed(b))
@@ -359,14 +389,14 @@ class SufaLane(wiring.Component):
                               v_avail=v_avail, ready=st["ready"], a_take=a_take,
                               a_slot=a_slot, a_final=a_final, a_count=a_count, a_e=a_e,
                               a_e_next=a_e_next, a_n=a_n, head_s=head_s, head_key=head_key,
-                              issue=issue, busy_pipe=busy_pipe, exp=exp, factor=factor))
+                              issue=issue, busy_pipe=busy_pipe, factor=factor))
 
     def _control(self, m, a):
         cfg, fmt = self.cfg, self.fmt
         d, G = cfg.head_dim, fmt.sufa_chunks
         P, R = fmt.exp_out_bits, fmt.recip_bits
         M, has, L, O, pend_m = a["M"], a["has"], a["L"], a["O"], a["pend_m"]
-        rec, exp, issue = a["rec"], a["exp"], a["issue"]
+        rec, issue = a["rec"], a["issue"]
         a_slot, a_e, a_n, a_count = a["a_slot"], a["a_e"], a["a_n"], a["a_count"]
         r = Signal(rec[0].shape())
         m.d.comb += r.eq(Mux(a_slot, rec[1].as_value(), rec[0].as_value()))
@@ -390,7 +420,7 @@ class SufaLane(wiring.Component):
         sp_busy, sp_early = Signal(), Signal()
         m.d.comb += sp_busy.eq(Cat(*(t.valid for t in sp[1:])).any())
         # results that would land after a resumed walk's first O read
-        early = sp[1:max(1, len(sp) - 1 - exp2_latency(cfg) - 2)]
+        early = sp[1:max(1, len(sp) - 1 - exp_latency(cfg) - 2)]
         m.d.comb += sp_early.eq(Cat(*(t.valid for t in early)).any() if early else 0)
         x = Signal(signed(fmt.o_bits))
         Pm = fmt.sufa_macs
@@ -432,7 +462,9 @@ class SufaLane(wiring.Component):
         with m.If(out_tag.valid & ~out_tag.wb):
             m.d.sync += out.as_value().eq(Cat(out.as_value()[ew:], new_e[:ew]))
 
-        wait = Signal(range(exp2_latency(cfg) + 1))
+        # the rescale factor: sent to the exp2 unit in the lane's turn, taken exp_latency later
+        wait = Signal(range(exp_latency(cfg)))
+        sent, got, f_new = Signal(), Signal(), Signal(fmt.p_bits)
         over = Signal()
         m.d.comb += over.eq((a_e < a_count) & (a_n == 0) & (a["head_s"] > M))
         m.d.comb += issue.slot.eq(a_slot)
@@ -450,7 +482,7 @@ class SufaLane(wiring.Component):
                         m.d.sync += [M.eq(r.m), has.eq(1)]
                     with m.If(r.has & has & (r.m > M)):
                         m.d.comb += self.grow.eq(1)
-                        m.d.sync += [pend_m.eq(r.m), wait.eq(exp2_latency(cfg))]
+                        m.d.sync += pend_m.eq(r.m)
                         m.next = "DRAIN"
                     with m.Else():
                         m.next = "WALK"
@@ -465,8 +497,10 @@ class SufaLane(wiring.Component):
                     pass                           # the head's score is not written yet
                 with m.Elif(over):
                     m.d.comb += self.over.eq(1)
-                    m.d.sync += [pend_m.eq(a["head_s"]), wait.eq(exp2_latency(cfg))]
+                    m.d.sync += pend_m.eq(a["head_s"])
                     m.next = "DRAIN"
+                with m.Elif((a_n == 0) & ~self.exp_turn):
+                    pass                           # a key's weight waits for the exp2 turn
                 with m.Else():
                     m.d.comb += [issue.valid.eq(1), issue.first.eq(a_n == 0),
                                  issue.key.eq(a["head_key"]), issue.end.eq(last_key)]
@@ -483,14 +517,20 @@ class SufaLane(wiring.Component):
                 with m.Else():
                     m.next = "TILE"
             with m.State("DRAIN"):
-                # the factor w(pend_m - M) goes into the exp2 unit while the keys in flight
-                # drain (no key is issued: the unit is free); its p is there exp2_latency
-                # cycles after DRAIN began (wait counts them down)
-                m.d.comb += [self.stalled.eq(1), a["factor"].eq(1)]
-                with m.If(wait != 0):
+                # the factor w(pend_m - M) goes into the exp2 unit in the lane's first turn
+                # while the keys in flight drain; its p is there exp_latency cycles later
+                m.d.comb += self.stalled.eq(1)
+                with m.If(~sent):
+                    with m.If(self.exp_turn):
+                        m.d.comb += a["factor"].eq(1)
+                        m.d.sync += [sent.eq(1), wait.eq(exp_latency(cfg) - 1)]
+                with m.Elif(wait != 0):
                     m.d.sync += wait.eq(wait - 1)
-                with m.If(~a["busy_pipe"] & (wait == 0)):
-                    m.d.sync += [f_reg.eq(exp.p), normalizing.eq(0), pe.eq(0)]
+                with m.Elif(~got):
+                    m.d.sync += [f_new.eq(self.exp_p), got.eq(1)]
+                with m.If(got & ~a["busy_pipe"]):
+                    m.d.sync += [f_reg.eq(f_new), normalizing.eq(0), pe.eq(0), sent.eq(0),
+                                 got.eq(0)]
                     m.next = "SCALE"
             with m.State("SCALE"):
                 m.d.comb += [self.stalled.eq(1), issue_e.eq(1), write_back.eq(1)]
@@ -498,7 +538,7 @@ class SufaLane(wiring.Component):
                     m.next = "SCALE_END"
             with m.State("SCALE_END"):
                 # the walk may go on once every result still in flight will be written before
-                # the walk's first O read (exp2_latency + 2 cycles after it resumes)
+                # the walk's first O read (exp_latency + 2 cycles after it resumes)
                 m.d.comb += self.stalled.eq(1)
                 with m.If(~sp_early):
                     m.d.sync += M.eq(pend_m)

@@ -28,8 +28,9 @@ since ``clear``; every K / V slot must be back when the case's last row leaves.
 
 With "throughput" (no idle, no stalls expected): each block's cycles, from its first lists
 transfer (or the previous block's last row out, if later) to its last row out, must be at most
-    max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + accumulate_latency)
-    + tiles·c_t + score_latency + accumulate_latency + norm_cycles + lanes + c_b
+    max over lanes t of  G·(keys_t + first_t)
+                         + events_t·(rescale_cycles + accumulate_latency + exp_wait + 1)
+    + tiles·(c_t + exp_wait) + score_latency + accumulate_latency + norm_cycles + lanes + c_b
 with G = head_dim / sufa_macs, keys_t the lane's keys in the block, first_t those of its first
 tile (the score stage must finish a tile before the accumulate stage starts it), events_t its
 rescales + merges (each drains the accumulate pipeline, accumulate_latency, then takes
@@ -48,7 +49,8 @@ from star.golden import pipeline, sads, sufa
 from star.golden.intops import int_matmul
 from star.hw.layouts import lane_row_layout
 from star.hw.sufa import SufaEngine
-from star.hw.sufa_lane import accumulate_latency, norm_cycles, rescale_cycles, score_latency
+from star.hw.sufa_lane import (accumulate_latency, exp_wait, norm_cycles, rescale_cycles,
+                               score_latency)
 from star.hw.tilebuf import SLOTS
 from star.sim.payload import pack
 from star.sim.runner import env_config, env_seed
@@ -268,9 +270,9 @@ def block_bound(cfg, fmt, tiles, want, consts):
     first = tiles[0]["per_lane"]
     events = [int(want.rescales[i] + want.merges[i]) for i in range(T)]
     lane = [G * (keys[i] + first[i])
-            + events[i] * (rescale_cycles(cfg) + accumulate_latency(cfg))
+            + events[i] * (rescale_cycles(cfg) + accumulate_latency(cfg) + exp_wait(cfg) + 1)
             for i in range(T)]
-    fixed = (len(tiles) * consts["tile"] + score_latency(cfg) + accumulate_latency(cfg)
+    fixed = (len(tiles) * (consts["tile"] + exp_wait(cfg)) + score_latency(cfg) + accumulate_latency(cfg)
              + norm_cycles(cfg) + T
              + consts["block"])
     return max(lane) + fixed, keys, events

@@ -46,8 +46,10 @@ def test_sufa_lane_throughput(seed):
     its first lists transfer (or the previous block's last row out, if later) to its last row
     out, the cycles must be at most (sim/sufa_tb.py)
 
-        max over lanes t of  G·(keys_t + first_t) + events_t·(rescale_cycles + accumulate_latency)
-        + tiles·C_TILE + score_latency + accumulate_latency + norm_cycles + lanes + C_BLOCK
+        max over lanes t of  G·(keys_t + first_t)
+                             + events_t·(rescale_cycles + accumulate_latency + exp_wait + 1)
+        + tiles·(C_TILE + exp_wait) + score_latency + accumulate_latency + norm_cycles + lanes
+        + C_BLOCK
 
     first_t: the lane's keys of the block's first tile (the score stage finishes a tile before
     the accumulate stage starts it); events_t: its rescales + merges.
@@ -61,7 +63,8 @@ def test_sufa_lane_throughput(seed):
     21-24 cycles (charged 26 = rescale_cycles + accumulate_latency). Hence C_TILE = 4, C_BLOCK = 0;
     smallest slack 5 cycles (blocks without events), blocks after the first have ~130 more (the
     first tile's scores overlap the previous block). A lane taking 2G cycles per key would
-    exceed the bound by G·keys = 512 cycles."""
+    exceed the bound by G·keys = 512 cycles. exp_wait (issue 32): a key's longest wait for its
+    lane's turn at the shared exp2 unit, once per tile and per event (hw.sufa_lane.exp_wait)."""
     cfg = StarConfig(**{**TINY, "lanes": 2})
     assert cfg.formats.sufa_chunks == 8
     text = convert(SufaEngine(cfg), name="star_sufa")
