@@ -22,7 +22,6 @@ import platform
 import time
 from pathlib import Path
 
-
 __all__ = ["cases", "run_bench", "utilization", "report_markdown", "plots", "roofs",
            "roofline_point", "roofline_plot"]
 
@@ -114,7 +113,7 @@ def lane_bound(blocks: list[dict], fmt) -> int:
 def utilization(c: dict, fmt, blocks: list[dict]) -> tuple[float, str]:
     """(bound / cycles, name of the busiest resource): AXI read beats, keys predicted, or the
     busiest SU-FA lane's multiplier cycles (:func:`lane_bound`)."""
-    bounds = {"memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"],
+    bounds = {"memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"] * fmt.cfg.pred_cycles,
               "SU-FA lanes": lane_bound(blocks, fmt)}
     which = max(bounds, key=bounds.get)
     return bounds[which] / c["CYCLES"], which
@@ -205,8 +204,17 @@ def bench_rows(cfg, results):
         yield r, c, d, util, which, c["KV_ROWS"] / (c["TILES"] * cfg.tile)
 
 
+def area_efficiency(cfg, counters, dense_counters, area) -> float:
+    """Dense-equivalent MACs per cycle per million cells: the dense job's work (its visible keys
+    per query, KEYS_SELECTED of the dense run, × head_dim for q·k and as many for p·v) over this
+    job's cycles, per million Yosys cells of the core (``area``: a ``module_stats`` report)."""
+    macs = 2 * dense_counters["KEYS_SELECTED"] * cfg.head_dim
+    return macs / counters["CYCLES"] / (area["total"]["cells"] / 1e6)
+
+
 def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accuracy=None,
                     plot_files=()) -> str:
+    from star.hw.sufa_lane import rescale_cycles
     fmt = cfg.formats
     lines = [
         "# STAR core vs dense FlashAttention (RTL cycle counts)", "",
@@ -221,14 +229,19 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
         "KV_ROWS / (TILES × tile): the fraction of each tile's keys that at least one query of "
         "the block selected (the V rows read). Bound = the busiest resource (AXI read beats, "
         "keys predicted, or the SU-FA lanes: per block its busiest lane's keys × head_dim / "
-        "sufa_macs); utilization = bound / cycles.", "",
-        "| case | cycles | vs dense | bytes read | vs dense | union | bound | utilization |",
-        "|---|---|---|---|---|---|---|---|"]
+        "sufa_macs); utilization = bound / cycles."
+        + (" Area efficiency = dense-equivalent MACs (the dense job's visible keys × d, for "
+           "q·k and p·v) per cycle per million cells of the core (the area below)."
+           if area else ""), "",
+        "| case | cycles | vs dense | bytes read | vs dense | union | bound | utilization |"
+        + (" area efficiency |" if area else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if area else "")]
     for r, c, d, util, which, union in bench_rows(cfg, results):
         sp = "1" if r["dense"] else f"{d['CYCLES'] / c['CYCLES']:.2f}× fewer"
         by = "1" if r["dense"] else f"{d['BYTES_READ'] / c['BYTES_READ']:.2f}× fewer"
+        eff = (f" {area_efficiency(cfg, c, d, area):.1f} |" if area else "")
         lines.append(f"| {r['label']} | {c['CYCLES']:,} | {sp} | {c['BYTES_READ']:,} | {by} | "
-                     f"{union:.2f} | {which} | {util:.1%} |")
+                     f"{union:.2f} | {which} | {util:.1%} |{eff}")
     lines += ["", *(f"![{p.stem}]({p.name})" for p in plot_files)]
     lines += roofline_markdown(cfg, results)
     lines += ["", "## What limits it", "",
@@ -236,12 +249,13 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
               f"{cfg.sufa_macs} for p·v and walks only its own selected keys, "
               f"{fmt.sufa_chunks} cycles per key, so a block takes at least its busiest lane's "
               "keys × that (`SU-FA lanes`); the bus reads every K row (prediction) and the "
-              "union of the lanes' V rows (`memory`); the predictor takes one key per cycle. "
+              f"union of the lanes' V rows (`memory`); the predictor takes one key per "
+              f"{cfg.pred_cycles} cycle{'s' if cfg.pred_cycles > 1 else ''}. "
               "Per case, each resource's busy cycles as a share of the job's cycles; the rest "
               "is pipeline fill and drain and rescale stalls: the first tile is read and "
               "predicted before the lanes have work (sparse: they start accumulating a tile once "
               "its first two keys are scored; dense: once all are); a rescale stalls its lane "
-              f"d + 5 cycles plus its pipeline drain; after a block's last key each lane divides "
+              f"{rescale_cycles(cfg)} cycles plus its pipeline drain; after a block's last key each lane divides "
               f"O by L (reciprocal, then d cycles) and the block's {cfg.lanes} rows are written "
               "before its lanes accumulate the next block (the next block's scores are already "
               "computed). The random cases are one block of queries, so nothing hides their fill "
@@ -250,7 +264,7 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
               "prefill (32 tiles).", ""]
     for r, c, _, util, which, _ in bench_rows(cfg, results):
         shares = {"SU-FA lanes": lane_bound(r["blocks"], fmt),
-                  "memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"]}
+                  "memory": c["BYTES_READ"] // fmt.bus_bytes, "predictor": c["PRED_BUSY"] * fmt.cfg.pred_cycles}
         parts = ", ".join(f"{k} {v / c['CYCLES']:.0%}" for k, v in shares.items())
         events = c["RESCALES"] + c["MERGES"]
         lines.append(f"- {r['label']}: {which}-bound ({parts}); {events} rescale events")

@@ -248,10 +248,10 @@ def uniform_blocks(cfg, q_len: int, seq_len: int, union: float, events: float = 
 
 def buffers(cfg) -> dict:
     """On-chip buffers of the core in bits (their occupancy bound): the two-tile K and V stores,
-    each lane's two-tile score memory, and the lanes' query registers (current and next)."""
+    each lane's two-tile score memory, and the query store (every lane's current and next row)."""
     fmt = cfg.formats
     row = cfg.head_dim * cfg.data_bits
     lb = cfg.tile.bit_length() - 1
-    return {"k_store": 2 * cfg.tile * row, "v_store": 2 * cfg.tile * row,
+    return {"k_store": tilebuf.SLOTS * cfg.tile * row, "v_store": tilebuf.SLOTS * cfg.tile * row,
             "scores": cfg.lanes * 2 * cfg.tile * (fmt.score_bits + lb),
-            "query_lanes": 2 * cfg.lanes * row}
+            "q_store": 2 * cfg.lanes * row}

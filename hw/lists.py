@@ -37,7 +37,7 @@ from .sads import SadsSelector
 from .shared import add_lane
 from .sufa import SufaEngine
 
-__all__ = ["ListStage", "LaneList", "union_layout", "onehot"]
+__all__ = ["ListStage", "LaneList", "union_layout", "onehot", "tree"]
 
 
 def onehot(value, n: int):
@@ -48,6 +48,21 @@ def onehot(value, n: int):
 def union_layout(cfg) -> data.StructLayout:
     """A tile's union of selections: ``mask`` of keys within the tile, ``base`` = its key 0."""
     return data.StructLayout({"mask": cfg.tile, "base": key_bits(cfg)})
+
+
+def tree(m: Module, items: list, op, name: str):
+    """``op`` over ``items`` as a balanced tree, each node a signal (an expression tree that
+    uses its operands twice, as max does, would double at every level)."""
+    level = 0
+    while len(items) > 1:
+        nxt = []
+        for i in range(0, len(items) - 1, 2):
+            node = Signal.like(items[i], name=f"{name}_t{level}_{i // 2}")
+            m.d.comb += node.eq(op(items[i], items[i + 1]))
+            nxt.append(node)
+        items = nxt + items[len(items) & ~1:]
+        level += 1
+    return items[0]
 
 
 class ListStage(wiring.Component):
@@ -74,7 +89,7 @@ class ListStage(wiring.Component):
         # the sparse union, built at the selector's rate: list entry j of every lane per cycle
         # (j up to the longest list), set into a bit-set
         j, built, sparse = Signal(range(K + 1)), Signal(), Signal(Bc)
-        entry, more, visible = 0, 0, []
+        entries, mores, visible = [], [], []
         for t in range(T):
             ll = LaneList(cfg, kb, kb + 1)
             add_lane(m, f"mask{t}", ll, "mask", (cfg, kb, kb + 1))
@@ -82,14 +97,15 @@ class ListStage(wiring.Component):
                          ll.active.eq(blk.active[t]), ll.lim.eq(blk.lim[t]), ll.base.eq(base),
                          ll.dense.eq(self.dense), out.index[t].eq(lst.index[t]),
                          out.count[t].eq(Mux(blk.empty, 0, ll.count_out))]
-            entry, more = entry | ll.entry, more | ll.more
+            entries.append(ll.entry)
+            mores.append(ll.more)
             visible.append(ll.visible)
+        entry = tree(m, entries, lambda a, b: a | b, "entry")
+        more = tree(m, mores, lambda a, b: a | b, "more")
         # the dense union: keys 0 .. the most any lane sees - 1 (each lane's keys are a prefix)
-        while len(visible) > 1:
-            visible = [Mux(a > b, a, b) for a, b in zip(visible[::2], visible[1::2])] + \
-                      visible[len(visible) & ~1:]
+        most = tree(m, visible, lambda a, b: Mux(a > b, a, b), "visible")
         dense = Signal(Bc)
-        m.d.comb += dense.eq(Cat(*(i < visible[0] for i in range(Bc))))
+        m.d.comb += dense.eq(Cat(*(i < most for i in range(Bc))))
         with m.If(self.sel.valid & ~built & ~self.dense):
             with m.If(more):
                 m.d.sync += [sparse.eq(sparse | entry), j.eq(j + 1)]

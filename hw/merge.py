@@ -3,12 +3,12 @@
 Model: :func:`golden.spatial.merge` (bit-exact). Per pair (a, b):
 m = max(ma, mb) when both have a state (else the one that has; b's when neither has);
 l = rs(la, fa) + rs(lb, fb), o[e] likewise, with f = w(m - m_side) for a side that has a state
-and 0 for one that has not; has = a.has | b.has. rs(x, f) = round_half_up(x·f / 2**P) is the
-rescale rule of ``hw/sufa.py`` (:func:`hw.rules.rescale`, model ``golden.rules.rescale``); w is the
-exp2 unit.
+and 0 for one that has not; has = a.has | b.has. rs(x, f) = round_half_up(x·f / 2**W), with
+W = exp_out_bits, is the rescale rule of ``hw/sufa.py`` (:func:`hw.rules.rescale`, model
+``golden.rules.rescale``); w is the exp2 unit.
 
 Only one side ever needs a real rescale: the side with the larger max (``big``; a on ties) has
-f = w(0) = 2**P exactly, and rs(x, 2**P) = x, so it passes through unchanged (gated to 0 when it
+f = w(0) = 2**W exactly, and rs(x, 2**W) = x, so it passes through unchanged (gated to 0 when it
 has no state). So the unit has one :class:`~hw.exp2.Exp2Unit` (the factor of the other side,
 ``small``) and one state multiplier, shared by l and the d elements of o, one per cycle.
 """
@@ -99,7 +99,7 @@ class PartialMerge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.cfg, self.fmt
-        d, P = cfg.head_dim, fmt.exp_out_bits
+        d, W = cfg.head_dim, fmt.exp_out_bits
         layout = partial_layout(cfg)
         assert exp2_latency(cfg) >= 2
 
@@ -143,7 +143,7 @@ class PartialMerge(wiring.Component):
         x_small = Signal(signed(xw))
         m.d.comb += [x_big.eq(Mux(has_big, Mux(big_a, xa, xb), 0)),
                      x_small.eq(Mux(big_a, xb, xa))]
-        # rs(x, f) = (x·f + 2**(P-1)) >> P, the arithmetic of SufaLane's state multiplier
+        # rs(x, f) = (x·f + 2**(W-1)) >> W, the arithmetic of SufaLane's state multiplier
         # (rule 5 in pipelined halves: the product, the shift, then the add with the big side);
         # the pipeline advances on every step, the big side's value alongside
         stepping = Signal()
@@ -153,7 +153,7 @@ class PartialMerge(wiring.Component):
         w = Signal(signed(len(mul.p) + 1), name="scaled_w")
         res = Signal(signed(xw + 1))
         with m.If(stepping):
-            m.d.sync += [big[0].eq(x_big), w.eq(round_shift_start(mul.p, P)),
+            m.d.sync += [big[0].eq(x_big), w.eq(round_shift_start(mul.p, W)),
                          res.eq(big[-1] + round_shift_finish(w))]
             m.d.sync += [big[i + 1].eq(big[i]) for i in range(len(big) - 1)]
 

@@ -35,7 +35,7 @@ Rule 4, the reciprocal normalisation: ``saturate`` of rule 5 by the variable shi
     reciprocal unit (``hw/sufa_lane.py``, ``hw/normalize.py``).
 
 :class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it rounds
-its product by ``Mux(normalizing, nshift, P)`` and saturates the normalised row.
+its product by ``Mux(normalizing, nshift, W)`` (W = exp_out_bits) and saturates the normalised row.
 """
 
 from __future__ import annotations

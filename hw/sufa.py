@@ -46,7 +46,7 @@ from .merge import partial_layout
 from .exp2 import Exp2Unit
 from .sufa_lane import SufaLane, exp_group
 from .shared import add_lane
-from .tilebuf import TileStore
+from .tilebuf import SLOTS, TileStore
 
 __all__ = ["SufaEngine"]
 
@@ -57,7 +57,7 @@ class SufaEngine(wiring.Component):
         self.partial = partial
         self.fmt = fmt = cfg.formats
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
-        addr = unsigned_bits(2 * cfg.tile - 1)
+        addr = unsigned_bits(SLOTS * cfg.tile - 1)
         row = data.ArrayLayout(unsigned(b), d)
         super().__init__({
             "q": In(stream.Signature(lane_row_layout(cfg))),

@@ -42,6 +42,7 @@ from .exp2 import exp2_latency
 from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
+from .tilebuf import SLOTS
 
 __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_latency",
            "rescale_cycles", "norm_cycles", "exp_latency", "exp_group", "exp_wait", "EXP_LANES"]
@@ -141,7 +142,7 @@ class SufaLane(wiring.Component):
         row = data.ArrayLayout(signed(b), d)
         chunk = data.ArrayLayout(signed(b), P)
         self.idx_bits = unsigned_bits(max(G - 1, 1))
-        self.addr_bits = unsigned_bits(2 * Bc - 1)
+        self.addr_bits = unsigned_bits(SLOTS * Bc - 1)           # a K / V store address
         self.cnt_bits = unsigned_bits(Bc)
         idx = unsigned(self.idx_bits)
         super().__init__({
@@ -394,7 +395,7 @@ class SufaLane(wiring.Component):
     def _control(self, m, a):
         cfg, fmt = self.cfg, self.fmt
         d, G = cfg.head_dim, fmt.sufa_chunks
-        P, R = fmt.exp_out_bits, fmt.recip_bits
+        W, R = fmt.exp_out_bits, fmt.recip_bits          # a weight's fraction bits
         M, has, L, O, pend_m = a["M"], a["has"], a["L"], a["O"], a["pend_m"]
         rec, issue = a["rec"], a["issue"]
         a_slot, a_e, a_n, a_count = a["a_slot"], a["a_e"], a["a_n"], a["a_count"]
@@ -423,21 +424,21 @@ class SufaLane(wiring.Component):
         early = sp[1:max(1, len(sp) - 1 - exp_latency(cfg) - 2)]
         m.d.comb += sp_early.eq(Cat(*(t.valid for t in early)).any() if early else 0)
         x = Signal(signed(fmt.o_bits))
-        Pm = fmt.sufa_macs
-        lp = Pm.bit_length() - 1
+        P = fmt.sufa_macs
+        lp = P.bit_length() - 1
 
         def elem(e):
-            return e[:lp] if Pm > 1 else 0
+            return e[:lp] if P > 1 else 0
         m.d.comb += x.eq(Mux(sp_x.e == d, L, O.data.as_value().word_select(elem(sp_x.e),
                                                                              fmt.o_bits)
-                             if Pm > 1 else O.data[0]))
-        # x·f_reg rounded half up: by 2**P (rescale), by 2**nshift (normalise, then saturated)
+                             if P > 1 else O.data[0]))
+        # x·f_reg rounded half up: by 2**W (rescale), by 2**nshift (normalise, then saturated)
         m.submodules.smul = smul = MulPipe(x.shape(), unsigned(len(f_reg)))
         m.d.comb += [smul.en.eq(1), smul.a.eq(x), smul.b.eq(f_reg)]
         # the rounding in its two halves (the shift, registered; the add), by a shift that is
         # static during the pass (registered too)
-        rshift = Signal(max(len(nshift), unsigned_bits(P)))
-        m.d.sync += rshift.eq(P if self.partial else Mux(normalizing, nshift, P))
+        rshift = Signal(max(len(nshift), unsigned_bits(W)))
+        m.d.sync += rshift.eq(W if self.partial else Mux(normalizing, nshift, W))
         mul_w = Signal(signed(len(smul.p) + 1), name="mul_w")
         # the rounding add only as wide as the state (a rescaled state fits its width); the
         # normalised row's saturation decided from mul_w beside it
@@ -451,8 +452,8 @@ class SufaLane(wiring.Component):
                 m.d.sync += L.eq(mul_out)
             with m.Else():
                 m.d.comb += [O.w_addr.eq(sp_out.e[lp:]),
-                             O.w_en.eq(Const(1, Pm) << elem(sp_out.e) if Pm > 1 else 1)]
-                m.d.comb += [O.w_data[i].eq(mul_out) for i in range(Pm)]
+                             O.w_en.eq(Const(1, P) << elem(sp_out.e) if P > 1 else 1)]
+                m.d.comb += [O.w_data[i].eq(mul_out) for i in range(P)]
         # the row out (normalised and saturated; partial: O unscaled, read straight from O),
         # shifted in element-wise
         out = self.state.o if self.partial else self.o_row

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from star.gen.build import default_jobs
 from star.gen.machine import machine, tool_versions, tools
-from star.gen.synth import D_WIDE_PAPER_CELLS, module_stats, stage_cells
+from star.gen.synth import D_WIDE_PAPER_CELLS, STAGES, module_stats, stage_cells
 from star.hw.core import StarCore
+from star.hw.sufa_lane import exp_group
 from star.hw.verilog import convert
 from star.spec.config import preset
 
@@ -112,16 +113,17 @@ def markdown(rows, cmd: str, gen_times=()) -> str:
     lines += ["", f"SU-FA multipliers: Yosys `$mul` cells of the SU-FA stage before optimisation, "
               "every instance. Per lane: "
               f"{cfg.sufa_macs} for q·k and {cfg.sufa_macs} for p·v (`sufa_macs` = "
-              f"{cfg.sufa_macs}), one state multiplier (rescale, O / L), the exp2 unit's "
-              "score-scale multiplier, and two multiplications by a constant from dynamic "
-              "indexing (the query chunk, the list entry: index × element width, a shift once "
-              "optimised). SOFA counts 512 SU-FA PEs beside 128 EXP and 128 DIV units.", "",
-              "| lanes | SU-FA `$mul` cells | q·k + p·v (lanes × 2·sufa_macs) | state + exp2 "
-              "(lanes × 2) |", "|---|---|---|---|"]
+              f"{cfg.sufa_macs}), one state multiplier (rescale, O / L), a multiplication by a "
+              "constant from dynamic indexing (the list entry: index × element width, a shift "
+              f"once optimised); per {exp_group(cfg)} lanes the shared exp2 unit's score-scale "
+              "multiplier. SOFA counts 512 SU-FA PEs beside 128 EXP and 128 DIV units.", "",
+              "| lanes | SU-FA `$mul` cells | q·k + p·v (lanes × 2·sufa_macs) | state (lanes) | "
+              "exp2 units |", "|---|---|---|---|---|"]
     for r in rows:
         if "sufa_multipliers" in r:
             lines.append(f"| {r['lanes']} | {r['sufa_multipliers']:,} | "
-                         f"{r['lanes'] * r['multipliers_per_lane']:,} | {2 * r['lanes']:,} |")
+                         f"{r['lanes'] * r['multipliers_per_lane']:,} | {r['lanes']:,} | "
+                         f"{-(-r['lanes'] // exp_group(cfg)):,} |")
     if gen_times:
         lines += ["", f"`star generate` wall time per preset (all four tops, converted in "
                   f"{default_jobs()} processes: `-j`, default the CPUs available; the per-lane "
@@ -140,23 +142,39 @@ def markdown(rows, cmd: str, gen_times=()) -> str:
     return "\n".join(lines)
 
 
+#: the paper preset's cells when issue 32 (area at the paper's balance) began
+PAPER_CELLS_BEFORE = 7_432_336
+#: issue 32's goal for the share of prediction, selection and the lane masks in the core's cells
+PRED_SEL_SHARE_GOAL = 0.25
+
+
 def limits(rows) -> list[str]:
-    """The paper preset against the area goal, and its cells per lane by stage."""
+    """The paper preset against the area goals, and its cells per lane by stage."""
     paper = [r for r in rows if r["lanes"] == preset("paper").lanes]
     if not paper:
         return []
     r, goal = paper[0], D_WIDE_PAPER_CELLS / 10
     cells, n = r["total"]["cells"], r["lanes"]
     verdict = "met" if cells <= goal else f"missed by {cells / goal:.2f}×"
+    st = r["stages"]
+    front = sum(st.get(STAGES[k], 0) for k in ("pred", "sads", "mask"))
+    share = front / cells
+    share_verdict = ("met" if share <= PRED_SEL_SHARE_GOAL else
+                     f"missed by {100 * (share - PRED_SEL_SHARE_GOAL):.1f} points")
     per_lane = ", ".join(f"{stage} {v / n / 1e3:.1f}k" for stage, v in
-                         sorted(r["stages"].items(), key=lambda x: -x[1]))
-    return ["", f"Area goal (issue 21): the paper preset at ≤ {goal:,.0f} cells (1/10 of the "
-            f"d-wide SU-FA design's {D_WIDE_PAPER_CELLS:,}): {cells:,} cells, {verdict}. "
-            f"Cells per lane at {n} lanes: {per_lane}; {r['total']['flip_flops'] / n:,.0f} "
-            "flip-flops per lane. What limits it: every lane keeps its own arithmetic (in SU-FA "
-            "2·sufa_macs 16-bit multipliers, the state multiplier, the exp2 unit and the "
-            "reciprocal; the DLZS lane's shift-add tree; the SADS lane's sorter) and its query "
-            "rows in flip-flops (current and next block, 2·d·b bits); see docs/decisions.md."]
+                         sorted(st.items(), key=lambda x: -x[1]))
+    return ["", f"Area goals (issues 21 and 32): the paper preset at ≤ {goal:,.0f} cells (1/10 of "
+            f"the d-wide SU-FA design's {D_WIDE_PAPER_CELLS:,}): {cells:,} cells, {verdict} "
+            f"({PAPER_CELLS_BEFORE:,} when issue 32 began: {PAPER_CELLS_BEFORE / cells:.2f}× "
+            f"fewer now). Prediction + selection + lane masks at ≤ "
+            f"{100 * PRED_SEL_SHARE_GOAL:.0f} % of the cells: {100 * share:.1f} %, "
+            f"{share_verdict}. Cells per lane at {n} lanes: {per_lane}; "
+            f"{r['total']['flip_flops'] / n:,.0f} flip-flops per lane. What limits it: each SU-FA "
+            "lane keeps 2·sufa_macs 16-bit multipliers, a 44 × 17 state multiplier (rescales, "
+            "O / L), a sequential reciprocal and its output row register (d·b flip-flops); the "
+            "DLZS lane a shift-add tree of head_dim / pred_cycles terms on 32-bit predicted "
+            "scores, the SADS lane a k_tile-entry sorter of them. See docs/decisions.md, "
+            "\"Area at the paper's balance\"."]
 
 
 def main(argv=None) -> int:
