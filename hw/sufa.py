@@ -47,6 +47,7 @@ from .exp2 import Exp2Unit
 from .sufa_lane import SufaLane, exp_group
 from .shared import add_lane
 from .tilebuf import SLOTS, TileStore
+from .turns import Turns
 
 __all__ = ["SufaEngine"]
 
@@ -148,25 +149,19 @@ class SufaEngine(wiring.Component):
         return m
 
     def _exp_units(self, m, lanes):
-        """An exp2 unit per ``exp_group`` lanes, which take turns: lane t's turn is every cycle
-        whose turn counter is t mod the group size; the unit's input is the OR of its lanes'
-        ``exp_t`` (zero outside their turns), registered."""
+        """An exp2 unit per ``exp_group`` lanes, which take fixed turns at it
+        (:class:`hw.turns.Turns`: the OR of their ``exp_t``, zero outside their turns,
+        registered)."""
         g = exp_group(self.cfg)
-        turn = Signal(range(g), name="exp_turn") if g > 1 else None
-        if g > 1:
-            m.d.sync += turn.eq(turn + 1)             # wraps at g (a power of two)
         for k in range(0, len(lanes), g):
             group = lanes[k:k + g]
             exp = m.submodules[f"exp{k // g}"] = Exp2Unit(self.cfg)
-            t_in = Signal.like(exp.t, name=f"exp_t{k // g}")
-            ts = [l.exp_t for l in group]
-            while len(ts) > 1:                        # a balanced OR tree
-                ts = [a | b for a, b in zip(ts[::2], ts[1::2])] + ts[len(ts) & ~1:]
-            m.d.sync += t_in.eq(ts[0])
+            turns = m.submodules[f"exp_turns{k // g}"] = Turns(exp.t.shape(), g)
             m.d.comb += [exp.en.eq(1), exp.mant.eq(self.mant), exp.shift.eq(self.shift),
-                         exp.t.eq(t_in)]
+                         exp.t.eq(turns.o)]
             for j, lane in enumerate(group):
-                m.d.comb += [lane.exp_turn.eq(turn == j if g > 1 else 1), lane.exp_p.eq(exp.p)]
+                m.d.comb += [turns.i[j].eq(lane.exp_t), lane.exp_turn.eq(turns.turn[j]),
+                             lane.exp_p.eq(exp.p)]
 
     def _output(self, m, lanes):
         """Once every lane is done with the block: its rows (or states) in lane order."""

@@ -43,6 +43,7 @@ from .merge import partial_layout
 from .recip import Reciprocal, recip_latency
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 from .tilebuf import SLOTS
+from .turns import TURNS_LATENCY
 
 __all__ = ["SufaLane", "OState", "score_latency", "accumulate_latency", "state_latency",
            "rescale_cycles", "norm_cycles", "exp_latency", "exp_group", "exp_wait", "EXP_LANES"]
@@ -67,9 +68,9 @@ def exp_wait(cfg) -> int:
 
 
 def exp_latency(cfg) -> int:
-    """Cycles from a lane's ``exp_t`` (in its turn) to its ``exp_p``: the engine's register after
-    the group's OR, then the exp2 unit (:func:`hw.exp2.exp2_latency`)."""
-    return exp2_latency(cfg) + 1
+    """Cycles from a lane's ``exp_t`` (in its turn) to its ``exp_p``: the group's
+    :class:`hw.turns.Turns`, then the exp2 unit (:func:`hw.exp2.exp2_latency`)."""
+    return TURNS_LATENCY + exp2_latency(cfg)
 
 
 def accumulate_latency(cfg) -> int:
