@@ -17,7 +17,8 @@ sufa_macs cycles per key, rb = bus beats per row, per lane t with n_t keys and e
   served in the order they become ready, V first on a tie, each after the memory's latency;
 * predictor: one key per ``pred_cycles`` cycles, as the K rows arrive;
 * lists of tile g: the DLZS tree's and SADS's latencies + ``LIST_CYCLES`` after its last key
-  predicted, plus (sparse) the union's bit-set, one cycle per entry of the longest list + 1,
+  predicted, plus the union: (sparse) its bit-set, one cycle per entry of the longest list + 1,
+  (dense) ``dense_union_cycles``,
   once every lane took the previous tile's list into its score stage;
 * score stage of lane t: max(1, n_t)·G issue cycles, ``score_latency`` more to the last score; it
   needs a free score slot (two tiles: the accumulate stage of tile g-2 done);
@@ -43,6 +44,7 @@ import numpy as np
 
 from star.hw import tilebuf
 from star.hw.core import check_latency
+from star.hw.lists import dense_union_cycles
 from star.hw.pipe import STREAM_REGISTER_LATENCY
 from star.hw.predictor import predictor_latency
 from star.hw.sads import sads_latency
@@ -182,7 +184,7 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
         # lists: after the tile's last key predicted, once the lanes took the previous lists
         prev = s_start[g - 1].max() + 1 if g else 0
         # (sparse: the union's bit-set is built first, a cycle per entry of the longest list)
-        build = 0 if dense else counts.max() + 1
+        build = dense_union_cycles(cfg) if dense else counts.max() + 1
         lists[g] = max(p_last + list_lat + build, prev)
         # V rows of the union: a V slot (every lane's accumulate stage of tile g-2 done)
         v_ready = max(lists[g] + v_req,

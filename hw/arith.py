@@ -1,4 +1,5 @@
-"""Shared arithmetic building blocks: a pipelined adder tree and a pipelined multiplier."""
+"""Shared arithmetic building blocks: a pipelined adder tree, a pipelined multiplier, and a
+balanced reduction tree of signals."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from amaranth import Const, Module, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
+__all__ = ["reduce_tree", "reduce_latency", "adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
            "MUL_SPLIT_BITS", "MUL_PIECE_BITS", "MUL_PIECE_PRODUCT_BITS"]
 
 
@@ -14,6 +15,30 @@ def _pairs(level: list) -> list:
     """One level of a balanced adder tree: neighbours summed, an odd last one passed on."""
     return [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
             for i in range(0, len(level), 2)]
+
+
+def reduce_tree(m: Module, items: list, op, name: str, sync_every: int = 0):
+    """``op`` over ``items`` as a balanced tree, each node a signal shaped like its left operand
+    (an expression tree that uses its operands twice, as max does, would double at every level).
+    Combinational, or with ``sync_every`` = k > 0 every k-th level registered (an odd item
+    passed on with it): latency :func:`reduce_latency`."""
+    level = 0
+    while len(items) > 1:
+        level += 1
+        domain = m.d.sync if sync_every and level % sync_every == 0 else m.d.comb
+        nxt = []
+        for i in range(0, len(items), 2):
+            node = Signal.like(items[i], name=f"{name}_t{level}_{i // 2}")
+            domain += node.eq(op(items[i], items[i + 1]) if i + 1 < len(items) else items[i])
+            nxt.append(node)
+        items = nxt
+    return items[0]
+
+
+def reduce_latency(n: int, sync_every: int = 0) -> int:
+    """Cycles of :func:`reduce_tree` over ``n`` items: its registered levels."""
+    depth = (n - 1).bit_length()
+    return depth // sync_every if sync_every else 0
 
 
 def adder_tree(m: Module, terms, carries, en, tag: str):

@@ -18,9 +18,10 @@ Ports
     block       In ``hw.front.block_layout``; ``dense``, ``run``, ``begin`` In (as the front's).
     k_free      In: a K slot credit is available (empty tiles only). ``empty_take`` Out.
     tiles_done  Out: every tile of the block has been given.
-Latency: a sparse tile's lists are offered ``union_cycles`` (the longest list's length, + 1)
-cycles after SADS's lists arrive (the union is built meanwhile, while the lanes may still work on
-the previous tile); dense and empty tiles at once. One tile per handshake. Backpressure: a tile
+Latency: a sparse tile's lists are offered the longest list's length + 1 cycles after SADS's
+lists arrive (the union is built meanwhile, while the lanes may still work on the previous
+tile); a dense tile's ``dense_union_cycles(cfg)`` cycles after (its max tree is registered);
+an empty tile's at once. One tile per handshake. Backpressure: a tile
 waits for SU-FA's lanes and for room in the V fetch's queue.
 """
 
@@ -32,12 +33,13 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
+from .arith import reduce_latency, reduce_tree
 from .front import block_layout, key_bits
 from .sads import SadsSelector
 from .shared import add_lane
 from .sufa import SufaEngine
 
-__all__ = ["ListStage", "LaneList", "union_layout", "onehot", "tree"]
+__all__ = ["ListStage", "LaneList", "union_layout", "onehot", "dense_union_cycles"]
 
 
 def onehot(value, n: int):
@@ -45,24 +47,15 @@ def onehot(value, n: int):
     return Cat(*(value == i for i in range(n)))
 
 
+def dense_union_cycles(cfg) -> int:
+    """Cycles from a dense tile's selection to its lists and union: the lanes' max tree
+    (registered every second level), then the mask's register."""
+    return reduce_latency(cfg.lanes, 2) + 1
+
+
 def union_layout(cfg) -> data.StructLayout:
     """A tile's union of selections: ``mask`` of keys within the tile, ``base`` = its key 0."""
     return data.StructLayout({"mask": cfg.tile, "base": key_bits(cfg)})
-
-
-def tree(m: Module, items: list, op, name: str):
-    """``op`` over ``items`` as a balanced tree, each node a signal (an expression tree that
-    uses its operands twice, as max does, would double at every level)."""
-    level = 0
-    while len(items) > 1:
-        nxt = []
-        for i in range(0, len(items) - 1, 2):
-            node = Signal.like(items[i], name=f"{name}_t{level}_{i // 2}")
-            m.d.comb += node.eq(op(items[i], items[i + 1]))
-            nxt.append(node)
-        items = nxt + items[len(items) & ~1:]
-        level += 1
-    return items[0]
 
 
 class ListStage(wiring.Component):
@@ -88,7 +81,8 @@ class ListStage(wiring.Component):
         lst, out = self.sel.payload, self.lists.payload
         # the sparse union, built at the selector's rate: list entry j of every lane per cycle
         # (j up to the longest list), set into a bit-set
-        j, built, sparse = Signal(range(K + 1)), Signal(), Signal(Bc)
+        wait = dense_union_cycles(cfg) - 1
+        j, built, union = Signal(range(max(K, wait) + 1)), Signal(), Signal(Bc)
         entries, mores, visible = [], [], []
         for t in range(T):
             ll = LaneList(cfg, kb, kb + 1)
@@ -100,31 +94,36 @@ class ListStage(wiring.Component):
             entries.append(ll.entry)
             mores.append(ll.more)
             visible.append(ll.visible)
-        entry = tree(m, entries, lambda a, b: a | b, "entry")
-        more = tree(m, mores, lambda a, b: a | b, "more")
-        # the dense union: keys 0 .. the most any lane sees - 1 (each lane's keys are a prefix)
-        most = tree(m, visible, lambda a, b: Mux(a > b, a, b), "visible")
-        dense = Signal(Bc)
-        m.d.comb += dense.eq(Cat(*(i < most for i in range(Bc))))
-        with m.If(self.sel.valid & ~built & ~self.dense):
-            with m.If(more):
-                m.d.sync += [sparse.eq(sparse | entry), j.eq(j + 1)]
+        entry = reduce_tree(m, entries, lambda a, b: a | b, "entry")
+        more = reduce_tree(m, mores, lambda a, b: a | b, "more")
+        # the dense union: keys 0 .. the most any lane sees - 1 (each lane's keys are a prefix),
+        # from the block and the tile number, which stay through the tile: a max tree registered
+        # every second level, ``wait`` cycles, then the mask
+        most = reduce_tree(m, visible, lambda a, b: Mux(a > b, a, b), "visible", sync_every=2)
+        with m.If(self.sel.valid & ~built):
+            with m.If(self.dense):
+                with m.If(j == wait):
+                    m.d.sync += [union.eq(Cat(*(i < most for i in range(Bc)))), built.eq(1)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            with m.Elif(more):
+                m.d.sync += [union.eq(union | entry), j.eq(j + 1)]
             with m.Else():
                 m.d.sync += built.eq(1)
         # an empty block (node core) gives the lanes one empty tile, with a K slot of its own
-        valid = Mux(blk.empty, (tile == 0) & self.k_free, self.sel.valid & (built | self.dense))
+        valid = Mux(blk.empty, (tile == 0) & self.k_free, self.sel.valid & built)
         fire = Signal()
         m.d.comb += [
             self.lists.valid.eq(self.run & valid & self.union.ready),
             out.first.eq(tile == 0), out.final.eq(tile == blk.n_t - 1),
             fire.eq(self.lists.valid & self.lists.ready),
             self.union.valid.eq(fire),
-            self.union.payload.mask.eq(Mux(blk.empty, 0, Mux(self.dense, dense, sparse))),
+            self.union.payload.mask.eq(Mux(blk.empty, 0, union)),
             self.union.payload.base.eq(base),
         ]
         with m.If(fire):
             m.d.comb += [self.sel.ready.eq(~blk.empty), self.empty_take.eq(blk.empty)]
-            m.d.sync += [tile.eq(tile + 1), sparse.eq(0), j.eq(0), built.eq(0)]
+            m.d.sync += [tile.eq(tile + 1), union.eq(0), j.eq(0), built.eq(0)]
         with m.If(self.begin):
             m.d.sync += tile.eq(0)
         return m

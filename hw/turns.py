@@ -14,6 +14,8 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith import reduce_tree
+
 __all__ = ["Turns", "TURNS_LATENCY"]
 
 #: cycles from a user's ``i`` in its turn to ``o``
@@ -40,8 +42,6 @@ class Turns(wiring.Component):
             count = Signal(range(n), name="turn_count")
             m.d.sync += count.eq(Mux(count == n - 1, 0, count + 1))
             m.d.comb += [self.turn[j].eq(count == j) for j in range(n)]
-        items = [self.i[j] for j in range(n)]
-        while len(items) > 1:                     # a balanced OR tree
-            items = [a | b for a, b in zip(items[::2], items[1::2])] + items[len(items) & ~1:]
-        m.d.sync += self.o.eq(items[0])
+        m.d.sync += self.o.eq(reduce_tree(m, [self.i[j] for j in range(n)],
+                                          lambda a, b: a | b, "turn_or"))
         return m

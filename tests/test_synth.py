@@ -1,6 +1,8 @@
 """Per-lane modules emitted once (hw.shared): one module instanced per lane, counted per instance
 by gen.synth.module_stats; check that the shared design is the design every lane elaborated."""
 
+import re
+
 import pytest
 from amaranth.back import verilog as amaranth_verilog
 
@@ -36,7 +38,7 @@ def test_shared_lanes_match_every_lane_elaborated(top, tmp_path):
 def test_ecp5_cells_count_every_instance(tmp_path):
     """``star synth --ecp5`` (gen.synth.ecp5_cells): synth_ecp5 of the shared design counts each
     lane module once per instance: the same flip-flops and MULT18X18D as the design with every
-    lane its own module, the multipliers attributed to the lane's units."""
+    lane its own module, the multipliers attributed to the lane's units and the shared exp2 unit."""
     from star.gen.synth import ecp5_cells
     cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 2})
     top = "star_sufa"
@@ -46,5 +48,8 @@ def test_ecp5_cells_count_every_instance(tmp_path):
     for cell in ("TRELLIS_FF", "MULT18X18D"):
         assert shared["by_type"][cell] == every["by_type"][cell], cell
     assert sum(shared["dsp_by_unit"].values()) == shared["by_type"]["MULT18X18D"] > 0
-    assert all(u.startswith("sufa.lane.") for u in shared["dsp_by_unit"]), shared["dsp_by_unit"]
+    # the lanes' multipliers, and the score-scale multiplier of the exp2 unit a group shares
+    assert all(u.startswith("sufa.lane.") or re.fullmatch(r"exp\d+\.mul", u)
+               for u in shared["dsp_by_unit"]), shared["dsp_by_unit"]
+    assert any(u.startswith("exp") for u in shared["dsp_by_unit"]), shared["dsp_by_unit"]
     assert not shared["over"]
