@@ -168,6 +168,12 @@ def roofline_plot(cfg, results, path: Path) -> Path:
     return path
 
 
+def _key_rate(cfg) -> str:
+    """The predictor's rate in words."""
+    n = cfg.pred_cycles
+    return "one key per cycle" if n == 1 else f"one key every {n} cycles"
+
+
 def roofline_markdown(cfg, results) -> list[str]:
     """The roofline section of the report: the roofs and each job's place under them."""
     r = roofs(cfg)
@@ -178,8 +184,8 @@ def roofline_markdown(cfg, results) -> list[str]:
              f"BYTES_READ); ridge at {r['ridge']:.3g} MAC/B. STAR reads every K row (prediction) "
              "but computes only the selected keys, so its intensity is below dense's: it gains "
              "by needing less work, not by working faster. A job below its roof is held by what "
-             "the roofs leave out: the busiest lane (imbalance), the predictor (one key per "
-             "cycle) or the pipeline's fill and drain.", "",
+             "the roofs leave out: the busiest lane (imbalance), the predictor "
+             f"({_key_rate(cfg)}) or the pipeline's fill and drain.", "",
              "| case | MAC/B | MAC/cycle | roof | of the roof |", "|---|---|---|---|---|"]
     for res in results:
         x, y = roofline_point(cfg, res["counters"])
@@ -249,8 +255,8 @@ def report_markdown(cfg, results, *, seconds: float, cmd: str, area=None, accura
               f"{cfg.sufa_macs} for p·v and walks only its own selected keys, "
               f"{fmt.sufa_chunks} cycles per key, so a block takes at least its busiest lane's "
               "keys × that (`SU-FA lanes`); the bus reads every K row (prediction) and the "
-              f"union of the lanes' V rows (`memory`); the predictor takes one key per "
-              f"{cfg.pred_cycles} cycle{'s' if cfg.pred_cycles > 1 else ''}. "
+              f"union of the lanes' V rows (`memory`); the predictor takes "
+              f"{_key_rate(cfg)}. "
               "Per case, each resource's busy cycles as a share of the job's cycles; the rest "
               "is pipeline fill and drain and rescale stalls: the first tile is read and "
               "predicted before the lanes have work (sparse: they start accumulating a tile once "

@@ -7,7 +7,7 @@ from amaranth import Const, Module, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["reduce_tree", "reduce_latency", "adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
+__all__ = ["reduce_tree", "adder_tree", "tree_latency", "MulPipe", "mul_latency", "mul_split",
            "MUL_SPLIT_BITS", "MUL_PIECE_BITS", "MUL_PIECE_PRODUCT_BITS"]
 
 
@@ -17,15 +17,16 @@ def _pairs(level: list) -> list:
             for i in range(0, len(level), 2)]
 
 
-def reduce_tree(m: Module, items: list, op, name: str, sync_every: int = 0):
+def reduce_tree(m: Module, items: list, op, name: str, sync_levels=()):
     """``op`` over ``items`` as a balanced tree, each node a signal shaped like its left operand
     (an expression tree that uses its operands twice, as max does, would double at every level).
-    Combinational, or with ``sync_every`` = k > 0 every k-th level registered (an odd item
-    passed on with it): latency :func:`reduce_latency`."""
+    Combinational, but for the levels in ``sync_levels`` (1 = the first above the items), which
+    are registered (an odd item passed on with them): latency the number of those levels in
+    the tree's depth, ceil(log2(len(items)))."""
     level = 0
     while len(items) > 1:
         level += 1
-        domain = m.d.sync if sync_every and level % sync_every == 0 else m.d.comb
+        domain = m.d.sync if level in sync_levels else m.d.comb
         nxt = []
         for i in range(0, len(items), 2):
             node = Signal.like(items[i], name=f"{name}_t{level}_{i // 2}")
@@ -33,12 +34,6 @@ def reduce_tree(m: Module, items: list, op, name: str, sync_every: int = 0):
             nxt.append(node)
         items = nxt
     return items[0]
-
-
-def reduce_latency(n: int, sync_every: int = 0) -> int:
-    """Cycles of :func:`reduce_tree` over ``n`` items: its registered levels."""
-    depth = (n - 1).bit_length()
-    return depth // sync_every if sync_every else 0
 
 
 def adder_tree(m: Module, terms, carries, en, tag: str):

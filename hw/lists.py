@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
-from .arith import reduce_latency, reduce_tree
+from .arith import reduce_tree
 from .front import block_layout, key_bits
 from .sads import SadsSelector
 from .shared import add_lane
@@ -47,10 +47,18 @@ def onehot(value, n: int):
     return Cat(*(value == i for i in range(n)))
 
 
+def _max_tree_registers(cfg) -> range:
+    """The registered levels of the lanes' max tree: the first (above the lanes' visible-key
+    counts, which take most of a cycle), then every second, so that one or two levels are
+    left before the mask."""
+    depth = (cfg.lanes - 1).bit_length()
+    return range(1, 2 * (depth // 2), 2)
+
+
 def dense_union_cycles(cfg) -> int:
     """Cycles from a dense tile's selection to its lists and union: the lanes' max tree
-    (registered every second level), then the mask's register."""
-    return reduce_latency(cfg.lanes, 2) + 1
+    (:func:`_max_tree_registers`), then the mask's register."""
+    return len(_max_tree_registers(cfg)) + 1
 
 
 def union_layout(cfg) -> data.StructLayout:
@@ -97,9 +105,10 @@ class ListStage(wiring.Component):
         entry = reduce_tree(m, entries, lambda a, b: a | b, "entry")
         more = reduce_tree(m, mores, lambda a, b: a | b, "more")
         # the dense union: keys 0 .. the most any lane sees - 1 (each lane's keys are a prefix),
-        # from the block and the tile number, which stay through the tile: a max tree registered
-        # every second level, ``wait`` cycles, then the mask
-        most = reduce_tree(m, visible, lambda a, b: Mux(a > b, a, b), "visible", sync_every=2)
+        # from the block and the tile number, which stay through the tile: a max tree with
+        # registered levels, ``wait`` cycles, then the mask
+        most = reduce_tree(m, visible, lambda a, b: Mux(a > b, a, b), "visible",
+                           sync_levels=_max_tree_registers(cfg))
         with m.If(self.sel.valid & ~built):
             with m.If(self.dense):
                 with m.If(j == wait):
