@@ -204,7 +204,9 @@ def job_cycles(cfg, blocks: list[dict], seq_len: int, mem: Memory = Memory(),
         # the scores
         known = s_done[g] if dense else np.where(counts >= 2, s_start[g] + 2 * G + s_lat,
                                                  s_done[g])
-        a_start = np.maximum(np.maximum(known + 1, v_fill[g] + 1), a_prev)
+        # (a lane that waited for the scores or the V rows meets its exp2 turn at any phase:
+        # half the longest wait, on average)
+        a_start = np.maximum(np.maximum(known + 1, v_fill[g] + 1) + exp_wait(cfg) / 2, a_prev)
         a_end[g] = np.maximum(a_start + counts * G + events * ev, s_done[g] + 2) + (counts == 0)
         if j == len(blk["union"]) - 1:  # the block's end: O / L, then T output rows
             block_free = a_end[g].max() + norm + T * (rb + OUT_CYCLES)
