@@ -1,8 +1,9 @@
-"""Tile store: two tiles of K (or V) rows, read by the SU-FA lanes a chunk at a time.
+"""Tile store: two tiles of K (or V) rows, or the lanes' query rows, read by the SU-FA lanes a
+chunk at a time.
 
 A lane with P = ``sufa_macs`` multipliers walks a row in G = head_dim / P chunks of P elements,
 one chunk per cycle. The store keeps chunk c of every row in bank c (G banks of P elements,
-``2 · tile`` rows deep: slot s, key i at address s·tile + i). Lane t reads bank
+``depth`` rows: by default ``SLOTS`` · tile, slot s, key i at address s·tile + i). Lane t reads bank
 (ph - t) mod G in the cycle where the store's free-running phase counter is ph, so at any
 cycle the lanes that share a bank are those with equal t mod G: each bank needs
 R = ``sufa_ports`` = ceil(lanes / G) read ports, and the store as a whole R full-row ports'
@@ -14,8 +15,8 @@ per element) do not depend on the order, so no lane ever waits for a slot and no
 Ports
     w_en, w_addr, w_row     In: write a whole row (all banks) at ``w_addr``.
     addr[T]                 In: per lane, the row address it reads this cycle.
-    chunk[T], chunk_idx[T]  Out: per lane, the chunk read in the previous cycle and its index
-                            c (elements c·P .. c·P + P - 1 of the row).
+    chunk[T]                Out: per lane, the chunk read in the previous cycle (its index c,
+                            elements c·P .. c·P + P - 1 of the row, was that cycle's ``phase``).
     phase[T]                Out: per lane, the index of the chunk its ``addr`` reads this cycle.
 Latency one cycle (synchronous read ports); throughput one chunk per lane per cycle; no
 backpressure. A write and a read of the same address in one cycle return the old row.
@@ -66,7 +67,6 @@ class TileStore(wiring.Component):
             "w_row": In(data.ArrayLayout(signed(b), d)),
             "addr": In(data.ArrayLayout(self.addr_bits, T)),
             "chunk": Out(data.ArrayLayout(chunk, T)),
-            "chunk_idx": Out(data.ArrayLayout(idx, T)),
             "phase": Out(data.ArrayLayout(idx, T)),
         })
 
@@ -86,7 +86,6 @@ class TileStore(wiring.Component):
             m.d.sync += [ph.eq(ph + 1), ph_d.eq(ph)]  # wraps at G
         for t in range(T):
             m.d.comb += self.phase[t].eq(mod_g(ph - t % G))
-            m.d.sync += self.chunk_idx[t].eq(self.phase[t])
 
         banks = []
         for c in range(G):
