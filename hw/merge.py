@@ -143,7 +143,8 @@ class PartialMerge(wiring.Component):
         x_small = Signal(signed(xw))
         m.d.comb += [x_big.eq(Mux(has_big, Mux(big_a, xa, xb), 0)),
                      x_small.eq(Mux(big_a, xb, xa))]
-        # rs(x, f) = (x·f + 2**(W-1)) >> W, the arithmetic of SufaLane's state multiplier
+        # rs(x, f) = (x·f + 2**(W-1)) >> W, the arithmetic of the lane's state pass
+        # (hw/sufa_state.py)
         # (rule 5 in pipelined halves: the product, the shift, then the add with the big side);
         # the pipeline advances on every step, the big side's value alongside
         stepping = Signal()

@@ -5,7 +5,7 @@ shift = bit_length(l) - 1 + R), then per element round_half_up(o·r / 2**shift) 
 ``data_bits`` (rule 4, :func:`hw.rules.recip_normalize`, here in pipelined halves: a
 :class:`hw.arith.MulPipe`, ``round_shift_start``, ``round_shift_finish``, ``round_finish_range`` and
 ``saturate_flagged``).
-This is the arithmetic of the final normalisation in :class:`hw.sufa.SufaLane`: the same
+This is the arithmetic of the final normalisation in :class:`hw.sufa_state.StatePass`: the same
 :class:`~hw.recip.Reciprocal` unit and the same multiply / round / saturate rules.
 A state without keys (``has`` = 0, or l = 0, where the model is undefined) gives an all-zero row.
 """
@@ -104,7 +104,7 @@ class Normalize(wiring.Component):
             m.d.sync += [O[e].eq(self.i.payload.o[e]) for e in range(d)]
             m.d.sync += nohas.eq(~self.i.payload.has)
 
-        # O[0]·r rounded half up by 2**shift, saturated (SufaLane's normalisation arithmetic:
+        # O[0]·r rounded half up by 2**shift, saturated (the state pass's normalisation arithmetic:
         # rule 4 in pipelined halves: the product, the shift, the add and saturation)
         m.submodules.mul = mul = MulPipe(signed(fmt.o_bits), unsigned(len(recip.r)))
         m.d.comb += [mul.en.eq(step), mul.a.eq(O[0]), mul.b.eq(recip.r)]

@@ -15,12 +15,12 @@ round_shift(x, shift)
     a pipeline register between them by rules 4 and 5.
 saturate(x, bits), clamp_max(x, hi)
     Rule 2, saturation: x clamped to the ``bits``-bit two's-complement range (``hw/mac4.py``, the
-    output row of ``hw/sufa_lane.py`` and ``hw/normalize.py``); x clamped to at most ``hi``
+    output row of ``hw/sufa_state.py`` and ``hw/normalize.py``); x clamped to at most ``hi``
     (the exponent u at u_max in ``hw/exp2.py``, the runtime k at K in ``hw/sads.py``).
     Expressions of x's width. ``saturate`` of a rounded value in pipelined form:
     ``round_finish_range`` (the out-of-range flags, from the value before its rounding add),
     ``round_shift_finish(w, width)`` (the add only as wide as the bits kept) and
-    ``saturate_flagged`` (``hw/sufa_lane.py``, ``hw/normalize.py``); ``tests/test_rules.py``
+    ``saturate_flagged`` (``hw/sufa_state.py``, ``hw/normalize.py``); ``tests/test_rules.py``
     checks them against the golden ``saturate`` of ``round_shift``.
 table_shift(m, x, n, name=)
     Rule 3, the exp2 unit's rounded shift by an unsigned Value n >= 0: (x + half) >> n, half =
@@ -30,11 +30,11 @@ table_shift(m, x, n, name=)
     and ``table_shift_finish`` (the add), with a pipeline register between them; for p whole.
 Rule 5, the state rescale: x·f rounded half up by 2**shift (shift = P for a rescale by an
     exp2 weight f), is ``round_shift`` of the product of a :class:`hw.arith.MulPipe`, in its two
-    halves (``hw/sufa_lane.py``'s state multiplier, ``hw/merge.py``).
+    halves (``hw/sufa_state.py``'s state multiplier, ``hw/merge.py``).
 Rule 4, the reciprocal normalisation: ``saturate`` of rule 5 by the variable shift >= 1 of the
-    reciprocal unit (``hw/sufa_lane.py``, ``hw/normalize.py``).
+    reciprocal unit (``hw/sufa_state.py``, ``hw/normalize.py``).
 
-:class:`hw.sufa_lane.SufaLane` has one state multiplier for both rule 4 and rule 5: it rounds
+:class:`hw.sufa_state.StatePass` has one state multiplier for both rule 4 and rule 5: it rounds
 its product by ``Mux(normalizing, nshift, W)`` (W = exp_out_bits) and saturates the normalised row.
 """
 

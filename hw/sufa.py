@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from star.spec.formats import unsigned_bits
 
@@ -108,31 +108,30 @@ class SufaEngine(wiring.Component):
                      vs.w_en.eq(self.v_en), vs.w_addr.eq(self.v_addr), vs.w_row.eq(self.v_row)]
         lanes = [SufaLane(self.cfg, self.partial) for _ in range(T)]
         lst = self.lists.payload
-        q_slots = Cat(l.q_slot for l in lanes)
+        q_slots = Cat(l.q.slot for l in lanes)
         m.d.comb += [qs.w_en.eq(self.q.valid), qs.w_row.eq(self.q.payload.row),
                      qs.w_addr.eq(Cat(self.q.payload.lane[:tb],
                                       ~q_slots.bit_select(self.q.payload.lane, 1)))]
         m.d.comb += [self.q.ready.eq(1),
-                     self.lists.ready.eq(~Cat(l.list_full for l in lanes).any()),
-                     self.q_free.eq(~Cat(l.q_full for l in lanes).any()),
-                     self.k_release.eq(Cat(l.s_pend for l in lanes).all()),
-                     self.v_release.eq(Cat(l.a_pend for l in lanes).all())]
+                     self.lists.ready.eq(~Cat(l.list.full for l in lanes).any()),
+                     self.q_free.eq(~Cat(l.q.full for l in lanes).any()),
+                     self.k_release.eq(Cat(l.k_slots.pend for l in lanes).all()),
+                     self.v_release.eq(Cat(l.v_slots.pend for l in lanes).all())]
         self._exp_units(m, lanes)
         for t, lane in enumerate(lanes):
             add_lane(m, f"lane{t}", lane, "sufa", (self.cfg, self.partial))
+            connect(m, lane.k, ks.rd[t])
+            connect(m, lane.v, vs.rd[t])
+            entry = lane.list.entry
             m.d.comb += [
                 lane.exact_max.eq(self.exact_max), lane.clear.eq(self.clear),
-                lane.q_we.eq(self.q.valid & (self.q.payload.lane == t)),
-                qs.addr[t].eq(Cat(Const(t, tb), lane.q_slot)), lane.q_chunk.eq(qs.chunk[t]),
-                lane.list_we.eq(self.lists.valid & self.lists.ready),
-                lane.list_index.eq(lst.index[t]), lane.list_count.eq(lst.count[t]),
-                lane.list_first.eq(lst.first), lane.list_final.eq(lst.final),
-                ks.addr[t].eq(lane.k_addr), lane.k_chunk.eq(ks.chunk[t]),
-                lane.k_phase.eq(ks.phase[t]),
-                vs.addr[t].eq(lane.v_addr), lane.v_chunk.eq(vs.chunk[t]),
-                lane.v_phase.eq(vs.phase[t]),
+                lane.q.we.eq(self.q.valid & (self.q.payload.lane == t)),
+                qs.rd[t].addr.eq(Cat(Const(t, tb), lane.q.slot)), lane.q.chunk.eq(qs.rd[t].chunk),
+                lane.list.we.eq(self.lists.valid & self.lists.ready),
+                entry.index.eq(lst.index[t]), entry.count.eq(lst.count[t]),
+                entry.first.eq(lst.first), entry.final.eq(lst.final),
                 lane.v_filled.eq(self.v_filled),
-                lane.k_release.eq(self.k_release), lane.v_release.eq(self.v_release),
+                lane.k_slots.release.eq(self.k_release), lane.v_slots.release.eq(self.v_release),
             ]
         m.d.comb += [self.mac_busy.eq(sum(l.mac_busy for l in lanes)),
                      self.stalled.eq(sum(l.stalled for l in lanes)),
@@ -160,8 +159,8 @@ class SufaEngine(wiring.Component):
             m.d.comb += [exp.en.eq(1), exp.mant.eq(self.mant), exp.shift.eq(self.shift),
                          exp.t.eq(turns.o)]
             for j, lane in enumerate(group):
-                m.d.comb += [turns.i[j].eq(lane.exp_t), lane.exp_turn.eq(turns.turn[j]),
-                             lane.exp_p.eq(exp.p)]
+                m.d.comb += [turns.i[j].eq(lane.exp.t), lane.exp.turn.eq(turns.turn[j]),
+                             lane.exp.p.eq(exp.p)]
 
     def _output(self, m, lanes):
         """Once every lane is done with the block: its rows (or states) in lane order."""

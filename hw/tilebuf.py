@@ -14,26 +14,52 @@ per element) do not depend on the order, so no lane ever waits for a slot and no
 
 Ports
     w_en, w_addr, w_row     In: write a whole row (all banks) at ``w_addr``.
-    addr[T]                 In: per lane, the row address it reads this cycle.
-    chunk[T]                Out: per lane, the chunk read in the previous cycle (its index c,
-                            elements c·P .. c·P + P - 1 of the row, was that cycle's ``phase``).
-    phase[T]                Out: per lane, the index of the chunk its ``addr`` reads this cycle.
+    rd[T]                   per lane a :class:`StoreRead`: ``addr`` In, the row address it
+                            reads this cycle; ``chunk`` Out, the chunk read in the previous
+                            cycle (its index c, elements c·P .. c·P + P - 1 of the row, was
+                            that cycle's ``phase``); ``phase`` Out, the index of the chunk its
+                            ``addr`` reads this cycle.
 Latency one cycle (synchronous read ports); throughput one chunk per lane per cycle; no
 backpressure. A write and a read of the same address in one cycle return the old row.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
-__all__ = ["TileStore", "SLOTS", "rotate"]
+__all__ = ["TileStore", "SLOTS", "rotate", "StoreRead", "SlotReturn"]
 
 SLOTS = 2          # tiles a store holds (the K store: read ahead; the V store: fetched ahead)
+
+
+class StoreRead(wiring.Signature):
+    """One lane's read port of a :class:`TileStore`, seen from the lane: ``addr`` Out (the row
+    it reads this cycle), ``chunk`` In (the chunk read in the previous cycle), ``phase`` In (the
+    index of the chunk ``addr`` reads this cycle)."""
+
+    def __init__(self, cfg, depth: int | None = None):
+        fmt = cfg.formats
+        depth = SLOTS * cfg.tile if depth is None else depth
+        super().__init__({
+            "addr": Out(unsigned_bits(depth - 1)),
+            "chunk": In(data.ArrayLayout(signed(cfg.data_bits), fmt.sufa_macs)),
+            "phase": In(unsigned_bits(max(fmt.sufa_chunks - 1, 1))),
+        })
+
+
+class SlotReturn(wiring.Signature):
+    """A lane's return of a store's tile slots, seen from the lane: ``pend`` Out (the lane is
+    done with a tile the store has not freed yet), ``release`` In (the store freed its oldest
+    tile: every lane had ``pend``). The lane counts its done tiles, so ``pend`` never hides a
+    second one."""
+
+    def __init__(self):
+        super().__init__({"pend": Out(1), "release": In(1)})
 
 
 def rotate(m: Module, items: list, amount, name: str) -> list:
@@ -55,19 +81,14 @@ class TileStore(wiring.Component):
 
     def __init__(self, cfg, depth: int | None = None):
         self.cfg = cfg
-        self.fmt = fmt = cfg.formats
+        self.fmt = cfg.formats
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
-        G = fmt.sufa_chunks
         self.depth = SLOTS * cfg.tile if depth is None else depth
         self.addr_bits = unsigned_bits(self.depth - 1)
-        chunk = data.ArrayLayout(signed(b), fmt.sufa_macs)
-        idx = unsigned(unsigned_bits(max(G - 1, 1)))
         super().__init__({
             "w_en": In(1), "w_addr": In(self.addr_bits),
             "w_row": In(data.ArrayLayout(signed(b), d)),
-            "addr": In(data.ArrayLayout(self.addr_bits, T)),
-            "chunk": Out(data.ArrayLayout(chunk, T)),
-            "phase": Out(data.ArrayLayout(idx, T)),
+            "rd": In(StoreRead(cfg, self.depth)).array(T),
         })
 
     def elaborate(self, platform):
@@ -85,7 +106,7 @@ class TileStore(wiring.Component):
         if lg:
             m.d.sync += [ph.eq(ph + 1), ph_d.eq(ph)]  # wraps at G
         for t in range(T):
-            m.d.comb += self.phase[t].eq(mod_g(ph - t % G))
+            m.d.comb += self.rd[t].phase.eq(mod_g(ph - t % G))
 
         banks = []
         for c in range(G):
@@ -100,7 +121,7 @@ class TileStore(wiring.Component):
         for r in range(R):
             def lane(j):
                 return r * G + j if r * G + j < T else None
-            addrs = [self.addr[lane(-c % G)] if lane(-c % G) is not None
+            addrs = [self.rd[lane(-c % G)].addr if lane(-c % G) is not None
                      else Signal(self.addr_bits) for c in range(G)]
             ports = [bank.read_port() for bank in banks]
             for c, a in enumerate(rotate(m, addrs, ph, f"addr{r}")):
@@ -108,5 +129,5 @@ class TileStore(wiring.Component):
             datas = [ports[-j % G].data for j in range(G)]
             for j, dat in enumerate(rotate(m, datas, ph_d, f"data{r}")):
                 if lane(j) is not None:
-                    m.d.comb += self.chunk[lane(j)].as_value().eq(dat)
+                    m.d.comb += self.rd[lane(j)].chunk.as_value().eq(dat)
         return m

@@ -9,20 +9,28 @@
   address and tag.
 - :class:`hw.pipe.StreamRegister`: the stream rule on its output, and every transfer out once, in
   order (a producer sending a counting sequence); bounded model checking to 12 cycles.
+- :class:`hw.sufa_records.RecordQueue`, a SU-FA lane's tile-record queue and its slot credits,
+  against any score and accumulate stage that keep the protocol: no score slot reused before the
+  accumulate stage frees it, one record per started tile and each slot's record its own tile's,
+  a K tile returned once; bounded model checking to 12 cycles.
 
 The others are proved for every reachable state (k-induction).
 
 The checker fails where it should: a turn counter that does not wrap at n is shown to break the
-one-turn-per-cycle property.
+one-turn-per-cycle property, and a record queue that starts a tile without a free slot to
+reuse one.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from amaranth import Module, Mux, Signal, Value, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.hdl import Assert, Assume
 
 from star.hw.pipe import StreamRegister
+from star.hw.sufa_records import RecordQueue
+from star.hw.tilebuf import SLOTS
 from star.hw.read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter
 from star.hw.turns import Turns
 from star.sim.formal import prove
@@ -136,3 +144,87 @@ def test_stream_register_passes_every_transfer_once_in_order():
     # times): the skid entry's content is internal, so the ports alone are not k-inductive
     assert prove(CheckedStreamRegister(unsigned(4)), "stream_register", WORK, depth=12,
                  mode="bmc") == "PASS"
+
+
+def _small():
+    """A small config for the tile-record queue: tiles of 4 keys."""
+    return replace(preset("tiny"), head_dim=4, tile=4, k_tile=2, axi_data_bits=32)
+
+
+class CheckedRecordQueue(RecordQueue):
+    """The tile-record queue against any score stage and accumulate stage that keep their side
+    of the protocol. S: a tile started only while ``can_start`` and no other is started and not
+    yet ended (its events may still follow the next start), in alternating slots; its events
+    in entry order for the oldest tile not ended, the candidates entries 0 and 1 (all with
+    exact_max), ``end`` with its last entry (alone for an empty list). A: a record taken only
+    while one is ready, a slot freed only after its record was taken. The engine: a K tile
+    released only while S has one pending."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        rd, ev, ks = self.records, self.event, self.k_slots
+        n = range(16)
+        started, ended, taken, freed, released = (
+            Signal(n, name=x) for x in ("started", "ended", "taken", "freed", "released"))
+        count = [Signal.like(self.count, name=f"count_{i}") for i in range(SLOTS)]
+        e = Signal.like(ev.e, name="model_e")                # events of the oldest tile
+        m.d.sync += [started.eq(started + self.start), ended.eq(ended + ev.end),
+                     taken.eq(taken + rd.take), freed.eq(freed + rd.free),
+                     released.eq(released + ks.release)]
+        with m.If(self.start):
+            m.d.sync += count[0].eq(self.count) if SLOTS == 1 else \
+                Cat(*count).word_select(self.slot, len(self.count)).eq(self.count)
+        with m.If(ev.end):
+            m.d.sync += e.eq(0)
+        with m.Elif(ev.valid):
+            m.d.sync += e.eq(e + 1)
+        oldest = Signal.like(self.count, name="oldest_count")
+        m.d.comb += oldest.eq(Cat(*count).word_select(ended[0], len(self.count)))
+        scoring = started != ended                            # a tile started in an earlier cycle
+        m.d.comb += [
+            Assume(~self.start | (self.can_start & (started - ended <= 1)
+                                  & (started - released < SLOTS) & (self.slot == started[0]))),
+            Assume(~(ev.valid | ev.end) | (scoring & (ev.slot == ended[0]))),
+            Assume(~ev.valid | ((ev.e == e) & (e < oldest))),
+            Assume(ev.cand == (self.exact_max | (ev.e < 2))),
+            Assume(~ev.end | Mux(ev.valid, e == oldest - 1, oldest == 0)),
+            Assume(~ev.valid | ~(e == oldest - 1) | ev.end),
+            Assume(self.exact_max == _prev(m, self.exact_max, "exact_max_prev")),
+            Assume(~rd.take | rd.ready), Assume(~rd.free | (taken != freed)),
+            Assume(~ks.release | ks.pend), Assume(started < 12),
+            Assume(ev.s == 0), Assume(ev.key == 0)]       # (the values play no part here)
+        known = Signal(n, name="known")                       # tiles whose max is known
+        m.d.comb += known.eq(ended + (~self.exact_max & (e >= 2)))
+        m.d.comb += [                                         # the model's own order
+            Assert(freed <= taken), Assert(taken <= known), Assert(known <= started),
+            Assert(released <= ended), Assert(ended <= started), Assert(e <= oldest)]
+        m.d.comb += [
+            Assert(started - freed <= SLOTS),                # no slot reused before A frees it
+            Assert(self.can_start == (started - freed < SLOTS)),
+            Assert(rd.ready == (known != taken)),            # a record once per started tile
+            Assert(rd.rec[0].count == count[0]),             # each slot: its own tile's count
+            Assert(rd.rec[1].count == count[1]),
+            Assert(ks.pend == (ended != released))]          # a K tile returned once
+        return m
+
+
+class UnguardedRecordQueue(CheckedRecordQueue):
+    """A broken variant: ``can_start`` whether or not A has freed a slot."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.can_start.eq(1)
+        return m
+
+
+def test_record_queue_never_reuses_a_slot_too_early():
+    # bounded: every trace of 12 cycles from reset (up to six tiles of 0..4 entries, one event
+    # per cycle, records taken and slots freed whenever the protocol allows). The queue's
+    # counters are internal, so the ports alone are not k-inductive
+    assert prove(CheckedRecordQueue(_small()), "record_queue", WORK, depth=12,
+                 mode="bmc") == "PASS"
+
+
+def test_record_queue_proof_catches_a_start_without_a_free_slot():
+    assert prove(UnguardedRecordQueue(_small()), "record_queue_unguarded", WORK, depth=12,
+                 mode="bmc") == "FAIL"
