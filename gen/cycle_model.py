@@ -255,7 +255,7 @@ def buffers(cfg) -> dict:
     each lane's two-tile score memory, and the query store (every lane's current and next row)."""
     fmt = cfg.formats
     row = cfg.head_dim * cfg.data_bits
-    lb = cfg.tile.bit_length() - 1
+    lb = cfg.formats.log2_tile
     return {"k_store": tilebuf.SLOTS * cfg.tile * row, "v_store": tilebuf.SLOTS * cfg.tile * row,
             "scores": cfg.lanes * 2 * cfg.tile * (fmt.score_bits + lb),
             "q_store": 2 * cfg.lanes * row}

@@ -153,7 +153,9 @@ def module_stats(verilog: str, top: str, workdir, liberty: Path | None = None) -
         children[name] = subs
         mm = mem.get(key, {})
         modules[name] = {
-            "cells": int(m["num_cells"]) - sum(subs.values()),
+            # (Yosys counts submodule instances apart, in num_submodules, when it reports that
+            # field; older versions counted them among num_cells)
+            "cells": int(m["num_cells"]) - (0 if "num_submodules" in m else sum(subs.values())),
             "flip_flops": sum(int(n) for t, n in by_type.items() if "DFF" in t),
             "memories": int(mm.get("num_memories", 0)),
             "memory_bits": int(mm.get("num_memory_bits", 0)),

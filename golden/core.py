@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from star.spec.formats import SCALE_SHIFT_MAX
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
 
 from . import dlzs, sads, sufa
@@ -91,7 +92,7 @@ def check_registers(cfg, regs: dict, kv_rows: int | None = None) -> ErrorCode:
     if r["RADIUS"] != RADIUS_OFF_VALUE and r["RADIUS"] > fmt.radius_max:
         return ErrorCode.RADIUS
     if not (1 <= r["SCALE_MANT"] < 1 << fmt.scale_bits
-            and fmt.exp_frac_bits <= r["SCALE_SHIFT"] <= 63):
+            and fmt.exp_frac_bits <= r["SCALE_SHIFT"] <= SCALE_SHIFT_MAX):
         return ErrorCode.SCALE
     if mode & ~(MODE_CAUSAL | MODE_DENSE):
         return ErrorCode.MODE

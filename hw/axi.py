@@ -26,6 +26,8 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.regmap import ADDR_BITS, CSR_ADDR_BITS
 
+from .layouts import read_request_layout, write_request_layout
+
 __all__ = ["AxiRowMaster", "axi4_master_members", "axil_slave_members", "forward"]
 
 MAX_READS = 8
@@ -82,10 +84,9 @@ class AxiRowMaster(wiring.Component):
         row = cfg.head_dim * cfg.data_bits
         self.members = axi4_master_members("m_axi", cfg.axi_data_bits)
         super().__init__({
-            "rd_req": In(stream.Signature(data.StructLayout({"addr": ADDR_BITS,
-                                                              "tag": tag_bits}))),
+            "rd_req": In(stream.Signature(read_request_layout(tag_bits))),
             "rd_resp": Out(stream.Signature(data.StructLayout({"row": row, "tag": tag_bits}))),
-            "wr_req": In(stream.Signature(data.StructLayout({"addr": ADDR_BITS, "row": row}))),
+            "wr_req": In(stream.Signature(write_request_layout(cfg))),
             "wr_idle": Out(1),
             "r_beat": Out(1),
             "w_beat": Out(1),

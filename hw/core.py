@@ -39,7 +39,7 @@ from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
-from star.spec.formats import unsigned_bits
+from star.spec.formats import SCALE_SHIFT_MAX, unsigned_bits
 from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 
 from .arith import MulPipe, mul_latency
@@ -338,7 +338,7 @@ class StarCore(wiring.Component):
 
     def _plan(self, m, blk, na, qb, off, causal, seq):
         """Registers the block's plan: active lanes, each lane's last visible key and tiles."""
-        T, lb = self.cfg.lanes, self.cfg.tile.bit_length() - 1
+        T, lb = self.cfg.lanes, self.cfg.formats.log2_tile
         maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
         m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
                      blk.n_t.eq((maxlim >> lb) + 1)]
@@ -353,7 +353,7 @@ class StarCore(wiring.Component):
     def _plan_local(self, m, blk, na, glim, maxlim, key_lo, kseq):
         """A node core's block plan, second cycle: the limits in local keys of its shard (a
         lane or block before key_lo sees nothing), active lanes and tiles."""
-        T, lb = self.cfg.lanes, self.cfg.tile.bit_length() - 1
+        T, lb = self.cfg.lanes, self.cfg.formats.log2_tile
 
         def local(x):
             return Mux(x - key_lo >= kseq, kseq - 1, x - key_lo)
@@ -464,7 +464,7 @@ def first_error(cfg, job, ends, causal, dense):
         (ErrorCode.RADIUS, (job["RADIUS"] != RADIUS_OFF_VALUE)
          & (job["RADIUS"] > fmt.radius_max)),
         (ErrorCode.SCALE, (job["SCALE_MANT"] == 0) | (job["SCALE_MANT"] >> cfg.scale_bits != 0)
-         | (job["SCALE_SHIFT"] < cfg.exp_frac_bits) | (job["SCALE_SHIFT"] > 63)),
+         | (job["SCALE_SHIFT"] < cfg.exp_frac_bits) | (job["SCALE_SHIFT"] > SCALE_SHIFT_MAX)),
         (ErrorCode.MODE, job["MODE"] > 3),
         (ErrorCode.CAUSAL_LEN, causal & (qlen > seq)),
         (ErrorCode.ALIGN, Cat(*[x[:lo] != 0 for x in bases + strides if lo],

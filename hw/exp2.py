@@ -32,7 +32,7 @@ class Exp2Unit(wiring.Component):
     Ports
         en      In: advance the pipeline (all registers load only while en is high).
         t       In: score difference m - s >= 0, ``score_bits + 1`` bits.
-        mant    In: score-scale mantissa; shift In: score-scale shift (in [E, 63]; static per job:
+        mant    In: score-scale mantissa; shift In: score-scale shift (in [E, SCALE_SHIFT_MAX]; static per job:
                 ``shift`` is registered once more, so it must settle a cycle before the first t).
         p       Out: the weight, ``p_bits`` (1.0 = 2**P), ``exp2_latency(cfg)`` enabled cycles
                 after t.
@@ -62,7 +62,7 @@ class Exp2Unit(wiring.Component):
         m.d.comb += [mul.en.eq(en), mul.a.eq(self.t), mul.b.eq(self.mant)]
         prod = mul.p
 
-        # u = clamp(round_half_up(prod / 2**r), u_max), r = shift - E in [0, 63 - E]: the shift
+        # u = clamp(round_half_up(prod / 2**r), u_max), r = shift - E in [0, SCALE_SHIFT_MAX - E]: the shift
         # (w = prod / 2**(r - 1)), then the add; a w beyond ub + 1 bits saturates u anyway
         r = Signal(6)
         m.d.sync += r.eq(self.shift - E)                # static per job

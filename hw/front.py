@@ -48,7 +48,7 @@ def key_bits(cfg) -> int:
 
 def block_layout(cfg) -> data.StructLayout:
     """A query block's plan: tiles, per-lane last visible key (``lim``), active lanes, empty."""
-    lb = cfg.tile.bit_length() - 1
+    lb = cfg.formats.log2_tile
     kb = key_bits(cfg)
     return data.StructLayout({"n_t": kb - lb + 1, "lim": data.ArrayLayout(kb + 1, cfg.lanes),
                               "active": cfg.lanes, "empty": 1})
@@ -71,7 +71,7 @@ class TileFront(wiring.Component):
         m = Module()
         cfg, blk = self.cfg, self.block
         T, Bc = cfg.lanes, cfg.tile
-        lb = Bc.bit_length() - 1
+        lb = cfg.formats.log2_tile
 
         # tile slots of the K store: a credit per free slot
         cred, slot, take = Signal(range(SLOTS + 1)), Signal(), Signal()

@@ -6,8 +6,9 @@ from amaranth import signed, unsigned
 from amaranth.lib import data
 
 from star.spec.formats import unsigned_bits
+from star.spec.regmap import ADDR_BITS
 
-__all__ = ["lane_row_layout"]
+__all__ = ["lane_row_layout", "read_request_layout", "write_request_layout"]
 
 
 def lane_row_layout(cfg) -> data.StructLayout:
@@ -15,3 +16,13 @@ def lane_row_layout(cfg) -> data.StructLayout:
     return data.StructLayout({
         "lane": unsigned(unsigned_bits(max(cfg.lanes - 1, 1))),
         "row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
+
+
+def read_request_layout(tag_bits: int) -> data.StructLayout:
+    """A row read request on the AXI master: {addr, tag} (the tag comes back with the row)."""
+    return data.StructLayout({"addr": ADDR_BITS, "tag": tag_bits})
+
+
+def write_request_layout(cfg) -> data.StructLayout:
+    """A row write request on the AXI master: {addr, row} (the row as head_dim·data_bits bits)."""
+    return data.StructLayout({"addr": ADDR_BITS, "row": cfg.head_dim * cfg.data_bits})

@@ -81,7 +81,7 @@ class ListStage(wiring.Component):
         m = Module()
         cfg, blk = self.cfg, self.block
         T, K, Bc = cfg.lanes, cfg.k_tile, cfg.tile
-        lb = Bc.bit_length() - 1
+        lb = cfg.formats.log2_tile
         kb = key_bits(cfg)
         tile = Signal(len(blk.n_t))                       # lists given in this block
         base = Signal(kb)

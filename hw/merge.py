@@ -77,8 +77,8 @@ class PartialMerge(wiring.Component):
     registers shifting by one element per step (no d:1 multiplexers). Results must fit the state
     widths (they do for the states of one job: l <= the l of the whole row, |o| likewise);
     wider values wrap.
-    Latency: ``merge_latency(cfg)`` = d + 5 cycles from the later input transfer to out.valid.
-    Throughput: one pair per ``merge_interval(cfg)`` = d + 6 cycles (a is accepted again the
+    Latency: ``merge_latency(cfg)`` cycles from the later input transfer to out.valid.
+    Throughput: one pair per ``merge_interval(cfg)`` cycles (a is accepted again the
     cycle after out is taken; b as soon as the last multiply step has read it).
     Backpressure: a and b are ready while their register is empty (ready does not depend on
     valid or on out.ready); out.valid holds with a stable payload until out.ready.

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 
 from .merge import partial_layout
-from .recip import Reciprocal
+from .recip import Reciprocal, recip_latency
 from .arith import MulPipe, mul_latency
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 
@@ -40,10 +40,11 @@ def step_latency(cfg) -> int:
 
 
 def normalize_latency(cfg) -> int:
-    """Cycles from the input transfer to ``o.valid`` (no stalls): the reciprocal (R + 2), d
-    multiply steps (the first in the reciprocal's done cycle) and ``step_latency`` more for the
-    last results, one cycle to hand the row to the output register and one to present it."""
-    return cfg.recip_bits + cfg.head_dim + step_latency(cfg) + 3
+    """Cycles from the input transfer to ``o.valid`` (no stalls): the reciprocal
+    (:func:`hw.recip.recip_latency`), d multiply steps (the first in the reciprocal's done
+    cycle) and ``step_latency`` more for the last results, one cycle to hand the row to the
+    output register and one to present it."""
+    return recip_latency(cfg) + cfg.head_dim - 1 + step_latency(cfg) + 2
 
 
 def normalize_interval(cfg) -> int:

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS
 
-from .layouts import lane_row_layout
+from .layouts import lane_row_layout, write_request_layout
 from .merge import partial_layout
 from .sufa import SufaEngine
 
@@ -41,8 +41,7 @@ class OWriter(wiring.Component):
         rows = SufaEngine.partial_out_layout(cfg) if spatial else lane_row_layout(cfg)
         members = {
             "rows": In(stream.Signature(rows)),
-            "wr": Out(stream.Signature(data.StructLayout(
-                {"addr": ADDR_BITS, "row": cfg.head_dim * cfg.data_bits}))),
+            "wr": Out(stream.Signature(write_request_layout(cfg))),
             "begin": In(1), "o_base": In(ADDR_BITS), "o_stride": In(32), "qlen": In(seq_bits),
             "block_in": In(1), "busy": In(1), "idle": Out(1),
         }

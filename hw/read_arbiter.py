@@ -18,13 +18,15 @@ from star.spec.formats import unsigned_bits
 
 from star.spec.regmap import ADDR_BITS
 
+from .layouts import read_request_layout
+
 __all__ = ["ReadArbiter", "DEST_Q", "DEST_K", "DEST_V", "request_layout", "tag_layout"]
 
 DEST_Q, DEST_K, DEST_V = 0, 1, 2
 
 
 def _idx_bits(cfg) -> int:
-    lb = cfg.tile.bit_length() - 1
+    lb = cfg.formats.log2_tile
     return max(unsigned_bits(max(cfg.lanes - 1, 1)), lb + 1)
 
 
@@ -48,8 +50,7 @@ class ReadArbiter(wiring.Component):
         req = stream.Signature(request_layout(cfg))
         self.tag = tag_layout(cfg)
         super().__init__({"q": In(req), "k": In(req), "v": In(req),
-                          "out": Out(stream.Signature(data.StructLayout(
-                              {"addr": ADDR_BITS, "tag": self.tag.size})))})
+                          "out": Out(stream.Signature(read_request_layout(self.tag.size)))})
 
     def elaborate(self, platform):
         m = Module()

@@ -26,9 +26,9 @@ register block (``s_axil_*``, the core's register map, ``spec/regmap.py``) runs 
 
 Throughput: the cores overlap query blocks as a single core does; per block a node also moves
 T query rows and T partials (a few flits each, one flit per cycle per link) and merges T pairs
-(d + 6 cycles each) beside its core, so for shards of a few tiles or more the array runs at the
-cores' rate. Latency of a block's O rows after the last core finishes it: about N·(d + 6 + the
-message flits) cycles (the merge chain). Backpressure: every transfer is valid/ready; a slow
+(``hw.merge.merge_interval(cfg)`` cycles each) beside its core, so for shards of a few tiles or
+more the array runs at the cores' rate. Latency of a block's O rows after the last core finishes
+it: about N·(``merge_interval`` + the message flits) cycles (the merge chain). Backpressure: every transfer is valid/ready; a slow
 memory channel stalls its core, which stalls the relay and the merge chain behind it.
 """
 
@@ -86,7 +86,7 @@ class SpatialStar(wiring.Component):
         m = Module()
         scfg, cfg = self.scfg, self.scfg.core
         N, T, Bc = scfg.cores, cfg.lanes, cfg.tile
-        lb = Bc.bit_length() - 1
+        lb = cfg.formats.log2_tile
         seq_bits = unsigned_bits(cfg.max_seq)
         noc = scfg.noc
 

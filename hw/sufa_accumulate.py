@@ -148,7 +148,7 @@ class AccumulateStage(wiring.Component):
         ``e`` (``e_next`` is the one read from the score memory this cycle) and its chunk ``n``;
         the score memory's head (``s``, ``key``: entry e) and the tiles whose V rows are in."""
         cfg, rd = self.cfg, self.records
-        lb = cfg.tile.bit_length() - 1
+        lb = cfg.formats.log2_tile
         w = data.StructLayout({"slot": 1, "final": 1, "count": unsigned_bits(cfg.tile),
                                "e": unsigned_bits(cfg.tile),
                                "n": range(max(cfg.formats.sufa_chunks, 2))})
@@ -165,8 +165,7 @@ class AccumulateStage(wiring.Component):
     def _pipeline(self, m, walk, M, L, O, sp):
         """Issue -> exp2 -> V address -> V chunk and p -> p·v (pipelined) -> O[chunk] += p·v."""
         cfg, fmt = self.cfg, self.cfg.formats
-        b, P, G = cfg.data_bits, fmt.sufa_macs, fmt.sufa_chunks
-        lb = cfg.tile.bit_length() - 1
+        b, P, lb = cfg.data_bits, fmt.sufa_macs, fmt.log2_tile
         flag = data.StructLayout({"valid": 1, "first": 1, "key": lb, "slot": 1, "end": 1})
         issue = Signal(flag)
         fl = [Signal(flag, name="aflag_0")]

@@ -41,7 +41,7 @@ def score_event_layout(cfg) -> data.StructLayout:
     last event (with ``valid``, or alone for an empty list)."""
     return data.StructLayout({"valid": 1, "end": 1, "slot": 1, "cand": 1,
                               "e": unsigned_bits(cfg.tile),
-                              "key": cfg.tile.bit_length() - 1,
+                              "key": cfg.formats.log2_tile,
                               "s": signed(cfg.formats.score_bits)})
 
 
@@ -65,7 +65,7 @@ class TileRecords(wiring.Signature):
             "scored": Out(data.ArrayLayout(unsigned_bits(cfg.tile), SLOTS)),
             "take": In(1), "free": In(1),
             "addr": In(unsigned_bits(SLOTS * cfg.tile - 1)),
-            "score": Out(signed(cfg.formats.score_bits)), "key": Out(cfg.tile.bit_length() - 1),
+            "score": Out(signed(cfg.formats.score_bits)), "key": Out(cfg.formats.log2_tile),
         })
 
 
@@ -87,7 +87,7 @@ class RecordQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, sb = self.cfg, self.cfg.formats.score_bits
-        lb = cfg.tile.bit_length() - 1
+        lb = cfg.formats.log2_tile
         rd, ev, rec = self.records, self.event, self.records.rec
 
         used = Signal(range(SLOTS + 1))       # slots S started and A has not freed

@@ -111,9 +111,9 @@ class ScoreStage(wiring.Component):
         products (pipelined), the adder tree, the sum over a key's G chunks: a key's score
         ``s`` is there a cycle after its last chunk, with the flags ``fw``."""
         cfg, fmt = self.cfg, self.cfg.formats
-        b, K, Bc = cfg.data_bits, cfg.k_tile, cfg.tile
+        b, K = cfg.data_bits, cfg.k_tile
         P, G, sb = fmt.sufa_macs, fmt.sufa_chunks, fmt.score_bits
-        lb = Bc.bit_length() - 1
+        lb = fmt.log2_tile
         s_index = Signal.like(nl.index)
         s_count, s_final, s_slot = Signal(self.cnt_bits), Signal(), Signal()
         s_e = Signal(self.cnt_bits)

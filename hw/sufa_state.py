@@ -81,7 +81,7 @@ class StatePass(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.cfg, self.cfg.formats
-        d, P, W, R = cfg.head_dim, fmt.sufa_macs, fmt.exp_out_bits, fmt.recip_bits
+        d, P, R = cfg.head_dim, fmt.sufa_macs, fmt.recip_bits
         lp, lg = P.bit_length() - 1, fmt.sufa_chunks.bit_length() - 1
 
         # element pe addressed per cycle, a tag (valid, e, write back) alongside: sp[i], i

@@ -59,7 +59,7 @@ class VFetch(wiring.Component):
         m = Module()
         cfg = self.cfg
         Bc, kb = cfg.tile, key_bits(cfg)
-        lb = Bc.bit_length() - 1
+        lb = cfg.formats.log2_tile
         ul = union_layout(cfg)
         m.submodules.vq = vq = SyncFIFOBuffered(width=ul.size, depth=3)
         m.d.comb += [vq.w_data.eq(self.union.payload), vq.w_en.eq(self.union.valid),

@@ -46,6 +46,7 @@ from star.golden import core as gcore
 from star.sim.coverage import AXI_CHANNELS, axi_point, job_points
 from star.sim.tb_base import OPTS, AxiTb, test
 from star.spec.config import StarConfig
+from star.spec.formats import SCALE_SHIFT_MAX
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode
 
 MEM_SIZE = 1 << 20          # the RAM model's default size (OPTS "mem_bytes": another); addresses
@@ -271,7 +272,8 @@ def fuzz_cases(c, g: dict) -> list:
         "K_TILE": [0, 1, cfg.k_tile, cfg.k_tile + 1, top],
         "RADIUS": [RADIUS_OFF_VALUE, 0, fmt.radius_max, fmt.radius_max + 1, 1 << 31],
         "SCALE_MANT": [0, 1, (1 << fmt.scale_bits) - 1, 1 << fmt.scale_bits, top],
-        "SCALE_SHIFT": [0, fmt.exp_frac_bits - 1, fmt.exp_frac_bits, 63, 64, top],
+        "SCALE_SHIFT": [0, fmt.exp_frac_bits - 1, fmt.exp_frac_bits, SCALE_SHIFT_MAX,
+                        SCALE_SHIFT_MAX + 1, top],
         "MODE": [0, 1, 2, 3, 4, 5, 1 << 31],
         **{f"{n}_BASE": [0, g[f"{n}_BASE"] + rb // 2, (1 << 32) - rb, (1 << 32) - 64 * rb,
                          g["Q_BASE"], g["K_BASE"]] for n in "QKVO"},
@@ -307,7 +309,7 @@ async def invalid_registers(dut):
         ("SCALE_MANT 0", {"SCALE_MANT": 0}, E.SCALE),
         ("SCALE_MANT too wide", {"SCALE_MANT": 1 << fmt.scale_bits}, E.SCALE),
         ("SCALE_SHIFT too small", {"SCALE_SHIFT": fmt.exp_frac_bits - 1}, E.SCALE),
-        ("SCALE_SHIFT 64", {"SCALE_SHIFT": 64}, E.SCALE),
+        ("SCALE_SHIFT too large", {"SCALE_SHIFT": SCALE_SHIFT_MAX + 1}, E.SCALE),
         ("MODE 4", {"MODE": 4}, E.MODE),
         ("CAUSAL_LEN", {"Q_LEN": g["SEQ_LEN"] + 1, "MODE": gcore.MODE_CAUSAL}, E.CAUSAL_LEN),
         ("ALIGN base", {"Q_BASE": g["Q_BASE"] + rb // 2}, E.ALIGN),
@@ -362,7 +364,7 @@ async def invalid_registers(dut):
                                  f"{int(E.START_BUSY)}; {c.where}"
     assert int(dut.irq.value), "START while busy: irq low with STATUS.ERROR enabled"
     garbage = {**job["regs"], "Q_LEN": 1, "SEQ_LEN": 3, "K_TILE": 1, "RADIUS": 0,
-               "SCALE_MANT": 1, "SCALE_SHIFT": 63, "MODE": gcore.MODE_DENSE,
+               "SCALE_MANT": 1, "SCALE_SHIFT": SCALE_SHIFT_MAX, "MODE": gcore.MODE_DENSE,
                "O_BASE": job["regs"]["Q_BASE"], "V_STRIDE": 0}
     await c.write_job_regs(garbage)            # sampled at START: the running job ignores them
     await c.write("IRQ_ENABLE", c.field("IRQ_ENABLE", "DONE"))

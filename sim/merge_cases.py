@@ -26,6 +26,7 @@ import numpy as np
 from star.golden import pipeline, sads
 from star.golden.exp2 import weight
 from star.golden.spatial import Partial, merge, partial_state, shard_tiles
+from star.spec.formats import SCALE_SHIFT_MAX
 
 __all__ = ["job_batch", "random_batch", "golden_merge", "check_fits", "to_partial",
            "factor_classes"]
@@ -111,8 +112,8 @@ def random_batch(cfg, rng, n: int, *, steep: bool = False) -> tuple[int, int, li
     mant = int(rng.integers(1 << (fmt.scale_bits - 1), 1 << fmt.scale_bits))
     # score scale c = mant·2**-shift: ordinary, c < 2**(1-E) (a score difference below ~2**(E+4)
     # keeps a factor above 0); steep, from shift = E (c up to 2**scale_bits: most factors underflow)
-    lo_shift = E if steep else min(63, fmt.scale_bits - 1 + E)
-    shift = int(rng.integers(lo_shift, min(63, lo_shift + sb // 2) + 1))
+    lo_shift = E if steep else min(SCALE_SHIFT_MAX, fmt.scale_bits - 1 + E)
+    shift = int(rng.integers(lo_shift, min(SCALE_SHIFT_MAX, lo_shift + sb // 2) + 1))
     m_lo, m_hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
     l_max, o_max = (1 << fmt.l_bits) - 1, (1 << (fmt.o_bits - 1)) - 1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from functools import cached_property
 
-__all__ = ["Formats", "signed_bits", "unsigned_bits", "encode_score_scale"]
+__all__ = ["Formats", "signed_bits", "unsigned_bits", "encode_score_scale", "SCALE_SHIFT_MAX"]
 
 
 def unsigned_bits(max_value: int) -> int:
@@ -25,13 +25,18 @@ def signed_bits(max_abs: int) -> int:
     return unsigned_bits(max_abs) + 1
 
 
+#: the largest score-scale shift (SCALE_SHIFT): the scale c = mantissa·2**-shift, shift in
+#: [exp_frac_bits, SCALE_SHIFT_MAX]; the hardware's shift register is 6 bits
+SCALE_SHIFT_MAX = 63
+
+
 def encode_score_scale(c: float, scale_bits: int, exp_frac_bits: int) -> tuple[int, int]:
     """Encode the positive real score scale ``c`` as (mantissa, shift) with c ≈ mantissa·2**-shift.
 
     ``c`` converts an integer score difference into base-2 exponent units:
     c = scale_q · scale_k · softmax_scale · log2(e). The mantissa is normalised to
     [2**(scale_bits-1), 2**scale_bits) and rounded to nearest; the shift lies in
-    [exp_frac_bits, 63] (so the hardware only shifts right). Raises ValueError outside that range.
+    [exp_frac_bits, SCALE_SHIFT_MAX] (so the hardware only shifts right). Raises ValueError outside that range.
     """
     if not (c > 0 and math.isfinite(c)):
         raise ValueError(f"score scale must be a positive finite number, not {c!r}")
@@ -40,8 +45,8 @@ def encode_score_scale(c: float, scale_bits: int, exp_frac_bits: int) -> tuple[i
     if mant >= 1 << scale_bits:          # rounding carried into the next power of two
         mant >>= 1
         shift -= 1
-    lo, hi = 2.0 ** (scale_bits - 1 - 63), 2.0 ** (scale_bits - exp_frac_bits)
-    if not exp_frac_bits <= shift <= 63:
+    lo, hi = 2.0 ** (scale_bits - 1 - SCALE_SHIFT_MAX), 2.0 ** (scale_bits - exp_frac_bits)
+    if not exp_frac_bits <= shift <= SCALE_SHIFT_MAX:
         raise ValueError(f"score scale must be in [{lo:.3g}, {hi:.3g}), not {c:.6g}")
     return mant, shift
 
@@ -80,6 +85,7 @@ class Formats:
         self.qmax = (1 << (b - 1)) - 1
         self.qmin = -(1 << (b - 1))
         self.log2_d = cfg.head_dim.bit_length() - 1
+        self.log2_tile = cfg.tile.bit_length() - 1          # bits of a key index within a tile
         self.log2_seq = (cfg.max_seq - 1).bit_length()
         # DLZS
         self.lz_pos_bits = unsigned_bits(b - 1)
@@ -108,7 +114,7 @@ class Formats:
         self.u_max = (cfg.exp_out_bits + 2) << cfg.exp_frac_bits
         self.u_bits = unsigned_bits(self.u_max)
         self.scale_bits = cfg.scale_bits
-        self.scale_shift_bits = 6
+        self.scale_shift_bits = SCALE_SHIFT_MAX.bit_length()
         # accumulators
         self.l_bits = unsigned_bits(cfg.max_seq * self.p_one)
         self.o_bits = signed_bits(cfg.max_seq * self.p_one * (1 << (b - 1)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .formats import SCALE_SHIFT_MAX
+
 
 __all__ = ["Register", "ErrorCode", "registers", "by_name", "ADDR_BITS", "CSR_ADDR_BITS",
            "RADIUS_OFF_VALUE", "COUNTERS", "JOB_NAMES"]
@@ -29,7 +31,7 @@ class ErrorCode(IntEnum):
     Q_LEN = 2         # Q_LEN is 0 or above max_seq
     K_TILE = 3        # sparse mode and K_TILE is 0 or above the built k_tile
     RADIUS = 4        # RADIUS is neither 0xFFFFFFFF (off) nor in [0, radius_max]
-    SCALE = 5         # SCALE_MANT is 0 or has more than scale_bits bits, or SCALE_SHIFT is outside [exp_frac_bits, 63]
+    SCALE = 5         # SCALE_MANT is 0 or has more than scale_bits bits, or SCALE_SHIFT is outside [exp_frac_bits, SCALE_SHIFT_MAX]
     MODE = 6          # MODE has bits set other than CAUSAL and DENSE
     CAUSAL_LEN = 7    # causal and Q_LEN > SEQ_LEN (some query would see no key)
     ALIGN = 8         # a base address or row stride is 0 (strides) or not a multiple of the row alignment
@@ -90,7 +92,7 @@ JOB_REGISTERS = (
     ("K_TILE", "keys kept per query per tile by SADS, 1..k_tile (ignored in dense mode)"),
     ("RADIUS", "SADS radius in predicted-score LSBs, 0..radius_max; 0xFFFFFFFF: off"),
     ("SCALE_MANT", "score-scale mantissa (golden.quant.score_scale), 1..2**scale_bits - 1"),
-    ("SCALE_SHIFT", "score-scale shift, exp_frac_bits..63"),
+    ("SCALE_SHIFT", f"score-scale shift, exp_frac_bits..{SCALE_SHIFT_MAX}"),
 )
 
 

@@ -88,3 +88,23 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
     assert found == ["star.hw", "numpy"]
     with pytest.raises(AssertionError, match="spec/x.py:2 imports star.hw"):
         test_each_layer_imports_only_the_layers_below("spec")
+
+
+#: rules defined once (their home in parentheses), and the spelled-out forms they replaced: no
+#: file but the home may write them again
+ONCE = [
+    (r"tile\.bit_length\(\) - 1|Bc\.bit_length\(\) - 1", "spec/formats.py"),  # Formats.log2_tile
+    (r"SCALE_SHIFT\W[^\n]*\b6[34]\b", None),                # SCALE_SHIFT_MAX (spec/formats.py)
+    (r"\"addr\": ADDR_BITS, \"(tag|row)\"", "hw/layouts.py"),  # read/write request layouts
+    (r"recip_bits \+ (2|cfg\.head_dim)", "hw/recip.py"),      # recip_latency
+]
+
+
+@pytest.mark.parametrize("pattern, home", ONCE)
+def test_each_rule_is_written_once(pattern, home):
+    import re
+    rx = re.compile(pattern)
+    bad = [f"{p.relative_to(ROOT)}:{n}" for p in _files(*PACKAGES)
+           if str(p.relative_to(ROOT)) != home
+           for n, line in enumerate(p.read_text().splitlines(), 1) if rx.search(line)]
+    assert not bad, f"{pattern!r} written again outside {home}: {', '.join(bad)}"
