@@ -16,13 +16,20 @@ def test_presets_are_valid_and_named(name):
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_preset_sufa_macs_divide_head_dim(name):
-    """P = sufa_macs splits a row into G = head_dim / P whole chunks; the tile stores' read
-    ports cover every lane (ceil(lanes / G) lanes share a bank per cycle)."""
-    cfg, fmt = preset(name), preset(name).formats
-    assert cfg.head_dim % cfg.sufa_macs == 0
-    assert fmt.sufa_chunks * fmt.sufa_macs == cfg.head_dim
-    assert (fmt.sufa_ports - 1) * fmt.sufa_chunks < cfg.lanes <= fmt.sufa_ports * fmt.sufa_chunks
+def test_sufa_macs_boundaries(name):
+    """Every sufa_macs validation accepts splits a row into G = head_dim / P whole chunks and
+    the tile stores' read ports cover every lane (ceil(lanes / G) lanes share a bank per cycle);
+    just past either end of its range, and between powers of two, validation refuses."""
+    base = preset(name)
+    d = base.head_dim
+    for p in (1 << i for i in range(d.bit_length())):
+        fmt = from_overrides(base, {"sufa_macs": p}).formats
+        assert fmt.sufa_chunks * p == d
+        assert (fmt.sufa_ports - 1) * fmt.sufa_chunks < base.lanes \
+            <= fmt.sufa_ports * fmt.sufa_chunks
+    for bad in (0, 3, d - 1 if d > 4 else 3, 2 * d):
+        with pytest.raises(ConfigError, match="sufa_macs"):
+            from_overrides(base, {"sufa_macs": bad})
 
 
 @pytest.mark.parametrize("name", sorted(set(PRESETS) - {"tiny"}))
