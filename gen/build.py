@@ -157,14 +157,11 @@ def generate(cfg: StarConfig, outdir: Path, tops=TOPS, mesh: tuple[int, int] | N
 
 def ports(component) -> list[dict]:
     """The Verilog ports of a top-level component: name, direction, width (clk/rst implied)."""
-    from amaranth.hdl import Value
-    from amaranth.lib.wiring import Flow
-    out = []
-    for path, member, value in component.signature.flatten(component):
-        out.append({"name": "__".join(str(p) for p in path),
-                    "dir": "input" if member.flow == Flow.In else "output",
-                    "width": len(Value.cast(value))})
-    return out
+    from amaranth.lib.wiring import In
+
+    from star.hw.verilog import port_names
+    return [{"name": name, "dir": "input" if flow == In else "output", "width": len(value)}
+            for name, (value, flow) in port_names(component).items()]
 
 
 def latencies(cfg) -> dict:

@@ -3,7 +3,7 @@
 :class:`AxiRowMaster` reads and writes one row (``row_beats`` beats of ``axi_data_bits``) per INCR
 burst, IDs 0, full write strobes. Row layout: element 0 in the lowest bits of the first beat.
 
-Ports (besides ``m_axi_*``)
+Ports (besides ``m_axi``, :class:`AXI4`)
     rd_req   In stream {addr, tag}: read one row at a byte address; ``tag`` is returned with it.
     rd_resp  Out stream {row, tag}: the rows in request order.
     wr_req   In stream {addr, row}: write one row.
@@ -28,52 +28,62 @@ from star.spec.regmap import ADDR_BITS, CSR_ADDR_BITS
 
 from .layouts import read_request_layout, write_request_layout
 
-__all__ = ["AxiRowMaster", "axi4_master_members", "axil_slave_members", "forward"]
+__all__ = ["AxiRowMaster", "AXI4", "AXI4Lite", "FlatBus"]
 
 MAX_READS = 8
 
 
-def axi4_master_members(prefix: str, data_bits: int) -> dict:
-    """The AXI4 master port signals (flat names ``<prefix>_<signal>``), master's view."""
-    a, dbits, sbits = ADDR_BITS, data_bits, data_bits // 8
-    out = {"arid": 1, "araddr": a, "arlen": 8, "arsize": 3, "arburst": 2, "arvalid": 1,
-           "rready": 1, "awid": 1, "awaddr": a, "awlen": 8, "awsize": 3, "awburst": 2,
-           "awvalid": 1, "wdata": dbits, "wstrb": sbits, "wlast": 1, "wvalid": 1, "bready": 1}
-    inp = {"arready": 1, "rid": 1, "rdata": dbits, "rresp": 2, "rlast": 1, "rvalid": 1,
-           "awready": 1, "wready": 1, "bid": 1, "bresp": 2, "bvalid": 1}
-    members = {f"{prefix}_{k}": Out(w) for k, w in out.items()}
-    members.update({f"{prefix}_{k}": In(w) for k, w in inp.items()})
-    return members
+class FlatBus:
+    """The interface object of a bus signature (:class:`AXI4`, :class:`AXI4Lite`): its signals
+    are named ``<port>_<member>`` (``m_axi_araddr``), the flat names of AXI tools, cocotbext-axi
+    and the Verilog ports (:func:`hw.verilog.port_names`), instead of Amaranth's
+    ``m_axi__araddr``."""
+
+    def __init__(self, signature, path):
+        self.signature = signature
+        prefix = "__".join(str(p) for p in path) if path else "bus"
+        for name, member in signature.members.items():
+            setattr(self, name, Signal(member.shape, name=f"{prefix}_{name}"))
 
 
-def flipped(members: dict) -> dict:
-    """The other side of a port: the same members with In and Out swapped."""
-    return {name: (In(m.shape) if m.flow == Out else Out(m.shape))
-            for name, m in members.items()}
+class _Bus(wiring.Signature):
+    flat_names = True
+
+    def create(self, *, path=None, src_loc_at=0):
+        return FlatBus(self, path)
 
 
-def axil_slave_members(prefix: str) -> dict:
-    """The AXI4-Lite slave port signals (flat names), slave's view; 32-bit data."""
-    inp = {"awaddr": CSR_ADDR_BITS, "awvalid": 1, "wdata": 32, "wstrb": 4, "wvalid": 1,
-           "bready": 1, "araddr": CSR_ADDR_BITS, "arvalid": 1, "rready": 1}
-    out = {"awready": 1, "wready": 1, "bresp": 2, "bvalid": 1, "arready": 1, "rdata": 32,
-           "rresp": 2, "rvalid": 1}
-    members = {f"{prefix}_{k}": In(w) for k, w in inp.items()}
-    members.update({f"{prefix}_{k}": Out(w) for k, w in out.items()})
-    return members
+class AXI4(_Bus):
+    """The AXI4 memory-mapped bus, master's view (the slave holds ``AXI4(...).flip()``): address
+    ``ADDR_BITS``, data ``data_bits``, 1-bit IDs. Members by their AXI names (``araddr``,
+    ``rdata``, ...); a top's Verilog port is ``<port>_<member>`` (``m_axi_araddr``:
+    :func:`hw.verilog.port_names`)."""
+
+    def __init__(self, data_bits: int):
+        a, sbits = ADDR_BITS, data_bits // 8
+        out = {"arid": 1, "araddr": a, "arlen": 8, "arsize": 3, "arburst": 2, "arvalid": 1,
+               "rready": 1, "awid": 1, "awaddr": a, "awlen": 8, "awsize": 3, "awburst": 2,
+               "awvalid": 1, "wdata": data_bits, "wstrb": sbits, "wlast": 1, "wvalid": 1,
+               "bready": 1}
+        inp = {"arready": 1, "rid": 1, "rdata": data_bits, "rresp": 2, "rlast": 1, "rvalid": 1,
+               "awready": 1, "wready": 1, "bid": 1, "bresp": 2, "bvalid": 1}
+        super().__init__({**{k: Out(w) for k, w in out.items()},
+                          **{k: In(w) for k, w in inp.items()}})
 
 
-def forward(m: Module, outer, inner, members: dict, inner_prefix: tuple[str, str] | None = None):
-    """Connect the flat ports ``members`` of a parent (``outer``) to the same-named ports of a
-    child (``inner``); ``inner_prefix`` = (outer's, inner's): the child's names carry another
-    prefix (``m0_axi_araddr`` -> ``m_axi_araddr``)."""
-    for name, member in members.items():
-        child = name if inner_prefix is None else inner_prefix[1] + name[len(inner_prefix[0]):]
-        o, i = getattr(outer, name), getattr(inner, child)
-        if member.flow == Out:
-            m.d.comb += o.eq(i)
-        else:
-            m.d.comb += i.eq(o)
+class AXI4Lite(_Bus):
+    """The AXI4-Lite register bus (32-bit data, ``CSR_ADDR_BITS`` addresses), master's view;
+    Verilog ports ``<port>_<member>`` like :class:`AXI4`. The member order is the slave's
+    port order (its inputs first)."""
+
+    def __init__(self):
+        master_out = {"awaddr": CSR_ADDR_BITS, "awvalid": 1, "wdata": 32, "wstrb": 4,
+                      "wvalid": 1, "bready": 1, "araddr": CSR_ADDR_BITS, "arvalid": 1,
+                      "rready": 1}
+        master_in = {"awready": 1, "wready": 1, "bresp": 2, "bvalid": 1, "arready": 1,
+                     "rdata": 32, "rresp": 2, "rvalid": 1}
+        super().__init__({**{k: Out(w) for k, w in master_out.items()},
+                          **{k: In(w) for k, w in master_in.items()}})
 
 
 class AxiRowMaster(wiring.Component):
@@ -82,7 +92,6 @@ class AxiRowMaster(wiring.Component):
         self.fmt = cfg.formats
         self.tag_bits = tag_bits
         row = cfg.head_dim * cfg.data_bits
-        self.members = axi4_master_members("m_axi", cfg.axi_data_bits)
         super().__init__({
             "rd_req": In(stream.Signature(read_request_layout(tag_bits))),
             "rd_resp": Out(stream.Signature(data.StructLayout({"row": row, "tag": tag_bits}))),
@@ -91,14 +100,14 @@ class AxiRowMaster(wiring.Component):
             "r_beat": Out(1),
             "w_beat": Out(1),
             "bus_error": Out(1),
-            **self.members,
+            "m_axi": Out(AXI4(cfg.axi_data_bits)),
         })
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.fmt
         W, nb = self.cfg.axi_data_bits, fmt.row_beats
-        p = lambda name: getattr(self, f"m_axi_{name}")          # noqa: E731
+        p = lambda name: getattr(self.m_axi, name)               # noqa: E731
         size = (fmt.bus_bytes).bit_length() - 1
 
         # ---- reads: AR per row, tags queued in request order ---------------------------------

@@ -1,7 +1,7 @@
 """Block RAM behind an AXI4 slave port, with a byte-wide host port (the FPGA board's memory).
 
 ``mem_bytes`` bytes as words of ``axi_data_bits`` (one bus beat), at byte addresses
-[0, mem_bytes). The AXI4 slave (flat ``s_axi_*`` ports, the core's master view mirrored; IDs 0)
+[0, mem_bytes). The AXI4 slave (``s_axi``, :class:`hw.axi.AXI4` flipped; IDs 0)
 serves one read burst and one write burst at a time, independently (INCR bursts of any
 length): a read beat every 3 cycles (address, capture, hand over), a write beat every cycle. A beat outside the memory reads 0 and answers
 SLVERR; a write outside is dropped and its burst answers SLVERR.
@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .axi import axi4_master_members, flipped
+from .axi import AXI4
 from .shared import refuse
 
 __all__ = ["AxiBlockRam"]
@@ -31,8 +31,7 @@ class AxiBlockRam(wiring.Component):
             raise refuse(self, ValueError(f"mem_bytes must be a positive multiple of {bb}, "
                                           f"not {mem_bytes}"))
         self.data_bits, self.mem_bytes = data_bits, mem_bytes
-        self.members = flipped(axi4_master_members("s_axi", data_bits))
-        super().__init__({**self.members, "host_addr": In(32), "host_we": In(1),
+        super().__init__({"s_axi": In(AXI4(data_bits)), "host_addr": In(32), "host_we": In(1),
                           "host_wdata": In(8), "host_re": In(1), "host_rdata": Out(8)})
 
     def elaborate(self, platform):
@@ -43,7 +42,7 @@ class AxiBlockRam(wiring.Component):
         m.submodules.mem = mem = Memory(shape=self.data_bits, depth=words, init=[])
         rd = mem.read_port()
         wr = mem.write_port(granularity=8)
-        p = {name[len("s_axi_"):]: getattr(self, name) for name in self.members}
+        p = {name: getattr(self.s_axi, name) for name in self.s_axi.signature.members}
 
         host = Signal()
         m.d.comb += host.eq(self.host_we | self.host_re)

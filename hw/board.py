@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from star.spec.board_protocol import (HEADER_BYTES, OP_READ_MEM, OP_READ_REG, OP_WRITE_MEM,
                                       OP_WRITE_REG, ST_AXIL, ST_OK, ST_OP, ST_RANGE)
 
-from .axi import axil_slave_members, flipped
+from .axi import AXI4Lite
 from .axiram import AxiBlockRam
 from .core import StarCore
 from .uart import UartRx, UartTx
@@ -31,16 +31,15 @@ class UartBridge(wiring.Component):
 
     def __init__(self, mem_bytes: int):
         self.mem_bytes = mem_bytes
-        self.axil = flipped(axil_slave_members("m_axil"))
         super().__init__({
             "rx": In(stream.Signature(8, always_ready=True)),
             "tx": Out(stream.Signature(8)),
             "host_addr": Out(32), "host_we": Out(1), "host_wdata": Out(8), "host_re": Out(1),
-            "host_rdata": In(8), **self.axil})
+            "host_rdata": In(8), "m_axil": Out(AXI4Lite())})
 
     def elaborate(self, platform):
         m = Module()
-        a = {name[len("m_axil_"):]: getattr(self, name) for name in self.axil}
+        a = {name: getattr(self.m_axil, name) for name in self.m_axil.signature.members}
         rx, tx = self.rx, self.tx
         op = Signal(8)
         hdr = Signal(8 * max(HEADER_BYTES.values()))   # request fields, little-endian
@@ -182,18 +181,8 @@ class BoardTop(wiring.Component):
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         wiring.connect(m, rx.o, bridge.rx)
         wiring.connect(m, bridge.tx, tx.i)
-        for name in core.axi_members:                   # core m_axi_* <-> ram s_axi_*
-            c, r = getattr(core, name), getattr(ram, "s_axi_" + name[len("m_axi_"):])
-            if core.axi_members[name].flow == Out:
-                m.d.comb += r.eq(c)
-            else:
-                m.d.comb += c.eq(r)
-        for name in core.axil_members:                  # bridge m_axil_* -> core s_axil_*
-            c, b = getattr(core, name), getattr(bridge, "m_axil_" + name[len("s_axil_"):])
-            if core.axil_members[name].flow == In:
-                m.d.comb += c.eq(b)
-            else:
-                m.d.comb += b.eq(c)
+        wiring.connect(m, core.m_axi, ram.s_axi)
+        wiring.connect(m, bridge.m_axil, core.s_axil)
         for name in ("host_addr", "host_we", "host_wdata", "host_re"):
             m.d.comb += getattr(ram, name).eq(getattr(bridge, name))
         m.d.comb += bridge.host_rdata.eq(ram.host_rdata)

@@ -43,7 +43,7 @@ from star.spec.formats import SCALE_SHIFT_MAX, unsigned_bits
 from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 
 from .arith import MulPipe, mul_latency
-from .axi import AxiRowMaster, axi4_master_members, axil_slave_members, forward
+from .axi import AXI4, AXI4Lite, AxiRowMaster
 from .csr import CsrBlock
 from .dlzs import DlzsPredictor
 from .front import TileFront, block_layout
@@ -80,7 +80,7 @@ class StarCore(wiring.Component):
         self.cfg = cfg
         self.spatial = spatial
         self.fmt = cfg.formats
-        self.axi_members = axi4_master_members("m_axi", cfg.axi_data_bits)
+        axi = {"m_axi": Out(AXI4(cfg.axi_data_bits))}
         if spatial:
             rows = stream.Signature(lane_row_layout(cfg))
             members = {
@@ -93,10 +93,9 @@ class StarCore(wiring.Component):
                 "o_in": In(stream.Signature(data.StructLayout({"row": lane_row_layout(cfg)["row"].shape}))),
                 "counters": Out(data.StructLayout({n: 32 for n, _ in COUNTERS})),
             }
-            super().__init__({**self.axi_members, **members})
+            super().__init__({**axi, **members})
         else:
-            self.axil_members = axil_slave_members("s_axil")
-            super().__init__({**self.axi_members, **self.axil_members, "irq": Out(1)})
+            super().__init__({**axi, "s_axil": In(AXI4Lite()), "irq": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -104,7 +103,7 @@ class StarCore(wiring.Component):
         u = SimpleNamespace()                 # the units, for the controller and the counters
         u.csr = self._registers(m)
         m.submodules.axi = u.axi = AxiRowMaster(cfg, tag_layout(cfg).size)
-        forward(m, self, u.axi, self.axi_members)
+        wiring.connect(m, flipped(self.m_axi), u.axi.m_axi)
         m.submodules.arb = arb = ReadArbiter(cfg)
         m.submodules.front = u.front = TileFront(cfg)
         m.submodules.pred = u.pred = DlzsPredictor(cfg)

@@ -1,7 +1,7 @@
 """AXI4-Lite register block of the STAR core, built from the register map in ``spec/regmap.py``.
 
 Not a Component: the core drives its inputs and reads its outputs as plain signals, and forwards
-the ``s_axil_*`` port signals (``self.port[name]``).
+the register bus (``self.port``, an :class:`hw.axi.AXI4Lite` slave).
 
 Inputs (driven by the core)
     busy            a job runs (STATUS.BUSY).
@@ -22,10 +22,11 @@ ignored (OKAY). Latency: a read answers the cycle after AR; a write the cycle af
 from __future__ import annotations
 
 from amaranth import Elaboratable, Module, Signal
-from amaranth.lib.wiring import Out
+from amaranth.lib import wiring
+
 from star.spec.regmap import COUNTERS, ErrorCode, registers
 
-from .axi import axil_slave_members
+from .axi import AXI4Lite
 
 __all__ = ["CsrBlock"]
 
@@ -35,8 +36,7 @@ OKAY, SLVERR = 0, 2
 class CsrBlock(Elaboratable):
     def __init__(self, cfg):
         self.regs = registers(cfg)
-        self.port = {name: Signal(member.shape, name=name)
-                     for name, member in axil_slave_members("s_axil").items()}
+        self.port = AXI4Lite().flip().create(path=("s_axil",))
         self.values = {r.name: Signal(32, init=r.reset, name=f"reg_{r.name.lower()}")
                        for r in self.regs if r.access == "rw"}
         self.counters = {name: Signal(32, name=f"cnt_{name.lower()}") for name, _ in COUNTERS}
@@ -49,17 +49,13 @@ class CsrBlock(Elaboratable):
         self.irq = Signal()
 
     def connect(self, m: Module, outer):
-        """Drive / read the ``s_axil_*`` ports and ``irq`` of the component ``outer``."""
-        for name, member in axil_slave_members("s_axil").items():
-            if member.flow == Out:
-                m.d.comb += getattr(outer, name).eq(self.port[name])
-            else:
-                m.d.comb += self.port[name].eq(getattr(outer, name))
+        """Join the register bus ``s_axil`` of the component ``outer`` and drive its ``irq``."""
+        wiring.connect(m, wiring.flipped(outer.s_axil), self.port)
         m.d.comb += outer.irq.eq(self.irq)
 
     def elaborate(self, platform):
         m = Module()
-        p = lambda name: self.port[f"s_axil_{name}"]          # noqa: E731
+        p = lambda name: getattr(self.port, name)             # noqa: E731
         done, error = Signal(), Signal()
         code = Signal.like(self.error_code, name="code")
         irq_en = self.values["IRQ_ENABLE"]

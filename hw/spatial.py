@@ -37,12 +37,12 @@ from __future__ import annotations
 from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 
-from .axi import axi4_master_members, axil_slave_members, forward
+from .axi import AXI4, AXI4Lite
 from .core import StarCore, start_check
 from .csr import CsrBlock
 from .layouts import lane_row_layout
@@ -64,9 +64,9 @@ def _fifo_link(m: Module, name: str, src, dst, depth: int):
 class SpatialStar(wiring.Component):
     """The Spatial-STAR array of ``scfg`` (a :class:`star.spec.spatial_config.SpatialConfig`).
 
-    Ports: ``s_axil_*`` (AXI4-Lite slave, the register map of ``spec/regmap.py``; counters are
+    Ports: ``s_axil`` (:class:`hw.axi.AXI4Lite` slave, the register map of ``spec/regmap.py``; counters are
     summed over the cores except CYCLES, the array's), ``irq``, and per core c an AXI4 master
-    ``m<c>_axi_*``. Errors: the core's start checks (K and V spans over the largest shard, core
+    ``m<c>_axi`` (:class:`hw.axi.AXI4`). Errors: the core's start checks (K and V spans over the largest shard, core
     0's), then SHARD when SEQ_LEN has fewer tiles than the array has cores; BUS when any core
     sees an error response.
     """
@@ -74,13 +74,9 @@ class SpatialStar(wiring.Component):
     def __init__(self, scfg):
         self.scfg = scfg
         cfg = scfg.core
-        self.axil_members = axil_slave_members("s_axil")
-        self.axi_members = [axi4_master_members(f"m{c}_axi", cfg.axi_data_bits)
-                            for c in range(scfg.cores)]
-        members = {**self.axil_members, "irq": Out(1)}
-        for ms in self.axi_members:
-            members.update(ms)
-        super().__init__(members)
+        super().__init__({"s_axil": In(AXI4Lite()), "irq": Out(1),
+                          **{f"m{c}_axi": Out(AXI4(cfg.axi_data_bits))
+                             for c in range(scfg.cores)}})
 
     def elaborate(self, platform):
         m = Module()
@@ -115,7 +111,7 @@ class SpatialStar(wiring.Component):
         for c, (x, y) in enumerate(scfg.order):
             core = m.submodules[f"core{c}"] = StarCore(cfg, spatial=True)
             cores.append(core)
-            forward(m, self, core, self.axi_members[c], inner_prefix=(f"m{c}_axi", "m_axi"))
+            wiring.connect(m, wiring.flipped(getattr(self, f"m{c}_axi")), core.m_axi)
             m.d.comb += [core.job[n].eq(job[n]) for n in JOB_NAMES]
             m.d.comb += [core.key_lo.eq(key_lo[c]), core.key_cnt.eq(key_cnt[c]),
                          core.root.eq(c == 0), core.forward.eq(c < N - 1)]

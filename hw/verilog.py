@@ -26,7 +26,27 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["convert", "unbracket", "write_if_changed"]
+__all__ = ["convert", "port_names", "unbracket", "write_if_changed"]
+
+
+def port_names(component) -> dict:
+    """The Verilog ports of a ``wiring.Component``: {name: (value, In or Out)}, in signature
+    order. Names as Amaranth gives them (the path joined by ``__``), except below a member
+    whose signature has ``flat_names`` (the buses of ``hw/axi.py``): ``m_axi`` + ``araddr`` is
+    ``m_axi_araddr``, the names AXI tools and cocotbext-axi expect."""
+    from amaranth.hdl import Value
+    from amaranth.lib import wiring
+
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        name, sig, flat = "", component.signature, False
+        for part in path:
+            name += ("_" if flat else "__") + str(part) if name else str(part)
+            if isinstance(part, str) and sig.members[part].is_signature:
+                sig = sig.members[part].signature
+                flat = getattr(sig, "flat_names", False)
+        ports[name] = (Value.cast(value), wiring.In if member.flow == wiring.In else wiring.Out)
+    return ports
 
 
 def convert(component, name: str, ports=None, share_lanes: bool = True) -> str:
@@ -39,13 +59,18 @@ def convert(component, name: str, ports=None, share_lanes: bool = True) -> str:
     *ports* is passed through to Amaranth when given (needed e.g. for a plain
     ``Elaboratable``, or for a component with top-level stream ports marked
     ``always_ready``/``always_valid``, which Amaranth 0.5 cannot convert on its
-    own); for a ``wiring.Component`` Amaranth derives it from the signature.
+    own); for a ``wiring.Component`` they are :func:`port_names`.
     """
     from amaranth.back import verilog as _verilog
+    from amaranth.hdl._ir import PortDirection    # (what Amaranth 0.5's own convert passes)
+    from amaranth.lib import wiring
 
     from star.hw.shared import sharing
 
     kwargs = {"name": name, "emit_src": False}
+    if ports is None and isinstance(component, wiring.Component):
+        ports = {n: (v, PortDirection.Input if flow == wiring.In else PortDirection.Output)
+                 for n, (v, flow) in port_names(component).items()}
     if ports is not None:
         kwargs["ports"] = ports
     if not share_lanes:

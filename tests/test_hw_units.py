@@ -289,3 +289,59 @@ def test_mul_pipe_products(a_shape, b_shape, registered, seed):
 
     simulate(dut, bench)
     assert got == [a * b for a, b in pairs]
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_score_stage_latency_and_scores(name, seed):
+    """The SU-FA score stage alone (hw.sufa_score.ScoreStage), K and Q chunks served a cycle
+    after their address like the tile stores: a list of n keys written at cycle c0 is started
+    at c0 + 1, issues a key's G chunks from c0 + 2, and entry e's score is in the record queue
+    ``score_latency`` cycles after its last chunk, visible to the accumulate stage (``scored``)
+    two cycles later: at c0 + 3 + (e + 1)·G + score_latency(cfg). Every score is q·k (a score
+    path longer or shorter than its flags, which score_latency sizes, sums the wrong chunks)."""
+    from star.hw.sufa_score import ScoreStage, score_latency
+    cfg = preset(name)
+    fmt = cfg.formats
+    G, P, n = fmt.sufa_chunks, fmt.sufa_macs, min(3, cfg.k_tile)
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
+    q = rng.integers(lo, hi, cfg.head_dim)
+    K = rng.integers(lo, hi, (cfg.tile, cfg.head_dim))
+    keys = rng.choice(cfg.tile, n, replace=False)
+    dut = ScoreStage(cfg)
+    seen = {}
+
+    async def bench(ctx):
+        entry = dut.list.entry
+        ctx.set(entry.count, n)
+        ctx.set(entry.first, 1)
+        ctx.set(entry.final, 1)
+        for i, k in enumerate(keys):
+            ctx.set(entry.index[i], int(k))
+        ctx.set(dut.list.we, 1)
+        c0, cycle, prev = 0, 0, None
+        await ctx.tick()
+        ctx.set(dut.list.we, 0)
+        cycle += 1
+        while len(seen) < n and cycle < 10 * n * G + 100:
+            if prev is not None:                    # the stores answer a cycle after the address
+                addr, c = prev
+                for j in range(P):
+                    ctx.set(dut.k.chunk[j], int(K[addr % cfg.tile][c * P + j]))
+                    ctx.set(dut.q.chunk[j], int(q[c * P + j]))
+            prev = (ctx.get(dut.k.addr), cycle % G)
+            scored = ctx.get(dut.records.scored[0])
+            for e in range(scored):
+                seen.setdefault(e, cycle)
+            await ctx.tick()
+            cycle += 1
+        for e in range(n):
+            ctx.set(dut.records.addr, e)
+            await ctx.tick()
+            assert ctx.get(dut.records.key) == keys[e]
+            assert ctx.get(dut.records.score) == int(q @ K[keys[e]]), f"entry {e}"
+        for e in range(n):
+            assert seen.get(e) == c0 + 3 + (e + 1) * G + score_latency(cfg), \
+                f"entry {e} visible at {seen.get(e)}, score_latency {score_latency(cfg)}"
+
+    simulate(dut, bench)
