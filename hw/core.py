@@ -33,6 +33,7 @@ docstring.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
@@ -58,6 +59,28 @@ from .sufa import SufaEngine
 from .vfetch import VFetch
 
 __all__ = ["StarCore", "first_error", "tensor_ends", "start_check", "check_latency"]
+
+
+@dataclass(frozen=True)
+class _Units:
+    """The core's units and the control signals they share, made once in ``elaborate``; the
+    helpers read them and add nothing. ``clear``: a job starts (the units reset their state);
+    ``busy``: a job runs; ``q_take``: a Q row goes to the predictor and the lanes; ``q_wait``
+    (a node core): it takes its block's Q rows from the network."""
+    csr: object
+    axi: AxiRowMaster
+    q_req: object
+    front: TileFront
+    pred: DlzsPredictor
+    sads: SadsSelector
+    lists: ListStage
+    vf: VFetch
+    sufa: SufaEngine
+    ow: OWriter
+    clear: Signal
+    busy: Signal
+    q_take: Signal
+    q_wait: Signal
 
 
 class StarCore(wiring.Component):
@@ -100,19 +123,19 @@ class StarCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, spatial = self.cfg, self.spatial
-        u = SimpleNamespace()                 # the units, for the controller and the counters
-        u.csr = self._registers(m)
-        m.submodules.axi = u.axi = AxiRowMaster(cfg, tag_layout(cfg).size)
+        csr = self._registers(m)
+        arb = ReadArbiter(cfg)
+        u = _Units(csr=csr, axi=AxiRowMaster(cfg, tag_layout(cfg).size), q_req=arb.q,
+                   front=TileFront(cfg), pred=DlzsPredictor(cfg), sads=SadsSelector(cfg),
+                   lists=ListStage(cfg), vf=VFetch(cfg), sufa=SufaEngine(cfg, partial=spatial),
+                   ow=OWriter(cfg, spatial), clear=Signal(name="clear"),
+                   busy=Signal(name="busy"), q_take=Signal(name="q_take"),
+                   q_wait=Signal(name="q_wait"))
+        for name, unit in (("axi", u.axi), ("arb", arb), ("front", u.front), ("pred", u.pred),
+                           ("sads", u.sads), ("lists", u.lists), ("vfetch", u.vf),
+                           ("sufa", u.sufa), ("owriter", u.ow)):
+            m.submodules[name] = unit
         wiring.connect(m, flipped(self.m_axi), u.axi.m_axi)
-        m.submodules.arb = arb = ReadArbiter(cfg)
-        m.submodules.front = u.front = TileFront(cfg)
-        m.submodules.pred = u.pred = DlzsPredictor(cfg)
-        m.submodules.sads = u.sads = SadsSelector(cfg)
-        m.submodules.lists = u.lists = ListStage(cfg)
-        m.submodules.vfetch = u.vf = VFetch(cfg)
-        m.submodules.sufa = u.sufa = SufaEngine(cfg, partial=spatial)
-        m.submodules.owriter = u.ow = OWriter(cfg, spatial)
-        u.q_req = arb.q
         wiring.connect(m, arb.out, u.axi.rd_req)
         wiring.connect(m, u.front.req, arb.k)
         wiring.connect(m, u.vf.req, arb.v)
@@ -166,18 +189,18 @@ class StarCore(wiring.Component):
         is_k = resp.valid & (rtag.dest == DEST_K)
         is_v = resp.valid & (rtag.dest == DEST_V)
         q_ok = 1                                          # the Q row may be taken
-        u.q_take = is_q                                   # a Q row goes to the lanes
         q_row = Signal(lane_row_layout(cfg))
         m.d.comb += [q_row.lane.eq(rtag.idx), Value.cast(q_row.row).eq(resp.payload.row)]
         if self.spatial:
-            u.q_wait = Signal()                           # a non-root core waits for rows
             q_ok = ~self.forward | self.q_out.ready
             with m.If(~self.root):
                 m.d.comb += [q_row.eq(self.q_in.payload), self.q_in.ready.eq(u.q_wait & q_ok)]
             arriving = Mux(self.root, is_q, self.q_in.valid & u.q_wait)
-            u.q_take = arriving & q_ok
-            m.d.comb += [self.q_out.valid.eq(self.forward & arriving),
+            m.d.comb += [u.q_take.eq(arriving & q_ok),
+                         self.q_out.valid.eq(self.forward & arriving),
                          self.q_out.payload.eq(q_row)]
+        else:
+            m.d.comb += u.q_take.eq(is_q)
         for port in (u.pred.q, sufa.q):
             m.d.comb += [port.valid.eq(u.q_take), port.payload.eq(q_row)]
         m.d.comb += [
@@ -208,8 +231,7 @@ class StarCore(wiring.Component):
         key_lo, kseq = (Signal(seq_bits), Signal(seq_bits)) if spatial else (0, seq)
         causal, dense = job["MODE"][0], job["MODE"][1]
         blk = Signal(block_layout(cfg))
-        run, begin, busy = Signal(), Signal(), Signal()
-        u.clear, u.busy = Signal(), busy
+        run, begin, busy = Signal(), Signal(), u.busy
         # the radius the lanes compare with, a register (static per job: it settles during the
         # start check, long before the first key)
         radius = Signal.like(sads.radius, name="radius_eff")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
-from .validate import ConfigError, check_types, require
+from .validate import ConfigError, Rule, check_rules, check_types, in_range, one_of, require
 
 __all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "read_toml", "config_from_toml",
            "config_from_report",
@@ -25,8 +25,9 @@ __all__ = ["ConfigError", "StarConfig", "PRESETS", "preset", "read_toml", "confi
 RADIUS_OFF = -1
 
 
-def _pow2(x: int) -> bool:
-    return x > 0 and (x & (x - 1)) == 0
+def _for_data_bits(rule: Rule, data_bits: int) -> Rule:
+    """``rule`` whose range depends on data_bits, saying so."""
+    return Rule(rule.ok, f"{rule.text} for data_bits={data_bits}")
 
 
 @dataclass(frozen=True)
@@ -96,37 +97,37 @@ class StarConfig:
         check_types(self)
         self._validate()
 
+    def rules(self) -> dict:
+        """The allowed values of the numeric fields, {field: :class:`~star.spec.validate.Rule`}
+        (a bound that depends on another field reads it from this config)."""
+        d, b = self.head_dim, self.data_bits
+        return {
+            "head_dim": in_range(4, 256, pow2=True),
+            "data_bits": one_of((8, 16)),
+            "lanes": in_range(1, 256),
+            "tile": in_range(4, 1024, pow2=True),
+            "k_tile": in_range(1, self.tile, hi_name="tile"),
+            "max_seq": in_range(self.tile, 65536, multiple=self.tile, multiple_name="tile"),
+            "dlzs_terms": one_of((1, 2)),
+            "dlzs_rounding": one_of(("floor", "nearest")),
+            "dlzs_k_bits": in_range(2, b, hi_name="data_bits"),
+            "dlzs_shift_bits": _for_data_bits(in_range(1, 4 if b == 16 else 3), b),
+            "pred_cycles": in_range(1, d, pow2=True, hi_name="head_dim"),
+            "sufa_macs": in_range(1, d, pow2=True, hi_name="head_dim"),
+            "exp_frac_bits": in_range(2, 10),
+            "exp_out_bits": in_range(8, 20),
+            "recip_bits": in_range(8, 20),
+            "scale_bits": in_range(8, 20),
+            "axi_data_bits": one_of((32, 64, 128, 256, 512))
+            & Rule(lambda v: v <= d * b, f"at most one row (head_dim*data_bits={d * b})"),
+        }
+
     def _validate(self):
         def c(ok, field, rule):
             require(self, ok, field, rule)
         c(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", self.name) is not None, "name",
           "1-32 characters of [a-z0-9_-] starting with a letter or digit")
-        c(_pow2(self.head_dim) and 4 <= self.head_dim <= 256, "head_dim",
-          "a power of two in [4, 256]")
-        c(self.data_bits in (8, 16), "data_bits", "8 or 16")
-        c(1 <= self.lanes <= 256, "lanes", "in [1, 256]")
-        c(_pow2(self.tile) and 4 <= self.tile <= 1024, "tile", "a power of two in [4, 1024]")
-        c(1 <= self.k_tile <= self.tile, "k_tile", f"in [1, tile={self.tile}]")
-        c(self.max_seq % self.tile == 0 and self.tile <= self.max_seq <= 65536, "max_seq",
-          f"a multiple of tile={self.tile} in [{self.tile}, 65536]")
-        c(self.dlzs_terms in (1, 2), "dlzs_terms", "1 or 2")
-        c(self.dlzs_rounding in ("floor", "nearest"), "dlzs_rounding", "'floor' or 'nearest'")
-        c(2 <= self.dlzs_k_bits <= self.data_bits, "dlzs_k_bits",
-          f"in [2, data_bits={self.data_bits}]")
-        c(1 <= self.dlzs_shift_bits <= (4 if self.data_bits == 16 else 3), "dlzs_shift_bits",
-          f"in [1, {4 if self.data_bits == 16 else 3}] for data_bits={self.data_bits}")
-        c(_pow2(self.pred_cycles) and self.pred_cycles <= self.head_dim, "pred_cycles",
-          f"a power of two in [1, head_dim={self.head_dim}]")
-        c(_pow2(self.sufa_macs) and self.sufa_macs <= self.head_dim, "sufa_macs",
-          f"a power of two in [1, head_dim={self.head_dim}]")
-        c(2 <= self.exp_frac_bits <= 10, "exp_frac_bits", "in [2, 10]")
-        c(8 <= self.exp_out_bits <= 20, "exp_out_bits", "in [8, 20]")
-        c(8 <= self.recip_bits <= 20, "recip_bits", "in [8, 20]")
-        c(8 <= self.scale_bits <= 20, "scale_bits", "in [8, 20]")
-        c(self.axi_data_bits in (32, 64, 128, 256, 512)
-          and self.axi_data_bits <= self.head_dim * self.data_bits, "axi_data_bits",
-          f"one of 32, 64, 128, 256, 512 and at most one row (head_dim*data_bits="
-          f"{self.head_dim * self.data_bits})")
+        check_rules(self, self.rules())
         fmt = self.formats
         c(self.radius == RADIUS_OFF or 0 <= self.radius <= fmt.radius_max, "radius",
           f"-1 (off) or in [0, {fmt.radius_max}]")
