@@ -74,11 +74,12 @@ def test_encoders_exhaustive(bits, rounding, terms):
     assert np.array_equal(got[:, -1], mac4.to_int4(values, fmt))
 
 
-def run_selector(cfg, score_bits, tiles, k, radius, seed):
+def run_selector(cfg, score_bits, tiles, k, radius, seed, stall=True, timing=None):
     """Stream (scores [T, n], mask [T, n]) tiles through SadsSelector in amaranth.sim.
 
-    The output is stalled every third cycle; returns the list of (index, count) outputs.
-    """
+    The output is stalled every third cycle (unless not ``stall``); returns the list of (index,
+    count) outputs. ``timing``: a list that gets, per tile, the cycles from its last input
+    transfer to its lists' first cycle on ``o``."""
     from star.hw.sads import SadsSelector
     dut = SadsSelector(cfg, score_bits)
     items = []
@@ -93,10 +94,10 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
         ctx.set(dut.k, k)
         ctx.set(dut.radius, radius)
         await ctx.tick()                # k and radius reach the lanes' registers
-        i, cycle = 0, 0
+        i, cycle, last_in, shown = 0, 0, [], False
         while len(out) < len(tiles):
             assert cycle < 20 * len(items) + 50, "selector hang"
-            ready = cycle % 3 != 2
+            ready = cycle % 3 != 2 or not stall
             ctx.set(dut.o.ready, ready)
             if i < len(items):
                 sc, va, last = items[i]
@@ -106,6 +107,11 @@ def run_selector(cfg, score_bits, tiles, k, radius, seed):
             else:
                 ctx.set(dut.i.valid, 0)
             took = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+            if took and items[i][2]:
+                last_in.append(cycle)
+            if timing is not None and ctx.get(dut.o.valid) and not shown:
+                timing.append(cycle - last_in[len(timing)])
+            shown = ctx.get(dut.o.valid) and not ready
             if ctx.get(dut.o.valid) and ready:
                 pay = ctx.get(dut.o.payload)
                 out.append(([list(x) for x in pay["index"]], list(pay["count"])))
@@ -134,6 +140,57 @@ def test_selector_amaranth_sim(k, radius, seed):
         want = sads.select(scores, fmt, k_tile=k, radius=radius, valid=mask)[:, 0, :]
         for t in range(2):
             assert index[t][:count[t]] == [int(x) for x in want[t] if x >= 0]
+
+
+def test_selector_latency(seed):
+    """sads_latency, measured: with the output always ready, each tile's lists appear exactly
+    ``sads_latency(cfg)`` cycles after its last key's transfer."""
+    from star.hw.sads import sads_latency
+    cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 2, "tile": 8, "k_tile": 3,
+                        "max_seq": 64})
+    rng = np.random.default_rng(seed)
+    tiles = [(rng.integers(-6, 7, (2, n)), np.ones((2, n), bool)) for n in (8, 3, 1, 8)]
+    timing = []
+    run_selector(cfg, 8, tiles, 3, 255, seed, stall=False, timing=timing)
+    assert timing == [sads_latency(cfg)] * len(tiles)
+
+
+@pytest.mark.parametrize("pred_cycles", [1, 2, 4])
+def test_predictor_latency(pred_cycles, seed):
+    """predictor_latency, measured on the DLZS array (tiny, pred_cycles 1, 2, 4): with every
+    lane's query row loaded, a key's scores appear on ``a`` exactly ``predictor_latency(cfg)``
+    cycles after its transfer, and the next key is taken pred_cycles cycles after it."""
+    from star.hw.dlzs import DlzsPredictor
+    from star.hw.predictor import predictor_latency
+    cfg = StarConfig(**{**preset("tiny").to_dict(), "pred_cycles": pred_cycles})
+    rng = np.random.default_rng(seed)
+    dut = DlzsPredictor(cfg)
+    lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
+
+    async def bench(ctx):
+        ctx.set(dut.a.ready, 1)
+        for t in range(cfg.lanes):
+            ctx.set(dut.q.valid, 1)
+            ctx.set(dut.q.payload, {"lane": t, "row": rng.integers(lo, hi, cfg.head_dim).tolist()})
+            await ctx.tick()
+        ctx.set(dut.q.valid, 0)
+        for _ in range(10):
+            await ctx.tick()
+        sent, seen, cycle = [], [], 0
+        while len(seen) < 2 and cycle < 100:
+            ctx.set(dut.k.valid, len(sent) < 2)
+            ctx.set(dut.k.payload, {"key": rng.integers(lo, hi, cfg.head_dim).tolist(),
+                                    "last": 0})
+            if ctx.get(dut.k.valid) and ctx.get(dut.k.ready):
+                sent.append(cycle)
+            if ctx.get(dut.a.valid):
+                seen.append(cycle)
+            await ctx.tick()
+            cycle += 1
+        assert [b - a for a, b in zip(sent, seen)] == [predictor_latency(cfg)] * 2
+        assert sent[1] - sent[0] == pred_cycles
+
+    simulate(dut, bench)
 
 
 def exp2_sweep(cfg, ts, mant, shift):
