@@ -34,7 +34,7 @@ from .merge import partial_layout
 from .recip import recip_latency
 from .sufa_records import TileRecords
 from .sufa_state import O_READ_LATENCY, OState, StatePass, state_latency
-from .tilebuf import SLOTS, SlotReturn, StoreRead
+from .tilebuf import SLOTS, SlotReturn, StoreRead, count_returns
 from .turns import TURNS_LATENCY
 
 __all__ = ["AccumulateStage", "ExpTurn", "accumulate_latency", "rescale_cycles", "norm_cycles",
@@ -178,9 +178,7 @@ class AccumulateStage(wiring.Component):
         m.d.comb += busy.eq(Cat(*(f.valid | f.end for f in fl)).any())
         fv = fl[exp_latency(cfg) - 1]               # aligned with the exp2 output
         m.d.comb += [self.v.addr.eq(Cat(fv.key, fv.slot)), self.records.free.eq(fv.end)]
-        done = Signal(range(SLOTS + 1))              # A-done V tiles not yet released
-        m.d.sync += done.eq(done + fv.end - self.v_slots.release)
-        m.d.comb += self.v_slots.pend.eq(done != 0)
+        count_returns(m, self.v_slots, fv.end)
 
         p_hold = Signal(fmt.p_bits)
         with m.If(fv.first):

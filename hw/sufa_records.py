@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
-from .tilebuf import SLOTS, SlotReturn
+from .tilebuf import SLOTS, SlotReturn, count_returns
 
 __all__ = ["RecordQueue", "TileRecords", "record_layout", "score_event_layout"]
 
@@ -130,8 +130,8 @@ class RecordQueue(wiring.Component):
         with m.If(ev.end):
             m.d.sync += [tm.eq(0), th.eq(0), fired.eq(0)]
 
-        ready, done = Signal(range(SLOTS + 1)), Signal(range(SLOTS + 1))
-        m.d.sync += [ready.eq(ready + known - rd.take),
-                     done.eq(done + ev.end - self.k_slots.release)]
-        m.d.comb += [rd.ready.eq(ready != 0), self.k_slots.pend.eq(done != 0)]
+        ready = Signal(range(SLOTS + 1))
+        m.d.sync += ready.eq(ready + known - rd.take)
+        m.d.comb += rd.ready.eq(ready != 0)
+        count_returns(m, self.k_slots, ev.end)
         return m

@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
-__all__ = ["TileStore", "SLOTS", "rotate", "StoreRead", "SlotReturn"]
+__all__ = ["TileStore", "SLOTS", "rotate", "StoreRead", "SlotReturn", "count_returns"]
 
 SLOTS = 2          # tiles a store holds (the K store: read ahead; the V store: fetched ahead)
 
@@ -60,6 +60,14 @@ class SlotReturn(wiring.Signature):
 
     def __init__(self):
         super().__init__({"pend": Out(1), "release": In(1)})
+
+
+def count_returns(m: Module, port, done) -> None:
+    """Drive a lane's :class:`SlotReturn` ``port``: count the tiles the lane is done with (a
+    ``done`` pulse each) that the store has not released, ``pend`` while any is left."""
+    left = Signal(range(SLOTS + 1), name="done")
+    m.d.sync += left.eq(left + done - port.release)
+    m.d.comb += port.pend.eq(left != 0)
 
 
 def rotate(m: Module, items: list, amount, name: str) -> list:
