@@ -136,14 +136,15 @@ class DlzsArith(PredictorArith):
 
     Σ ±x = Σ (x XOR s) + Σ s, so a negative term never needs its own negation (the carries are
     summed once at the root of the adder tree). A dropped term contributes nothing (a second term
-    is dropped whenever the first is). The summed score is shifted left by the lane's row base
-    once.
+    is dropped whenever the first is). The lane's row base is the score's shift
+    (``pred_shift_bits``; none when the window spans every position), applied by no one: SADS
+    compares one row's sums.
     """
 
     def __init__(self, cfg):
         self.fmt = cfg.formats
-        self.score_bits = self.fmt.pred_bits
-        self.row_bits = self.fmt.lz_pos_bits
+        self.score_bits = self.fmt.pred_sum_bits
+        self.shift_bits = self.fmt.pred_shift_bits
         self.xbits = self.fmt.dlzs_x_bits                    # |term| magnitude width
 
     def code_layout(self):
@@ -153,9 +154,6 @@ class DlzsArith(PredictorArith):
         def reg(value, name):
             return stage(m, value, name)
         return row_window(m, [lz_encode(m, q, self.fmt, reg) for q in row], self.fmt, reg)
-
-    def finish(self, m, total, row_value):
-        return total << row_value
 
     def key_layout(self):
         return data.StructLayout({"mag": self.fmt.cfg.dlzs_k_bits, "neg": 1})

@@ -8,7 +8,7 @@ from amaranth.lib import data
 from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS
 
-__all__ = ["lane_row_layout", "read_request_layout", "write_request_layout"]
+__all__ = ["lane_row_layout", "score_layout", "read_request_layout", "write_request_layout"]
 
 
 def lane_row_layout(cfg) -> data.StructLayout:
@@ -16,6 +16,15 @@ def lane_row_layout(cfg) -> data.StructLayout:
     return data.StructLayout({
         "lane": unsigned(unsigned_bits(max(cfg.lanes - 1, 1))),
         "row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
+
+
+def score_layout(cfg, score_bits: int, shift_bits: int = 0) -> data.StructLayout:
+    """A key's predicted scores, predictor to SADS: {score[lanes], shift[lanes], last}. Lane t's
+    score is score[t] << shift[t]; its shift is constant while the lane's query row is, so one
+    row's scores compare as they are. No ``shift`` with ``shift_bits`` = 0."""
+    shift = {"shift": data.ArrayLayout(unsigned(shift_bits), cfg.lanes)} if shift_bits else {}
+    return data.StructLayout({
+        "score": data.ArrayLayout(signed(score_bits), cfg.lanes), **shift, "last": 1})
 
 
 def read_request_layout(tag_bits: int) -> data.StructLayout:

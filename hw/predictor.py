@@ -2,10 +2,11 @@
 
 A predictor scores a key against every query lane per ``pred_cycles`` cycles. It differs only in
 its arithmetic, given by a :class:`PredictorArith`: how a query row is encoded (once, when the lane is
-loaded: a code per element plus an optional per-row value), how a key element is prepared (once
-per key, shared by the lanes), the term one (query code, key operand) pair contributes, and how the
-per-row value finishes the summed score. Both predictors therefore have the same ports,
-pipeline and adder tree, so their area can be compared fairly.
+loaded: a code per element plus an optional per-row shift), how a key element is prepared (once
+per key, shared by the lanes) and the term one (query code, key operand) pair contributes. Both
+predictors therefore have the same ports, pipeline and adder tree, so their area can be compared
+fairly. The per-row shift goes out beside the summed score, unapplied: SADS compares one row's
+scores, which share it, so it sorts the narrower sums.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import adder_tree, tree_latency
 from .pipe import CopyRegister
-from .layouts import lane_row_layout
+from .layouts import lane_row_layout, score_layout
 from .shared import add_lane
 
 __all__ = ["PredictorArith", "ScorePredictor", "PredictorLane", "query_latency",
@@ -54,22 +55,18 @@ def stage(m: Module, value, name: str, en=None):
 class PredictorArith:
     """The arithmetic of one predictor (subclass and override)."""
 
-    score_bits: int      # width of the predicted score
+    score_bits: int      # width of the summed score
 
-    row_bits = 0         # width of the per-row value (0: none)
+    shift_bits = 0       # width of the per-row shift of the score (0: none)
 
     def code_layout(self):
         """Shape of a stored query element code."""
         raise NotImplementedError
 
     def encode_row(self, m: Module, row):
-        """Return (codes, row value) of a query row through ``query_latency(cfg)`` registers
-        (:func:`stage`); row value None if unused."""
+        """Return (codes, row shift) of a query row through ``query_latency(cfg)`` registers
+        (:func:`stage`); row shift None when ``shift_bits`` is 0."""
         raise NotImplementedError
-
-    def finish(self, m: Module, total, row_value):
-        """Return the score from the summed terms and the lane's row value (default: the sum)."""
-        return total
 
     def key_layout(self):
         """Shape of a prepared key operand (what :meth:`prepare_key` returns)."""
@@ -93,7 +90,9 @@ class ScorePredictor(wiring.Component):
             and held until the lane is loaded again. Always ready; loading a lane while keys are
             in flight changes the scores of the keys transferred after the row.
         k   In stream {key[d], last}: a key row; ``last`` is passed through untouched.
-        a   Out stream {score[T], last}: the key's predicted scores, T = lanes.
+        a   Out stream {score[T], shift[T], last} (:func:`hw.layouts.score_layout`): the key's
+            summed scores, T = lanes, and each lane's row shift (the predicted score is
+            score << shift; no shift with ``shift_bits`` = 0).
     Throughput: one k transfer per C cycles (the key is held in the first key register while
     its chunks pass, chunk c of W elements in its c-th cycle). Latency: ``predictor_latency(cfg)``
     cycles from k to a: ``query_latency`` key registers (the last holding the prepared chunk that
@@ -109,7 +108,7 @@ class ScorePredictor(wiring.Component):
         super().__init__({
             "q": In(stream.Signature(self.query_layout(cfg))),
             "k": In(stream.Signature(self.key_layout(cfg))),
-            "a": Out(stream.Signature(self.score_layout(cfg, arith.score_bits))),
+            "a": Out(stream.Signature(score_layout(cfg, arith.score_bits, arith.shift_bits))),
         })
 
     @staticmethod
@@ -122,12 +121,6 @@ class ScorePredictor(wiring.Component):
         """The k stream payload."""
         return data.StructLayout({
             "key": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim), "last": 1})
-
-    @staticmethod
-    def score_layout(cfg, score_bits: int) -> data.StructLayout:
-        """The a stream payload."""
-        return data.StructLayout({
-            "score": data.ArrayLayout(signed(score_bits), cfg.lanes), "last": 1})
 
     def elaborate(self, platform):
         m = Module()
@@ -146,7 +139,7 @@ class ScorePredictor(wiring.Component):
         for t, lane in enumerate(lanes):
             add_lane(m, f"lane{t}", lane, "pred", (cfg, type(arith).__name__))
             m.d.comb += [lane.q_we.eq(q_we & (q_lane == t)), lane.codes_in.eq(codes)]
-            if row_value is not None:
+            if arith.shift_bits:
                 m.d.comb += lane.row_in.eq(row_value)
 
         # key side, under one global enable: the chunks of a key with their flags (valid, the
@@ -194,6 +187,8 @@ class ScorePredictor(wiring.Component):
                 m.d.comb += [keys.en.eq(en), keys.i.eq(prepared)]
             m.d.comb += [lane.keys.eq(keys.o.keys), lane.en.eq(en),
                          self.a.payload.score[t].eq(lane.score)]
+            if arith.shift_bits:
+                m.d.comb += self.a.payload.shift[t].eq(lane.shift)
             if C > 1:
                 m.d.comb += lane.idx.eq(keys.o.idx)
         # the adder tree's registers, then (C > 1) the lanes' accumulator
@@ -221,9 +216,10 @@ class PredictorLane(wiring.Component):
         d, W, C = cfg.head_dim, cfg.formats.pred_width, cfg.pred_cycles
         members = {
             "q_we": In(1), "codes_in": In(data.ArrayLayout(arith.code_layout(), d)),
-            "row_in": In(max(arith.row_bits, 1)),
             "keys": In(data.ArrayLayout(arith.key_layout(), W)),
             "en": In(1), "score": Out(signed(arith.score_bits))}
+        if arith.shift_bits:
+            members.update(row_in=In(arith.shift_bits), shift=Out(arith.shift_bits))
         if C > 1:
             members.update(idx=In(range(C)), acc_en=In(1), acc_first=In(1))
         super().__init__(members)
@@ -233,9 +229,10 @@ class PredictorLane(wiring.Component):
         cfg, arith = self.cfg, self.arith
         W, C = cfg.formats.pred_width, cfg.pred_cycles
         codes = Signal(self.codes_in.shape(), name="codes")
-        row = Signal(len(self.row_in), name="row")
         with m.If(self.q_we):
-            m.d.sync += [codes.eq(self.codes_in), row.eq(self.row_in)]
+            m.d.sync += codes.eq(self.codes_in)
+            if arith.shift_bits:
+                m.d.sync += self.shift.eq(self.row_in)
         chunk = Signal(data.ArrayLayout(arith.code_layout(), W), name="codes_chunk")
         if C > 1:
             m.d.comb += chunk.as_value().eq(
@@ -254,5 +251,5 @@ class PredictorLane(wiring.Component):
             with m.If(self.acc_en):
                 m.d.sync += acc.eq(Mux(self.acc_first, 0, acc) + total)
             total = acc
-        m.d.comb += self.score.eq(arith.finish(m, total, row))
+        m.d.comb += self.score.eq(total)
         return m

@@ -15,14 +15,18 @@ max could never pass the final radius, and entries pushed out of the store never
 kept ones, so the result is the golden rule (top-k of the in-radius set) for any arrival order.
 
 Ports
-    i       In stream {score[T], last}: a key's predicted scores (e.g. from DLZS); key index =
-            position within the tile.
+    i       In stream {score[T], shift[T], last} (:func:`hw.layouts.score_layout`): a key's
+            predicted scores (e.g. from DLZS), lane t's being score[t] << shift[t]; key index =
+            position within the tile. A lane's shift must not change within a tile: the store
+            compares the unshifted scores, and the radius is applied as radius >> shift (exact:
+            for x >= 0, x << s <= r exactly when x <= r >> s).
     lane_valid  In[T]: per lane, the key of this cycle's transfer counts (causal / ragged
             tiles, idle lanes).
     o       Out stream {index[T][K], count[T]}: per lane, the selected key indices (within the
             tile) in descending predicted order; entries at or beyond count are not selected.
     k       In: keys kept per tile, 1..k_tile (runtime; 0 behaves as 1, above k_tile as k_tile).
-    radius  In: radius in predicted-score LSBs (all ones: off).
+    radius  In: radius in predicted-score LSBs, ``radius_bits`` wide (all ones: off; so is any
+            radius whose shifted value reaches 2**score_bits - 1, the widest difference).
             k and radius are registered in every lane (a copy per lane: they fan out to all of
             them): hold them from the cycle before a job's first transfer to its last.
 Throughput: one key per cycle per lane (one i transfer per cycle); the DLZS array gives one
@@ -46,6 +50,7 @@ from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
 
+from .layouts import score_layout
 from .rules import clamp_max
 from .shared import add_lane
 
@@ -59,24 +64,32 @@ def sads_latency(cfg) -> int:
 
 
 class SadsSelector(wiring.Component):
-    def __init__(self, cfg, score_bits: int | None = None):
+    """The selector (module docstring). Without ``score_bits`` it takes DLZS's scores
+    (``pred_sum_bits`` wide, ``pred_shift_bits`` of shift, a ``pred_bits`` radius); given
+    ``score_bits``, scores of that width with ``shift_bits`` of shift (default none) and a radius
+    of ``radius_bits`` (default as wide as the widest shifted score)."""
+
+    def __init__(self, cfg, score_bits: int | None = None, shift_bits: int = 0,
+                 radius_bits: int | None = None):
         self.cfg = cfg
         self.fmt = fmt = cfg.formats
-        self.score_bits = fmt.pred_bits if score_bits is None else score_bits
+        if score_bits is None:
+            score_bits, shift_bits = fmt.pred_sum_bits, fmt.pred_shift_bits
+            radius_bits = fmt.pred_bits
+        self.score_bits, self.shift_bits = score_bits, shift_bits
+        self.radius_bits = radius_bits or score_bits + ((1 << shift_bits) - 1 if shift_bits else 0)
         super().__init__({
-            "i": In(stream.Signature(self.input_layout(cfg, self.score_bits))),
+            "i": In(stream.Signature(self.input_layout(cfg, score_bits, shift_bits))),
             "o": Out(stream.Signature(self.output_layout(cfg))),
             "lane_valid": In(cfg.lanes),
             "k": In(unsigned_bits(cfg.k_tile)),
-            "radius": In(unsigned(self.score_bits)),
+            "radius": In(unsigned(self.radius_bits)),
         })
 
     @staticmethod
-    def input_layout(cfg, score_bits: int) -> data.StructLayout:
-        """The i stream payload: a key's predicted score per lane (the predictor's ``a``:
-        :meth:`hw.predictor.ScorePredictor.score_layout`)."""
-        return data.StructLayout({
-            "score": data.ArrayLayout(signed(score_bits), cfg.lanes), "last": 1})
+    def input_layout(cfg, score_bits: int, shift_bits: int = 0) -> data.StructLayout:
+        """The i stream payload: the predictor's ``a`` (:func:`hw.layouts.score_layout`)."""
+        return score_layout(cfg, score_bits, shift_bits)
 
     @staticmethod
     def output_layout(cfg) -> data.StructLayout:
@@ -122,14 +135,16 @@ class SadsSelector(wiring.Component):
             m.d.sync += self.o.valid.eq(1)
 
         for t in range(T):
-            lane = SadsLane(cfg, sb)
-            add_lane(m, f"lane{t}", lane, "sads", (cfg, sb))
+            lane = SadsLane(cfg, sb, self.shift_bits, self.radius_bits)
+            add_lane(m, f"lane{t}", lane, "sads", (cfg, sb, self.shift_bits, self.radius_bits))
             m.d.comb += [lane.score.eq(self.i.payload.score[t]),
                          lane.valid.eq(self.lane_valid[t]), lane.fire.eq(fire),
                          lane.last.eq(self.i.payload.last), lane.base.eq(base),
                          lane.k_eff.eq(k_eff), lane.radius.eq(self.radius),
                          self.o.payload.index[t].eq(lane.index),
                          self.o.payload.count[t].eq(lane.count)]
+            if self.shift_bits:
+                m.d.comb += lane.shift.eq(self.i.payload.shift[t])
         return m
 
 
@@ -139,15 +154,31 @@ class SadsLane(wiring.Component):
     is the same module (no lane index inside), so synthesis can map one and instance it.
     """
 
-    def __init__(self, cfg, score_bits: int):
+    def __init__(self, cfg, score_bits: int, shift_bits: int, radius_bits: int):
         self.cfg, self.score_bits = cfg, score_bits
+        self.shift_bits, self.radius_bits = shift_bits, radius_bits
         K = cfg.k_tile
         ib = unsigned_bits(cfg.tile - 1)
-        super().__init__({
+        members = {
             "score": In(signed(score_bits)), "valid": In(1),
             "fire": In(1), "last": In(1), "base": In(ib + 1),
-            "k_eff": In(unsigned_bits(K)), "radius": In(unsigned(score_bits)),
-            "index": Out(data.ArrayLayout(unsigned(ib), K)), "count": Out(unsigned_bits(K))})
+            "k_eff": In(unsigned_bits(K)), "radius": In(unsigned(radius_bits)),
+            "index": Out(data.ArrayLayout(unsigned(ib), K)), "count": Out(unsigned_bits(K))}
+        if shift_bits:
+            members["shift"] = In(shift_bits)
+        super().__init__(members)
+
+    def _lane_radius(self, m, radius):
+        """The radius in this lane's unshifted score LSBs: radius >> shift, clamped to
+        2**score_bits - 1 (at and above it nothing is clipped, as with the radius off)."""
+        sb = self.score_bits
+        shifted = radius >> self.shift if self.shift_bits else radius
+        if self.radius_bits <= sb:
+            return shifted
+        top = (1 << sb) - 1
+        r = Signal(unsigned(sb), name="radius_lane")
+        m.d.comb += r.eq(Mux(shifted >= top, top, shifted))
+        return r
 
     def elaborate(self, platform):
         m = Module()
@@ -159,8 +190,9 @@ class SadsLane(wiring.Component):
         st_i = [Signal(ib, name=f"i_{j}") for j in range(K)]
         st_n = Signal(nb, name="n")
         # the job's k (and k - 1, the compare bit of the k-th best) and radius, this lane's copy
-        k_eff, kth, radius = Signal(nb), Signal(nb), Signal(unsigned(sb))
+        k_eff, kth, radius = Signal(nb), Signal(nb), Signal(unsigned(self.radius_bits))
         m.d.sync += [k_eff.eq(self.k_eff), kth.eq(self.k_eff - 1), radius.eq(self.radius)]
+        radius = self._lane_radius(m, radius)
         # the clipping threshold: entry 0 (the running max) - radius, loaded with it
         thr = Signal(signed(sb + 2), name="thr")
         new_s, new_i = self.score, self.base[:ib]

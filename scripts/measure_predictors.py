@@ -51,7 +51,7 @@ GOAL = 0.5
 UNITS = {
     "dlzs": DlzsPredictor,
     "mac4": Mac4Predictor,
-    "sads": lambda cfg: SadsSelector(cfg, cfg.formats.pred_bits),
+    "sads": SadsSelector,           # DLZS's sums (pred_sum_bits) and row shifts
 }
 NAMES = {"dlzs": "DLZS", "mac4": "MAC4", "sads": "SADS"}
 
@@ -178,14 +178,15 @@ def markdown(res: dict) -> str:
     L += ["", "Reproduce: " + "; ".join(f"{n}: `{cmd}`" for n, cmd in area_cmd.items())]
 
     L += ["", "## SADS selector area per lane", "",
-          "Same Yosys flow; score_bits = pred_bits (the DLZS output width). "
+          "Same Yosys flow; score bits = pred_sum_bits (DLZS's sums, before the row base "
+          "shift, which SADS takes beside them). "
           "Per lane = lanes=2 minus lanes=1.", "",
           "| config | score bits | k_tile | cells, lanes=1 | cells, lanes=2 | cells per lane | "
           "FFs, lanes=1 | FFs per lane |",
           "|---|---|---|---|---|---|---|---|"]
     for name, c in res["configs"].items():
         s = c["area"]["sads"]
-        L.append(f"| {name} | {c['formats']['pred_bits']} | {c['config']['k_tile']} | "
+        L.append(f"| {name} | {c['formats']['pred_sum_bits']} | {c['config']['k_tile']} | "
                  f"{s['lanes1']['cells']} | {s['lanes2']['cells']} | "
                  f"{s['lanes2']['cells'] - s['lanes1']['cells']} | {s['lanes1']['flip_flops']} | "
                  f"{s['lanes2']['flip_flops'] - s['lanes1']['flip_flops']} |")
@@ -239,6 +240,7 @@ def main(argv=None) -> int:
         # the smallest command giving this config's figures
         area_cmd = command(quick=name == "int8", no_fmax=True)
         c = {"config": cfg.to_dict(), "formats": {"pred_bits": cfg.formats.pred_bits,
+                                                  "pred_sum_bits": cfg.formats.pred_sum_bits,
                                                   "mac4_bits": cfg.formats.mac4_bits}}
         try:
             if do_fmax:           # first: a missing nextpnr fails at once, not after minutes

@@ -13,6 +13,7 @@ import numpy as np
 from star.golden import dlzs, mac4
 from star.hw.dlzs import DlzsArith
 from star.hw.mac4 import Mac4Arith
+from star.hw.layouts import score_layout
 from star.hw.predictor import ScorePredictor
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset
@@ -39,7 +40,8 @@ async def predictor_matches_golden(dut):
     await start_clock_and_reset(dut)
     arith, model = {"dlzs": (DlzsArith, dlzs), "mac4": (Mac4Arith, mac4)}[opts["predictor"]]
     q_layout, k_layout = ScorePredictor.query_layout(cfg), ScorePredictor.key_layout(cfg)
-    a_layout = ScorePredictor.score_layout(cfg, arith(cfg).score_bits)
+    shift_bits = arith(cfg).shift_bits
+    a_layout = score_layout(cfg, arith(cfg).score_bits, shift_bits)
     sink = StreamSink(dut, "a", a_layout, p_stall=opts["p_stall"], rng=random.Random(seed + 1))
     for phase in range(2):
         q = extreme_rows(fmt, d, rng, T) if phase == 0 else rng.integers(fmt.qmin, fmt.qmax + 1,
@@ -57,7 +59,13 @@ async def predictor_matches_golden(dut):
         cycles = await run_streams(dut, [k_src], [sink],
                                    lambda: len(sink.received) == len(groups), 50 * len(groups) + 50)
         want = model.predict(q, k, fmt)                     # [T, n]
-        got = np.array([[g["score"][t] for g in sink.received] for t in range(T)])
+        # the predicted score is the sum shifted by the lane's row base (DLZS, when nonzero)
+        shift = np.array([[g["shift"][t] if shift_bits else 0 for g in sink.received]
+                          for t in range(T)])
+        got = np.array([[g["score"][t] for g in sink.received] for t in range(T)]) << shift
+        if shift_bits:
+            base = dlzs.query_weight(q, fmt)[1]
+            assert (shift == base[:, None]).all(), f"shifts {shift[:, 0]}, row bases {base}"
         bad = np.argwhere(got != want)
         for t, j in bad[:5]:
             dut._log.error(f"phase {phase} lane {t} key {j}: expected {want[t, j]}, got {got[t, j]}")

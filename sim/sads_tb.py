@@ -1,9 +1,11 @@
 """cocotb testbench: the SADS selector against golden.sads, bit-exact, with stalls and extremes.
 
-Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "score_bits": input width, "phases": list of
-[k, radius] pairs (radius -1 = off), "tiles": tiles per phase, "p_idle", "p_stall"}. Each phase
-streams tiles of random length (ragged tiles included) with many ties, extreme values, random
-valid masks and a causal-style mask, then compares every tile's lists with the model.
+Config (STAR_TEST_CONFIG): {"cfg": StarConfig fields, "score_bits": input width, "shift_bits":
+per-lane shift width (optional, default 0), "phases": list of [k, radius] pairs (radius -1 =
+off), "tiles": tiles per phase, "p_idle", "p_stall"}. Each phase streams tiles of random length
+(ragged tiles included) with many ties, extreme values, random valid masks and a causal-style
+mask, then compares every tile's lists with the model. With shift bits, each lane's scores of a
+tile carry a random shift (the model selects on score << shift).
 """
 
 import random
@@ -46,24 +48,28 @@ async def sads_matches_golden(dut):
     seed = env_seed()
     rng = np.random.default_rng(seed)
     T, tile = cfg.lanes, cfg.tile
-    sb = opts["score_bits"]
+    sb, shb = opts["score_bits"], opts.get("shift_bits", 0)
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
-    in_layout = SadsSelector.input_layout(cfg, sb)
+    in_layout = SadsSelector.input_layout(cfg, sb, shb)
+    radius_bits = len(dut.radius.value)
     out_layout = SadsSelector.output_layout(cfg)
     await start_clock_and_reset(dut)
     sink = StreamSink(dut, "o", out_layout, p_stall=opts["p_stall"], rng=random.Random(seed + 1))
     kinds = ["random", "narrow", "equal", "extreme", "causal", "sparse"]
     for phase, (k, radius) in enumerate(opts["phases"]):
         dut.k.value = k
-        r_all_ones = (1 << sb) - 1 if radius < 0 else radius     # all ones: radius off
+        r_all_ones = (1 << radius_bits) - 1 if radius < 0 else radius   # all ones: off
         dut.radius.value = r_all_ones
+        await RisingEdge(dut.clk)           # the lanes register k and radius: a cycle ahead
         tiles, items, valid = [], [], []
         for n_tile in range(opts["tiles"]):
             n = tile if n_tile % 3 else int(rng.integers(1, tile + 1))   # ragged tiles
             scores, mask = make_tile(rng, kinds[n_tile % len(kinds)], T, n, lo, hi)
-            tiles.append((scores, mask))
+            shift = rng.integers(0, 1 << shb, T) if shb else np.zeros(T, int)
+            tiles.append((scores << shift[:, None], mask))
             for g in range(n):
-                items.append({"score": scores[:, g].tolist(), "last": int(g + 1 == n)})
+                items.append({"score": scores[:, g].tolist(), "last": int(g + 1 == n),
+                              **({"shift": shift.tolist()} if shb else {})})
                 valid.append(sum(int(mask[t, g]) << t for t in range(T)))
         src = StreamSource(dut, "i", in_layout, items, p_idle=opts["p_idle"],
                            rng=random.Random(seed + 2 + phase), side=(dut.lane_valid, valid))

@@ -14,6 +14,7 @@ import random
 import cocotb
 
 from star.hw.dlzs import DlzsArith
+from star.hw.layouts import score_layout
 from star.hw.predictor import ScorePredictor
 from star.hw.sads import SadsSelector
 from star.sim.runner import env_config, env_seed
@@ -27,19 +28,21 @@ def _dlzs_streams(dut, cfg, rng, n_keys):
     items = [{"key": [rng.randint(lo, hi) for _ in range(cfg.head_dim)],
               "last": int(i == n_keys - 1)} for i in range(n_keys)]
     return (items, "k", ScorePredictor.key_layout(cfg),
-            "a", ScorePredictor.score_layout(cfg, DlzsArith(cfg).score_bits))
+            "a", score_layout(cfg, DlzsArith(cfg).score_bits, DlzsArith(cfg).shift_bits))
 
 
 def _sads_streams(dut, cfg, rng, n_keys):
     """As :func:`_dlzs_streams`, for SADS: n_keys / tile full tiles, every key valid."""
-    sb = SadsSelector(cfg).score_bits
+    sel = SadsSelector(cfg)
+    sb, shb = sel.score_bits, sel.shift_bits
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
-    items = [{"score": [rng.randint(lo, hi) for _ in range(cfg.lanes)],
+    shift = {"shift": [0] * cfg.lanes} if shb else {}
+    items = [{"score": [rng.randint(lo, hi) for _ in range(cfg.lanes)], **shift,
               "last": int(i % cfg.tile == cfg.tile - 1)} for i in range(n_keys)]
     dut.lane_valid.value = (1 << cfg.lanes) - 1
     dut.k.value = cfg.k_tile
-    dut.radius.value = (1 << sb) - 1          # all ones: radius off
-    return (items, "i", SadsSelector.input_layout(cfg, sb),
+    dut.radius.value = (1 << sel.radius_bits) - 1          # all ones: radius off
+    return (items, "i", SadsSelector.input_layout(cfg, sb, shb),
             "o", SadsSelector.output_layout(cfg))
 
 

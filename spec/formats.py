@@ -66,7 +66,10 @@ class Formats:
                    first-term position - (window - 1), 0); terms below the base count as zero.
     DLZS k operand |k| >> (data_bits - dlzs_k_bits): ``dlzs_k_bits`` unsigned magnitude + sign.
     Â (predicted)  ``pred_bits`` signed: (Σ_d sign · Σ_t (kmag << shift_t)) << base. Never
-                   leaves the chip.
+                   leaves the chip. The predictor gives it as the sum (``pred_sum_bits``
+                   signed) and the row base (``pred_shift_bits`` unsigned, at most
+                   ``pred_shift_max``; no field when the window spans every position and the
+                   base is always 0); SADS compares the sums of one row, whose base is shared.
     s (exact)      ``score_bits`` signed: q·k.
     u              unsigned exponent, ``exp_frac_bits`` fraction bits: u ≈ (m - s)·c ≥ 0,
                    saturated at ``u_max`` (where the weight is already 0).
@@ -96,6 +99,13 @@ class Formats:
         # |term| before the row shift: two terms of equal shift (a rounded residual) need a bit more
         self.dlzs_x_bits = cfg.dlzs_k_bits + self.dlzs_window - 1 + (cfg.dlzs_terms - 1)
         self.pred_bits = signed_bits(cfg.head_dim * self.dlzs_term_max)
+        # the sum before the row's base shift: a term's shifts are below the window (two terms
+        # of equal shift at most double it) and its weight never exceeds |q| <= 2**(b-1)
+        self.pred_sum_bits = signed_bits(cfg.head_dim * (kmag_max << min(
+            self.dlzs_window - 1 + cfg.dlzs_terms - 1, b - 1)))
+        # the base: the row's top first-term position (at most b - 1) less window - 1
+        self.pred_shift_max = max(b - self.dlzs_window, 0)
+        self.pred_shift_bits = unsigned_bits(self.pred_shift_max) if self.pred_shift_max else 0
         # radius_off: the SADS radius that clips nothing (every score difference is below it);
         # radius_max: the largest RADIUS register value, below 0xFFFFFFFF (off) when the
         # predicted scores are 32 bits or wider (found by make regress: it was truncated)
@@ -151,7 +161,8 @@ class Formats:
 
     def to_dict(self) -> dict:
         """Return the widths as a plain dict (for the manifest and the docs)."""
-        keys = ["data_bits", "lz_pos_bits", "dlzs_window", "dlzs_k_shift", "dlzs_x_bits", "pred_bits", "mac4_bits",
+        keys = ["data_bits", "lz_pos_bits", "dlzs_window", "dlzs_k_shift", "dlzs_x_bits", "pred_bits",
+                "pred_sum_bits", "pred_shift_max", "pred_shift_bits", "mac4_bits",
                 "score_bits", "exp_frac_bits", "exp_out_bits", "p_bits", "u_max", "u_bits",
                 "scale_bits", "scale_shift_bits", "l_bits", "o_bits", "recip_bits",
                 "sufa_macs", "sufa_chunks", "sufa_ports", "pred_width",

@@ -174,6 +174,39 @@ def test_dlzs_predict_equals_elementwise_sum(name, over, seed):
     assert np.abs(got).max() < 1 << (fmt.pred_bits - 1)
 
 
+
+@pytest.mark.parametrize("fields", [
+    {"data_bits": 16, "dlzs_k_bits": 10, "dlzs_shift_bits": 3, "dlzs_terms": 1},
+    {"data_bits": 16, "dlzs_k_bits": 16, "dlzs_shift_bits": 3, "dlzs_terms": 2,
+     "dlzs_rounding": "nearest"},
+    {"data_bits": 16, "dlzs_k_bits": 12, "dlzs_shift_bits": 4, "dlzs_terms": 2},
+    {"data_bits": 8, "dlzs_k_bits": 8, "dlzs_shift_bits": 2, "dlzs_terms": 2,
+     "dlzs_rounding": "nearest"},
+])
+def test_predicted_sum_and_shift_fit(fields):
+    """The predictor's two parts, the sum before the row base shift and the base, fit
+    pred_sum_bits and pred_shift_max for the most extreme rows (every element of q and k at
+    the format's minimum or maximum, and rows whose largest element sets each base)."""
+    cfg = StarConfig(**{**preset("default").to_dict(), **fields})
+    fmt = cfg.formats
+    d = cfg.head_dim
+    rows = [np.full(d, v) for v in (fmt.qmin, fmt.qmax)]
+    rows += [np.r_[np.full(d - 1, fmt.qmax >> s), fmt.qmin] for s in range(cfg.data_bits)]
+    rows += [np.r_[np.full(d - 1, 3), 1 << p] for p in range(cfg.data_bits - 1)]
+    q = np.array(rows)
+    k = np.array([np.full(d, fmt.qmin), np.full(d, fmt.qmax)])
+    w, base = dlzs.query_weight(q, fmt)
+    sums = int_matmul(w, dlzs.key_operand(k, fmt).T)
+    lim = 1 << (fmt.pred_sum_bits - 1)
+    assert sums.min() >= -lim and sums.max() < lim
+    assert abs(sums).max() >= lim // 4          # the width is not loose by more than a bit
+    assert base.max() <= fmt.pred_shift_max
+    assert (fmt.pred_shift_max == 0) == (fmt.pred_shift_bits == 0)
+    if fmt.pred_shift_max:
+        assert base.max() == fmt.pred_shift_max and fmt.pred_shift_max < 1 << fmt.pred_shift_bits
+    assert np.array_equal(sums << base[:, None], dlzs.predict(q, k, fmt))
+
+
 def test_mac4_operands():
     fmt = fmt_of("tiny")                          # shift 4, round half up, saturate [-8, 7]
     x = np.array([0, 7, 8, 23, 24, 127, -128, -9, -8, -7])
