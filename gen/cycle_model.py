@@ -51,6 +51,7 @@ from star.hw.sads import sads_latency
 from star.hw.sufa_lane import (accumulate_latency, exp_group, exp_wait, norm_cycles,
                                rescale_cycles, score_latency)
 from star.hw.vfetch import request_latency
+from star.spec.tiling import key_limit, tiles_to
 
 
 __all__ = ["Memory", "job_cycles", "uniform_blocks", "buffers"]
@@ -230,8 +231,8 @@ def uniform_blocks(cfg, q_len: int, seq_len: int, union: float, events: float = 
     out, acc = [], 0.0
     for b0 in range(0, q_len, T):
         rows = min(T, q_len - b0)
-        lim = (b0 + rows - 1 + seq_len - q_len) if causal else seq_len - 1
-        n = min(seq_len - 1, lim) // Bc + 1
+        n = tiles_to(key_limit(b0 + rows - 1, seq_len - q_len, seq_len, causal),
+                     cfg.formats.log2_tile)
         ev, counts, union_t = [], [], []
         for j in range(n):
             acc += events
@@ -241,7 +242,7 @@ def uniform_blocks(cfg, q_len: int, seq_len: int, union: float, events: float = 
             for t in range(T):
                 vis = 0
                 if t < rows:
-                    last = (b0 + t + seq_len - q_len) if causal else seq_len - 1
+                    last = key_limit(b0 + t, seq_len - q_len, seq_len, causal)
                     vis = max(0, min(Bc, last - j * Bc + 1))
                 row_counts.append(max(1, round(frac * vis)) if vis else 0)
             counts.append(row_counts)

@@ -22,6 +22,7 @@ import numpy as np
 
 from star.spec.formats import SCALE_SHIFT_MAX
 from star.spec.regmap import RADIUS_OFF_VALUE, ErrorCode, by_name
+from star.spec.tiling import key_limit, tiles_to
 
 from . import dlzs, sads, sufa
 from .reference import causal_mask
@@ -118,12 +119,12 @@ def block_schedule(cfg, sel, q_len: int, seq_len: int, causal: bool) -> list[dic
 
     ``sel`` [Q_LEN, n_tiles, K]: the selection SU-FA uses (-1 pads; JobResult.sel). Tiles past
     the block's largest causal limit are skipped, as the core does."""
-    T, tile = cfg.lanes, cfg.tile
+    T = cfg.lanes
     out = []
     for b0 in range(0, q_len, T):
         rows = range(b0, min(q_len, b0 + T))
-        lim = max(i + seq_len - q_len if causal else seq_len - 1 for i in rows)
-        n_t = min(seq_len - 1, lim) // tile + 1
+        n_t = tiles_to(key_limit(rows[-1], seq_len - q_len, seq_len, causal),
+                       cfg.formats.log2_tile)
         union, counts, keys = [], [], 0
         for j in range(n_t):
             lists = [{int(x) for x in sel[i, j] if x >= 0} for i in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from star.spec.tiling import key_limit
+
 __all__ = ["causal_mask", "attention_head", "attention", "softmax_probs"]
 
 
@@ -13,7 +15,7 @@ def causal_mask(sq: int, sk: int, window: int | None = None) -> np.ndarray:
     """
     if sk < sq:
         raise ValueError(f"a causal mask needs at least as many keys as queries ({sk} < {sq})")
-    last = np.arange(sq)[:, None] + (sk - sq)
+    last = key_limit(np.arange(sq)[:, None], sk - sq, sk, True)
     mask = np.arange(sk)[None, :] <= last
     if window is not None:
         mask &= np.arange(sk)[None, :] > last - window

@@ -42,6 +42,7 @@ from amaranth.lib.wiring import In, Out, flipped
 
 from star.spec.formats import SCALE_SHIFT_MAX, unsigned_bits
 from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
+from star.spec.tiling import key_limit, tiles_to
 
 from .arith import MulPipe, mul_latency
 from .axi import AXI4, AXI4Lite, AxiRowMaster
@@ -254,7 +255,7 @@ class StarCore(wiring.Component):
         qb = Signal(seq_bits)                             # first query row of the block
         n_act = Signal(range(T + 1))                      # active lanes of the block
         if spatial:                                       # a node core's global limits
-            lim_shape = Mux(causal, qb + T + (seq - qlen), seq - 1).shape()
+            lim_shape = key_limit(qb + T, seq - qlen, seq, causal, Mux).shape()
             glim = [Signal(lim_shape, name=f"glim{t}") for t in range(T)]
             maxlim = Signal(lim_shape, name="maxlim")
         q_lane, q_addr = Signal(range(T + 1)), Signal(ADDR_BITS)
@@ -360,16 +361,16 @@ class StarCore(wiring.Component):
     def _plan(self, m, blk, na, qb, off, causal, seq):
         """Registers the block's plan: active lanes, each lane's last visible key and tiles."""
         T, lb = self.cfg.lanes, self.cfg.formats.log2_tile
-        maxlim = Mux(causal, qb + na - 1 + off, seq - 1)
+        maxlim = key_limit(qb + na - 1, off, seq, causal, Mux)
         m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
-                     blk.n_t.eq((maxlim >> lb) + 1)]
-        m.d.sync += [blk.lim[t].eq(Mux(causal, qb + t + off, seq - 1)) for t in range(T)]
+                     blk.n_t.eq(tiles_to(maxlim, lb))]
+        m.d.sync += [blk.lim[t].eq(key_limit(qb + t, off, seq, causal, Mux)) for t in range(T)]
 
     def _plan_global(self, m, na, qb, off, causal, seq, glim, maxlim):
         """A node core's block plan, first cycle: each lane's last visible key in global keys."""
         T = self.cfg.lanes
-        m.d.sync += [glim[t].eq(Mux(causal, qb + t + off, seq - 1)) for t in range(T)]
-        m.d.sync += maxlim.eq(Mux(causal, qb + na - 1 + off, seq - 1))
+        m.d.sync += [glim[t].eq(key_limit(qb + t, off, seq, causal, Mux)) for t in range(T)]
+        m.d.sync += maxlim.eq(key_limit(qb + na - 1, off, seq, causal, Mux))
 
     def _plan_local(self, m, blk, na, glim, maxlim, key_lo, kseq):
         """A node core's block plan, second cycle: the limits in local keys of its shard (a
@@ -381,7 +382,7 @@ class StarCore(wiring.Component):
         m.d.sync += blk.active.eq(Cat(*((t < na) & (glim[t] >= key_lo) for t in range(T))))
         m.d.sync += [blk.lim[t].eq(local(glim[t])) for t in range(T)]
         m.d.sync += [blk.empty.eq(maxlim < key_lo),
-                     blk.n_t.eq(Mux(maxlim < key_lo, 1, (local(maxlim) >> lb) + 1))]
+                     blk.n_t.eq(Mux(maxlim < key_lo, 1, tiles_to(local(maxlim), lb)))]
 
     def _counters(self, m, u):
         """The job's counters (``spec/regmap.py`` COUNTERS), cleared when a job starts."""
