@@ -51,7 +51,7 @@ from .dlzs import DlzsPredictor
 from .front import TileFront, block_layout
 from .layouts import lane_row_layout
 from .lists import ListStage
-from .merge import partial_layout
+from .layouts import partial_layout
 from .owriter import OWriter
 from .pipe import StreamRegister
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout

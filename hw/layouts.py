@@ -8,7 +8,7 @@ from amaranth.lib import data
 from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS
 
-__all__ = ["lane_row_layout", "score_layout", "read_request_layout", "write_request_layout"]
+__all__ = ["lane_row_layout", "partial_layout", "score_layout", "read_request_layout", "write_request_layout"]
 
 
 def lane_row_layout(cfg) -> data.StructLayout:
@@ -16,6 +16,20 @@ def lane_row_layout(cfg) -> data.StructLayout:
     return data.StructLayout({
         "lane": unsigned(unsigned_bits(max(cfg.lanes - 1, 1))),
         "row": data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)})
+
+
+def partial_layout(cfg) -> data.StructLayout:
+    """The partial softmax state of one query row: {has, m, l, o[head_dim]}, o not divided by l.
+
+    has: 1 bit (false: the row selected nothing; m, l, o are then ignored);
+    m: running max, ``score_bits`` signed; l: ``l_bits`` unsigned; o: ``o_bits`` signed each.
+    """
+    fmt = cfg.formats
+    return data.StructLayout({
+        "has": 1,
+        "m": signed(fmt.score_bits),
+        "l": unsigned(fmt.l_bits),
+        "o": data.ArrayLayout(signed(fmt.o_bits), cfg.head_dim)})
 
 
 def score_layout(cfg, score_bits: int, shift_bits: int = 0) -> data.StructLayout:

@@ -16,29 +16,16 @@ has no state). So the unit has one :class:`~hw.exp2.Exp2Unit` (the factor of the
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
 from .arith import MulPipe, mul_latency
 from .exp2 import Exp2Unit, exp2_latency
+from .layouts import partial_layout
 from .rules import round_shift_finish, round_shift_start
 
-__all__ = ["partial_layout", "step_latency", "merge_latency", "merge_interval", "PartialMerge"]
-
-
-def partial_layout(cfg) -> data.StructLayout:
-    """The partial softmax state of one query row: {has, m, l, o[head_dim]}, o not divided by l.
-
-    has: 1 bit (false: the row selected nothing; m, l, o are then ignored);
-    m: running max, ``score_bits`` signed; l: ``l_bits`` unsigned; o: ``o_bits`` signed each.
-    """
-    fmt = cfg.formats
-    return data.StructLayout({
-        "has": 1,
-        "m": signed(fmt.score_bits),
-        "l": unsigned(fmt.l_bits),
-        "o": data.ArrayLayout(signed(fmt.o_bits), cfg.head_dim)})
+__all__ = ["step_latency", "merge_latency", "merge_interval", "PartialMerge"]
 
 
 def step_latency(cfg) -> int:

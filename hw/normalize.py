@@ -17,7 +17,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
-from .merge import partial_layout
+from .layouts import partial_layout
 from .recip import Reciprocal, recip_latency
 from .arith import MulPipe, mul_latency
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged

@@ -28,7 +28,7 @@ from star.spec.formats import unsigned_bits
 from star.spec.regmap import ADDR_BITS
 
 from .layouts import lane_row_layout, write_request_layout
-from .merge import partial_layout
+from .layouts import partial_layout
 from .sufa import SufaEngine
 
 __all__ = ["OWriter"]

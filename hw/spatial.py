@@ -34,9 +34,8 @@ memory channel stalls its core, which stalls the relay and the merge chain behin
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from star.spec.formats import unsigned_bits
@@ -45,20 +44,21 @@ from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 from .axi import AXI4, AXI4Lite
 from .core import StarCore, start_check
 from .csr import CsrBlock
-from .layouts import lane_row_layout
-from .merge import PartialMerge, partial_layout
+from .layouts import lane_row_layout, partial_layout
+from .merge import PartialMerge
 from .noc.mesh import Mesh
 from .noc.message import Deserializer, Serializer
 from .normalize import Normalize
+from .pipe import StreamFIFO
 
 __all__ = ["SpatialStar"]
 
 
 def _fifo_link(m: Module, name: str, src, dst, depth: int):
-    """src stream -> a SyncFIFOBuffered of ``depth`` entries -> dst stream (payload as bits)."""
-    fifo = m.submodules[name] = SyncFIFOBuffered(width=len(Value.cast(src.payload)), depth=depth)
-    m.d.comb += [fifo.w_en.eq(src.valid), fifo.w_data.eq(src.payload), src.ready.eq(fifo.w_rdy),
-                 dst.valid.eq(fifo.r_rdy), dst.payload.eq(fifo.r_data), fifo.r_en.eq(dst.ready)]
+    """src stream -> a :class:`hw.pipe.StreamFIFO` of ``depth`` entries -> dst stream."""
+    fifo = m.submodules[name] = StreamFIFO(src.payload.shape(), depth)
+    wiring.connect(m, src, fifo.i)
+    wiring.connect(m, fifo.o, dst)
 
 
 class SpatialStar(wiring.Component):
@@ -105,8 +105,7 @@ class SpatialStar(wiring.Component):
         # ---- nodes -------------------------------------------------------------------------------
         q_net = m.submodules.q_net = Mesh(noc)
         p_net = m.submodules.p_net = Mesh(noc)
-        q_bits = lane_row_layout(cfg).size
-        p_bits = partial_layout(cfg).size
+        q_msg, p_msg = lane_row_layout(cfg), partial_layout(cfg)
         cores = []
         for c, (x, y) in enumerate(scfg.order):
             core = m.submodules[f"core{c}"] = StarCore(cfg, spatial=True)
@@ -117,14 +116,13 @@ class SpatialStar(wiring.Component):
                          core.root.eq(c == 0), core.forward.eq(c < N - 1)]
             # query relay: rows this core took -> core c + 1
             if c < N - 1:
-                ser = m.submodules[f"q_ser{c}"] = Serializer(noc, q_bits, scfg.order[c + 1])
+                ser = m.submodules[f"q_ser{c}"] = Serializer(noc, q_msg, scfg.order[c + 1])
                 _fifo_link(m, f"q_fifo{c}", core.q_out, ser.i, max(T, 4))
                 wiring.connect(m, ser.o, q_net.inject[y][x])
             if c > 0:
-                des = m.submodules[f"q_des{c}"] = Deserializer(noc, q_bits)
+                des = m.submodules[f"q_des{c}"] = Deserializer(noc, q_msg)
                 wiring.connect(m, q_net.eject[y][x], des.i)
-                m.d.comb += [core.q_in.valid.eq(des.o.valid), core.q_in.payload.eq(des.o.payload),
-                             des.o.ready.eq(core.q_in.ready)]
+                wiring.connect(m, des.o, core.q_in)
             # partial chain: own state (+ core c + 1's) -> core c - 1, or normalise at the root
             if c == N - 1:
                 head = core.part
@@ -132,15 +130,13 @@ class SpatialStar(wiring.Component):
                 mrg = m.submodules[f"merge{c}"] = PartialMerge(cfg)
                 m.d.comb += [mrg.mant.eq(job["SCALE_MANT"]), mrg.shift.eq(job["SCALE_SHIFT"])]
                 _fifo_link(m, f"p_fifo{c}", core.part, mrg.a, max(T, 4))
-                des = m.submodules[f"p_des{c}"] = Deserializer(noc, p_bits)
+                des = m.submodules[f"p_des{c}"] = Deserializer(noc, p_msg)
                 wiring.connect(m, p_net.eject[y][x], des.i)
-                m.d.comb += [mrg.b.valid.eq(des.o.valid), mrg.b.payload.eq(des.o.payload),
-                             des.o.ready.eq(mrg.b.ready)]
+                wiring.connect(m, des.o, mrg.b)
                 head = mrg.out
             if c > 0:
-                ser = m.submodules[f"p_ser{c}"] = Serializer(noc, p_bits, scfg.order[c - 1])
-                m.d.comb += [ser.i.valid.eq(head.valid), ser.i.payload.eq(head.payload),
-                             head.ready.eq(ser.i.ready)]
+                ser = m.submodules[f"p_ser{c}"] = Serializer(noc, p_msg, scfg.order[c - 1])
+                wiring.connect(m, head, ser.i)
                 wiring.connect(m, ser.o, p_net.inject[y][x])
             else:
                 norm = m.submodules.normalize = Normalize(cfg)

@@ -22,7 +22,7 @@ Ports
     k_release, v_release, q_free    Out (see above).
     o       Out stream {lane, row[d]}: a block's rows, lanes 0..T-1, once every lane is done.
             With ``partial`` (Spatial-STAR): {lane, part}, ``part`` = {has, m, l, o[d]}
-            (``hw.merge.partial_layout``) not divided by l (the lanes have no reciprocal).
+            (``hw.layouts.partial_layout``) not divided by l (the lanes have no reciprocal).
     mant, shift     In: runtime score scale; exact_max In: dense mode (exact tile max).
     rescales, merges    Out: max-assurance rescales and tile merges, summed over lanes, since
             ``clear``.
@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out, connect
 from star.spec.formats import unsigned_bits
 
 from .layouts import lane_row_layout
-from .merge import partial_layout
+from .layouts import partial_layout
 from .exp2 import Exp2Unit
 from .sufa_lane import SufaLane, exp_group
 from .shared import add_lane

@@ -30,7 +30,7 @@ from star.spec.formats import unsigned_bits
 
 from .arith import MulPipe, mul_latency
 from .exp2 import exp2_latency
-from .merge import partial_layout
+from .layouts import partial_layout
 from .recip import recip_latency
 from .sufa_records import TileRecords
 from .sufa_state import O_READ_LATENCY, OState, StatePass, state_latency

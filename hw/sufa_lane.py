@@ -28,7 +28,7 @@ from amaranth import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from .merge import partial_layout
+from .layouts import partial_layout
 from .sufa_accumulate import (EXP_LANES, AccumulateStage, ExpTurn, accumulate_latency,
                               exp_group, exp_latency, exp_wait, norm_cycles, rescale_cycles)
 from .sufa_score import ListQueue, QueryRow, ScoreStage, score_latency

@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from star.spec.formats import unsigned_bits
 
 from .arith import MulPipe, mul_latency
-from .merge import partial_layout
+from .layouts import partial_layout
 from .recip import Reciprocal
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 

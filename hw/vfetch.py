@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from star.spec.regmap import ADDR_BITS
 
 from .arith import MulPipe, mul_latency
 from .front import key_bits
 from .lists import onehot, union_layout
+from .pipe import StreamFIFO
 from .read_arbiter import request_layout
 from .tilebuf import SLOTS
 
@@ -61,9 +61,8 @@ class VFetch(wiring.Component):
         Bc, kb = cfg.tile, key_bits(cfg)
         lb = cfg.formats.log2_tile
         ul = union_layout(cfg)
-        m.submodules.vq = vq = SyncFIFOBuffered(width=ul.size, depth=3)
-        m.d.comb += [vq.w_data.eq(self.union.payload), vq.w_en.eq(self.union.valid),
-                     self.union.ready.eq(vq.w_rdy)]
+        m.submodules.vq = vq = StreamFIFO(ul, depth=3)
+        wiring.connect(m, wiring.flipped(self.union), vq.i)
 
         cred, slot, take = Signal(range(SLOTS + 1)), Signal(), Signal()
         with m.If(self.clear):
@@ -74,22 +73,22 @@ class VFetch(wiring.Component):
         # the tile being expanded: its keys, lowest first
         w_mask, w_base, w_busy = Signal(Bc), Signal(kb), Signal()
         pending = Signal(kb + 2)                  # V rows requested and not yet arrived
-        head = data.View(ul, vq.r_data)
+        head = vq.o.payload
         low, rest = Signal(range(Bc)), Signal(Bc)
         for i in reversed(range(Bc)):
             with m.If(w_mask[i]):
                 m.d.comb += low.eq(i)
         rl = data.StructLayout({"key": kb, "slot": 1, "last": 1})
-        m.submodules.vreq = vreq = SyncFIFOBuffered(width=rl.size, depth=Bc)
-        vreq_in = Signal(rl)
-        m.d.comb += [rest.eq(w_mask & ~onehot(low, Bc)), vreq.w_data.eq(vreq_in),
+        m.submodules.vreq = vreq = StreamFIFO(rl, depth=Bc)
+        vreq_in = vreq.i.payload
+        m.d.comb += [rest.eq(w_mask & ~onehot(low, Bc)),
                      vreq_in.key.eq(w_base + low), vreq_in.slot.eq(slot),
-                     vreq_in.last.eq(rest == 0), self.asked.eq(vreq.w_en)]
-        with m.If(~w_busy & vq.r_rdy & (cred != 0)):
-            m.d.comb += [vq.r_en.eq(1), take.eq(1)]
+                     vreq_in.last.eq(rest == 0), self.asked.eq(vreq.i.valid)]
+        with m.If(~w_busy & vq.o.valid & (cred != 0)):
+            m.d.comb += [vq.o.ready.eq(1), take.eq(1)]
             m.d.sync += [w_mask.eq(head.mask), w_base.eq(head.base), w_busy.eq(1)]
-        with m.If(w_busy & (w_mask != 0) & vreq.w_rdy):
-            m.d.comb += vreq.w_en.eq(1)
+        with m.If(w_busy & (w_mask != 0) & vreq.i.ready):
+            m.d.comb += vreq.i.valid.eq(1)
             m.d.sync += w_mask.eq(rest)
             with m.If(rest == 0):
                 m.d.sync += [w_busy.eq(0), slot.eq(~slot)]
@@ -99,21 +98,21 @@ class VFetch(wiring.Component):
             m.d.sync += [w_busy.eq(0), slot.eq(~slot)]
         with m.Else():
             m.d.comb += self.filled.eq(self.arrived_last)
-        m.d.sync += pending.eq(pending + vreq.w_en - self.arrived)
+        m.d.sync += pending.eq(pending + vreq.i.valid - self.arrived)
 
         # requests: key -> key·stride (a pipelined multiplier) -> address -> the arbiter; the
         # whole pipe advances together whenever the request register is free
         out = self.req
         advance = Signal()
-        vreq_out = data.View(rl, vreq.r_data)
-        m.d.comb += [advance.eq(~out.valid | out.ready), vreq.r_en.eq(advance)]
+        vreq_out = vreq.o.payload
+        m.d.comb += [advance.eq(~out.valid | out.ready), vreq.o.ready.eq(advance)]
         # (the key from the queue's output register, the stride a job register)
         m.submodules.mul = mul = MulPipe(unsigned(kb), unsigned(32), registered=True)
         m.d.comb += [mul.en.eq(advance), mul.a.eq(vreq_out.key), mul.b.eq(self.v_stride)]
         tl = data.StructLayout({"valid": 1, "idx": lb + 1, "last": 1})
         tags = [Signal(tl, name=f"req_tag{i}") for i in range(request_latency(cfg))]
         with m.If(advance):
-            m.d.sync += [tags[0].valid.eq(vreq.r_rdy),
+            m.d.sync += [tags[0].valid.eq(vreq.o.valid),
                          tags[0].idx.eq(Cat(vreq_out.key[:lb], vreq_out.slot)),
                          tags[0].last.eq(vreq_out.last)]
             m.d.sync += [tags[i + 1].eq(tags[i]) for i in range(len(tags) - 1)]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from star.gen.machine import machine, tool_versions, tools
 from star.hw.layouts import lane_row_layout
-from star.hw.merge import partial_layout
+from star.hw.layouts import partial_layout
 from star.hw.verilog import convert
 from star.sim.runner import REPO_ROOT, run
 from star.spec.spatial_config import SpatialConfig, bench_core

@@ -14,7 +14,8 @@ import random
 import cocotb
 import numpy as np
 
-from star.hw.merge import merge_interval, merge_latency, partial_layout
+from star.hw.layouts import partial_layout
+from star.hw.merge import merge_interval, merge_latency
 from star.sim.merge_cases import check_fits, factor_classes, golden_merge, job_batch, random_batch
 from star.sim.runner import env_config, env_seed
 from star.sim.streams import StreamSink, StreamSource, run_streams, start_clock_and_reset

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from star.hw.merge import PartialMerge, merge_interval, partial_layout
+from star.hw.layouts import partial_layout
+from star.hw.merge import PartialMerge, merge_interval
 from star.hw.verilog import convert
 from star.sim.merge_cases import check_fits, golden_merge, job_batch, random_batch
 from star.sim.payload import pack, unpack

@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from star.golden.recip import normalize
-from star.hw.merge import partial_layout
+from star.hw.layouts import partial_layout
 from star.hw.normalize import Normalize, normalize_interval, normalize_latency, row_layout
 from star.sim.payload import pack, unpack
 from star.spec.config import StarConfig, preset

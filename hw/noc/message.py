@@ -9,7 +9,7 @@ source to one destination arrive in order, but packets from different sources in
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,18 +19,26 @@ from .flit import eject_layout, inject_layout
 __all__ = ["Serializer", "Deserializer"]
 
 
-def _words(component, noc_cfg, width) -> int:
-    """n = ceil(width / flit_bits), after checking ``width`` (for *component*'s constructor)."""
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise refuse(component, ValueError(f"width must be an int >= 1, not {width!r}"))
-    return -(-width // noc_cfg.flit_bits)
+def _width(component, payload) -> int:
+    """The width of a message shape: an int (plain bits) or a layout (for *component*'s
+    constructor, which refuses anything else and an empty message)."""
+    ok = not isinstance(payload, (bool, float))
+    try:
+        width = Shape.cast(payload).width if ok else 0
+    except TypeError:
+        width = 0
+    if width < 1:
+        raise refuse(component, ValueError(
+            f"width (the message shape) must be an int >= 1 or a layout, not {payload!r}"))
+    return width
 
 
 class Serializer(wiring.Component):
-    """Send ``width``-bit messages as n inject words to the constant node ``dst`` = (x, y).
+    """Send messages of shape ``payload`` (an int: plain bits, or a layout), ``width`` bits, as
+    n inject words to the constant node ``dst`` = (x, y).
 
     Ports
-        i   In stream of ``width``-bit unsigned messages.
+        i   In stream of ``payload`` messages.
         o   Out stream :func:`~hw.noc.flit.inject_layout` {dst, data, last}: word j of a message
             has data = message bits [j·flit_bits, (j+1)·flit_bits) (zero above ``width``),
             last = (j == n - 1) and dst = ``dst`` on every word.
@@ -41,15 +49,16 @@ class Serializer(wiring.Component):
     this cycle (so i.ready depends combinationally on o.ready, not on i.valid).
     """
 
-    def __init__(self, noc_cfg, width: int, dst: tuple[int, int]):
-        self.words = _words(self, noc_cfg, width)
+    def __init__(self, noc_cfg, payload, dst: tuple[int, int]):
+        width = _width(self, payload)
+        self.words = -(-width // noc_cfg.flit_bits)
         x, y = dst
         if not (0 <= x < noc_cfg.cols and 0 <= y < noc_cfg.rows):
             raise refuse(self, ValueError(f"dst must be a node (x, y) of the "
                                           f"{noc_cfg.cols}x{noc_cfg.rows} mesh, not {dst!r}"))
         self.noc_cfg, self.width, self.dst = noc_cfg, width, (x, y)
         super().__init__({
-            "i": In(stream.Signature(width)),
+            "i": In(stream.Signature(payload)),
             "o": Out(stream.Signature(inject_layout(noc_cfg))),
         })
 
@@ -71,7 +80,7 @@ class Serializer(wiring.Component):
             self.i.ready.eq(~full | (take & last)),
         ]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [buf.eq(self.i.payload), count.eq(0), full.eq(1)]
+            m.d.sync += [buf.eq(Value.cast(self.i.payload)), count.eq(0), full.eq(1)]
         with m.Elif(take):
             m.d.sync += buf.eq(buf >> fb)
             with m.If(last):
@@ -82,13 +91,14 @@ class Serializer(wiring.Component):
 
 
 class Deserializer(wiring.Component):
-    """Collect every n eject words into one ``width``-bit message.
+    """Collect every n eject words into one message of shape ``payload`` (an int: plain bits,
+    or a layout), ``width`` bits.
 
     Ports
         i   In stream :func:`~hw.noc.flit.eject_layout` {src, data, last}: a message is the next
             n words (``src`` and ``last`` are ignored; word n - 1 of a Serializer's message
             carries last = 1). Data bits above ``width`` in the last word are dropped.
-        o   Out stream of ``width``-bit unsigned messages; valid held, payload stable, until taken.
+        o   Out stream of ``payload`` messages; valid held, payload stable, until taken.
     Latency: 1 cycle from the transfer of a message's n-th word to o.valid.
     Throughput: one word per cycle: n cycles per message, back-to-back with no bubble while o is
     taken in the cycle it becomes valid.
@@ -98,12 +108,13 @@ class Deserializer(wiring.Component):
     register.
     """
 
-    def __init__(self, noc_cfg, width: int):
-        self.words = _words(self, noc_cfg, width)
+    def __init__(self, noc_cfg, payload):
+        width = _width(self, payload)
+        self.words = -(-width // noc_cfg.flit_bits)
         self.noc_cfg, self.width = noc_cfg, width
         super().__init__({
             "i": In(stream.Signature(eject_layout(noc_cfg))),
-            "o": Out(stream.Signature(width)),
+            "o": Out(stream.Signature(payload)),
         })
 
     def elaborate(self, platform):
@@ -114,7 +125,7 @@ class Deserializer(wiring.Component):
         full = Signal(name="full")
         m.d.comb += [
             self.o.valid.eq(full),
-            self.o.payload.eq(buf[:self.width]),
+            Value.cast(self.o.payload).eq(buf[:self.width]),
             self.i.ready.eq(~full | self.o.ready),
         ]
         with m.If(self.o.valid & self.o.ready):
