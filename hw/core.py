@@ -63,6 +63,23 @@ __all__ = ["StarCore", "first_error", "tensor_ends", "start_check", "check_laten
 
 
 @dataclass(frozen=True)
+class _Job:
+    """A job's state, made once in :meth:`StarCore._job`: the sampled registers (``regs``, by
+    name), SEQ_LEN and Q_LEN, the keys this core owns [key_lo, key_lo + kseq), the mode bits,
+    the block plan register and the strobes that run the front and the lists."""
+    regs: dict
+    seq: Value
+    qlen: Value
+    key_lo: object
+    kseq: Value
+    causal: Value
+    dense: Value
+    blk: Signal
+    run: Signal
+    begin: Signal
+
+
+@dataclass(frozen=True)
 class _Units:
     """The core's units and the control signals they share, made once in ``elaborate``; the
     helpers read them and add nothing. ``clear``: a job starts (the units reset their state);
@@ -222,8 +239,12 @@ class StarCore(wiring.Component):
         plans the block (lanes, per-lane limits, tiles), reads its Q rows once every lane has
         started the previous block, lets the front and the lists run, and ends the job once
         every block's rows are out."""
+        self._sequence(m, u, self._job(m, u))
+
+    def _job(self, m, u):
+        """The sampled job registers and what they drive in the units (static during a job),
+        the block plan register and the run / begin strobes."""
         cfg, fmt, spatial, csr = self.cfg, self.fmt, self.spatial, u.csr
-        T = cfg.lanes
         seq_bits = unsigned_bits(cfg.max_seq)
         front, lists, sufa, ow, sads = u.front, u.lists, u.sufa, u.ow, u.sads
         job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
@@ -252,6 +273,18 @@ class StarCore(wiring.Component):
             ow.o_base.eq(job["O_BASE"]), ow.o_stride.eq(job["O_STRIDE"]), ow.qlen.eq(qlen),
             ow.busy.eq(busy), ow.block_in.eq(begin), csr.busy.eq(busy),
         ]
+        return _Job(regs=job, seq=seq, qlen=qlen, key_lo=key_lo, kseq=kseq, causal=causal,
+                    dense=dense, blk=blk, run=run, begin=begin)
+
+    def _sequence(self, m, u, job):
+        """The controller's FSM (see :meth:`_controller`) over the job state ``job``."""
+        cfg, spatial, csr = self.cfg, self.spatial, u.csr
+        T = cfg.lanes
+        seq_bits = unsigned_bits(cfg.max_seq)
+        lists, sufa, ow, busy = u.lists, u.sufa, u.ow, u.busy
+        seq, qlen, key_lo, kseq = job.seq, job.qlen, job.key_lo, job.kseq
+        causal, dense, blk, run, begin = job.causal, job.dense, job.blk, job.run, job.begin
+        regs = job.regs
         qb = Signal(seq_bits)                             # first query row of the block
         n_act = Signal(range(T + 1))                      # active lanes of the block
         if spatial:                                       # a node core's global limits
@@ -267,7 +300,7 @@ class StarCore(wiring.Component):
             error, check_cycles = Signal(range(max(ErrorCode) + 1)), 1
         else:
             error, check_cycles = start_check(
-                m, cfg, job, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, causal, dense)
+                m, cfg, regs, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, causal, dense)
         wait = Signal(range(check_cycles + 1))
         with m.If(csr.start & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
@@ -283,7 +316,7 @@ class StarCore(wiring.Component):
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(csr.start):
-                    m.d.sync += [job[n].eq(csr.values[n]) for n in JOB_NAMES]
+                    m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
                     if spatial:
                         m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
                     m.d.comb += [u.clear.eq(1), csr.clear_status.eq(1)]
@@ -302,7 +335,7 @@ class StarCore(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += ow.begin.eq(1)
-                    m.d.sync += [qb.eq(0), q_addr.eq(job["Q_BASE"])]
+                    m.d.sync += [qb.eq(0), q_addr.eq(regs["Q_BASE"])]
                     m.next = "BLOCK"
             with m.State("BLOCK"):
                 m.d.comb += [busy.eq(1), begin.eq(1)]
@@ -336,7 +369,7 @@ class StarCore(wiring.Component):
                     m.d.comb += u.q_req.valid.eq(1)
                     got = q_got
                 with m.If(got):
-                    m.d.sync += [q_lane.eq(q_lane + 1), q_addr.eq(q_addr + job["Q_STRIDE"])]
+                    m.d.sync += [q_lane.eq(q_lane + 1), q_addr.eq(q_addr + regs["Q_STRIDE"])]
                     with m.If(q_lane == n_act - 1):
                         m.next = "RUN"
             with m.State("RUN"):

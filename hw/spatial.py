@@ -34,7 +34,9 @@ memory channel stalls its core, which stalls the relay and the merge chain behin
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from dataclasses import dataclass
+
+from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,6 +63,24 @@ def _fifo_link(m: Module, name: str, src, dst, depth: int):
     wiring.connect(m, fifo.o, dst)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """The array's job state, made once in :meth:`SpatialStar._job`: the sampled registers
+    (``regs``, by name), SEQ_LEN (``seq``), its tiles and their split over the cores (n_tiles =
+    per · N + extra), each core's key range [key_lo, key_lo + key_cnt), the start checks' error
+    code and latency, and the check's wait counter."""
+    regs: dict
+    seq: Value
+    n_tiles: Signal
+    per: Signal
+    extra: Signal
+    key_lo: list
+    key_cnt: list
+    core_error: Signal
+    check_cycles: int
+    wait: Signal
+
+
 class SpatialStar(wiring.Component):
     """The Spatial-STAR array of ``scfg`` (a :class:`star.spec.spatial_config.SpatialConfig`).
 
@@ -80,16 +100,21 @@ class SpatialStar(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        scfg, cfg = self.scfg, self.scfg.core
-        N, T, Bc = scfg.cores, cfg.lanes, cfg.tile
-        lb = cfg.formats.log2_tile
-        seq_bits = unsigned_bits(cfg.max_seq)
-        noc = scfg.noc
-
+        cfg = self.scfg.core
         m.submodules.csr = csr = CsrBlock(cfg)
         csr.connect(m, self)
+        job = self._job(m)
+        cores = self._nodes(m, job)
+        busy = self._control(m, csr, job, cores)
+        self._counters(m, csr, busy, cores)
+        return m
 
-        # ---- job registers, shards -------------------------------------------------------------
+    def _job(self, m):
+        """The sampled job registers, the shards' tile counts and key ranges, the start checks
+        (the core's, over the first shard's keys)."""
+        scfg, cfg = self.scfg, self.scfg.core
+        N = scfg.cores
+        seq_bits = unsigned_bits(cfg.max_seq)
         job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
         seq = job["SEQ_LEN"][:seq_bits]
         causal, dense = job["MODE"][0], job["MODE"][1]
@@ -101,8 +126,16 @@ class SpatialStar(wiring.Component):
         core_error, check_cycles = start_check(
             m, cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0], "O": qlen}, causal, dense)
         wait = Signal(range(check_cycles + 1))
+        return _Job(regs=job, seq=seq, n_tiles=n_tiles, per=per, extra=extra, key_lo=key_lo,
+                    key_cnt=key_cnt, core_error=core_error, check_cycles=check_cycles, wait=wait)
 
-        # ---- nodes -------------------------------------------------------------------------------
+    def _nodes(self, m, job):
+        """The cores on the query and partial-state meshes: the query relay (core c's rows to
+        core c + 1), the partial chain (merged towards core 0, normalised there). Returns the
+        cores."""
+        scfg, cfg = self.scfg, self.scfg.core
+        N, T = scfg.cores, cfg.lanes
+        noc = scfg.noc
         q_net = m.submodules.q_net = Mesh(noc)
         p_net = m.submodules.p_net = Mesh(noc)
         q_msg, p_msg = lane_row_layout(cfg), partial_layout(cfg)
@@ -111,8 +144,8 @@ class SpatialStar(wiring.Component):
             core = m.submodules[f"core{c}"] = StarCore(cfg, spatial=True)
             cores.append(core)
             wiring.connect(m, wiring.flipped(getattr(self, f"m{c}_axi")), core.m_axi)
-            m.d.comb += [core.job[n].eq(job[n]) for n in JOB_NAMES]
-            m.d.comb += [core.key_lo.eq(key_lo[c]), core.key_cnt.eq(key_cnt[c]),
+            m.d.comb += [core.job[n].eq(job.regs[n]) for n in JOB_NAMES]
+            m.d.comb += [core.key_lo.eq(job.key_lo[c]), core.key_cnt.eq(job.key_cnt[c]),
                          core.root.eq(c == 0), core.forward.eq(c < N - 1)]
             # query relay: rows this core took -> core c + 1
             if c < N - 1:
@@ -128,7 +161,8 @@ class SpatialStar(wiring.Component):
                 head = core.part
             else:
                 mrg = m.submodules[f"merge{c}"] = PartialMerge(cfg)
-                m.d.comb += [mrg.mant.eq(job["SCALE_MANT"]), mrg.shift.eq(job["SCALE_SHIFT"])]
+                m.d.comb += [mrg.mant.eq(job.regs["SCALE_MANT"]),
+                             mrg.shift.eq(job.regs["SCALE_SHIFT"])]
                 _fifo_link(m, f"p_fifo{c}", core.part, mrg.a, max(T, 4))
                 des = m.submodules[f"p_des{c}"] = Deserializer(noc, p_msg)
                 wiring.connect(m, p_net.eject[y][x], des.i)
@@ -142,8 +176,18 @@ class SpatialStar(wiring.Component):
                 norm = m.submodules.normalize = Normalize(cfg)
                 wiring.connect(m, head, norm.i)
                 wiring.connect(m, norm.o, core.o_in)
+        return cores
 
-        # ---- control -----------------------------------------------------------------------------
+    def _control(self, m, csr, job, cores):
+        """The array's job sequence: START samples the registers, then the shards' tiles and
+        key ranges, the start checks (and SHARD), the cores' launch, and done once every core
+        is done. Returns busy."""
+        scfg, cfg = self.scfg, self.scfg.core
+        N, Bc = scfg.cores, cfg.tile
+        lb = cfg.formats.log2_tile
+        seq_bits = unsigned_bits(cfg.max_seq)
+        regs, seq, n_tiles, wait = job.regs, job.seq, job.n_tiles, job.wait
+        per, extra, key_lo, key_cnt = job.per, job.extra, job.key_lo, job.key_cnt
         busy = Signal()
         launch = Signal()
         done_seen = Signal(N)
@@ -162,7 +206,7 @@ class SpatialStar(wiring.Component):
         with m.FSM(name="array"):
             with m.State("IDLE"):
                 with m.If(csr.start):
-                    m.d.sync += [job[n].eq(csr.values[n]) for n in JOB_NAMES]
+                    m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
                     m.d.comb += csr.clear_status.eq(1)
                     m.next = "TILES"
             with m.State("TILES"):
@@ -181,7 +225,7 @@ class SpatialStar(wiring.Component):
                     cnt = (per + ((extra > c) if c < N - 1 else 0)) << lb
                     m.d.sync += [key_lo[c].eq(lo),
                                  key_cnt[c].eq(Mux(lo + cnt > seq, seq - lo, cnt))]
-                m.d.sync += wait.eq(check_cycles - 1)
+                m.d.sync += wait.eq(job.check_cycles - 1)
                 m.next = "ENDS"
             with m.State("ENDS"):
                 m.d.comb += busy.eq(1)
@@ -190,7 +234,7 @@ class SpatialStar(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += busy.eq(1)
-                m.d.comb += error.eq(Mux(core_error != 0, core_error,
+                m.d.comb += error.eq(Mux(job.core_error != 0, job.core_error,
                                          Mux(n_tiles < N, ErrorCode.SHARD, 0)))
                 with m.If(error != 0):
                     m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
@@ -204,8 +248,10 @@ class SpatialStar(wiring.Component):
                 with m.If(done_seen.all()):
                     m.d.comb += csr.done_set.eq(1)
                     m.next = "IDLE"
+        return busy
 
-        # ---- counters: the array's cycles, the rest summed over the cores -------------------------
+    def _counters(self, m, csr, busy, cores):
+        """The array's cycles; every other counter summed over the cores."""
         cnt = csr.counters
         with m.If(csr.start & ~busy):
             m.d.sync += cnt["CYCLES"].eq(0)
@@ -214,4 +260,3 @@ class SpatialStar(wiring.Component):
         for name, _ in COUNTERS:
             if name != "CYCLES":
                 m.d.comb += cnt[name].eq(sum(core.counters[name] for core in cores))
-        return m
