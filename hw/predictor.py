@@ -106,7 +106,7 @@ class ScorePredictor(wiring.Component):
     def __init__(self, cfg, arith: PredictorArith):
         self.cfg, self.arith = cfg, arith
         super().__init__({
-            "q": In(stream.Signature(self.query_layout(cfg))),
+            "q": In(stream.Signature(self.query_layout(cfg), always_ready=True)),
             "k": In(stream.Signature(self.key_layout(cfg))),
             "a": Out(stream.Signature(score_layout(cfg, arith.score_bits, arith.shift_bits))),
         })
@@ -129,7 +129,6 @@ class ScorePredictor(wiring.Component):
         lanes = [PredictorLane(cfg, arith) for _ in range(T)]
 
         # query side: d shared encoders, pipelined; the addressed lane stores the row's codes
-        m.d.comb += self.q.ready.eq(1)
         enc, row_value = arith.encode_row(m, self.q.payload.row)
         q_we, q_lane = self.q.valid, self.q.payload.lane
         for i in range(query_latency(cfg)):

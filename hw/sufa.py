@@ -61,7 +61,7 @@ class SufaEngine(wiring.Component):
         addr = unsigned_bits(SLOTS * cfg.tile - 1)
         row = data.ArrayLayout(unsigned(b), d)
         super().__init__({
-            "q": In(stream.Signature(lane_row_layout(cfg))),
+            "q": In(stream.Signature(lane_row_layout(cfg), always_ready=True)),
             "lists": In(stream.Signature(self.list_layout(cfg))),
             "k_en": In(1), "k_addr": In(addr), "k_row": In(row),
             "v_en": In(1), "v_addr": In(addr), "v_row": In(row),
@@ -112,8 +112,7 @@ class SufaEngine(wiring.Component):
         m.d.comb += [qs.w_en.eq(self.q.valid), qs.w_row.eq(self.q.payload.row),
                      qs.w_addr.eq(Cat(self.q.payload.lane[:tb],
                                       ~q_slots.bit_select(self.q.payload.lane, 1)))]
-        m.d.comb += [self.q.ready.eq(1),
-                     self.lists.ready.eq(~Cat(l.list.full for l in lanes).any()),
+        m.d.comb += [self.lists.ready.eq(~Cat(l.list.full for l in lanes).any()),
                      self.q_free.eq(~Cat(l.q.full for l in lanes).any()),
                      self.k_release.eq(Cat(l.k_slots.pend for l in lanes).all()),
                      self.v_release.eq(Cat(l.v_slots.pend for l in lanes).all())]

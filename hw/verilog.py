@@ -33,8 +33,10 @@ def port_names(component) -> dict:
     """The Verilog ports of a ``wiring.Component``: {name: (value, In or Out)}, in signature
     order. Names as Amaranth gives them (the path joined by ``__``), except below a member
     whose signature has ``flat_names`` (the buses of ``hw/axi.py``): ``m_axi`` + ``araddr`` is
-    ``m_axi_araddr``, the names AXI tools and cocotbext-axi expect."""
-    from amaranth.hdl import Value
+    ``m_axi_araddr``, the names AXI tools and cocotbext-axi expect. A member that is a
+    constant (the ``ready`` of an ``always_ready`` stream, the ``valid`` of an
+    ``always_valid`` one) is no port: Amaranth takes only signals, and its value is known."""
+    from amaranth.hdl import Const, Value
     from amaranth.lib import wiring
 
     ports = {}
@@ -45,6 +47,8 @@ def port_names(component) -> dict:
             if isinstance(part, str) and sig.members[part].is_signature:
                 sig = sig.members[part].signature
                 flat = getattr(sig, "flat_names", False)
+        if isinstance(Value.cast(value), Const):
+            continue
         ports[name] = (Value.cast(value), wiring.In if member.flow == wiring.In else wiring.Out)
     return ports
 

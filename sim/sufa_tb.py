@@ -200,7 +200,7 @@ class Feeder:
         assert cycle == self.cycle
         self.cycle += 1
         if self.q_valid:
-            assert int(dut.q__ready.value) == 1, "q must always be ready"
+            # (q is always ready: the stream has no ready port)
             self.q_sent += 1
             if self.q_sent == self.cfg.lanes:
                 self.q_done[self.qb] = cycle

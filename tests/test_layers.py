@@ -97,6 +97,8 @@ ONCE = [
     (r"SCALE_SHIFT\W[^\n]*\b6[34]\b", None),                # SCALE_SHIFT_MAX (spec/formats.py)
     (r"\"addr\": ADDR_BITS, \"(tag|row)\"", "hw/layouts.py"),  # read/write request layouts
     (r"recip_bits \+ (2|cfg\.head_dim)", "hw/recip.py"),      # recip_latency
+    # a stream that is always ready says so (stream.Signature(..., always_ready=True))
+    (r"\bq\.ready\.eq\(1\)", None),
     # the causal tile plan (spec/tiling.py: key_limit, tiles_to)
     (r"seq_len - 1, lim|\+ seq_len - q_len\)? if causal|Mux\(causal, qb|>> lb\) \+ 1", None),
 ]
