@@ -5,7 +5,8 @@ Model: :mod:`golden.core` (bit-exact O and counters). User documentation: ``docs
 Structure (one attention head per job, query blocks of T = ``lanes`` rows, key tiles of
 Bc = ``tile`` keys); components joined with ``wiring.connect``:
 
-* controller (here): samples and checks the job registers (``spec/regmap.py`` error codes), then
+* controller (here): samples and checks the job registers (``spec/regmap.py`` error codes;
+  the start sequence ``hw/jobstart.py``, shared with the Spatial-STAR array), then
   per query block plans it (active lanes, per-lane last visible key, tiles), reads its Q rows
   (to the predictor and the SU-FA lanes) and lets the front and the lists run;
 * read arbiter (``hw/read_arbiter.py``): V before K before Q on the AXI read channel;
@@ -49,6 +50,7 @@ from .axi import AXI4, AXI4Lite, AxiRowMaster
 from .csr import CsrBlock
 from .dlzs import DlzsPredictor
 from .front import TileFront, block_layout
+from .jobstart import JobStart
 from .layouts import lane_row_layout
 from .lists import ListStage
 from .layouts import partial_layout
@@ -297,13 +299,19 @@ class StarCore(wiring.Component):
         # the start checks' result, settled check_cycles after START (a node core: none, the
         # array checks the job before it starts the core)
         if spatial:
-            error, check_cycles = Signal(range(max(ErrorCode) + 1)), 1
+            error, check_cycles = 0, 1
         else:
             error, check_cycles = start_check(
                 m, cfg, regs, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, causal, dense)
-        wait = Signal(range(check_cycles + 1))
-        with m.If(csr.start & busy):
-            m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
+        m.submodules.job = js = JobStart(check_cycles)
+        m.d.comb += [js.start.eq(csr.start), js.error.eq(error), busy.eq(js.busy),
+                     u.clear.eq(js.sample), csr.clear_status.eq(js.sample),
+                     csr.error_set.eq(js.error_set), csr.error_code.eq(js.error_code),
+                     csr.done_set.eq(js.done_set)]
+        with m.If(js.sample):
+            m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
+            if spatial:
+                m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
 
         def to_qread():
             # the block is planned: read its Q rows once every lane has started the previous
@@ -315,30 +323,12 @@ class StarCore(wiring.Component):
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
-                with m.If(csr.start):
-                    m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
-                    if spatial:
-                        m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
-                    m.d.comb += [u.clear.eq(1), csr.clear_status.eq(1)]
-                    m.d.sync += wait.eq(check_cycles - 1)
-                    m.next = "CHECK_ENDS"
-            with m.State("CHECK_ENDS"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.comb += busy.eq(1)
-                with m.If(error != 0):
-                    m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
-                                 csr.done_set.eq(1)]
-                    m.next = "IDLE"
-                with m.Else():
+                with m.If(js.launch):
                     m.d.comb += ow.begin.eq(1)
                     m.d.sync += [qb.eq(0), q_addr.eq(regs["Q_BASE"])]
                     m.next = "BLOCK"
             with m.State("BLOCK"):
-                m.d.comb += [busy.eq(1), begin.eq(1)]
+                m.d.comb += begin.eq(1)
                 rest = Signal(seq_bits + 1)
                 m.d.comb += rest.eq(qlen - qb)
                 na = Mux(rest >= T, T, rest)
@@ -352,15 +342,12 @@ class StarCore(wiring.Component):
                     to_qread()
             if spatial:
                 with m.State("PLAN"):
-                    m.d.comb += busy.eq(1)
                     self._plan_local(m, blk, n_act, glim, maxlim, key_lo, kseq)
                     to_qread()
             with m.State("QWAIT"):
-                m.d.comb += busy.eq(1)
                 with m.If(sufa.q_free):
                     m.next = "QREAD"
             with m.State("QREAD"):
-                m.d.comb += busy.eq(1)
                 if spatial:
                     # a non-root core counts the rows it takes from the network
                     m.d.comb += [u.q_req.valid.eq(self.root), u.q_wait.eq(~self.root)]
@@ -373,7 +360,7 @@ class StarCore(wiring.Component):
                     with m.If(q_lane == n_act - 1):
                         m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [busy.eq(1), run.eq(1)]
+                m.d.comb += run.eq(1)
                 with m.If(lists.tiles_done):
                     # every list of the block is given: the predictor may take the next
                     # block's queries
@@ -383,9 +370,8 @@ class StarCore(wiring.Component):
                     with m.Else():
                         m.next = "BLOCK"
             with m.State("FINISH"):
-                m.d.comb += busy.eq(1)
                 with m.If(u.axi.wr_idle & ow.idle):
-                    m.d.comb += csr.done_set.eq(1)
+                    m.d.comb += js.finish.eq(1)
                     m.next = "IDLE"
 
         with m.If(u.axi.bus_error & busy):

@@ -46,6 +46,7 @@ from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 from .axi import AXI4, AXI4Lite
 from .core import StarCore, start_check
 from .csr import CsrBlock
+from .jobstart import JobStart
 from .layouts import lane_row_layout, partial_layout
 from .merge import PartialMerge
 from .noc.mesh import Mesh
@@ -54,6 +55,8 @@ from .normalize import Normalize
 from .pipe import StreamFIFO
 
 __all__ = ["SpatialStar"]
+
+RANGE_CYCLES = 3    # the job registers -> tiles -> their split -> each core's key range
 
 
 def _fifo_link(m: Module, name: str, src, dst, depth: int):
@@ -68,7 +71,7 @@ class _Job:
     """The array's job state, made once in :meth:`SpatialStar._job`: the sampled registers
     (``regs``, by name), SEQ_LEN (``seq``), its tiles and their split over the cores (n_tiles =
     per · N + extra), each core's key range [key_lo, key_lo + key_cnt), the start checks' error
-    code and latency, and the check's wait counter."""
+    code and latency."""
     regs: dict
     seq: Value
     n_tiles: Signal
@@ -78,7 +81,6 @@ class _Job:
     key_cnt: list
     core_error: Signal
     check_cycles: int
-    wait: Signal
 
 
 class SpatialStar(wiring.Component):
@@ -125,9 +127,8 @@ class SpatialStar(wiring.Component):
         qlen = job["Q_LEN"][:seq_bits]
         core_error, check_cycles = start_check(
             m, cfg, job, {"Q": qlen, "K": key_cnt[0], "V": key_cnt[0], "O": qlen}, causal, dense)
-        wait = Signal(range(check_cycles + 1))
         return _Job(regs=job, seq=seq, n_tiles=n_tiles, per=per, extra=extra, key_lo=key_lo,
-                    key_cnt=key_cnt, core_error=core_error, check_cycles=check_cycles, wait=wait)
+                    key_cnt=key_cnt, core_error=core_error, check_cycles=check_cycles)
 
     def _nodes(self, m, job):
         """The cores on the query and partial-state meshes: the query relay (core c's rows to
@@ -179,76 +180,43 @@ class SpatialStar(wiring.Component):
         return cores
 
     def _control(self, m, csr, job, cores):
-        """The array's job sequence: START samples the registers, then the shards' tiles and
-        key ranges, the start checks (and SHARD), the cores' launch, and done once every core
-        is done. Returns busy."""
+        """The array's job sequence (:class:`hw.jobstart.JobStart`): START samples the
+        registers; from them, one register stage each, the shards' tiles, their split and each
+        core's key range, then the start checks (and SHARD); the cores' launch, and done once
+        every core is done. Returns busy."""
         scfg, cfg = self.scfg, self.scfg.core
         N, Bc = scfg.cores, cfg.tile
         lb = cfg.formats.log2_tile
         seq_bits = unsigned_bits(cfg.max_seq)
-        regs, seq, n_tiles, wait = job.regs, job.seq, job.n_tiles, job.wait
+        regs, seq, n_tiles = job.regs, job.seq, job.n_tiles
         per, extra, key_lo, key_cnt = job.per, job.extra, job.key_lo, job.key_cnt
-        busy = Signal()
-        launch = Signal()
+        m.submodules.job = js = JobStart(RANGE_CYCLES + job.check_cycles)
         done_seen = Signal(N)
-        m.d.comb += csr.busy.eq(busy)
-        with m.If(csr.start & busy):
-            m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.START_BUSY)]
-        m.d.comb += [core.start.eq(launch) for core in cores]
-        with m.If(launch):
+        m.d.comb += [js.start.eq(csr.start), csr.busy.eq(js.busy),
+                     csr.clear_status.eq(js.sample), csr.error_set.eq(js.error_set),
+                     csr.error_code.eq(js.error_code), csr.done_set.eq(js.done_set),
+                     js.error.eq(Mux(job.core_error != 0, job.core_error,
+                                     Mux(n_tiles < N, ErrorCode.SHARD, 0))),
+                     js.finish.eq(done_seen.all())]
+        with m.If(js.sample):
+            m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
+        # the shards (static during a job; settled RANGE_CYCLES after the sample)
+        m.d.sync += [n_tiles.eq((seq + Bc - 1) >> lb), per.eq(n_tiles // N),
+                     extra.eq(n_tiles % N)]
+        for c in range(N):
+            # (the constant cases written out: Verilator rejects constant compares)
+            lo = ((per * c + (Mux(extra < c, extra, c) if c else 0)) << lb)[:seq_bits + 1]
+            cnt = (per + ((extra > c) if c < N - 1 else 0)) << lb
+            m.d.sync += [key_lo[c].eq(lo), key_cnt[c].eq(Mux(lo + cnt > seq, seq - lo, cnt))]
+
+        m.d.comb += [core.start.eq(js.launch) for core in cores]
+        with m.If(js.launch):
             m.d.sync += done_seen.eq(0)
         with m.Else():
             m.d.sync += done_seen.eq(done_seen | Cat(core.done for core in cores))
-        with m.If(busy & Cat(core.error for core in cores).any()):
+        with m.If(js.busy & Cat(core.error for core in cores).any()):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
-
-        error = Signal(range(max(ErrorCode) + 1))
-        with m.FSM(name="array"):
-            with m.State("IDLE"):
-                with m.If(csr.start):
-                    m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
-                    m.d.comb += csr.clear_status.eq(1)
-                    m.next = "TILES"
-            with m.State("TILES"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += n_tiles.eq((seq + Bc - 1) >> lb)
-                m.next = "SHARDS"
-            with m.State("SHARDS"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += [per.eq(n_tiles // N), extra.eq(n_tiles % N)]
-                m.next = "RANGES"
-            with m.State("RANGES"):
-                m.d.comb += busy.eq(1)
-                for c in range(N):
-                    # (the constant cases written out: Verilator rejects constant compares)
-                    lo = ((per * c + (Mux(extra < c, extra, c) if c else 0)) << lb)[:seq_bits + 1]
-                    cnt = (per + ((extra > c) if c < N - 1 else 0)) << lb
-                    m.d.sync += [key_lo[c].eq(lo),
-                                 key_cnt[c].eq(Mux(lo + cnt > seq, seq - lo, cnt))]
-                m.d.sync += wait.eq(job.check_cycles - 1)
-                m.next = "ENDS"
-            with m.State("ENDS"):
-                m.d.comb += busy.eq(1)
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.comb += busy.eq(1)
-                m.d.comb += error.eq(Mux(job.core_error != 0, job.core_error,
-                                         Mux(n_tiles < N, ErrorCode.SHARD, 0)))
-                with m.If(error != 0):
-                    m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(error),
-                                 csr.done_set.eq(1)]
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += launch.eq(1)
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += busy.eq(1)
-                with m.If(done_seen.all()):
-                    m.d.comb += csr.done_set.eq(1)
-                    m.next = "IDLE"
-        return busy
+        return js.busy
 
     def _counters(self, m, csr, busy, cores):
         """The array's cycles; every other counter summed over the cores."""

@@ -14,11 +14,16 @@
   accumulate stage frees it, one record per started tile and each slot's record its own tile's,
   a K tile returned once; bounded model checking to 12 cycles.
 
+- :class:`hw.jobstart.JobStart`, the job start of the core and the array: each START while idle
+  samples the job, which is launched or refused (its error code, done) exactly the checks'
+  wait after, and done once when it finishes; START while busy reported; bounded model checking
+  to 12 cycles.
+
 The others are proved for every reachable state (k-induction).
 
 The checker fails where it should: a turn counter that does not wrap at n is shown to break the
-one-turn-per-cycle property, and a record queue that starts a tile without a free slot to
-reuse one.
+one-turn-per-cycle property, a record queue that starts a tile without a free slot to
+reuse one, and a job start that decides a cycle before the checks have settled.
 """
 
 from dataclasses import replace
@@ -28,6 +33,7 @@ import pytest
 from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.hdl import Assert, Assume
 
+from star.hw.jobstart import JobStart
 from star.hw.pipe import StreamRegister
 from star.hw.sufa_records import RecordQueue
 from star.hw.tilebuf import SLOTS
@@ -35,6 +41,7 @@ from star.hw.read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter
 from star.hw.turns import Turns
 from star.sim.formal import prove
 from star.spec.config import preset
+from star.spec.regmap import ErrorCode
 
 WORK = Path(__file__).resolve().parent.parent / "build" / "formal"
 
@@ -227,4 +234,58 @@ def test_record_queue_never_reuses_a_slot_too_early():
 
 def test_record_queue_proof_catches_a_start_without_a_free_slot():
     assert prove(UnguardedRecordQueue(_small()), "record_queue_unguarded", WORK, depth=12,
+                 mode="bmc") == "FAIL"
+
+
+class CheckedJobStart(JobStart):
+    """The job start against any START, check result and finish: every START while idle
+    samples the job; each sampled job is decided (launched with error 0, or refused with its
+    error code and done) exactly ``claimed`` + 1 cycles later (the wait the top sizes its
+    checks for), then done once when it finishes; busy from the sample to done; START while
+    busy reported. ``claimed``: the wait the checker holds it to (its own, unless a test
+    claims another)."""
+
+    def __init__(self, wait_cycles, claimed=None):
+        super().__init__(wait_cycles)
+        self.claimed = wait_cycles if claimed is None else claimed
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        W = self.claimed
+        since = Signal(range(W + 3), name="since")          # cycles since the sample (0: none)
+        active, launched = Signal(name="active"), Signal(name="launched")
+        refused = self.done_set & ~launched & ~self.launch
+        m.d.sync += since.eq(Mux(self.sample, 1, Mux((since == 0) | (since == W + 2), since,
+                                                      since + 1)))
+        with m.If(self.sample):
+            m.d.sync += [active.eq(1), launched.eq(0)]
+        with m.Elif(self.done_set):
+            m.d.sync += active.eq(0)
+        with m.If(self.launch):
+            m.d.sync += launched.eq(1)
+        m.d.comb += [
+            Assert(self.sample == (self.start & ~self.busy)),
+            Assert(self.busy == active),
+            Assert(~(self.launch | refused) | (active & ~launched & (since == W + 1))),
+            Assert(~(active & ~launched & (since == W + 1)) | self.launch | refused),
+            Assert(~self.launch | (self.error == 0) & ~self.done_set),
+            Assert(~refused | (self.error != 0) & self.error_set
+                   & (self.error_code == self.error)),
+            Assert(~(launched & active) | (self.done_set == self.finish)),
+            Assert(~(self.start & self.busy) | self.error_set),
+            Assert(~self.error_set | refused | (self.start & self.busy)
+                   & (self.error_code == ErrorCode.START_BUSY))]
+        return m
+
+
+@pytest.mark.parametrize("wait", [1, 3])
+def test_job_start_decides_each_job_once_after_its_checks(wait):
+    # bounded: every trace of 12 cycles from reset (several jobs, refused and launched, STARTs
+    # at any time): the wait counter is internal, so the ports alone are not k-inductive
+    assert prove(CheckedJobStart(wait), f"job_start_{wait}", WORK, depth=12,
+                 mode="bmc") == "PASS"
+
+
+def test_job_start_proof_catches_a_decision_a_cycle_early():
+    assert prove(CheckedJobStart(2, claimed=3), "job_start_early", WORK, depth=12,
                  mode="bmc") == "FAIL"
