@@ -54,7 +54,7 @@ from .jobstart import JobStart
 from .layouts import lane_row_layout
 from .lists import ListStage
 from .layouts import partial_layout
-from .owriter import OWriter
+from .owriter import OWriter, PartialWriter
 from .pipe import StreamRegister
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
 from .sads import SadsSelector
@@ -96,7 +96,7 @@ class _Units:
     lists: ListStage
     vf: VFetch
     sufa: SufaEngine
-    ow: OWriter
+    ow: OWriter | PartialWriter
     clear: Signal
     busy: Signal
     q_take: Signal
@@ -148,7 +148,8 @@ class StarCore(wiring.Component):
         u = _Units(csr=csr, axi=AxiRowMaster(cfg, tag_layout(cfg).size), q_req=arb.q,
                    front=TileFront(cfg), pred=DlzsPredictor(cfg), sads=SadsSelector(cfg),
                    lists=ListStage(cfg), vf=VFetch(cfg), sufa=SufaEngine(cfg, partial=spatial),
-                   ow=OWriter(cfg, spatial), clear=Signal(name="clear"),
+                   ow=PartialWriter(cfg) if spatial else OWriter(cfg),
+                   clear=Signal(name="clear"),
                    busy=Signal(name="busy"), q_take=Signal(name="q_take"),
                    q_wait=Signal(name="q_wait"))
         for name, unit in (("axi", u.axi), ("arb", arb), ("front", u.front), ("pred", u.pred),
