@@ -402,3 +402,90 @@ def test_score_stage_latency_and_scores(name, seed):
                 f"entry {e} visible at {seen.get(e)}, score_latency {score_latency(cfg)}"
 
     simulate(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_accumulate_stage_latency_and_state(name, seed):
+    """The SU-FA accumulate stage alone (hw.sufa_accumulate.AccumulateStage, its unnormalised
+    final pass so O and L show at ``state``): one tile record of n entries whose max m lies
+    above every score, the scores and keys served a cycle after their address, V chunks a cycle
+    after theirs, the exp2 unit modelled as any weight F(t) of the difference t sent
+    ``exp_latency`` cycles earlier (the lane's turn every cycle). A key issued at cycle c (its
+    t sent) writes its first chunk of O at c + ``accumulate_latency(cfg)``; O = Σ p_e·V[key_e]
+    and L = Σ p_e exactly, p_e = F(m − s_e) (a weight taken a cycle early or late is F(0), which
+    no entry has)."""
+    from star.hw.sufa_accumulate import AccumulateStage, accumulate_latency, exp_latency
+    cfg = preset(name)
+    fmt = cfg.formats
+    G, P, n = fmt.sufa_chunks, fmt.sufa_macs, min(3, cfg.k_tile)
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
+    V = rng.integers(lo, hi, (cfg.tile, cfg.head_dim))
+    keys = rng.choice(cfg.tile, n, replace=False)
+    scores = rng.integers(-1000, 1000, n)
+    m_max = int(scores.max()) + 1 + int(rng.integers(0, 50))
+
+    def weight(t):                                    # any weight of t; F(0) is no entry's
+        return (t * 37 + 11) % (1 << fmt.p_bits)
+
+    class Probed(AccumulateStage):                    # O's write port, seen from the test
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            self.o_mem = m.submodules.ostate
+            return m
+
+    dut = Probed(cfg, partial=True)
+    rd = dut.records
+
+    async def bench(ctx):
+        rec = rd.rec[0]
+        ctx.set(rec.m, m_max)
+        ctx.set(rec.has, 1)
+        ctx.set(rec.count, n)
+        ctx.set(rec.final, 1)
+        ctx.set(rd.scored[0], n)
+        ctx.set(rd.ready, 1)
+        ctx.set(dut.v_filled, 1)
+        ctx.set(dut.exp.turn, 1)
+        sent, issued, writes = [], [], []
+        prev_score_addr = prev_v = None
+        for cycle in range(20 * n * G + 200):
+            if prev_score_addr is not None:           # the score memory: a cycle after addr
+                e = prev_score_addr % cfg.tile
+                ctx.set(rd.score, int(scores[e]) if e < n else 0)
+                ctx.set(rd.key, int(keys[e]) if e < n else 0)
+            if prev_v is not None:                    # the V store: a cycle after addr
+                row, c = prev_v
+                for j in range(P):
+                    ctx.set(dut.v.chunk[j], int(V[row % cfg.tile][c * P + j]))
+            ctx.set(dut.v.phase, cycle % G)
+            back = cycle - exp_latency(cfg)
+            ctx.set(dut.exp.p, weight(sent[back]) if back >= 0 else 0)
+            t = ctx.get(dut.exp.t)
+            sent.append(t)
+            if t:
+                issued.append(cycle)
+            if ctx.get(dut.o_mem.w_en):
+                writes.append(cycle)
+            prev_score_addr = ctx.get(rd.addr)
+            prev_v = (ctx.get(dut.v.addr), cycle % G)
+            took = ctx.get(rd.take)
+            if ctx.get(dut.done):
+                break
+            await ctx.tick()
+            if took:                                  # the one record is taken
+                ctx.set(rd.ready, 0)
+                ctx.set(dut.v_filled, 0)
+        assert ctx.get(dut.done), f"the block never finished: issued {issued}, writes {writes}"
+        # each key's G chunks issued in G cycles from its first, each written to O
+        # accumulate_latency cycles after its issue
+        want = sorted(c + accumulate_latency(cfg) + j for c in issued for j in range(G))
+        assert len(issued) == n and writes == want, \
+            f"keys issued at {issued}, O written at {writes}, want {want}"
+        p = [weight(m_max - int(s)) for s in scores]
+        state = dut.state
+        assert ctx.get(state.l) == sum(p)
+        for i in range(cfg.head_dim):
+            assert ctx.get(state.o[i]) == sum(p[e] * int(V[keys[e]][i]) for e in range(n)), i
+
+    simulate(dut, bench)
