@@ -173,8 +173,9 @@ def limits(rows) -> list[str]:
             "lane keeps 2·sufa_macs 16-bit multipliers, a 44 × 17 state multiplier (rescales, "
             "O / L), a sequential reciprocal and its output row register (d·b flip-flops), and "
             "the engine a multiplexer that picks a lane's row for the output; the DLZS lane a "
-            "shift-add tree of head_dim / pred_cycles terms on 32-bit predicted scores, the SADS "
-            "lane a k_tile-entry sorter of them (so shrinking SU-FA alone raises their share). "
+            "shift-add tree of head_dim / pred_cycles terms into a pred_sum_bits-bit sum, the "
+            "SADS lane a k_tile-entry sorter of those sums (so shrinking SU-FA alone raises "
+            "their share). "
             "See docs/decisions.md, \"Area at the paper's balance\"."]
 
 
