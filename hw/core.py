@@ -59,6 +59,7 @@ from .pipe import StreamRegister
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
 from .sads import SadsSelector
 from .sufa import SufaEngine
+from .sufa_state import Normalise, Unload
 from .vfetch import VFetch
 
 __all__ = ["StarCore", "first_error", "tensor_ends", "start_check", "check_latency"]
@@ -147,7 +148,8 @@ class StarCore(wiring.Component):
         arb = ReadArbiter(cfg)
         u = _Units(csr=csr, axi=AxiRowMaster(cfg, tag_layout(cfg).size), q_req=arb.q,
                    front=TileFront(cfg), pred=DlzsPredictor(cfg), sads=SadsSelector(cfg),
-                   lists=ListStage(cfg), vf=VFetch(cfg), sufa=SufaEngine(cfg, partial=spatial),
+                   lists=ListStage(cfg), vf=VFetch(cfg),
+                   sufa=SufaEngine(cfg, Unload if spatial else Normalise),
                    ow=PartialWriter(cfg) if spatial else OWriter(cfg),
                    clear=Signal(name="clear"),
                    busy=Signal(name="busy"), q_take=Signal(name="q_take"),

@@ -32,6 +32,7 @@ from star.spec.regmap import ADDR_BITS
 
 from .layouts import lane_row_layout, partial_layout, write_request_layout
 from .sufa import SufaEngine
+from .sufa_state import Unload
 
 __all__ = ["BlockRows", "RowWriter", "OWriter", "PartialWriter"]
 
@@ -141,21 +142,21 @@ class OWriter(wiring.Component):
 
 class PartialWriter(wiring.Component):
     """A Spatial-STAR node core's output: SU-FA's partial states ``rows``
-    (``SufaEngine.partial_out_layout``) -> :class:`BlockRows` -> ``part`` (the network); at the
+    (``SufaEngine.out_layout`` of :class:`hw.sufa_state.Unload`) -> :class:`BlockRows` -> ``part`` (the network); at the
     root (``root``) the array's final O rows ``o_in`` -> :class:`RowWriter` -> ``wr``, and
     ``idle`` waits for all Q_LEN of them too. Control ports in the module docstring."""
 
     def __init__(self, cfg):
         self.cfg = cfg
         super().__init__({
-            "rows": In(stream.Signature(SufaEngine.partial_out_layout(cfg))),
+            "rows": In(stream.Signature(SufaEngine.out_layout(cfg, Unload))),
             "wr": Out(stream.Signature(write_request_layout(cfg))),
             "part": Out(stream.Signature(partial_layout(cfg))),
             "o_in": In(stream.Signature(_row_layout(cfg))), "root": In(1), **_control(cfg)})
 
     def elaborate(self, platform):
         m = Module()
-        blocks, writer = _blocks_and_writer(m, self, SufaEngine.partial_out_layout(self.cfg),
+        blocks, writer = _blocks_and_writer(m, self, SufaEngine.out_layout(self.cfg, Unload),
                                             "part")
         m.d.comb += [self.part.valid.eq(blocks.o.valid),
                      self.part.payload.eq(blocks.o.payload.part),

@@ -20,9 +20,11 @@ Ports
     k_en, k_addr, k_row / v_en, v_addr, v_row   In: store writes (address slot·tile + key).
     v_filled    In: the V rows of the next tile are all written.
     k_release, v_release, q_free    Out (see above).
-    o       Out stream {lane, row[d]}: a block's rows, lanes 0..T-1, once every lane is done.
-            With ``partial`` (Spatial-STAR): {lane, part}, ``part`` = {has, m, l, o[d]}
-            (``hw.layouts.partial_layout``) not divided by l (the lanes have no reciprocal).
+    o       Out stream ``out_layout(cfg, final)``: a block's lane results, lanes 0..T-1, once
+            every lane is done. The lanes' final pass ``final``: :class:`hw.sufa_state.Normalise`
+            (a core): {lane, row[d]}; :class:`hw.sufa_state.Unload` (a Spatial-STAR node):
+            {lane, part}, ``part`` = {has, m, l, o[d]} (``hw.layouts.partial_layout``) not
+            divided by l (the lanes have no reciprocal).
     mant, shift     In: runtime score scale; exact_max In: dense mode (exact tile max).
     rescales, merges    Out: max-assurance rescales and tile merges, summed over lanes, since
             ``clear``.
@@ -42,9 +44,9 @@ from amaranth.lib.wiring import In, Out, connect
 from star.spec.formats import unsigned_bits
 
 from .layouts import lane_row_layout
-from .layouts import partial_layout
 from .exp2 import Exp2Unit
 from .sufa_lane import SufaLane, exp_group
+from .sufa_state import Normalise
 from .shared import add_lane
 from .tilebuf import SLOTS, TileStore
 from .turns import Turns
@@ -53,9 +55,9 @@ __all__ = ["SufaEngine"]
 
 
 class SufaEngine(wiring.Component):
-    def __init__(self, cfg, partial: bool = False):
+    def __init__(self, cfg, final=Normalise):
         self.cfg = cfg
-        self.partial = partial
+        self.final = final
         self.fmt = fmt = cfg.formats
         T, d, b = cfg.lanes, cfg.head_dim, cfg.data_bits
         addr = unsigned_bits(SLOTS * cfg.tile - 1)
@@ -67,8 +69,7 @@ class SufaEngine(wiring.Component):
             "v_en": In(1), "v_addr": In(addr), "v_row": In(row),
             "v_filled": In(1),
             "k_release": Out(1), "v_release": Out(1), "q_free": Out(1),
-            "o": Out(stream.Signature(self.partial_out_layout(cfg) if partial
-                                      else lane_row_layout(cfg))),
+            "o": Out(stream.Signature(self.out_layout(cfg, final))),
             "mant": In(unsigned(fmt.scale_bits)),
             "shift": In(unsigned(fmt.scale_shift_bits)),
             "exact_max": In(1),
@@ -91,10 +92,10 @@ class SufaEngine(wiring.Component):
             "first": 1, "final": 1})
 
     @staticmethod
-    def partial_out_layout(cfg) -> data.StructLayout:
-        """The o stream payload with ``partial``: a lane's partial state."""
+    def out_layout(cfg, final=Normalise) -> data.StructLayout:
+        """The o stream payload: {lane, ``final.FIELD``: the lane's result}."""
         return data.StructLayout({"lane": lane_row_layout(cfg)["lane"].shape,
-                                  "part": partial_layout(cfg)})
+                                  final.FIELD: final.result_layout(cfg)})
 
     def elaborate(self, platform):
         m = Module()
@@ -106,7 +107,7 @@ class SufaEngine(wiring.Component):
         m.submodules.qstore = qs = TileStore(self.cfg, depth=2 << tb)
         m.d.comb += [ks.w_en.eq(self.k_en), ks.w_addr.eq(self.k_addr), ks.w_row.eq(self.k_row),
                      vs.w_en.eq(self.v_en), vs.w_addr.eq(self.v_addr), vs.w_row.eq(self.v_row)]
-        lanes = [SufaLane(self.cfg, self.partial) for _ in range(T)]
+        lanes = [SufaLane(self.cfg, self.final) for _ in range(T)]
         lst = self.lists.payload
         q_slots = Cat(l.q.slot for l in lanes)
         m.d.comb += [qs.w_en.eq(self.q.valid), qs.w_row.eq(self.q.payload.row),
@@ -118,7 +119,7 @@ class SufaEngine(wiring.Component):
                      self.v_release.eq(Cat(l.v_slots.pend for l in lanes).all())]
         self._exp_units(m, lanes)
         for t, lane in enumerate(lanes):
-            add_lane(m, f"lane{t}", lane, "sufa", (self.cfg, self.partial))
+            add_lane(m, f"lane{t}", lane, "sufa", (self.cfg, self.final))
             connect(m, lane.k, ks.rd[t])
             connect(m, lane.v, vs.rd[t])
             entry = lane.list.entry
@@ -170,10 +171,7 @@ class SufaEngine(wiring.Component):
         with m.Switch(out_lane):
             for t, lane in enumerate(lanes):
                 with m.Case(t):
-                    if self.partial:
-                        m.d.comb += self.o.payload.part.eq(lane.state)
-                    else:
-                        m.d.comb += self.o.payload.row.eq(lane.o_row)
+                    m.d.comb += self.o.payload[self.final.FIELD].eq(lane.result)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_lane.eq(out_lane + 1)
             with m.If(out_lane == T - 1):

@@ -30,10 +30,9 @@ from star.spec.formats import unsigned_bits
 
 from .arith import MulPipe, mul_latency
 from .exp2 import exp2_latency
-from .layouts import partial_layout
 from .recip import recip_latency
 from .sufa_records import TileRecords
-from .sufa_state import O_READ_LATENCY, OState, StatePass, state_latency
+from .sufa_state import O_READ_LATENCY, Normalise, OState, StatePass, state_latency
 from .tilebuf import SLOTS, SlotReturn, StoreRead, count_returns
 from .turns import TURNS_LATENCY
 
@@ -108,39 +107,34 @@ class AccumulateStage(wiring.Component):
     (:class:`hw.tilebuf.StoreRead` of the V store), ``v_slots`` (:class:`hw.tilebuf.SlotReturn`:
     A is done with a V tile), ``v_filled`` In (a tile's V rows are all in the store, tiles in
     order), ``clear`` In, ``done`` Out / ``clear_block`` In (the block's row is ready / taken),
-    ``o_row`` or with ``partial`` ``state`` Out ({has, m (0 without has), l, o}), the pulses
+    ``result`` Out (the lane's output: ``final``'s, :class:`hw.sufa_state.Normalise`'s O row or
+    :class:`hw.sufa_state.Unload`'s {has, m (0 without has), l, o}), the pulses
     ``over`` (a max-assurance rescale) and ``grow`` (a tile merge), and ``mac_busy`` (the p·v
     multipliers take a chunk), ``stalled`` (a rescale holds the lane), ``v_wait`` (a record is
     ready but its tile's V rows are not all there) Out."""
 
-    def __init__(self, cfg, partial: bool = False):
-        self.cfg, self.partial = cfg, partial
+    def __init__(self, cfg, final=Normalise):
+        self.cfg, self.final = cfg, final
         super().__init__({
             "records": In(TileRecords(cfg)), "exp": Out(ExpTurn(cfg)),
             "v": Out(StoreRead(cfg)), "v_slots": Out(SlotReturn()), "v_filled": In(1),
             "clear": In(1), "done": Out(1), "clear_block": In(1),
             "over": Out(1), "grow": Out(1),
             "mac_busy": Out(1), "stalled": Out(1), "v_wait": Out(1),
-            "o_row": Out(data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)),
-            "state": Out(partial_layout(cfg)),
+            "result": Out(final.result_layout(cfg)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.cfg, self.cfg.formats
         m.submodules.ostate = O = OState(cfg)
-        m.submodules.state_pass = sp = StatePass(cfg, self.partial, _resume_lead(cfg))
+        m.submodules.state_pass = sp = StatePass(cfg, self.final, _resume_lead(cfg))
         M, has = Signal(signed(fmt.score_bits)), Signal()
         L = Signal(fmt.l_bits)
         walk = self._walk_state(m)
         pipe = self._pipeline(m, walk, M, L, O, sp)
         self._control(m, walk, pipe, M, has, L, O, sp)
-        m.d.comb += [self.state.has.eq(has), self.state.m.eq(Mux(has, M, 0)),
-                     self.state.l.eq(L)]
-        if self.partial:
-            m.d.comb += self.state.o.eq(sp.row)
-        else:
-            m.d.comb += self.o_row.eq(sp.row)
+        m.d.comb += [sp.has.eq(has), sp.m.eq(Mux(has, M, 0)), self.result.eq(sp.result)]
         return m
 
     def _walk_state(self, m):

@@ -24,15 +24,14 @@ Every lane is the same module (no lane index inside), so synthesis can map one a
 
 from __future__ import annotations
 
-from amaranth import Module, signed
-from amaranth.lib import data, wiring
+from amaranth import Module
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from .layouts import partial_layout
 from .sufa_accumulate import (EXP_LANES, AccumulateStage, ExpTurn, accumulate_latency,
                               exp_group, exp_latency, exp_wait, norm_cycles, rescale_cycles)
 from .sufa_score import ListQueue, QueryRow, ScoreStage, score_latency
-from .sufa_state import state_latency
+from .sufa_state import Normalise, state_latency
 from .tilebuf import SlotReturn, StoreRead
 
 __all__ = ["SufaLane", "score_latency", "accumulate_latency", "state_latency",
@@ -51,16 +50,18 @@ class SufaLane(wiring.Component):
     exp         :class:`hw.sufa_accumulate.ExpTurn`: the lane's turn at its group's exp2 unit.
     exact_max, clear    In: dense mode (the exact tile max, every entry in index order); the
                 core's clear.
-    done        Out: the block's row (or partial state) is ready; ``clear_block`` In (the engine
-                took it) starts the next block.
-    o_row, state    Out: the normalised row; with ``partial`` the state {has, m, l, o}.
+    done        Out: the block's ``result`` is ready; ``clear_block`` In (the engine took it)
+                starts the next block.
+    result      Out: the lane's output, by its final pass ``final``
+                (:class:`hw.sufa_state.Normalise`: the O row; :class:`hw.sufa_state.Unload`:
+                the partial state {has, m, l, o}).
     over, grow  Out, one-cycle pulses: a max-assurance rescale, a tile merge.
     mac_busy, stalled, v_wait   Out: the p·v multipliers take a chunk; a rescale holds the lane;
                 a record is ready but its tile's V rows are not all there.
     """
 
-    def __init__(self, cfg, partial: bool = False):
-        self.cfg, self.partial = cfg, partial
+    def __init__(self, cfg, final=Normalise):
+        self.cfg, self.final = cfg, final
         super().__init__({
             "q": Out(QueryRow(cfg)), "list": Out(ListQueue(cfg)),
             "k": Out(StoreRead(cfg)), "k_slots": Out(SlotReturn()),
@@ -68,8 +69,7 @@ class SufaLane(wiring.Component):
             "exp": Out(ExpTurn(cfg)),
             "exact_max": In(1), "clear": In(1),
             "done": Out(1), "clear_block": In(1),
-            "o_row": Out(data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)),
-            "state": Out(partial_layout(cfg)),
+            "result": Out(final.result_layout(cfg)),
             "over": Out(1), "grow": Out(1),
             "mac_busy": Out(1), "stalled": Out(1), "v_wait": Out(1),
         })
@@ -77,7 +77,7 @@ class SufaLane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.score = s = ScoreStage(self.cfg)
-        m.submodules.accumulate = a = AccumulateStage(self.cfg, self.partial)
+        m.submodules.accumulate = a = AccumulateStage(self.cfg, self.final)
         connect(m, s.records, a.records)
         for name in ("q", "list", "k", "k_slots"):
             connect(m, flipped(getattr(self, name)), getattr(s, name))
@@ -86,6 +86,6 @@ class SufaLane(wiring.Component):
         m.d.comb += [s.exact_max.eq(self.exact_max), s.clear.eq(self.clear),
                      a.clear.eq(self.clear), a.v_filled.eq(self.v_filled),
                      a.clear_block.eq(self.clear_block)]
-        for name in ("done", "o_row", "state", "over", "grow", "mac_busy", "stalled", "v_wait"):
+        for name in ("done", "result", "over", "grow", "mac_busy", "stalled", "v_wait"):
             m.d.comb += getattr(self, name).eq(getattr(a, name))
         return m

@@ -7,16 +7,19 @@ Model: :func:`golden.sufa.attend` (the rescale of rule 4, the normalisation of r
 Three passes over the d elements of O (and L after them, as element d):
 - rescale (``scale`` with the factor ``f``): x·f rounded half up by 2**W (W = ``exp_out_bits``),
   written back; the tile merge and the max assurance;
-- normalise (``unload``, a full lane): the reciprocal of L (:class:`hw.recip.Reciprocal`), then
-  x·r rounded half up by 2**shift and saturated to ``data_bits``, shifted into ``row``;
-- unload (``unload``, a partial lane, Spatial-STAR): O as it is, shifted into ``row``.
+- the final pass (``unload``), by the lane's final-pass component (:class:`Normalise` in a
+  core's lanes, :class:`Unload` in a Spatial-STAR node's): its factor, then every element
+  through it into the lane's ``result``:
+  - :class:`Normalise`: the reciprocal of L (:class:`hw.recip.Reciprocal`), then x·r rounded
+    half up by 2**shift and saturated to ``data_bits``: the O row;
+  - :class:`Unload`: O as it is, with M and L: the partial state {has, m, l, o}.
 
 Element e is addressed in one cycle (``o_addr``, its chunk of O), its value x is there
 ``O_READ_LATENCY`` cycles later and its result ``state_latency(cfg)`` cycles after the address.
 A pass addresses one element per cycle without stalls. ``scaled`` (combinational) is high in the
 cycle the walk may resume after a rescale: every result still in flight will be written before
 the walk's first O read, ``resume_lead`` cycles later. ``unloaded`` (combinational) is
-high in the cycle the last result of the final pass is in ``row``.
+high in the cycle the last result of the final pass is in ``result``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from .layouts import partial_layout
 from .recip import Reciprocal
 from .rules import round_finish_range, round_shift_finish, round_shift_start, saturate_flagged
 
-__all__ = ["StatePass", "OState", "O_READ_LATENCY", "state_latency"]
+__all__ = ["StatePass", "OState", "O_READ_LATENCY", "state_latency", "FinalPass", "Normalise",
+           "Unload"]
 
 #: cycles from an OState address to its data: the memory's read port, then a register
 O_READ_LATENCY = 2
@@ -47,41 +51,131 @@ def state_latency(cfg) -> int:
     return O_READ_LATENCY + mul_latency(fmt.o_bits, max(fmt.p_bits, fmt.recip_bits + 1)) + 2
 
 
+def _factor_shapes(cfg) -> tuple:
+    """The state multiplier's factor and the final pass's rounding shift."""
+    fmt = cfg.formats
+    return (unsigned(max(fmt.p_bits, fmt.recip_bits + 1)),
+            unsigned(unsigned_bits(fmt.l_bits - 1 + fmt.recip_bits)))
+
+
+def _mul_out_shape(cfg):
+    """The state multiplier's rounded result (a rescaled element of O or L)."""
+    fmt = cfg.formats
+    return signed(max(fmt.o_bits, fmt.l_bits + 1))
+
+
+class FinalPass(wiring.Signature):
+    """A lane's final pass, seen from the state pass (:class:`Normalise` or :class:`Unload`):
+
+    start       In: the pass begins (the state multiplier is free); ``l`` In: L.
+    ready       Out: its factor ``f`` and shift ``shift`` are valid (the state pass latches them
+                and walks the elements); ``normalize`` Out: the multiplier rounds by ``shift``
+                (else by 2**W).
+    x, x_valid  In: an element of O (or L) as read.
+    y, y_over, y_under, y_valid In: that element times ``f``, rounded (and its saturation flags).
+    has, m      In: the lane's state beside O and L.
+    result      Out: the lane's output (``result_layout``), complete when the pass is over.
+    """
+
+    def __init__(self, cfg, result_layout):
+        fmt = cfg.formats
+        f, shift = _factor_shapes(cfg)
+        super().__init__({
+            "start": In(1), "l": In(fmt.l_bits),
+            "ready": Out(1), "f": Out(f), "shift": Out(shift), "normalize": Out(1),
+            "x": In(signed(fmt.o_bits)), "x_valid": In(1),
+            "y": In(_mul_out_shape(cfg)), "y_over": In(1), "y_under": In(1), "y_valid": In(1),
+            "has": In(1), "m": In(signed(fmt.score_bits)),
+            "result": Out(result_layout)})
+
+
+def _shift_in(m, row, value, width: int) -> None:
+    """Shift ``value`` (``width`` bits) into the top of ``row`` (element 0 leaves first)."""
+    m.d.sync += row.as_value().eq(Cat(row.as_value()[width:], value[:width]))
+
+
+class Normalise(wiring.Component):
+    """A core lane's final pass: r = 1/L by :class:`hw.recip.Reciprocal` (``recip_latency``
+    cycles after ``start``), then each element's x·r rounded by 2**shift, saturated to
+    ``data_bits``, into the O row (``result``, lane output field ``row``)."""
+
+    FIELD = "row"
+
+    @staticmethod
+    def result_layout(cfg):
+        return data.ArrayLayout(signed(cfg.data_bits), cfg.head_dim)
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__(FinalPass(cfg, self.result_layout(cfg)))
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.cfg.data_bits
+        m.submodules.recip = recip = Reciprocal(self.cfg)
+        m.d.comb += [recip.l.eq(self.l), recip.start.eq(self.start), self.ready.eq(recip.done),
+                     self.f.eq(recip.r), self.shift.eq(recip.shift), self.normalize.eq(1)]
+        with m.If(self.y_valid):
+            _shift_in(m, self.result, saturate_flagged(self.y, self.y_over, self.y_under, b), b)
+        return m
+
+
+class Unload(wiring.Component):
+    """A Spatial-STAR node lane's final pass: no factor (``ready`` with ``start``); O as read,
+    with has, M and L, into the partial state (``result``, ``partial_layout``; lane output
+    field ``part``), divided by l only at the array's root (:class:`hw.normalize.Normalize`)."""
+
+    FIELD = "part"
+    result_layout = staticmethod(partial_layout)
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__(FinalPass(cfg, self.result_layout(cfg)))
+
+    def elaborate(self, platform):
+        m = Module()
+        res = self.result
+        m.d.comb += [self.ready.eq(self.start), res.has.eq(self.has), res.m.eq(self.m),
+                     res.l.eq(self.l)]
+        with m.If(self.x_valid):
+            _shift_in(m, res.o, self.x, self.cfg.formats.o_bits)
+        return m
+
+
 class StatePass(wiring.Component):
     """The state pass (module docstring). Ports:
 
     scale, f        In: start a rescale by ``f`` (a weight, W fraction bits).
-    unload          In: start the block's final pass (normalise, or a partial lane's unload).
-    l               In: L (the reciprocal's input, and x of element d).
+    unload          In: start the block's final pass (``final``: :class:`Normalise` or
+                    :class:`Unload`).
+    l               In: L (the final pass's input, and x of element d); ``has``, ``m`` In: the
+                    rest of the lane's state (for :class:`Unload`).
     o_addr          Out: the chunk of O the pass reads this cycle; ``o_data`` In, that chunk
                     ``O_READ_LATENCY`` cycles later.
     wb, wb_e, wb_data   Out: a rescaled element to write back (``wb_e`` = d: L).
     scaled, unloaded    Out: the rescale is over (the walk may resume) / the final pass is.
-    row             Out: the normalised row (``data_bits`` elements), or with ``partial`` the
-                    unscaled O (``o_bits`` elements), shifted in element by element.
+    result          Out: the final pass's ``result`` (``final.result_layout``).
     """
 
-    def __init__(self, cfg, partial: bool, resume_lead: int):
-        self.cfg, self.partial, self.resume_lead = cfg, partial, resume_lead
+    def __init__(self, cfg, final, resume_lead: int):
+        self.cfg, self.final, self.resume_lead = cfg, final, resume_lead
         fmt = cfg.formats
         d = cfg.head_dim
         chunk = data.ArrayLayout(signed(fmt.o_bits), fmt.sufa_macs)
-        row = partial_layout(cfg)["o"].shape if partial else \
-            data.ArrayLayout(signed(cfg.data_bits), d)
         super().__init__({
             "scale": In(1), "f": In(fmt.p_bits), "unload": In(1),
-            "l": In(fmt.l_bits),
+            "l": In(fmt.l_bits), "has": In(1), "m": In(signed(fmt.score_bits)),
             "o_addr": Out(range(max(fmt.sufa_chunks, 2))), "o_data": In(chunk),
             "wb": Out(1), "wb_e": Out(range(d + 1)),
-            "wb_data": Out(signed(max(fmt.o_bits, fmt.l_bits + 1))),
+            "wb_data": Out(_mul_out_shape(cfg)),
             "scaled": Out(1), "unloaded": Out(1),
-            "row": Out(row),
+            "result": Out(final.result_layout(cfg)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg, fmt = self.cfg, self.cfg.formats
-        d, P, R = cfg.head_dim, fmt.sufa_macs, fmt.recip_bits
+        d, P = cfg.head_dim, fmt.sufa_macs
         lp, lg = P.bit_length() - 1, fmt.sufa_chunks.bit_length() - 1
 
         # element pe addressed per cycle, a tag (valid, e, write back) alongside: sp[i], i
@@ -106,23 +200,25 @@ class StatePass(wiring.Component):
         word = self.o_data.as_value().word_select(sp_x.e[:lp], fmt.o_bits) if P > 1 \
             else self.o_data[0]
         m.d.comb += x.eq(Mux(sp_x.e == d, self.l, word))
-        f_reg = Signal(max(fmt.p_bits, R + 1))
-        nshift = Signal(unsigned_bits(fmt.l_bits - 1 + R))
+        f_shape, shift_shape = _factor_shapes(cfg)
+        f_reg, nshift = Signal(f_shape), Signal(shift_shape)
         normalizing = Signal()
         mul_out, over, under = self._multiply(m, x, f_reg, nshift, normalizing)
         m.d.comb += [self.wb.eq(sp_out.valid & sp_out.wb), self.wb_e.eq(sp_out.e),
                      self.wb_data.eq(mul_out)]
-        # the row out (normalised and saturated; partial: O unscaled, read straight from O),
-        # shifted in element-wise
-        new_e = x if self.partial else saturate_flagged(mul_out, over, under, cfg.data_bits)
-        ew = fmt.o_bits if self.partial else cfg.data_bits
-        out_tag = sp_x if self.partial else sp_out
-        with m.If(out_tag.valid & ~out_tag.wb):
-            m.d.sync += self.row.as_value().eq(Cat(self.row.as_value()[ew:], new_e[:ew]))
+        # the final pass: its factor, then every element as read and multiplied
+        m.submodules.final = fin = self.final(cfg)
+        m.d.comb += [fin.l.eq(self.l), fin.has.eq(self.has), fin.m.eq(self.m),
+                     fin.x.eq(x), fin.x_valid.eq(sp_x.valid & ~sp_x.wb),
+                     fin.y.eq(mul_out), fin.y_over.eq(over), fin.y_under.eq(under),
+                     fin.y_valid.eq(sp_out.valid & ~sp_out.wb), self.result.eq(fin.result)]
 
-        if not self.partial:
-            m.submodules.recip = recip = Reciprocal(cfg)
-            m.d.comb += recip.l.eq(self.l)
+        def factor_ready():
+            with m.If(fin.ready):
+                m.d.sync += [f_reg.eq(fin.f), nshift.eq(fin.shift),
+                             normalizing.eq(fin.normalize)]
+                m.next = "UNLOAD"
+
         with m.FSM(name="state_pass"):
             with m.State("IDLE"):
                 with m.If(self.scale):
@@ -130,11 +226,9 @@ class StatePass(wiring.Component):
                     m.next = "SCALE"
                 with m.If(self.unload):
                     m.d.sync += pe.eq(0)
-                    if self.partial:
-                        m.next = "UNLOAD"
-                    else:
-                        m.d.comb += recip.start.eq(1)
-                        m.next = "RECIP"
+                    m.d.comb += fin.start.eq(1)
+                    m.next = "RECIP"
+                    factor_ready()
             with m.State("SCALE"):
                 m.d.comb += [issue_e.eq(1), write_back.eq(1)]
                 with m.If(pe == d):
@@ -143,12 +237,8 @@ class StatePass(wiring.Component):
                 with m.If(~early):
                     m.d.comb += self.scaled.eq(1)
                     m.next = "IDLE"
-            if not self.partial:
-                with m.State("RECIP"):
-                    with m.If(recip.done):
-                        m.d.sync += [f_reg.eq(recip.r), nshift.eq(recip.shift),
-                                     normalizing.eq(1)]
-                        m.next = "UNLOAD"
+            with m.State("RECIP"):
+                factor_ready()
             with m.State("UNLOAD"):
                 m.d.comb += issue_e.eq(1)
                 with m.If(pe == d - 1):
@@ -164,14 +254,14 @@ class StatePass(wiring.Component):
         """x·f_reg rounded half up: by 2**W (rescale), by 2**nshift (normalise: then the
         saturation flags beside it), in two halves (the shift, registered; the add) by a shift
         that is static during the pass (registered too)."""
-        fmt, W = self.cfg.formats, self.cfg.formats.exp_out_bits
+        W = self.cfg.formats.exp_out_bits
         m.submodules.smul = smul = MulPipe(x.shape(), unsigned(len(f_reg)))
         m.d.comb += [smul.en.eq(1), smul.a.eq(x), smul.b.eq(f_reg)]
         rshift = Signal(max(len(nshift), unsigned_bits(W)))
-        m.d.sync += rshift.eq(W if self.partial else Mux(normalizing, nshift, W))
+        m.d.sync += rshift.eq(Mux(normalizing, nshift, W))
         mul_w = Signal(signed(len(smul.p) + 1), name="mul_w")
         # the rounding add only as wide as the state (a rescaled state fits its width)
-        mul_out = Signal(signed(max(fmt.o_bits, fmt.l_bits + 1)), name="mul_out")
+        mul_out = Signal(_mul_out_shape(self.cfg), name="mul_out")
         over, under = Signal(name="mul_over"), Signal(name="mul_under")
         m.d.sync += [mul_w.eq(round_shift_start(smul.p, rshift)),
                      mul_out.eq(round_shift_finish(mul_w, len(mul_out))),

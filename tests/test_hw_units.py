@@ -415,6 +415,7 @@ def test_accumulate_stage_latency_and_state(name, seed):
     and L = Σ p_e exactly, p_e = F(m − s_e) (a weight taken a cycle early or late is F(0), which
     no entry has)."""
     from star.hw.sufa_accumulate import AccumulateStage, accumulate_latency, exp_latency
+    from star.hw.sufa_state import Unload
     cfg = preset(name)
     fmt = cfg.formats
     G, P, n = fmt.sufa_chunks, fmt.sufa_macs, min(3, cfg.k_tile)
@@ -434,7 +435,7 @@ def test_accumulate_stage_latency_and_state(name, seed):
             self.o_mem = m.submodules.ostate
             return m
 
-    dut = Probed(cfg, partial=True)
+    dut = Probed(cfg, Unload)
     rd = dut.records
 
     async def bench(ctx):
@@ -483,7 +484,7 @@ def test_accumulate_stage_latency_and_state(name, seed):
         assert len(issued) == n and writes == want, \
             f"keys issued at {issued}, O written at {writes}, want {want}"
         p = [weight(m_max - int(s)) for s in scores]
-        state = dut.state
+        state = dut.result
         assert ctx.get(state.l) == sum(p)
         for i in range(cfg.head_dim):
             assert ctx.get(state.o[i]) == sum(p[e] * int(V[keys[e]][i]) for e in range(n)), i
