@@ -35,14 +35,13 @@ docstring.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
 from star.spec.formats import SCALE_SHIFT_MAX, unsigned_bits
-from star.spec.regmap import ADDR_BITS, COUNTERS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
+from star.spec.regmap import ADDR_BITS, JOB_NAMES, RADIUS_OFF_VALUE, ErrorCode
 from star.spec.tiling import key_limit, tiles_to
 
 from .arith import MulPipe, mul_latency
@@ -53,13 +52,12 @@ from .front import TileFront, block_layout
 from .jobstart import JobStart
 from .layouts import lane_row_layout
 from .lists import ListStage
-from .layouts import partial_layout
-from .owriter import OWriter, PartialWriter
+from .owriter import OWriter
 from .pipe import StreamRegister
 from .read_arbiter import DEST_K, DEST_Q, DEST_V, ReadArbiter, tag_layout
 from .sads import SadsSelector
 from .sufa import SufaEngine
-from .sufa_state import Normalise, Unload
+from .sufa_state import Normalise
 from .vfetch import VFetch
 
 __all__ = ["StarCore", "first_error", "tensor_ends", "start_check", "check_latency"]
@@ -97,7 +95,7 @@ class _Units:
     lists: ListStage
     vf: VFetch
     sufa: SufaEngine
-    ow: OWriter | PartialWriter
+    ow: wiring.Component
     clear: Signal
     busy: Signal
     q_take: Signal
@@ -105,52 +103,35 @@ class _Units:
 
 
 class StarCore(wiring.Component):
-    """The STAR core; ``spatial``: a node core of the Spatial-STAR array (``hw/spatial.py``).
+    """The STAR core: ports ``m_axi`` (:class:`hw.axi.AXI4` master), ``s_axil``
+    (:class:`hw.axi.AXI4Lite` slave, ``spec/regmap.py``) and ``irq``.
 
-    A node core has no register block: the array drives its job registers and ``start`` and
-    reads ``counters``; ``done`` pulses when its part of the job is over, ``error`` on an AXI
-    error response (the array checks the registers before starting its cores). It owns keys
-    [key_lo, key_lo + key_cnt) of the sequence, stored from K_BASE / V_BASE of its own memory
-    channel (local row i = key key_lo + i). Query rows come from memory (``root``) or from
-    ``q_in`` (in order, lanes 0..n-1 of each block); with ``forward`` every row the core takes is
-    passed on at ``q_out`` (the core waits for q_out.ready). Instead of O rows it sends its
-    partial state per query row at ``part`` (rows past Q_LEN are not sent), and the root writes
-    the array's final O rows that arrive at ``o_in`` (in query order) to O_BASE.
-    A block whose keys all lie before key_lo (causal) or whose lanes see no key of the shard
-    still gives SU-FA one empty tile, so its partials (has = 0) go out in order.
+    A Spatial-STAR node core (:class:`hw.node.NodeCore`) is this core with its register block,
+    query source, key range, block plan, lane final pass and output replaced: the methods
+    marked *node hook* below are the seams it overrides.
     """
 
-    def __init__(self, cfg, spatial: bool = False):
+    #: the lanes' final pass (:class:`hw.sufa_state.Normalise`: O rows) and the output unit
+    FINAL, WRITER = Normalise, OWriter
+
+    def __init__(self, cfg):
         self.cfg = cfg
-        self.spatial = spatial
         self.fmt = cfg.formats
-        axi = {"m_axi": Out(AXI4(cfg.axi_data_bits))}
-        if spatial:
-            rows = stream.Signature(lane_row_layout(cfg))
-            members = {
-                "start": In(1), "done": Out(1), "error": Out(1),
-                "job": In(data.StructLayout({n: 32 for n in JOB_NAMES})),
-                "key_lo": In(unsigned_bits(cfg.max_seq)), "key_cnt": In(unsigned_bits(cfg.max_seq)),
-                "root": In(1), "forward": In(1),
-                "q_in": In(rows), "q_out": Out(rows),
-                "part": Out(stream.Signature(partial_layout(cfg))),
-                "o_in": In(stream.Signature(data.StructLayout({"row": lane_row_layout(cfg)["row"].shape}))),
-                "counters": Out(data.StructLayout({n: 32 for n, _ in COUNTERS})),
-            }
-            super().__init__({**axi, **members})
-        else:
-            super().__init__({**axi, "s_axil": In(AXI4Lite()), "irq": Out(1)})
+        super().__init__({"m_axi": Out(AXI4(cfg.axi_data_bits)), **self._members(cfg)})
+
+    def _members(self, cfg) -> dict:
+        """The ports beside ``m_axi`` (node hook)."""
+        return {"s_axil": In(AXI4Lite()), "irq": Out(1)}
 
     def elaborate(self, platform):
         m = Module()
-        cfg, spatial = self.cfg, self.spatial
+        cfg = self.cfg
         csr = self._registers(m)
         arb = ReadArbiter(cfg)
         u = _Units(csr=csr, axi=AxiRowMaster(cfg, tag_layout(cfg).size), q_req=arb.q,
                    front=TileFront(cfg), pred=DlzsPredictor(cfg), sads=SadsSelector(cfg),
                    lists=ListStage(cfg), vf=VFetch(cfg),
-                   sufa=SufaEngine(cfg, Unload if spatial else Normalise),
-                   ow=PartialWriter(cfg) if spatial else OWriter(cfg),
+                   sufa=SufaEngine(cfg, self.FINAL), ow=self.WRITER(cfg),
                    clear=Signal(name="clear"),
                    busy=Signal(name="busy"), q_take=Signal(name="q_take"),
                    q_wait=Signal(name="q_wait"))
@@ -167,10 +148,7 @@ class StarCore(wiring.Component):
         wiring.connect(m, u.lists.union, u.vf.union)
         wiring.connect(m, u.sufa.o, u.ow.rows)
         wiring.connect(m, u.ow.wr, u.axi.wr_req)
-        if spatial:
-            wiring.connect(m, flipped(self.part), u.ow.part)
-            wiring.connect(m, flipped(self.o_in), u.ow.o_in)
-            m.d.comb += u.ow.root.eq(self.root)
+        self._output(m, u.ow)
 
         # predictor -> a pipeline register -> SADS, with each key's per-lane validity from the
         # front
@@ -188,42 +166,25 @@ class StarCore(wiring.Component):
         return m
 
     def _registers(self, m):
-        """The register block (a node core: the array's job registers and counters)."""
-        if not self.spatial:
-            m.submodules.csr = csr = CsrBlock(self.cfg)
-            csr.connect(m, self)
-            return csr
-        csr = SimpleNamespace(
-            values={n: self.job[n] for n in JOB_NAMES},
-            counters={n: Signal(32, name=f"cnt_{n.lower()}") for n, _ in COUNTERS},
-            start=self.start, busy=Signal(), done_set=self.done, error_set=Signal(),
-            error_code=Signal(range(max(ErrorCode) + 1)), clear_status=Signal())
-        m.d.comb += self.error.eq(csr.error_set & (csr.error_code == ErrorCode.BUS))
-        m.d.comb += [self.counters[n].eq(c) for n, c in csr.counters.items()]
+        """The register block (node hook)."""
+        m.submodules.csr = csr = CsrBlock(self.cfg)
+        csr.connect(m, self)
         return csr
 
+    def _output(self, m, ow):
+        """The output unit's ports beyond SU-FA's rows and the AXI writes (node hook)."""
+
     def _responses(self, m, u):
-        """Read responses: Q rows to the predictor and the lanes (a node core: from memory or
-        the network, passed on with ``forward``), K rows to the predictor and the K store, V
-        rows to the V store."""
+        """Read responses: Q rows to the predictor and the lanes (:meth:`_query_source`), K rows
+        to the predictor and the K store, V rows to the V store."""
         cfg, resp, sufa = self.cfg, u.axi.rd_resp, u.sufa
         rtag = data.View(tag_layout(cfg), resp.payload.tag)
         is_q = resp.valid & (rtag.dest == DEST_Q)
         is_k = resp.valid & (rtag.dest == DEST_K)
         is_v = resp.valid & (rtag.dest == DEST_V)
-        q_ok = 1                                          # the Q row may be taken
         q_row = Signal(lane_row_layout(cfg))
         m.d.comb += [q_row.lane.eq(rtag.idx), Value.cast(q_row.row).eq(resp.payload.row)]
-        if self.spatial:
-            q_ok = ~self.forward | self.q_out.ready
-            with m.If(~self.root):
-                m.d.comb += [q_row.eq(self.q_in.payload), self.q_in.ready.eq(u.q_wait & q_ok)]
-            arriving = Mux(self.root, is_q, self.q_in.valid & u.q_wait)
-            m.d.comb += [u.q_take.eq(arriving & q_ok),
-                         self.q_out.valid.eq(self.forward & arriving),
-                         self.q_out.payload.eq(q_row)]
-        else:
-            m.d.comb += u.q_take.eq(is_q)
+        q_ok = self._query_source(m, u, is_q, q_row)     # the Q row may be taken
         for port in (u.pred.q, sufa.q):
             m.d.comb += [port.valid.eq(u.q_take), port.payload.eq(q_row)]
         m.d.comb += [
@@ -239,6 +200,12 @@ class StarCore(wiring.Component):
                               Mux(rtag.dest == DEST_V, 1, q_ok))),
         ]
 
+    def _query_source(self, m, u, is_q, q_row):
+        """Drive ``u.q_take`` from the Q rows read from memory (``is_q``, row ``q_row``);
+        return when a Q response may be taken (node hook)."""
+        m.d.comb += u.q_take.eq(is_q)
+        return 1
+
     def _controller(self, m, u):
         """Job controller: samples and checks the job registers at START, then per query block
         plans the block (lanes, per-lane limits, tiles), reads its Q rows once every lane has
@@ -249,13 +216,12 @@ class StarCore(wiring.Component):
     def _job(self, m, u):
         """The sampled job registers and what they drive in the units (static during a job),
         the block plan register and the run / begin strobes."""
-        cfg, fmt, spatial, csr = self.cfg, self.fmt, self.spatial, u.csr
+        cfg, fmt, csr = self.cfg, self.fmt, u.csr
         seq_bits = unsigned_bits(cfg.max_seq)
         front, lists, sufa, ow, sads = u.front, u.lists, u.sufa, u.ow, u.sads
         job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
         seq, qlen = job["SEQ_LEN"][:seq_bits], job["Q_LEN"][:seq_bits]
-        # the keys this core owns: [key_lo, key_lo + kseq) (a single core: all of them)
-        key_lo, kseq = (Signal(seq_bits), Signal(seq_bits)) if spatial else (0, seq)
+        key_lo, kseq = self._key_range(seq)
         causal, dense = job["MODE"][0], job["MODE"][1]
         blk = Signal(block_layout(cfg))
         run, begin, busy = Signal(), Signal(), u.busy
@@ -281,31 +247,23 @@ class StarCore(wiring.Component):
         return _Job(regs=job, seq=seq, qlen=qlen, key_lo=key_lo, kseq=kseq, causal=causal,
                     dense=dense, blk=blk, run=run, begin=begin)
 
+    def _key_range(self, seq):
+        """The keys this core owns, [key_lo, key_lo + kseq): all of them (node hook)."""
+        return 0, seq
+
     def _sequence(self, m, u, job):
         """The controller's FSM (see :meth:`_controller`) over the job state ``job``."""
-        cfg, spatial, csr = self.cfg, self.spatial, u.csr
+        cfg, csr = self.cfg, u.csr
         T = cfg.lanes
         seq_bits = unsigned_bits(cfg.max_seq)
         lists, sufa, ow, busy = u.lists, u.sufa, u.ow, u.busy
-        seq, qlen, key_lo, kseq = job.seq, job.qlen, job.key_lo, job.kseq
-        causal, dense, blk, run, begin = job.causal, job.dense, job.blk, job.run, job.begin
-        regs = job.regs
+        qlen, run, begin, regs = job.qlen, job.run, job.begin, job.regs
         qb = Signal(seq_bits)                             # first query row of the block
         n_act = Signal(range(T + 1))                      # active lanes of the block
-        if spatial:                                       # a node core's global limits
-            lim_shape = key_limit(qb + T, seq - qlen, seq, causal, Mux).shape()
-            glim = [Signal(lim_shape, name=f"glim{t}") for t in range(T)]
-            maxlim = Signal(lim_shape, name="maxlim")
         q_lane, q_addr = Signal(range(T + 1)), Signal(ADDR_BITS)
         m.d.comb += [u.q_req.payload.addr.eq(q_addr), u.q_req.payload.idx.eq(q_lane)]
         q_got = u.q_req.valid & u.q_req.ready
-        # the start checks' result, settled check_cycles after START (a node core: none, the
-        # array checks the job before it starts the core)
-        if spatial:
-            error, check_cycles = 0, 1
-        else:
-            error, check_cycles = start_check(
-                m, cfg, regs, {"Q": qlen, "K": seq, "V": seq, "O": qlen}, causal, dense)
+        error, check_cycles = self._start_check(m, job)
         m.submodules.job = js = JobStart(check_cycles)
         m.d.comb += [js.start.eq(csr.start), js.error.eq(error), busy.eq(js.busy),
                      u.clear.eq(js.sample), csr.clear_status.eq(js.sample),
@@ -313,8 +271,7 @@ class StarCore(wiring.Component):
                      csr.done_set.eq(js.done_set)]
         with m.If(js.sample):
             m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
-            if spatial:
-                m.d.sync += [key_lo.eq(self.key_lo), kseq.eq(self.key_cnt)]
+            self._sample(m, job)
 
         def to_qread():
             # the block is planned: read its Q rows once every lane has started the previous
@@ -323,6 +280,8 @@ class StarCore(wiring.Component):
                 m.next = "QREAD"
             with m.Else():
                 m.next = "QWAIT"
+
+        plan, plan_states = self._block_plan(m, job, qb, n_act, to_qread)
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
@@ -336,29 +295,13 @@ class StarCore(wiring.Component):
                 m.d.comb += rest.eq(qlen - qb)
                 na = Mux(rest >= T, T, rest)
                 m.d.sync += [n_act.eq(na), q_lane.eq(0)]
-                if spatial:
-                    # the global limits first, registered; their shard-local form next cycle
-                    self._plan_global(m, na, qb, seq - qlen, causal, seq, glim, maxlim)
-                    m.next = "PLAN"
-                else:
-                    self._plan(m, blk, na, qb, seq - qlen, causal, seq)
-                    to_qread()
-            if spatial:
-                with m.State("PLAN"):
-                    self._plan_local(m, blk, n_act, glim, maxlim, key_lo, kseq)
-                    to_qread()
+                plan(na)
+            plan_states()
             with m.State("QWAIT"):
                 with m.If(sufa.q_free):
                     m.next = "QREAD"
             with m.State("QREAD"):
-                if spatial:
-                    # a non-root core counts the rows it takes from the network
-                    m.d.comb += [u.q_req.valid.eq(self.root), u.q_wait.eq(~self.root)]
-                    got = Mux(self.root, q_got, u.q_take)
-                else:
-                    m.d.comb += u.q_req.valid.eq(1)
-                    got = q_got
-                with m.If(got):
+                with m.If(self._read_queries(m, u, q_got)):
                     m.d.sync += [q_lane.eq(q_lane + 1), q_addr.eq(q_addr + regs["Q_STRIDE"])]
                     with m.If(q_lane == n_act - 1):
                         m.next = "RUN"
@@ -380,31 +323,38 @@ class StarCore(wiring.Component):
         with m.If(u.axi.bus_error & busy):
             m.d.comb += [csr.error_set.eq(1), csr.error_code.eq(ErrorCode.BUS)]
 
-    def _plan(self, m, blk, na, qb, off, causal, seq):
-        """Registers the block's plan: active lanes, each lane's last visible key and tiles."""
+    def _start_check(self, m, job):
+        """The start checks' error code and the cycles it takes to settle after START (node
+        hook)."""
+        seq, qlen = job.seq, job.qlen
+        return start_check(m, self.cfg, job.regs, {"Q": qlen, "K": seq, "V": seq, "O": qlen},
+                           job.causal, job.dense)
+
+    def _sample(self, m, job):
+        """What START samples beside the job registers (node hook)."""
+
+    def _block_plan(self, m, job, qb, n_act, to_qread):
+        """The block's plan, made in BLOCK from its first row ``qb`` and active lanes: returns
+        (plan, states), ``plan(na)`` emitted in BLOCK, ``states()`` after it in the FSM (node
+        hook). Here: active lanes, each lane's last visible key and tiles in one cycle, then the
+        Q rows (``to_qread``)."""
         T, lb = self.cfg.lanes, self.cfg.formats.log2_tile
-        maxlim = key_limit(qb + na - 1, off, seq, causal, Mux)
-        m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
-                     blk.n_t.eq(tiles_to(maxlim, lb))]
-        m.d.sync += [blk.lim[t].eq(key_limit(qb + t, off, seq, causal, Mux)) for t in range(T)]
+        blk, seq, causal = job.blk, job.seq, job.causal
+        off = seq - job.qlen
 
-    def _plan_global(self, m, na, qb, off, causal, seq, glim, maxlim):
-        """A node core's block plan, first cycle: each lane's last visible key in global keys."""
-        T = self.cfg.lanes
-        m.d.sync += [glim[t].eq(key_limit(qb + t, off, seq, causal, Mux)) for t in range(T)]
-        m.d.sync += maxlim.eq(key_limit(qb + na - 1, off, seq, causal, Mux))
+        def plan(na):
+            maxlim = key_limit(qb + na - 1, off, seq, causal, Mux)
+            m.d.sync += [blk.active.eq(Cat(*(t < na for t in range(T)))), blk.empty.eq(0),
+                         blk.n_t.eq(tiles_to(maxlim, lb))]
+            m.d.sync += [blk.lim[t].eq(key_limit(qb + t, off, seq, causal, Mux))
+                         for t in range(T)]
+            to_qread()
+        return plan, lambda: None
 
-    def _plan_local(self, m, blk, na, glim, maxlim, key_lo, kseq):
-        """A node core's block plan, second cycle: the limits in local keys of its shard (a
-        lane or block before key_lo sees nothing), active lanes and tiles."""
-        T, lb = self.cfg.lanes, self.cfg.formats.log2_tile
-
-        def local(x):
-            return Mux(x - key_lo >= kseq, kseq - 1, x - key_lo)
-        m.d.sync += blk.active.eq(Cat(*((t < na) & (glim[t] >= key_lo) for t in range(T))))
-        m.d.sync += [blk.lim[t].eq(local(glim[t])) for t in range(T)]
-        m.d.sync += [blk.empty.eq(maxlim < key_lo),
-                     blk.n_t.eq(Mux(maxlim < key_lo, 1, tiles_to(local(maxlim), lb)))]
+    def _read_queries(self, m, u, q_got):
+        """In QREAD: request the block's Q rows; return when one is taken (node hook)."""
+        m.d.comb += u.q_req.valid.eq(1)
+        return q_got
 
     def _counters(self, m, u):
         """The job's counters (``spec/regmap.py`` COUNTERS), cleared when a job starts."""

@@ -6,9 +6,10 @@ Model: :func:`golden.spatial.run_sharded` (bit-exact O); start check
 User documentation: ``docs/spatial.md``.
 
 Structure. Core c (c = 0 .. N-1) sits at mesh node ``order[c]``, a snake through the mesh, so
-cores c and c + 1 are mesh neighbours. Every core is a :class:`~hw.core.StarCore` node core
-(``spatial``) with its own AXI4 master (``m<c>_axi_*``, its memory channel); one AXI4-Lite
-register block (``s_axil_*``, the core's register map, ``spec/regmap.py``) runs the array.
+cores c and c + 1 are mesh neighbours. Every core is a node core (:class:`~hw.node.NodeCore`,
+the STAR core with a node's query source, key shard and output) with its own AXI4 master
+(``m<c>_axi_*``, its memory channel); one AXI4-Lite register block (``s_axil_*``, the core's
+register map, ``spec/regmap.py``) runs the array.
 
 * Sharding: with n = ceil(SEQ_LEN / tile) key tiles and q, r = divmod(n, N), core c owns the
   q + (c < r) tiles from tile c·q + min(c, r); its K and V rows are in its own channel from
@@ -44,11 +45,12 @@ from star.spec.formats import unsigned_bits
 from star.spec.regmap import COUNTERS, JOB_NAMES, ErrorCode
 
 from .axi import AXI4, AXI4Lite
-from .core import StarCore, start_check
+from .core import start_check
 from .csr import CsrBlock
 from .jobstart import JobStart
 from .layouts import lane_row_layout, partial_layout
 from .merge import PartialMerge
+from .node import NodeCore
 from .noc.mesh import Mesh
 from .noc.message import Deserializer, Serializer
 from .normalize import Normalize
@@ -142,7 +144,7 @@ class SpatialStar(wiring.Component):
         q_msg, p_msg = lane_row_layout(cfg), partial_layout(cfg)
         cores = []
         for c, (x, y) in enumerate(scfg.order):
-            core = m.submodules[f"core{c}"] = StarCore(cfg, spatial=True)
+            core = m.submodules[f"core{c}"] = NodeCore(cfg)
             cores.append(core)
             wiring.connect(m, wiring.flipped(getattr(self, f"m{c}_axi")), core.m_axi)
             m.d.comb += [core.job[n].eq(job.regs[n]) for n in JOB_NAMES]
