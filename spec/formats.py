@@ -25,6 +25,10 @@ def signed_bits(max_abs: int) -> int:
     return unsigned_bits(max_abs) + 1
 
 
+#: fraction bits of the bit-serial front's alpha (the guard offset's share of the radius, 0 .. 1.0
+#: as 0 .. 2**ALPHA_FRAC_BITS; golden.bitserial.guard_offset)
+ALPHA_FRAC_BITS = 8
+
 #: the largest score-scale shift (SCALE_SHIFT): the scale c = mantissa·2**-shift, shift in
 #: [exp_frac_bits, SCALE_SHIFT_MAX]; the hardware's shift register is 6 bits
 SCALE_SHIFT_MAX = 63
