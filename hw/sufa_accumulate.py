@@ -188,16 +188,22 @@ class AccumulateStage(wiring.Component):
         m.d.sync += pd[0].eq(Mux(fp.valid & fp.first, p_hold, 0))
         m.d.sync += [pd[i + 1].eq(pd[i]) for i in range(len(pd) - 1)]
         fa = fl[-1]
-        # (p_bits <= 21 and data_bits <= 16 keep p·v unsplit: its two cycles are O's read)
-        assert mul_latency(fmt.p_bits, b) == O_READ_LATENCY
         m.d.comb += self.mac_busy.eq(fp.valid)
-        # O[chunk] += p·v[chunk]: the chunk is read as its V chunk arrives (OState's two read
-        # cycles end with the product's), written in the cycle its sum is formed; the state
-        # pass reads and writes one element per cycle while no key is in flight
+        # O[chunk] += p·v[chunk]: the chunk is read O_READ_LATENCY cycles before its product is
+        # there (as its V chunk arrives for an unsplit p·v, whose two cycles are O's read; later
+        # for a split one), written in the cycle its sum is formed; the state pass reads and
+        # writes one element per cycle while no key is in flight
+        late = mul_latency(fmt.p_bits, b) - O_READ_LATENCY
+        assert late >= 0
+        fo = fl[exp_latency(cfg) + late]             # fp's chunk is read here
         lp = P.bit_length() - 1
         v_idx = Signal.like(self.v.phase)            # the index of the V chunk arriving
         m.d.sync += v_idx.eq(self.v.phase)
-        m.d.comb += [O.addr.eq(Mux(fp.valid, v_idx, sp.o_addr)), O.w_addr.eq(O.rd_chunk),
+        for i in range(late):
+            nxt = Signal.like(v_idx, name=f"v_idx_{i + 1}")
+            m.d.sync += nxt.eq(v_idx)
+            v_idx = nxt
+        m.d.comb += [O.addr.eq(Mux(fo.valid, v_idx, sp.o_addr)), O.w_addr.eq(O.rd_chunk),
                      sp.o_data.eq(O.data), sp.l.eq(L)]
         with m.If(fa.valid):
             m.d.sync += L.eq(L + pd[-1])

@@ -404,7 +404,7 @@ def test_score_stage_latency_and_scores(name, seed):
     simulate(dut, bench)
 
 
-@pytest.mark.parametrize("name", ["tiny", "default"])
+@pytest.mark.parametrize("name", ["tiny", "default", "split"])
 def test_accumulate_stage_latency_and_state(name, seed):
     """The SU-FA accumulate stage alone (hw.sufa_accumulate.AccumulateStage, its unnormalised
     final pass so O and L show at ``state``): one tile record of n entries whose max m lies
@@ -415,9 +415,14 @@ def test_accumulate_stage_latency_and_state(name, seed):
     and L = Σ p_e exactly, p_e = F(m − s_e) (a weight taken a cycle early or late is F(0), which
     no entry has)."""
     from star.hw.sufa_accumulate import AccumulateStage, accumulate_latency, exp_latency
+    from star.hw.arith import MUL_SPLIT_BITS
     from star.hw.sufa_state import Unload
-    cfg = preset(name)
+    # split: the widest weights (exp_out_bits 20, p_bits 21) make p·v a split product, a
+    # cycle longer than O's read
+    cfg = StarConfig(**{**preset("tiny").to_dict(), "exp_out_bits": 20}) if name == "split" \
+        else preset(name)
     fmt = cfg.formats
+    assert (fmt.p_bits > MUL_SPLIT_BITS) == (name == "split")
     G, P, n = fmt.sufa_chunks, fmt.sufa_macs, min(3, cfg.k_tile)
     rng = np.random.default_rng(seed)
     lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
