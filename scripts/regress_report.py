@@ -40,8 +40,24 @@ def load(kind: str) -> list[dict]:
     return out
 
 
+def settle(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """One record per (seed, index): a config that failed and passed when rerun (after a fix:
+    ``pytest --regress --seed S 'tests/test_regress.py::test_valid_config[I]'``) counts as
+    passed. Returns (the records, the failures a rerun passed), both in file order."""
+    passed = {(r["seed"], r["index"]) for r in records if r["result"] == "pass"}
+    out, rerun, seen = [], [], set()
+    for r in records:
+        key = (r["seed"], r["index"])
+        if key in passed and r["result"] != "pass":
+            rerun.append(r)
+        elif key not in seen:
+            out.append(r)
+            seen.add(key)
+    return out, rerun
+
+
 def summarize(command: str) -> dict:
-    valid, invalid = load("valid"), load("invalid")
+    (valid, rerun), invalid = settle(load("valid")), load("invalid")
     icarus, coverage = load("icarus"), load("coverage")
     cfgs = [r["config"] for r in valid]
     cases = [r["case"] for r in valid]
@@ -66,6 +82,7 @@ def summarize(command: str) -> dict:
                      "max_seq_len": max((c["seq_len"] for c in cases), default=0)},
             "seconds": round(sum(r.get("total_s", 0) for r in valid)),
             "failures": [r for r in valid if r["result"] != "pass"],
+            "passed_on_rerun": rerun,
         },
         "invalid": {
             "tried": len(invalid),
@@ -112,7 +129,12 @@ def markdown(s: dict) -> str:
                   f"`{json.dumps(r['config'], sort_keys=True)}` job "
                   f"`{json.dumps(r['case'], sort_keys=True)}` seed {r['job_seed']}: "
                   f"{r.get('error', '')[:300]}"]
-    if v["failures"]:
+    for r in v.get("passed_on_rerun", []):
+        lines += [f"- failed, then passed when rerun (seed {r['seed']}, index {r['index']}): "
+                  f"`{json.dumps(r['config'], sort_keys=True)}` job "
+                  f"`{json.dumps(r['case'], sort_keys=True)}` seed {r['job_seed']}: "
+                  f"{r.get('error', '')[:300]}"]
+    if v["failures"] or v.get("passed_on_rerun"):
         lines += ["", "Rerun one: `.venv/bin/python -m pytest --regress --seed S "
                       "'tests/test_regress.py::test_valid_config[I]'` (S, I: the record's "
                       "seed and index).", ""]

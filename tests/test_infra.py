@@ -144,3 +144,21 @@ def test_run_split_model_builds(smoke_verilog, seed):
                  build_args=["--output-split", "300"])
     assert "VM_PARALLEL_BUILDS = 1" in (result.build_dir / "Vtop_classes.mk").read_text()
     assert list(result.build_dir.glob("*__pch.h*.gch"))
+
+
+def test_regress_report_counts_a_config_that_passed_when_rerun_once():
+    """scripts/regress_report.py: a failed config rerun after a fix and passing counts once, as
+    passed, and its failure is kept in the list of reruns; a config that only failed stays a
+    failure."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("regress_report",
+                                                  REPO_ROOT / "scripts" / "regress_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    recs = [{"seed": 1, "index": 0, "result": "pass"},
+            {"seed": 1, "index": 1, "result": "fail", "error": "x"},
+            {"seed": 1, "index": 2, "result": "fail", "error": "y"},
+            {"seed": 1, "index": 1, "result": "pass"}]
+    kept, rerun = mod.settle(recs)
+    assert [(r["index"], r["result"]) for r in kept] == [(0, "pass"), (2, "fail"), (1, "pass")]
+    assert [(r["index"], r["error"]) for r in rerun] == [(1, "x")]
