@@ -4,7 +4,6 @@ by gen.synth.module_stats; check that the shared design is the design every lane
 import re
 
 import pytest
-from amaranth.back import verilog as amaranth_verilog
 
 from star.gen.build import blocks
 from star.gen.synth import module_stats
@@ -21,7 +20,7 @@ def test_shared_lanes_match_every_lane_elaborated(top, tmp_path):
     without sharing, where every lane is its own module."""
     cfg = StarConfig(**{**preset("tiny").to_dict(), "lanes": 3})
     shared_text = convert(blocks(cfg, only=top)[top], name=top)
-    every_text = amaranth_verilog.convert(blocks(cfg, only=top)[top], name=top, emit_src=False)
+    every_text = convert(blocks(cfg, only=top)[top], name=top, share_lanes=False)
     lane = f"{top}.{STAGE[top]}.lane"
     assert shared_text.count(f"module \\{lane} ") == 1
     assert f"{top}.lane2" in every_text and f"{top}.lane2" not in shared_text
