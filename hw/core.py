@@ -216,7 +216,7 @@ class StarCore(wiring.Component):
     def _job(self, m, u):
         """The sampled job registers and what they drive in the units (static during a job),
         the block plan register and the run / begin strobes."""
-        cfg, fmt, csr = self.cfg, self.fmt, u.csr
+        cfg, fmt = self.cfg, self.fmt
         seq_bits = unsigned_bits(cfg.max_seq)
         front, lists, sufa, ow, sads = u.front, u.lists, u.sufa, u.ow, u.sads
         job = {n: Signal(32, name=f"job_{n.lower()}") for n in JOB_NAMES}
@@ -242,7 +242,7 @@ class StarCore(wiring.Component):
             lists.block.eq(blk), lists.dense.eq(dense), lists.run.eq(run),
             lists.begin.eq(begin),
             ow.o_base.eq(job["O_BASE"]), ow.o_stride.eq(job["O_STRIDE"]), ow.qlen.eq(qlen),
-            ow.busy.eq(busy), ow.block_in.eq(begin), csr.busy.eq(busy),
+            ow.busy.eq(busy), ow.block_in.eq(begin),
         ]
         return _Job(regs=job, seq=seq, qlen=qlen, key_lo=key_lo, kseq=kseq, causal=causal,
                     dense=dense, blk=blk, run=run, begin=begin)
@@ -265,12 +265,9 @@ class StarCore(wiring.Component):
         q_got = u.q_req.valid & u.q_req.ready
         error, check_cycles = self._start_check(m, job)
         m.submodules.job = js = JobStart(check_cycles)
-        m.d.comb += [js.start.eq(csr.start), js.error.eq(error), busy.eq(js.busy),
-                     u.clear.eq(js.sample), csr.clear_status.eq(js.sample),
-                     csr.error_set.eq(js.error_set), csr.error_code.eq(js.error_code),
-                     csr.done_set.eq(js.done_set)]
+        js.serve(m, csr, regs)
+        m.d.comb += [js.error.eq(error), busy.eq(js.busy), u.clear.eq(js.sample)]
         with m.If(js.sample):
-            m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
             self._sample(m, job)
 
         def to_qread():

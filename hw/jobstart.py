@@ -40,6 +40,17 @@ class JobStart(wiring.Component):
             "error_set": Out(1), "error_code": Out(code), "done_set": Out(1),
         })
 
+    def serve(self, m, csr, regs: dict) -> None:
+        """Join the top's register block ``csr`` (:class:`hw.csr.CsrBlock`, or a node core's
+        stand-in with the same members): START from it, busy and the status (clear, error,
+        done) to it, and ``regs`` ({name: Signal}) sampled from its values. The top drives its
+        own errors (BUS) after this, so they take priority."""
+        m.d.comb += [self.start.eq(csr.start), csr.busy.eq(self.busy),
+                     csr.clear_status.eq(self.sample), csr.error_set.eq(self.error_set),
+                     csr.error_code.eq(self.error_code), csr.done_set.eq(self.done_set)]
+        with m.If(self.sample):
+            m.d.sync += [reg.eq(csr.values[n]) for n, reg in regs.items()]
+
     def elaborate(self, platform):
         m = Module()
         wait = Signal(range(self.wait_cycles + 1), name="wait")

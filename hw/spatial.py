@@ -194,14 +194,10 @@ class SpatialStar(wiring.Component):
         per, extra, key_lo, key_cnt = job.per, job.extra, job.key_lo, job.key_cnt
         m.submodules.job = js = JobStart(RANGE_CYCLES + job.check_cycles)
         done_seen = Signal(N)
-        m.d.comb += [js.start.eq(csr.start), csr.busy.eq(js.busy),
-                     csr.clear_status.eq(js.sample), csr.error_set.eq(js.error_set),
-                     csr.error_code.eq(js.error_code), csr.done_set.eq(js.done_set),
-                     js.error.eq(Mux(job.core_error != 0, job.core_error,
+        js.serve(m, csr, regs)
+        m.d.comb += [js.error.eq(Mux(job.core_error != 0, job.core_error,
                                      Mux(n_tiles < N, ErrorCode.SHARD, 0))),
                      js.finish.eq(done_seen.all())]
-        with m.If(js.sample):
-            m.d.sync += [regs[n].eq(csr.values[n]) for n in JOB_NAMES]
         # the shards (static during a job; settled RANGE_CYCLES after the sample)
         m.d.sync += [n_tiles.eq((seq + Bc - 1) >> lb), per.eq(n_tiles // N),
                      extra.eq(n_tiles % N)]
