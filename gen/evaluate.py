@@ -19,7 +19,6 @@ baseline) with float dense attention.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -27,16 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from star.golden import pipeline, reference, sads
-
 from star.spec.config import StarConfig
-from star.spec.formats import Formats
+
+from .kernel import LABELS, predicted
+from .kernel import SELECTORS as METHODS
 
 __all__ = ["EvalError", "load_attention", "parse_k", "evaluate", "format_table"]
-
-METHODS = ("exact", "dlzs1", "dlzs2", "mac4")
-LABELS = {"exact": "exact per-tile top-k", "dlzs1": "DLZS, 1 term", "dlzs2": "DLZS, 2 terms",
-          "mac4": "4-bit multiply"}
-
 
 class EvalError(ValueError):
     """The attention file or an eval option is unusable; the message is one line."""
@@ -156,27 +151,20 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None,
     probs = reference.softmax_probs(q, k, scale, h.valid)
     dense_ref = probs @ v
     s = q @ k.T
-    oracle_rank = np.argsort(np.argsort(np.where(h.valid, s, -np.inf), axis=1, kind="stable"),
-                             axis=1, kind="stable")
-    pred = {f"dlzs{t}": pipeline.predicted_scores(
-        h, Formats(dataclasses.replace(cfg, dlzs_terms=t)), "dlzs") for t in (1, 2)}
-    pred["mac4"] = pipeline.predicted_scores(h, fmt, "mac4")
+    pred = {method: predicted(h, cfg, method, s) for method in METHODS}
     dlzs_radius = _radius_lsb(radius_nats, h, scale, 1.0, cfg)
-    radius = {"dlzs1": dlzs_radius, "dlzs2": dlzs_radius,
+    radius = {"exact": -1, "dlzs1": dlzs_radius, "dlzs2": dlzs_radius,
               "mac4": _radius_lsb(radius_nats, h, scale, 4.0 ** fmt.mac4_shift, cfg)}
     dense_fx = pipeline.run(h, fmt, dense=True)[0] if fixed else None
     rows = []
     for kt in ks:
-        exact_sel = sads.select(oracle_rank, fmt, k_tile=kt, radius=-1, valid=h.valid)
-        exact_mask = sads.selection_mask(exact_sel, s.shape[1])
+        masks = {method: sads.selection_mask(sads.select(
+            pred[method], fmt, k_tile=kt, radius=radius[method], valid=h.valid), s.shape[1])
+            for method in METHODS}
+        exact_mask = masks["exact"]
         result = {"k_tile": kt}
         for method in METHODS:
-            if method == "exact":
-                mask = exact_mask
-            else:
-                sel = sads.select(pred[method], fmt, k_tile=kt, radius=radius[method],
-                                  valid=h.valid)
-                mask = sads.selection_mask(sel, s.shape[1])
+            mask = masks[method]
             out = reference.attention_head(q, k, v, scale, mask)
             result[method] = {
                 "mass": float((probs * mask).sum(axis=1).mean()),

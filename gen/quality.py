@@ -1,0 +1,163 @@
+"""``star quality``: what STAR's selection and numerics cost a whole model, as next-token
+perplexity against the same model with its own dense attention.
+
+A run is one way of computing every replaced layer's attention (:class:`Run`: a
+``star.gen.kernel`` method and mode, keys per tile, which layers). Each run goes over the same
+token windows of every text (``gen.lm.token_windows``: teacher forcing, windows of up to
+``--tokens``, each starting with <bos>); its perplexity is exp(mean next-token cross-entropy
+over all predicted tokens of all texts), and Δ perplexity is relative to the model's own dense
+attention (the ``model`` run: transformers' sdpa in float32, nothing replaced).
+
+The core config: the model fixes head_dim, and a window needs max_seq >= its tokens; a config
+that differs is adapted (-P head_dim / max_seq; the report's config is the one used) unless
+those fields were set with -P, which must then fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from star.spec.config import StarConfig, from_overrides, override_name
+
+from . import kernel
+from .lm import QualityError, StarAttention, token_windows, window_loss
+
+__all__ = ["Run", "Text", "read_text", "core_config", "measure", "report", "format_table"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One way of computing the model's attention: ``method`` (``model``: the model's own
+    sdpa, nothing replaced; else a kernel METHODS entry) in ``mode`` with ``k`` keys per tile,
+    in ``layers`` (None: every layer)."""
+
+    method: str
+    mode: str = "selection"
+    k: int | None = None
+    layers: tuple[int, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.method == "model":
+            return "model (dense, sdpa float32)"
+        where = "" if self.layers is None else f", layers {','.join(map(str, self.layers))}"
+        k = "" if self.method == "dense" else f", k={self.k}"
+        return f"{kernel.LABELS[self.method]}, {self.mode}{k}{where}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text file as evaluated: its name in the report, sha256 and token windows."""
+
+    name: str
+    sha256: str
+    windows: tuple[tuple[int, ...], ...]
+
+
+def read_text(path, tok, tokens: int, windows: int | None, name: str | None = None) -> Text:
+    """Read and tokenise a text file (UTF-8); one-line QualityError if unusable."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise QualityError(f"--text {path}: no such file") from None
+    except IsADirectoryError:
+        raise QualityError(f"--text {path}: a folder, not a text file") from None
+    except OSError as e:
+        raise QualityError(f"--text {path}: cannot read it ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise QualityError(f"--text {path}: not UTF-8 text (byte {e.start})") from None
+    wins = token_windows(tok, text, tokens, windows)
+    if not wins:
+        raise QualityError(f"--text {path}: no tokens to predict (empty text)")
+    return Text(name or path.name, hashlib.sha256(data).hexdigest(),
+                tuple(tuple(w) for w in wins))
+
+
+def core_config(cfg: StarConfig, base: StarConfig, head_dim: int, tokens: int,
+                given: dict) -> StarConfig:
+    """The core config for a model of ``head_dim`` and windows of ``tokens``: head_dim set to
+    the model's (the AXI bus narrowed to one row if it was wider) and max_seq raised to the
+    window, unless -P set them (``given``), then they must fit (one-line error)."""
+    if "head_dim" in given and cfg.head_dim != head_dim:
+        raise QualityError(f"-P head_dim={cfg.head_dim}: the model's head_dim is {head_dim}")
+    if "max_seq" in given and cfg.max_seq < tokens:
+        raise QualityError(f"-P max_seq={cfg.max_seq}: the windows have up to {tokens} tokens "
+                           "(lower --tokens or raise max_seq)")
+    change = {}
+    if cfg.head_dim != head_dim:
+        change["head_dim"] = head_dim
+        row_bits = head_dim * cfg.data_bits
+        if cfg.axi_data_bits > row_bits:      # the bus may not be wider than a row
+            change["axi_data_bits"] = row_bits
+    if cfg.max_seq < tokens:
+        change["max_seq"] = 1 << (tokens - 1).bit_length()
+    if not change:
+        return cfg
+    out = from_overrides(cfg, change, where="the model's shape: ")
+    return out if "name" in given else override_name(dataclasses.replace(out, name=cfg.name),
+                                                     base)
+
+
+def _layers(run: Run, n_layers: int) -> dict[int, int]:
+    if run.method == "model":
+        return {}
+    layers = range(n_layers) if run.layers is None else run.layers
+    return {li: run.k for li in layers}
+
+
+def measure(lm, cfg: StarConfig, texts: list[Text], runs: list[Run], progress) -> list[dict]:
+    """Run every run over every window; return per run its label, fields, per-text summed
+    cross-entropy and tokens, perplexity and wall time."""
+    n_layers = lm.config.num_hidden_layers
+    out = []
+    for run in runs:
+        layers = _layers(run, n_layers)
+        nll, count, start = {}, {}, time.monotonic()
+        for text in texts:
+            nll[text.name], count[text.name] = 0.0, 0
+            for w, ids in enumerate(text.windows):
+                with progress.step(f"{run.label}: {text.name} window {w + 1}/"
+                                   f"{len(text.windows)} ({len(ids)} tokens)"), \
+                        StarAttention(cfg, run.method, run.mode, layers) as star:
+                    loss, n = window_loss(lm, list(ids))
+                missing = set(layers) - set(star.calls)
+                if missing:
+                    raise QualityError(f"layers {sorted(missing)} never called the sdpa "
+                                       "attention entry: this model cannot be patched")
+                nll[text.name] += loss
+                count[text.name] += n
+        total = sum(count.values())
+        out.append({"label": run.label, **dataclasses.asdict(run), "nll": nll, "tokens": count,
+                    "ppl": math.exp(sum(nll.values()) / total),
+                    "seconds": round(time.monotonic() - start, 1)})
+    return out
+
+
+def report(cfg: StarConfig, model: dict, texts: list[Text], results: list[dict],
+           tokens: int, cmd: str, machine: str) -> dict:
+    """A JSON-ready report; Δ perplexity (%) of each run against the ``model`` run if any."""
+    base = next((r["ppl"] for r in results if r["method"] == "model"), None)
+    for r in results:
+        r["delta_ppl_pct"] = None if base is None else 100.0 * (r["ppl"] / base - 1.0)
+    return {"command": cmd, "machine": machine, "model": model, "config": cfg.to_dict(),
+            "tokens_per_window": tokens,
+            "texts": [{"name": t.name, "sha256": t.sha256, "windows": len(t.windows),
+                       "tokens": sum(len(w) for w in t.windows)} for t in texts],
+            "results": results}
+
+
+def format_table(rep: dict) -> str:
+    """The report's results as a Markdown table."""
+    lines = ["| run | perplexity | Δ perplexity | time |", "|---|---|---|---|"]
+    for r in rep["results"]:
+        delta = "" if r["delta_ppl_pct"] is None else f"{r['delta_ppl_pct']:+.2f} %"
+        lines.append(f"| {r['label']} | {r['ppl']:.4f} | {delta} | {r['seconds']:.0f} s |")
+    return "\n".join(lines)
