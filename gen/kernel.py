@@ -55,8 +55,10 @@ def method_formats(cfg: StarConfig, method: str) -> Formats:
 def oracle_rank(s, valid) -> np.ndarray:
     """Each key's rank among its row's visible float scores ``s`` (higher score, higher rank;
     ties to the lower index): scores SADS selects the exact per-tile top-k from."""
-    return np.argsort(np.argsort(np.where(valid, s, -np.inf), axis=1, kind="stable"),
-                      axis=1, kind="stable")
+    order = np.argsort(np.where(valid, s, -np.inf), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :], axis=1)
+    return rank
 
 
 def predicted(h: pipeline.HeadInputs, cfg: StarConfig, method: str, s=None) -> np.ndarray:

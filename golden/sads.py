@@ -30,15 +30,16 @@ def select(scores, fmt, *, k_tile: int, radius: int, valid=None) -> np.ndarray:
     n_tiles = -(-sk // tile)
     out = np.full((sq, n_tiles, k_tile), -1, np.int64)
     for j in range(n_tiles):
-        blk = scores[:, j * tile:(j + 1) * tile]
-        ok = valid[:, j * tile:(j + 1) * tile]
+        rows = np.flatnonzero(valid[:, j * tile:(j + 1) * tile].any(axis=1))  # the rest select none
+        blk = scores[rows, j * tile:(j + 1) * tile]
+        ok = valid[rows, j * tile:(j + 1) * tile]
         m = np.where(ok, blk, _FLOOR).max(axis=1, keepdims=True)
         keep = ok & (blk >= m - r)
         key = np.where(keep, blk, _FLOOR)
         order = np.argsort(-key, axis=1, kind="stable")[:, :k_tile]  # stable: ties → lower index
         taken = np.take_along_axis(keep, order, axis=1)
         n = order.shape[1]
-        out[:, j, :n] = np.where(taken, order + j * tile, -1)
+        out[rows, j, :n] = np.where(taken, order + j * tile, -1)
     return out
 
 

@@ -65,41 +65,45 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
     grew = np.zeros(sel.shape[:2], bool)
     over = []
     for j in range(sel.shape[1]):
-        idx = sel[:, j, :]
-        count = (idx >= 0).sum(axis=1)
-        if not count.any():
+        # only the rows with a key in this tile change: work on them alone (a causal or
+        # windowed job leaves most rows idle in most tiles)
+        rs = np.flatnonzero((sel[:, j, :] >= 0).any(axis=1))
+        if not rs.size:
             continue
-        s = np.take_along_axis(s_all, np.maximum(idx, 0), axis=1)
+        idx = sel[rs, j, :]
+        count = (idx >= 0).sum(axis=1)
+        s = np.take_along_axis(s_all[rs], np.maximum(idx, 0), axis=1)
         if exact_max:
             m_tile = np.where(idx >= 0, s, np.iinfo(np.int64).min).max(axis=1)
         else:
             m_tile = np.where(count >= 2, np.maximum(s[:, 0], s[:, min(1, s.shape[1] - 1)]),
                               s[:, 0])
-        active = count > 0
-        grow = active & has & (m_tile > m)
-        f = weight(np.where(grow, m_tile - m, 0), mant, shift, fmt)
-        l = np.where(grow, rescale(l, f, P), l)
-        o = np.where(grow[:, None], rescale(o, f[:, None], P), o)
-        merges += grow
-        grew[:, j] = grow
-        m = np.where(active & (~has | grow), m_tile, m)
-        has |= active
+        mr, lr, orr, hr = m[rs], l[rs], o[rs], has[rs]
+        grow = hr & (m_tile > mr)
+        f = weight(np.where(grow, m_tile - mr, 0), mant, shift, fmt)
+        lr = np.where(grow, rescale(lr, f, P), lr)
+        orr = np.where(grow[:, None], rescale(orr, f[:, None], P), orr)
+        merges[rs] += grow
+        grew[rs, j] = grow
+        mr = np.where(~hr | grow, m_tile, mr)
         for i in range(idx.shape[1]):
             key = idx[:, i]
             act = key >= 0
             safe = np.maximum(key, 0)
-            si = s_all[np.arange(rows), safe]
-            up = act & (si > m)
+            si = s_all[rs, safe]
+            up = act & (si > mr)
             if up.any():
-                f = weight(np.where(up, si - m, 0), mant, shift, fmt)
-                l = np.where(up, rescale(l, f, P), l)
-                o = np.where(up[:, None], rescale(o, f[:, None], P), o)
-                m = np.where(up, si, m)
-                rescales += up
-                over += [(r, int(key[r])) for r in np.flatnonzero(up)]
-            p = np.where(act, weight(np.where(act, m - si, 0), mant, shift, fmt), 0)
-            l = l + p
-            o = o + p[:, None] * v[safe]
+                f = weight(np.where(up, si - mr, 0), mant, shift, fmt)
+                lr = np.where(up, rescale(lr, f, P), lr)
+                orr = np.where(up[:, None], rescale(orr, f[:, None], P), orr)
+                mr = np.where(up, si, mr)
+                rescales[rs] += up
+                over += [(int(rs[r]), int(key[r])) for r in np.flatnonzero(up)]
+            p = np.where(act, weight(np.where(act, mr - si, 0), mant, shift, fmt), 0)
+            lr = lr + p
+            orr = orr + p[:, None] * v[safe]
+        m[rs], l[rs], o[rs] = mr, lr, orr
+        has[rs] = True
     if not np.all(has):
         raise ValueError("every query row must select at least one key")
     return Result(normalize(o, l, fmt), m, l, o, rescales, merges, grew,
