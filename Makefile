@@ -17,6 +17,9 @@
 #   make bench-noc         mesh NoC latency/throughput per pattern, area, fmax -> docs/results/noc_bench/
 #   make bench-spatial     Spatial-STAR throughput scaling, 1 / 2x2 / 4x4 cores -> docs/results/spatial_bench/
 #   make bench-model       cycle model vs RTL on every calibration point + paper-scale projection -> docs/results/cycle_model/
+#   make bench-quality     Gemma 3 270M perplexity with STAR in every attention layer vs dense: methods x
+#                          modes x k, per-layer contribution -> docs/results/quality/ (hours on 2 cores;
+#                          resumes from build/bench/quality/runs.jsonl)
 #   make bench-timing      static timing (OpenSTA, OSU 0.18 um): star_core per preset + star_spatial 2x2 tiny,
 #                          critical paths named by RTL signal, fmax -> docs/results/timing/ (needs opensta);
 #                          tiny star_core out of context on ECP5, synth_ecp5 of every preset -> docs/results/timing/ecp5.md
@@ -148,6 +151,9 @@ bench-spatial: $(STAMP)
 
 bench-model: $(STAMP)
 	$(PY) scripts/bench_model.py
+
+bench-quality: install-quality
+	$(PY) scripts/bench_quality.py
 
 bench-timing: install-synth
 	@command -v sta >/dev/null 2>&1 || { echo "error: sta not found; make bench-timing needs OpenSTA (Debian: apt-get install opensta; make install does it as root)" >&2; exit 1; }
