@@ -27,7 +27,16 @@ from star.spec.config import StarConfig, from_overrides, override_name
 from . import kernel
 from .lm import QualityError, StarAttention, token_windows, window_loss
 
-__all__ = ["Run", "Text", "read_text", "core_config", "measure", "report", "format_table"]
+__all__ = ["Run", "Text", "read_text", "core_config", "measure", "report", "format_table",
+           "PERCENTS", "GOALS", "k_of", "rows_by_run", "delta_table", "goal_rows"]
+
+#: the keys kept per tile `make bench-quality` measures, % of the tile
+PERCENTS = (5, 10, 15, 25)
+#: issue 34's goals: Δ perplexity (%) of bit-exact DLZS with one term at k = 25 % and 10 %;
+#: the selection-mode gap to exact top-k (percentage points); seconds per bit-exact window
+GOALS = {25: 1.0, 10: 3.0}
+GAP_PP = 0.5
+WINDOW_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -161,3 +170,65 @@ def format_table(rep: dict) -> str:
         delta = "" if r["delta_ppl_pct"] is None else f"{r['delta_ppl_pct']:+.2f} %"
         lines.append(f"| {r['label']} | {r['ppl']:.4f} | {delta} | {r['seconds']:.0f} s |")
     return "\n".join(lines)
+
+
+def k_of(percent: int, tile: int) -> int:
+    """Keys kept per tile for a percentage of the tile (at least 1)."""
+    return max(1, round(tile * percent / 100))
+
+
+class _Missing(dict):
+    """Results by run; a run without a result (an interrupted bench) reads as NaN."""
+
+    def __missing__(self, key):
+        return {"delta_pct": math.nan, "seconds_per_window": math.nan, "ppl": math.nan,
+                "ppl_text": {}}
+
+
+def rows_by_run(rows: list[dict]) -> dict:
+    """Summary rows of a bench report by (method, mode, k, layers tuple or None)."""
+    return _Missing({(r["method"], r["mode"], r["k"],
+                      tuple(r["layers"]) if r["layers"] else None): r for r in rows})
+
+
+def pct(x: float, fmt: str = "+.2f", unit: str = " %") -> str:
+    """A figure, or 'not run' for NaN."""
+    return "not run" if math.isnan(x) else f"{x:{fmt}}{unit}"
+
+
+def delta_table(rows: list[dict], tile: int) -> list[str]:
+    """Markdown: Δ perplexity per selection method and mode (rows) and k (columns)."""
+    by = rows_by_run(rows)
+    ks = [k_of(p, tile) for p in PERCENTS]
+    lines = ["| method | mode | " + " | ".join(f"k = {p} % ({k})" for p, k in
+                                              zip(PERCENTS, ks)) + " |",
+             "|---|---|" + "---|" * len(ks)]
+    for mode in kernel.MODES:
+        for m in kernel.SELECTORS:
+            lines.append(f"| {kernel.LABELS[m]} | {mode} | "
+                         + " | ".join(pct(by[m, mode, k, None]["delta_pct"]) for k in ks) + " |")
+    return lines
+
+
+def goal_rows(rows: list[dict], tile: int, tokens: int) -> list[str]:
+    """Markdown rows (goal | measured | verdict) of issue 34's goals."""
+    by = rows_by_run(rows)
+    out = []
+    for p, goal in GOALS.items():
+        d = by["dlzs1", "bitexact", k_of(p, tile), None]["delta_pct"]
+        verdict = "not run" if math.isnan(d) else "met" if d <= goal else \
+            f"missed by {d - goal:.2f} pp"
+        out.append(f"| bit-exact DLZS 1 term, k = {p} %: Δ ≤ {goal:g} % | {pct(d)} | {verdict} |")
+    for p in sorted(GOALS):
+        k = k_of(p, tile)
+        gap = by["dlzs1", "selection", k, None]["delta_pct"] - \
+            by["exact", "selection", k, None]["delta_pct"]
+        verdict = "not run" if math.isnan(gap) else "met" if gap <= GAP_PP else \
+            f"missed by {gap - GAP_PP:.2f} pp"
+        out.append(f"| selection DLZS 1 term within {GAP_PP} pp of exact top-k, k = {p} % | "
+                   f"{pct(gap, unit=' pp')} | {verdict} |")
+    sec = by["dlzs1", "bitexact", k_of(25, tile), None]["seconds_per_window"]
+    verdict = "not run" if math.isnan(sec) else "met" if sec <= WINDOW_SECONDS else "missed"
+    out.append(f"| a {tokens}-token window bit-exact in ≤ {WINDOW_SECONDS // 60} min (DLZS, "
+               f"k = 25 %, 2 cores) | {pct(sec, '.0f', ' s')} | {verdict} |")
+    return out

@@ -10,7 +10,7 @@ docs/results/synth_scaling/report.json (``make bench-synth``), docs/results/timi
 docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/cycle_model/report.json
 (``make bench-model``), docs/results/core_bench_decoder/report.json (``make bench-core``),
 docs/results/dse/pareto.json and dse_minilm/pareto.json (``make dse``), docs/results/regress/report.json
-(``make regress``).
+(``make regress``), docs/results/quality/report.json (``make bench-quality``).
 """
 
 from __future__ import annotations
@@ -252,6 +252,22 @@ def _timing(report: dict) -> list[str]:
     return lines
 
 
+def _quality(report: dict) -> list[str]:
+    """Δ perplexity of Gemma 3 270M with STAR in every layer, and the goals."""
+    from .quality import delta_table, goal_rows, rows_by_run
+    rows, tile = report["rows"], report["config"]["tile"]
+    model = rows_by_run(rows)["model", "selection", None, None]
+    texts = ", ".join(t["name"] for t in report["texts"])
+    return ["", f"**What STAR costs a whole model** (Gemma 3 270M, every attention layer on "
+                f"STAR, `{report['config']['name']}` core config, the first "
+                f"{report['tokens']}-token window of {texts}; model perplexity "
+                f"{model['ppl']:.3f}; [full report](docs/results/quality/report.md) with the "
+                "per-layer contribution, `make bench-quality`): Δ perplexity vs the model's own "
+                "dense attention", "", *delta_table(rows, tile), "",
+            "| goal | measured | |", "|---|---|---|", *goal_rows(rows, tile, report["tokens"]),
+            "", "![delta perplexity](docs/results/quality/delta_ppl.png)", ""]
+
+
 def section(root: Path = ROOT) -> str:
     """The generated results section (without the markers)."""
     res = root / "docs" / "results"
@@ -265,6 +281,7 @@ def section(root: Path = ROOT) -> str:
                             lambda r: ["", *core("core_bench_decoder")(r)]),
                            ("predictors.json", _predictors),
                            ("dlzs_terms/report.json", _dlzs_terms),
+                           ("quality/report.json", _quality),
                            ("synth_scaling/report.json", _synth),
                            ("timing/report.json", _timing),
                            ("spatial_bench/report.json", _spatial),

@@ -47,6 +47,19 @@ class Result:
     over: np.ndarray | None = None   # [events, 2] (row, key) of every max-assurance rescale
 
 
+def _weighted_rows(p, idx, v) -> np.ndarray:
+    """Σ_i p[r, i] · v[idx[r, i]] per row r, exact (-1 entries of idx carry p = 0): the weights
+    scattered over the span of keys the rows name, times those V rows (golden.intops.int_matmul:
+    exact, or it raises)."""
+    ok = idx >= 0
+    if not ok.any():
+        return np.zeros((p.shape[0], v.shape[1]), np.int64)
+    lo, hi = int(idx[ok].min()), int(idx[ok].max()) + 1
+    dense = np.zeros((p.shape[0], hi - lo + 1), np.int64)     # last column: the -1 entries
+    np.put_along_axis(dense, np.where(ok, idx - lo, hi - lo), p, axis=1)
+    return int_matmul(dense[:, :-1], v[lo:hi])
+
+
 def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False) -> Result:
     """Run SU-FA for int q [Sq, d], k/v [Sk, d] over sel [Sq, n_tiles, K] (-1 pads last).
 
@@ -86,22 +99,32 @@ def attend(q, k, v, sel, mant: int, shift: int, fmt, *, exact_max: bool = False)
         merges[rs] += grow
         grew[rs, j] = grow
         mr = np.where(~hr | grow, m_tile, mr)
+        # a row none of whose keys beats its max takes no rescale in this tile: its weights
+        # are all w(m - s), summed at once (integer sums: the order does not matter)
+        calm = ~((idx >= 0) & (s > mr[:, None])).any(axis=1)
+        c = np.flatnonzero(calm)
+        p = np.where(idx[c] >= 0, weight(np.maximum(mr[c, None] - s[c], 0), mant, shift, fmt), 0)
+        lr[c] += p.sum(axis=1)
+        orr[c] += _weighted_rows(p, idx[c], v)
+        w = np.flatnonzero(~calm)          # the rest key by key, max assurance on the way
+        mw, lw, ow = mr[w], lr[w], orr[w]
         for i in range(idx.shape[1]):
-            key = idx[:, i]
+            key = idx[w, i]
             act = key >= 0
             safe = np.maximum(key, 0)
-            si = s_all[rs, safe]
-            up = act & (si > mr)
+            si = s[w, i]
+            up = act & (si > mw)
             if up.any():
-                f = weight(np.where(up, si - mr, 0), mant, shift, fmt)
-                lr = np.where(up, rescale(lr, f, P), lr)
-                orr = np.where(up[:, None], rescale(orr, f[:, None], P), orr)
-                mr = np.where(up, si, mr)
-                rescales[rs] += up
-                over += [(int(rs[r]), int(key[r])) for r in np.flatnonzero(up)]
-            p = np.where(act, weight(np.where(act, mr - si, 0), mant, shift, fmt), 0)
-            lr = lr + p
-            orr = orr + p[:, None] * v[safe]
+                f = weight(np.where(up, si - mw, 0), mant, shift, fmt)
+                lw = np.where(up, rescale(lw, f, P), lw)
+                ow = np.where(up[:, None], rescale(ow, f[:, None], P), ow)
+                mw = np.where(up, si, mw)
+                rescales[rs[w]] += up
+                over += [(int(rs[w[r]]), int(key[r])) for r in np.flatnonzero(up)]
+            pw = np.where(act, weight(np.where(act, mw - si, 0), mant, shift, fmt), 0)
+            lw = lw + pw
+            ow = ow + pw[:, None] * v[safe]
+        mr[w], lr[w], orr[w] = mw, lw, ow
         m[rs], l[rs], o[rs] = mr, lr, orr
         has[rs] = True
     if not np.all(has):

@@ -10,7 +10,7 @@ import pytest
 from star.gen import kernel
 from star.gen.cli import main
 from star.gen.lm import QualityError, _model_file, token_windows
-from star.gen.quality import Run, core_config
+from star.gen.quality import Run, core_config, delta_table, goal_rows
 from star.golden import core, pipeline, reference
 from star.spec.config import from_overrides, preset
 
@@ -95,6 +95,27 @@ def test_run_labels():
     assert Run("model").label.startswith("model")
     assert Run("dlzs1", "bitexact", 6, (5,)).label == "DLZS, 1 term, bitexact, k=6, layers 5"
     assert Run("dense", "selection").label == "dense, selection"
+
+
+def test_bench_tables_verdicts():
+    """The report's goal verdicts follow the figures (tile 64: k = 16 is 25 %, 6 is 10 %);
+    a run without a result is 'not run', never a pass."""
+    def row(method, mode, k, delta, seconds=60.0):
+        return {"method": method, "mode": mode, "k": k, "layers": None, "delta_pct": delta,
+                "seconds_per_window": seconds}
+    rows = [row("dlzs1", "bitexact", 16, 0.9), row("dlzs1", "bitexact", 6, 3.5, 900.0),
+            row("dlzs1", "selection", 16, 1.2), row("exact", "selection", 16, 1.0),
+            row("dlzs1", "selection", 6, 4.0), row("exact", "selection", 6, 3.0)]
+    goals = goal_rows(rows, 64, 2048)
+    assert goals[0] == "| bit-exact DLZS 1 term, k = 25 %: Δ ≤ 1 % | +0.90 % | met |"
+    assert goals[1].endswith("| +3.50 % | missed by 0.50 pp |")
+    assert goals[2].endswith("| +1.00 pp | missed by 0.50 pp |")       # k = 10 %: 4.0 - 3.0
+    assert goals[3].endswith("| +0.20 pp | met |")                      # k = 25 %
+    assert goals[4].endswith("| 60 s | met |")
+    table = delta_table(rows, 64)
+    assert table[0].startswith("| method | mode | k = 5 % (3) | k = 10 % (6)")
+    assert "| DLZS, 1 term | bitexact | not run | +3.50 % | not run | +0.90 % |" in table
+    assert goal_rows([], 64, 2048)[0].endswith("| not run | not run |")
 
 
 def test_model_file_errors(tmp_path):
