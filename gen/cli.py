@@ -379,12 +379,7 @@ def cmd_quality(args) -> int:
     from .quality import Run, core_config, format_table, measure, read_text, report
     cfg, where = resolve(args)
     ks = sorted({parse_k(t, cfg.tile) for t in (args.k or [str(cfg.k_tile)])})
-    if not 2 <= args.tokens <= 1 << 16:
-        raise UserError(f"--tokens must be in [2, 65536], not {args.tokens}")
-    if args.windows != "all" and not (args.windows.isdigit() and int(args.windows) >= 1):
-        raise UserError(f"--windows must be a positive integer or 'all', not {args.windows!r}")
-    if not 1 <= args.threads <= 256:
-        raise UserError(f"--threads must be in [1, 256], not {args.threads}")
+    _check_model_options(args)
     outdir = check_outdir(args.outdir, "-o") if args.outdir else None
     progress = Progress("quality", cfg.name, args.quiet)
     with progress.step(f"loading {args.model}"):
@@ -425,6 +420,15 @@ def cmd_quality(args) -> int:
 def cmd_dse(args) -> int:
     from .dse import DEFAULT_PERCENTS, DEFAULT_TILES, DseError, parse_list, run_study
     cfg = resolve_config(args)
+    if args.objective == "perplexity":
+        if not args.text:
+            raise UserError("--objective perplexity needs --text FILE (the texts the model "
+                            "runs on)")
+        _check_model_options(args)
+    elif not args.data:
+        raise UserError("--data DIR is required (or --objective perplexity with --text)")
+    if args.max_error is None:
+        args.max_error = 0.01 if args.objective == "perplexity" else 0.1
     try:
         args.tiles = parse_list(args.tiles, "--tiles", 4, 1024, pow2=True) if args.tiles \
             else DEFAULT_TILES
@@ -559,24 +563,41 @@ def _add_timing_parser(sub, parent) -> None:
     p.set_defaults(func=cmd_timing)
 
 
-def _add_quality_parser(sub, parent) -> None:
-    """The ``star quality`` subcommand's options."""
-    from .kernel import METHODS, MODES
+def _model_options(p, required: bool) -> None:
+    """The model and text options of ``star quality`` and ``star dse --objective perplexity``."""
     from .lm import DEFAULT_MODEL
-    p = sub.add_parser("quality", parents=[parent],
-                       help="next-token perplexity of a causal LM (GGUF) with STAR in its "
-                            "attention layers, vs the model's own dense attention")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="FILE.gguf",
                    help="a GGUF file of a Llama- or Gemma-family model (default: %(default)s, "
                         "Gemma 3 270M from its PyPI package)")
     p.add_argument("--models-dir", default="build/models", metavar="DIR",
                    help="where the default model is assembled (default: %(default)s)")
-    p.add_argument("--text", required=True, nargs="+", action="extend", metavar="FILE",
+    p.add_argument("--text", required=required, nargs="+", action="extend", metavar="FILE",
                    help="UTF-8 text files (repeatable)")
     p.add_argument("--tokens", type=int, default=2048,
                    help="tokens per window, <bos> included (default: %(default)s)")
     p.add_argument("--windows", default="1", metavar="N",
                    help="windows per text, or 'all' (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads (default: %(default)s)")
+
+
+def _check_model_options(args) -> None:
+    """One-line errors for the options of :func:`_model_options`."""
+    if not 2 <= args.tokens <= 1 << 16:
+        raise UserError(f"--tokens must be in [2, 65536], not {args.tokens}")
+    if args.windows != "all" and not (args.windows.isdigit() and int(args.windows) >= 1):
+        raise UserError(f"--windows must be a positive integer or 'all', not {args.windows!r}")
+    if not 1 <= args.threads <= 256:
+        raise UserError(f"--threads must be in [1, 256], not {args.threads}")
+
+
+def _add_quality_parser(sub, parent) -> None:
+    """The ``star quality`` subcommand's options."""
+    from .kernel import METHODS, MODES
+    p = sub.add_parser("quality", parents=[parent],
+                       help="next-token perplexity of a causal LM (GGUF) with STAR in its "
+                            "attention layers, vs the model's own dense attention")
+    _model_options(p, required=True)
     p.add_argument("--method", nargs="+", action="extend", choices=METHODS, default=None,
                    help="selection methods (default: dlzs1)")
     p.add_argument("--mode", nargs="+", action="extend", choices=MODES, default=None,
@@ -587,8 +608,6 @@ def _add_quality_parser(sub, parent) -> None:
                         "the config's k_tile)")
     p.add_argument("--layers", default=None, metavar="L,L",
                    help="the layers given to STAR, 0-based (default: all; the rest dense)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="torch CPU threads (default: %(default)s)")
     p.add_argument("-o", "--outdir", default=None,
                    help="also write report.md and report.json there (default: none)")
     p.add_argument("--json", action="store_true",
@@ -601,9 +620,14 @@ def _add_dse_parser(sub, parent) -> None:
     p = sub.add_parser("dse", parents=[parent],
                        help="Bayesian search of tile and per-layer top-k on a multi-layer "
                             "workload (Optuna): Pareto front, best config as TOML")
-    p.add_argument("--data", required=True, metavar="DIR",
+    p.add_argument("--objective", choices=("error", "perplexity"), default="error",
+                   help="error: relative attention error per layer on --data; perplexity: the "
+                        "model's Δ perplexity on --text with STAR in every layer (--model; "
+                        "make install-quality) (default: %(default)s)")
+    p.add_argument("--data", default=None, metavar="DIR",
                    help="folder of attention .npz files (star eval format), one per layer, "
-                        "taken in file-name order")
+                        "taken in file-name order (--objective error)")
+    _model_options(p, required=False)
     p.add_argument("--trials", type=int, default=100,
                    help="finished trials the study should hold; a rerun continues up to it "
                         "(default: %(default)s)")
@@ -633,9 +657,10 @@ def _add_dse_parser(sub, parent) -> None:
                    help="weight of cycles / dense cycles in the objective (default: %(default)s)")
     p.add_argument("--beta", type=float, default=0.1,
                    help="weight of area proxy / base area (default: %(default)s)")
-    p.add_argument("--max-error", type=float, default=0.1,
-                   help="error budget: mean relative output error vs float dense "
-                        "(default: %(default)s)")
+    p.add_argument("--max-error", type=float, default=None,
+                   help="error budget: mean relative output error vs float dense (default "
+                        "0.1), or with --objective perplexity the Δ perplexity as a fraction "
+                        "(default 0.01: +1 %%)")
     p.set_defaults(func=cmd_dse)
 
 

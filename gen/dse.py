@@ -79,6 +79,7 @@ class Workload:
             raise DseError(f"--data {folder}: no such folder (need a folder of .npz files, one "
                            "per layer)")
         self.files = layer_files(folder)
+        self.names = [p.name for p in self.files]
         if not self.files:
             raise DseError(f"--data {folder}: no .npz files in the folder")
         try:        # any sequence length: hardware() sizes max_seq to the workload
@@ -222,9 +223,16 @@ class Evaluator:
 
 # ---- the study --------------------------------------------------------------------------------
 
+def _objective(args) -> str:
+    """``error`` (relative attention error per layer, npz workload) or ``perplexity``."""
+    return getattr(args, "objective", "error")
+
+
 def _settings(cfg, work, args) -> dict:
     """What defines a study: a rerun with other settings would mix incomparable trials."""
-    return {"config": cfg.to_dict(), "data": [p.name for p in work.files],
+    model = {"objective": "perplexity", "tokens": args.tokens} \
+        if _objective(args) == "perplexity" else {}      # error studies keep their old settings
+    return {"config": cfg.to_dict(), "data": work.names, **model,
             "data_sha256": work.digest, "tiles": list(args.tiles), "lanes": list(args.lanes),
             "percents": list(args.percents), "alpha": args.alpha, "beta": args.beta,
             "max_error": args.max_error}
@@ -276,12 +284,17 @@ def run_study(cfg: StarConfig, args, progress: Progress | None = None) -> Path:
 
     progress = progress or Progress("dse", cfg.name)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    work = Workload(args.data, cfg)
+    if _objective(args) == "perplexity":
+        from .quality_dse import evaluator
+        ev = evaluator(cfg, args, progress)
+        cfg = ev.cfg                      # the model's head_dim and window
+    else:
+        ev = Evaluator(cfg, Workload(args.data, cfg))
+    work = ev.work
     for t in args.tiles:
         if t > work.seq_len:
             raise DseError(f"--tiles: {t} is longer than the workload's key sequence "
                            f"({work.seq_len})")
-    ev = Evaluator(cfg, work)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     url = args.storage or f"sqlite:///{out / 'study.db'}"
@@ -300,7 +313,7 @@ def run_study(cfg: StarConfig, args, progress: Progress | None = None) -> Path:
     elif diff := _changed_settings(old, settings):
         raise DseError(f"--study {args.study}: the study in {url} was made with other "
                        f"settings ({', '.join(diff)}); use another --study name")
-    with progress.step(f"dense baseline ({len(work.layers)} layers)"):
+    with progress.step(f"dense baseline ({len(work.names)} layers)"):
         base = ev.dense(cfg.tile, cfg.lanes)
     host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
     worker = f"{host}:{os.getpid()}"          # host hashed: reports name no machine
@@ -309,7 +322,7 @@ def run_study(cfg: StarConfig, args, progress: Progress | None = None) -> Path:
         tile = trial.suggest_categorical("tile", list(args.tiles))
         lanes = trial.suggest_categorical("lanes", list(args.lanes))
         percents = [trial.suggest_categorical(f"k{i}", list(args.percents))
-                    for i in range(len(work.layers))]
+                    for i in range(len(work.names))]
         r = ev.design(tile, lanes, percents)
         value = r["error"] + args.alpha * r["cycles"] / base["cycles"] + args.beta * r["area"]
         for key in ("error", "mass", "cycles", "bytes_read", "area", "k_tile"):
@@ -324,7 +337,7 @@ def run_study(cfg: StarConfig, args, progress: Progress | None = None) -> Path:
     done = finished(study)
     todo = max(0, args.trials - done)
     progress.note(f"study {args.study!r} in {url}: {done} finished trials, target "
-                  f"{args.trials}; sampler seed {args.seed + held}; {len(work.layers)} layers, "
+                  f"{args.trials}; sampler seed {args.seed + held}; {len(work.names)} layers, "
                   f"dense baseline {base['cycles']:,} cycles")
     t0 = time.time()
 
@@ -382,7 +395,7 @@ def uniform_baseline(ev: Evaluator, args, progress: Progress,
     """Every (tile, k) with the same k for every layer at the base lanes, one step per tile;
     stops at ``deadline`` (time.monotonic()). Returns the designs evaluated and whether that is
     all of them."""
-    n = len(ev.work.layers)
+    n = len(ev.work.names)
     out = []
     for t in args.tiles:
         with progress.step(f"uniform baseline, tile {t}: {len(args.percents)} designs"):
@@ -403,7 +416,7 @@ def write_report(cfg, args, study, ev, base, url, progress: Progress,
     for t in trials:
         a = t.user_attrs
         pts.append({"trial": t.number, "tile": t.params["tile"], "lanes": t.params["lanes"],
-                    "percents": [t.params[f"k{i}"] for i in range(len(ev.work.layers))],
+                    "percents": [t.params[f"k{i}"] for i in range(len(ev.work.names))],
                     "k_tile": a["k_tile"], "error": a["error"], "mass": a["mass"],
                     "cycles": a["cycles"], "bytes_read": a["bytes_read"], "area": a["area"],
                     "objective": t.value, "feasible": a["constraint"][0] <= 0,
@@ -423,7 +436,7 @@ def write_report(cfg, args, study, ev, base, url, progress: Progress,
                           + args.beta * u["area"])
     compare = versus_uniform(pts, uni, args.max_error)
     out = Path(args.out)
-    layers = [p.name for p in ev.work.files]
+    layers = ev.work.names
     report = {"study": args.study, "storage": url.split("@")[-1] if "@" in url else url,
               "settings": study.user_attrs["settings"], "layers": layers,
               "dense": base, "trials": pts,
@@ -432,7 +445,7 @@ def write_report(cfg, args, study, ev, base, url, progress: Progress,
               "best": best, "best_within_budget": bool(feasible), "versus_uniform": compare,
               "model_evaluations": ev.evaluations}
     (out / "pareto.json").write_text(json.dumps(report, indent=1) + "\n")
-    _plot(report, out / "pareto.png", args.max_error)
+    _plot(report, out / "pareto.png", args.max_error, _objective(args))
     (out / "pareto.md").write_text(_markdown(report, args, cfg))
     if best:
         (out / "best.toml").write_text(_toml(cfg, best, layers, args, base,
@@ -456,6 +469,16 @@ def write_report(cfg, args, study, ev, base, url, progress: Progress,
     return out / "pareto.md"
 
 
+#: what a report's error column is, per objective
+ERROR_TEXT = {
+    "error": "Error: relative output error of the bit-exact core vs float dense attention "
+             "(mean over heads and layers); mass: float softmax mass of the selected keys.",
+    "perplexity": "Error: the model's Δ perplexity as a fraction (perplexity with the bit-exact "
+                  "core in every attention layer / the model's own dense perplexity − 1, over "
+                  "the text windows; gen/quality_dse.py); mass: not measured (nan).",
+}
+
+
 def _row(p, base) -> str:
     ks = ", ".join(f"{pc}%" for pc in p["percents"])
     return (f"| {p.get('trial', '-')} | {p['tile']} | {p['lanes']} | {ks} | {p['error']:.4f} | "
@@ -475,9 +498,8 @@ def _markdown(r, args, cfg) -> str:
              f"config: {base['cycles']:,} cycles, {base['bytes_read']:,} bytes read, error "
              f"{base['error']:.4f} (fixed point).", "",
              f"Objective: error + {args.alpha}·cycles/dense + {args.beta}·area (estimated Yosys "
-             f"cells relative to the base config), error ≤ {args.max_error}. Error: relative output "
-             "error of the bit-exact core vs float dense attention (mean over heads and "
-             "layers); mass: float softmax mass of the selected keys; cycles: "
+             f"cells relative to the base config), error ≤ {args.max_error}. "
+             + (ERROR_TEXT[_objective(args)]) + " Cycles: "
              "gen/cycle_model.py (calibrated against the RTL), summed over every head and "
              f"layer. {len(r['trials'])} finished trials.", ""]
     if r["best"] and r["best_within_budget"]:
@@ -519,7 +541,7 @@ def _markdown(r, args, cfg) -> str:
     return "\n".join(lines)
 
 
-def _plot(r, path: Path, budget: float) -> None:
+def _plot(r, path: Path, budget: float, objective: str = "error") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -536,7 +558,8 @@ def _plot(r, path: Path, budget: float) -> None:
                 label="best" if r["best_within_budget"] else "lowest error (over budget)")
     ax.axhline(budget, color="gray", ls=":", label="error budget")
     ax.set_xlabel("cycles / dense FlashAttention cycles")
-    ax.set_ylabel("output error vs float dense")
+    ax.set_ylabel({"error": "output error vs float dense",
+                   "perplexity": "Δ perplexity (fraction)"}[objective])
     ax.set_title(f"star dse: {r['study']}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -78,8 +78,10 @@ def selection(scores, cfg: StarConfig, method: str, valid, k_tile: int) -> np.nd
 
 
 def head(cfg: StarConfig, method: str, mode: str, k_tile: int, q, k, v, *, scale: float,
-         causal: bool, window: int | None = None) -> np.ndarray:
-    """One head's attention output [Sq, d] (float64) for float q [Sq, d], k/v [Sk, d]."""
+         causal: bool, window: int | None = None, record=None) -> np.ndarray:
+    """One head's attention output [Sq, d] (float64) for float q [Sq, d], k/v [Sk, d].
+    ``record``: in bitexact mode, called with (golden.sufa.Result, selection) of the head (what
+    the cycle model needs)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if mode not in MODES:
@@ -88,11 +90,13 @@ def head(cfg: StarConfig, method: str, mode: str, k_tile: int, q, k, v, *, scale
     h = pipeline.prepare(fmt, q, k, v, causal=causal, softmax_scale=scale, window=window)
     if mode == "bitexact":
         if method == "dense":
-            res, _ = pipeline.run(h, fmt, dense=True)
+            res, sel = pipeline.run(h, fmt, dense=True)
         else:
             mfmt = method_formats(cfg, method)
             predictor = {"exact": "exact", "mac4": "mac4"}.get(method, "dlzs")
-            res, _ = pipeline.run(h, mfmt, predictor=predictor, k_tile=k_tile)
+            res, sel = pipeline.run(h, mfmt, predictor=predictor, k_tile=k_tile)
+        if record is not None:
+            record(res, sel)
         return res.out * h.scale_v
     if method == "dense":
         return reference.attention_head(q, k, v, scale, h.valid)
@@ -102,10 +106,10 @@ def head(cfg: StarConfig, method: str, mode: str, k_tile: int, q, k, v, *, scale
 
 
 def layer(cfg: StarConfig, method: str, mode: str, k_tile: int, q, k, v, *, scale: float,
-          causal: bool, window: int | None = None) -> np.ndarray:
+          causal: bool, window: int | None = None, record=None) -> np.ndarray:
     """Grouped-query attention of one layer: q [Hq, Sq, d], k/v [Hkv, Sk, d] (query head h
-    reads kv head h // (Hq / Hkv)); returns [Hq, Sq, d] float64."""
+    reads kv head h // (Hq / Hkv)); returns [Hq, Sq, d] float64 (``record``: see head)."""
     group = q.shape[0] // k.shape[0]
     return np.stack([head(cfg, method, mode, k_tile, q[i], k[i // group], v[i // group],
-                          scale=scale, causal=causal, window=window)
+                          scale=scale, causal=causal, window=window, record=record)
                      for i in range(q.shape[0])])

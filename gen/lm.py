@@ -172,11 +172,14 @@ class StarAttention:
     """While entered, the attention of ``layers`` (layer index -> k per tile) runs through
     :func:`star.gen.kernel.layer` with ``method`` and ``mode``; every other layer keeps the
     model's sdpa. ``progress(layer)`` is called after each replaced layer; ``calls`` lists the
-    layer indices seen (a model whose attention bypasses the sdpa entry shows none)."""
+    layer indices seen (a model whose attention bypasses the sdpa entry shows none);
+    ``record(layer, causal, result, selection)``, in bitexact mode, gets each replaced head's
+    golden.sufa.Result and selection."""
 
-    def __init__(self, cfg, method: str, mode: str, layers: dict[int, int], progress=None):
+    def __init__(self, cfg, method: str, mode: str, layers: dict[int, int], progress=None,
+                 record=None):
         self.cfg, self.method, self.mode, self.layers = cfg, method, mode, dict(layers)
-        self.progress = progress
+        self.progress, self.record = progress, record
         self.calls: list[int] = []
         self._inner = None
 
@@ -215,8 +218,11 @@ class StarAttention:
                                + ": the core cannot apply it")
         scale = 1.0 / math.sqrt(d) if scaling is None else float(scaling)
         q, k, v = (t[0].detach().to(torch.float64).numpy() for t in (query, key, value))
+        record = None if self.record is None else \
+            (lambda res, sel: self.record(li, causal, res, sel))
         out = kernel.layer(self.cfg, self.method, self.mode, self.layers[li], q, k, v,
-                           scale=scale, causal=causal, window=sliding_window if causal else None)
+                           scale=scale, causal=causal, window=sliding_window if causal else None,
+                           record=record)
         if self.progress is not None:
             self.progress(li)
         # transformers wants [batch, seq, heads, head_dim]

@@ -331,3 +331,31 @@ def test_cli_quality_report(tt, tmp_path, capsys, monkeypatch):
     delta = {(r["method"], r["k"]): r["delta_ppl_pct"] for r in rep["results"]}
     assert delta[("model", None)] == 0.0 and abs(delta[("dlzs1", 16)]) < 1e-3
     assert abs(delta[("dlzs1", 2)]) > 0.01
+
+
+def test_dse_perplexity_objective(tt, tmp_path, monkeypatch, capsys):
+    """star dse --objective perplexity on a tiny Gemma 3: each trial's error is the model's
+    Δ perplexity with the bit-exact core at the trial's per-layer k (recomputed here), its
+    cycles come from the cycle model, and a design keeping every key is cheaper than none."""
+    from star.gen import quality_dse
+    from star.gen.lm import StarAttention, window_loss
+    model = _tiny(tt, "gemma3_text")
+    monkeypatch.setattr(quality_dse, "load", lambda *a, **k: (_Tok(), model, "0" * 64))
+    text = tmp_path / "t.txt"
+    text.write_bytes(bytes(np.random.default_rng(2).integers(32, 127, 63).astype(np.uint8)))
+    out = tmp_path / "dse"
+    assert main(["dse", "-q", "-p", "tiny", "--objective", "perplexity", "--text", str(text),
+                 "--tokens", "64", "--tiles", "16", "--k", "25,50", "--trials", "3",
+                 "--max-error", "0.5", "-o", str(out)]) == 0
+    rep = json.loads((out / "pareto.json").read_text())
+    assert rep["settings"]["objective"] == "perplexity" and len(rep["trials"]) == 3
+    assert "Δ perplexity as a fraction" in (out / "pareto.md").read_text()
+    ids = [1] + list(text.read_bytes())
+    base, n = window_loss(model, ids)
+    cfg = from_overrides(preset("tiny"), {"head_dim": 16, "max_seq": 64})
+    for t in rep["trials"][:2]:
+        layers = dict(enumerate(t["k_tile"]))
+        with StarAttention(cfg, "dlzs1", "bitexact", layers):
+            loss, _ = window_loss(model, ids)
+        assert t["error"] == pytest.approx(np.exp((loss - base) / n) - 1, rel=1e-9, abs=1e-12)
+        assert 0 < t["cycles"] < rep["dense"]["cycles"]
