@@ -83,8 +83,9 @@ def _key(run: Run, text, cfg, model_sha: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_all(lm, cfg, texts, runs, model_sha, progress) -> dict:
-    """{(run, text name): result of that run on that text}, from the cache or measured."""
+def run_all(lm, cfg, texts, runs, model_sha, progress, measure_missing: bool = True) -> dict:
+    """{(run, text name): result of that run on that text}, from the cache or measured
+    (``measure_missing`` False: the cached ones only)."""
     WORK.mkdir(parents=True, exist_ok=True)
     cache_file = WORK / "runs.jsonl"
     cache = {}
@@ -96,6 +97,8 @@ def run_all(lm, cfg, texts, runs, model_sha, progress) -> dict:
     for i, run in enumerate(runs):
         for text in texts:
             key = _key(run, text, cfg, model_sha)
+            if key not in cache and not measure_missing:
+                continue
             if key not in cache:
                 log(f"[{i + 1}/{len(runs)}] {run.label}: {text.name}")
                 cache[key] = measure(lm, cfg, [text], [run], progress)[0]
@@ -109,6 +112,8 @@ def summarise(runs, texts, results) -> list[dict]:
     """Per run: perplexity over all texts (token-weighted), per text, Δ % vs the model."""
     rows = []
     for run in runs:
+        if any((run, t.name) not in results for t in texts):
+            continue                       # not measured on every text: not reported
         per = [results[run, t.name] for t in texts]
         nll = sum(r["nll"][t.name] for r, t in zip(per, texts))
         n = sum(r["tokens"][t.name] for r, t in zip(per, texts))
@@ -178,11 +183,11 @@ def plot(rep: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     tile = rep["config"]["tile"]
-    by = {(r["method"], r["mode"], r["k"]): r for r in rep["rows"] if not r["layers"]}
+    by = rows_by_run(rep["rows"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for m, color in zip(SELECTORS, ("black", "tab:blue", "tab:green", "tab:red")):
         for mode, style in zip(MODES, ("-", "--")):
-            ys = [by[m, mode, k_of(p, tile)]["delta_pct"] for p in PERCENTS]
+            ys = [by[m, mode, k_of(p, tile), None]["delta_pct"] for p in PERCENTS]
             ax.plot(PERCENTS, ys, style, color=color, marker="o", label=f"{LABELS[m]}, {mode}")
     for p, goal in GOALS.items():
         ax.plot([p], [goal], "k*", markersize=10)
@@ -204,6 +209,9 @@ def main() -> None:
                     help=f"tokens per window (default {TOKENS}; fewer for a quick look)")
     ap.add_argument("--render", action="store_true",
                     help="re-render report.md and the plot from report.json")
+    ap.add_argument("--partial", action="store_true",
+                    help="report the runs already measured (build/bench/quality/runs.jsonl) "
+                         "without measuring the rest: they show as 'not run'")
     args = ap.parse_args()
     if args.render:
         write_report(OUT, None, render)
@@ -216,10 +224,13 @@ def main() -> None:
     texts = [read_text(path, tok, args.tokens, args.windows, name) for name, (path, _) in
              TEXTS.items()]
     runs = grid(cfg, lm.config.num_hidden_layers)
-    results = run_all(lm, cfg, texts, runs, sha, progress)
+    results = run_all(lm, cfg, texts, runs, sha, progress, measure_missing=not args.partial)
     extra = [f"--windows {args.windows}"] * (args.windows != 1) + \
         [f"--tokens {args.tokens}"] * (args.tokens != TOKENS)
     cmd = f"python scripts/bench_quality.py {' '.join(extra)}" if extra else "make bench-quality"
+    rows = summarise(runs, texts, results)
+    if args.partial:
+        cmd += f" (partial: {len(rows)} of {len(runs)} runs measured so far)"
     rep = {"command": cmd, "machine": machine(), "tokens": args.tokens, "config": cfg.to_dict(),
            "model": {"name": DEFAULT_MODEL, "gguf_sha256": sha,
                      "layers": lm.config.num_hidden_layers,
@@ -227,7 +238,7 @@ def main() -> None:
            "texts": [{"name": t.name, "source": TEXTS[t.name][1], "sha256": t.sha256,
                       "windows": len(t.windows), "tokens": sum(len(w) for w in t.windows)}
                      for t in texts],
-           "rows": summarise(runs, texts, results)}
+           "rows": rows}
     path = write_report(OUT, rep, render)
     plot(rep, OUT / "delta_ppl.png")
     print(f"bench_quality: wrote {path} (+ report.json, delta_ppl.png)")
