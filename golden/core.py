@@ -119,19 +119,30 @@ def block_schedule(cfg, sel, q_len: int, seq_len: int, causal: bool) -> list[dic
 
     ``sel`` [Q_LEN, n_tiles, K]: the selection SU-FA uses (-1 pads; JobResult.sel). Tiles past
     the block's largest causal limit are skipped, as the core does."""
-    T = cfg.lanes
+    T, tile = cfg.lanes, cfg.tile
+    sel = np.asarray(sel)
+    n_b, n_tiles = -(-q_len // T), sel.shape[1]
+    # per (block, tile): the keys any lane selected, as a bit per key of the tile; per (row,
+    # tile): the keys the lane walks (a list never names a key twice)
+    ok = sel >= 0
+    own = np.arange(n_tiles)[None, :, None] * tile
+    if np.any(ok & ((sel < own) | (sel >= own + tile))):
+        raise ValueError("a selection names a key outside its tile")
+    hit = np.zeros((n_b, n_tiles, tile), bool)
+    r, j, e = np.nonzero(ok)
+    hit[r // T, j, sel[r, j, e] - j * tile] = True
+    union_all = hit.sum(axis=2)
+    walk = np.zeros((n_b * T, n_tiles), np.int64)
+    walk[:q_len] = ok.sum(axis=2)
+    walk = walk.reshape(n_b, T, n_tiles)
     out = []
-    for b0 in range(0, q_len, T):
-        rows = range(b0, min(q_len, b0 + T))
+    for b in range(n_b):
+        rows = range(b * T, min(q_len, b * T + T))
         n_t = tiles_to(key_limit(rows[-1], seq_len - q_len, seq_len, causal),
                        cfg.formats.log2_tile)
-        union, counts, keys = [], [], 0
-        for j in range(n_t):
-            lists = [{int(x) for x in sel[i, j] if x >= 0} for i in rows]
-            union.append(len(set().union(*lists)))
-            counts.append([len(s) for s in lists] + [0] * (T - len(lists)))
-            keys += sum(len(s) for s in lists)
-        out.append({"rows": len(rows), "union": union, "counts": counts, "keys": keys})
+        counts = walk[b, :, :n_t].T
+        out.append({"rows": len(rows), "union": union_all[b, :n_t].tolist(),
+                    "counts": counts.tolist(), "keys": int(counts.sum())})
     return out
 
 
