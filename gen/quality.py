@@ -25,7 +25,7 @@ from pathlib import Path
 from star.spec.config import StarConfig, from_overrides, override_name
 
 from . import kernel
-from .lm import QualityError, StarAttention, token_windows, window_loss
+from .lm import QualityError, StarAttention, read_input, token_windows, window_loss
 
 __all__ = ["Run", "Text", "read_text", "core_config", "measure", "report", "format_table",
            "PERCENTS", "GOALS", "k_of", "rows_by_run", "delta_table", "goal_rows"]
@@ -71,14 +71,7 @@ class Text:
 def read_text(path, tok, tokens: int, windows: int | None, name: str | None = None) -> Text:
     """Read and tokenise a text file (UTF-8); one-line QualityError if unusable."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise QualityError(f"--text {path}: no such file") from None
-    except IsADirectoryError:
-        raise QualityError(f"--text {path}: a folder, not a text file") from None
-    except OSError as e:
-        raise QualityError(f"--text {path}: cannot read it ({e.strerror or e})") from None
+    data = read_input(path, "--text", "a text file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
