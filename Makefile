@@ -25,6 +25,8 @@
 #                          tiny star_core out of context on ECP5, synth_ecp5 of every preset -> docs/results/timing/ecp5.md
 #   make dse               star dse on Gemma 3 layers 4/5/11 -> docs/results/dse/ and MiniLM layers 0-5
 #                          -> docs/results/dse_minilm/ (Optuna, 500 trials each)
+#   make dse-quality       star dse --objective perplexity: per-layer k of Gemma 3 270M under a +1 %
+#                          perplexity budget vs uniform k -> docs/results/dse_quality/ (~2 h)
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
 #   make tune-dlzs         DLZS key bits x window on decoder + MiniLM attention, predictor cells -> docs/results/dlzs_tuning/
 #   make board-bitstreams  star_board (tiny core) bitstreams for ECPIX-5 85 and ECP5-5G EVN: fmax, utilisation -> docs/results/board/
@@ -54,7 +56,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql graphviz opensta
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth install-quality bench-quality verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
+.PHONY: all install install-synth install-quality bench-quality dse-quality verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
 
 all: test
 
@@ -168,6 +170,15 @@ dse: $(STAMP)
 	  --storage sqlite:///build/dse/gemma3.db -o docs/results/dse
 	$(VENV)/bin/star dse -p bench --data data/minilm $(DSE_ARGS) --study minilm \
 	  --storage sqlite:///build/dse/minilm.db -o docs/results/dse_minilm
+
+# the perplexity-scored study: Gemma 3 270M on the first 2048 tokens of GPL-3, tile 64, per-layer
+# k; each trial is one model run (~1.5 min on 2 cores); rerunning continues the study
+DSE_QUALITY_ARGS = --tiles 64 --k 10,15,20,25,30,40,50,75 --trials 60 --max-error 0.01
+dse-quality: install-quality
+	mkdir -p build/dse
+	$(VENV)/bin/star dse -p default --objective perplexity --text /usr/share/common-licenses/GPL-3 \
+	  $(DSE_QUALITY_ARGS) --study gemma3-ppl --storage sqlite:///build/dse/gemma3-ppl.db \
+	  -o docs/results/dse_quality
 
 bench-dlzs-terms: install-synth
 	$(PY) scripts/bench_dlzs_terms.py
