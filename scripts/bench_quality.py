@@ -66,7 +66,8 @@ def log(msg: str) -> None:
 
 
 def grid(cfg, n_layers: int) -> list[Run]:
-    """Every run of the report, the goals' first (an interrupted bench has those)."""
+    """Every run of the report: the goals' first, then the per-layer contribution (an
+    interrupted bench has those), then the other methods and modes."""
     ks = [k_of(p, cfg.tile) for p in PERCENTS]
     first = [Run("model")] + [Run("dlzs1", "bitexact", k) for k in ks] + \
         [Run(m, "selection", k) for m in ("exact", "dlzs1") for k in ks]
@@ -74,7 +75,7 @@ def grid(cfg, n_layers: int) -> list[Run]:
                                          for k in ks]
     k = k_of(LAYER_K_PERCENT, cfg.tile)
     layers = [Run("dlzs1", "bitexact", k, (li,)) for li in range(n_layers)]
-    return list(dict.fromkeys(first + rest + layers))
+    return list(dict.fromkeys(first + layers + rest))
 
 
 def _key(run: Run, text, cfg, model_sha: str) -> str:
