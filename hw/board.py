@@ -39,125 +39,141 @@ class UartBridge(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        a = {name: getattr(self.m_axil, name) for name in self.m_axil.signature.members}
-        rx, tx = self.rx, self.tx
-        op = Signal(8)
-        hdr = Signal(8 * max(HEADER_BYTES.values()))   # request fields, little-endian
-        need = Signal(range(max(HEADER_BYTES.values()) + 1))   # header bytes still to come
-        addr, count = Signal(32), Signal(16)
-        ok = Signal()                      # the memory range is inside
-        value = Signal(32)
-        status = Signal(8)
-        sent = Signal(range(5))
-        got_aw, got_w = Signal(), Signal()
-
-        def send(byte, then):
-            m.d.comb += [tx.valid.eq(1), tx.payload.eq(byte)]
-            with m.If(tx.ready):
-                m.next = then
-
+        r = _BridgeRegs()
         with m.FSM():
-            with m.State("OP"):
-                with m.If(rx.valid):
-                    m.d.sync += [op.eq(rx.payload), hdr.eq(0)]
-                    with m.Switch(rx.payload):
-                        with m.Case(OP_WRITE_MEM, OP_READ_MEM):
-                            m.d.sync += need.eq(HEADER_BYTES[OP_WRITE_MEM])
-                            m.next = "HEADER"
-                        with m.Case(OP_WRITE_REG):
-                            m.d.sync += need.eq(HEADER_BYTES[OP_WRITE_REG])
-                            m.next = "HEADER"
-                        with m.Case(OP_READ_REG):
-                            m.d.sync += need.eq(HEADER_BYTES[OP_READ_REG])
-                            m.next = "HEADER"
-                        with m.Default():
-                            m.d.sync += status.eq(ST_OP)
-                            m.next = "STATUS"
-            with m.State("HEADER"):
-                with m.If(rx.valid):
-                    m.d.sync += [hdr.eq(Cat(hdr[8:], rx.payload)), need.eq(need - 1)]
-                    with m.If(need == 1):
-                        m.next = "DECODE"
-            with m.State("DECODE"):
-                # the header arrived LSB first into the top of hdr: align it
-                with m.Switch(op):
-                    with m.Case(OP_WRITE_MEM, OP_READ_MEM):
-                        end = hdr[:32] + hdr[32:48]
-                        m.d.sync += [addr.eq(hdr[:32]), count.eq(hdr[32:48]),
-                                     ok.eq((hdr[32:48] != 0) & (end <= self.mem_bytes)),
-                                     status.eq(Mux((hdr[32:48] != 0)
-                                                   & (end <= self.mem_bytes), ST_OK, ST_RANGE))]
-                        m.next = "WDATA"
-                        with m.If(op == OP_READ_MEM):
-                            m.next = "RREAD"
-                        with m.If(hdr[32:48] == 0):
-                            m.next = "STATUS"
-                    with m.Case(OP_WRITE_REG):
-                        m.d.sync += [addr.eq(hdr[8:16]), value.eq(hdr[16:48]), got_aw.eq(0),
-                                     got_w.eq(0)]
-                        m.next = "AXIL_W"
-                    with m.Case(OP_READ_REG):
-                        m.d.sync += addr.eq(hdr[40:48])
-                        m.next = "AXIL_AR"
-            # ---- memory write: count data bytes -------------------------------------------
-            with m.State("WDATA"):
-                with m.If(rx.valid):
-                    m.d.comb += [self.host_addr.eq(addr), self.host_wdata.eq(rx.payload),
-                                 self.host_we.eq(ok)]
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
-                    with m.If(count == 1):
-                        m.next = "STATUS"
-            # ---- memory read: count bytes out -----------------------------------------------
-            with m.State("RREAD"):
-                m.d.comb += [self.host_addr.eq(addr), self.host_re.eq(ok)]
-                m.next = "RSEND"
-            with m.State("RSEND"):
-                with m.If(ok):
-                    m.d.sync += value.eq(self.host_rdata)
-                with m.Else():
-                    m.d.sync += value.eq(0)
-                m.next = "RSEND2"
-            with m.State("RSEND2"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(value[:8])]
-                with m.If(tx.ready):
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
-                    m.next = "RREAD"
-                    with m.If(count == 1):
-                        m.next = "STATUS"
-            # ---- register write ---------------------------------------------------------------
-            with m.State("AXIL_W"):
-                m.d.comb += [a["awaddr"].eq(addr), a["awvalid"].eq(~got_aw),
-                             a["wdata"].eq(value), a["wstrb"].eq(0xF), a["wvalid"].eq(~got_w)]
-                aw = got_aw | a["awready"]
-                w = got_w | a["wready"]
-                m.d.sync += [got_aw.eq(aw), got_w.eq(w)]
-                with m.If(aw & w):
-                    m.next = "AXIL_B"
-            with m.State("AXIL_B"):
-                m.d.comb += a["bready"].eq(1)
-                with m.If(a["bvalid"]):
-                    m.d.sync += status.eq(ST_AXIL | a["bresp"])
-                    m.next = "STATUS"
-            # ---- register read ----------------------------------------------------------------
-            with m.State("AXIL_AR"):
-                m.d.comb += [a["araddr"].eq(addr), a["arvalid"].eq(1)]
-                with m.If(a["arready"]):
-                    m.next = "AXIL_R"
-            with m.State("AXIL_R"):
-                m.d.comb += a["rready"].eq(1)
-                with m.If(a["rvalid"]):
-                    m.d.sync += [value.eq(a["rdata"]), status.eq(ST_AXIL | a["rresp"]),
-                                 sent.eq(0)]
-                    m.next = "VALUE"
-            with m.State("VALUE"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(value[:8])]
-                with m.If(tx.ready):
-                    m.d.sync += [value.eq(value >> 8), sent.eq(sent + 1)]
-                    with m.If(sent == 3):
-                        m.next = "STATUS"
+            self._request(m, r)
+            self._memory(m, r)
+            self._register(m, r)
             with m.State("STATUS"):
-                send(status, "OP")
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(r.status)]
+                with m.If(self.tx.ready):
+                    m.next = "OP"
         return m
+
+    def _request(self, m, r):
+        """OP, HEADER, DECODE: the op byte, the header bytes, the request's fields."""
+        rx = self.rx
+        with m.State("OP"):
+            with m.If(rx.valid):
+                m.d.sync += [r.op.eq(rx.payload), r.hdr.eq(0)]
+                with m.Switch(rx.payload):
+                    with m.Case(OP_WRITE_MEM, OP_READ_MEM):
+                        m.d.sync += r.need.eq(HEADER_BYTES[OP_WRITE_MEM])
+                        m.next = "HEADER"
+                    with m.Case(OP_WRITE_REG):
+                        m.d.sync += r.need.eq(HEADER_BYTES[OP_WRITE_REG])
+                        m.next = "HEADER"
+                    with m.Case(OP_READ_REG):
+                        m.d.sync += r.need.eq(HEADER_BYTES[OP_READ_REG])
+                        m.next = "HEADER"
+                    with m.Default():
+                        m.d.sync += r.status.eq(ST_OP)
+                        m.next = "STATUS"
+        with m.State("HEADER"):
+            with m.If(rx.valid):
+                m.d.sync += [r.hdr.eq(Cat(r.hdr[8:], rx.payload)), r.need.eq(r.need - 1)]
+                with m.If(r.need == 1):
+                    m.next = "DECODE"
+        with m.State("DECODE"):
+            # the header arrived LSB first into the top of hdr: align it
+            hdr = r.hdr
+            with m.Switch(r.op):
+                with m.Case(OP_WRITE_MEM, OP_READ_MEM):
+                    end = hdr[:32] + hdr[32:48]
+                    m.d.sync += [r.addr.eq(hdr[:32]), r.count.eq(hdr[32:48]),
+                                 r.ok.eq((hdr[32:48] != 0) & (end <= self.mem_bytes)),
+                                 r.status.eq(Mux((hdr[32:48] != 0)
+                                                 & (end <= self.mem_bytes), ST_OK, ST_RANGE))]
+                    m.next = "WDATA"
+                    with m.If(r.op == OP_READ_MEM):
+                        m.next = "RREAD"
+                    with m.If(hdr[32:48] == 0):
+                        m.next = "STATUS"
+                with m.Case(OP_WRITE_REG):
+                    m.d.sync += [r.addr.eq(hdr[8:16]), r.value.eq(hdr[16:48]), r.got_aw.eq(0),
+                                 r.got_w.eq(0)]
+                    m.next = "AXIL_W"
+                with m.Case(OP_READ_REG):
+                    m.d.sync += r.addr.eq(hdr[40:48])
+                    m.next = "AXIL_AR"
+
+    def _memory(self, m, r):
+        """WDATA (memory write: count data bytes in), RREAD .. RSEND2 (memory read: out)."""
+        rx, tx = self.rx, self.tx
+        with m.State("WDATA"):
+            with m.If(rx.valid):
+                m.d.comb += [self.host_addr.eq(r.addr), self.host_wdata.eq(rx.payload),
+                             self.host_we.eq(r.ok)]
+                m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count - 1)]
+                with m.If(r.count == 1):
+                    m.next = "STATUS"
+        with m.State("RREAD"):
+            m.d.comb += [self.host_addr.eq(r.addr), self.host_re.eq(r.ok)]
+            m.next = "RSEND"
+        with m.State("RSEND"):
+            with m.If(r.ok):
+                m.d.sync += r.value.eq(self.host_rdata)
+            with m.Else():
+                m.d.sync += r.value.eq(0)
+            m.next = "RSEND2"
+        with m.State("RSEND2"):
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(r.value[:8])]
+            with m.If(tx.ready):
+                m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count - 1)]
+                m.next = "RREAD"
+                with m.If(r.count == 1):
+                    m.next = "STATUS"
+
+    def _register(self, m, r):
+        """AXIL_W, AXIL_B (register write), AXIL_AR, AXIL_R, VALUE (register read)."""
+        a = {name: getattr(self.m_axil, name) for name in self.m_axil.signature.members}
+        tx = self.tx
+        with m.State("AXIL_W"):
+            m.d.comb += [a["awaddr"].eq(r.addr), a["awvalid"].eq(~r.got_aw),
+                         a["wdata"].eq(r.value), a["wstrb"].eq(0xF), a["wvalid"].eq(~r.got_w)]
+            aw = r.got_aw | a["awready"]
+            w = r.got_w | a["wready"]
+            m.d.sync += [r.got_aw.eq(aw), r.got_w.eq(w)]
+            with m.If(aw & w):
+                m.next = "AXIL_B"
+        with m.State("AXIL_B"):
+            m.d.comb += a["bready"].eq(1)
+            with m.If(a["bvalid"]):
+                m.d.sync += r.status.eq(ST_AXIL | a["bresp"])
+                m.next = "STATUS"
+        with m.State("AXIL_AR"):
+            m.d.comb += [a["araddr"].eq(r.addr), a["arvalid"].eq(1)]
+            with m.If(a["arready"]):
+                m.next = "AXIL_R"
+        with m.State("AXIL_R"):
+            m.d.comb += a["rready"].eq(1)
+            with m.If(a["rvalid"]):
+                m.d.sync += [r.value.eq(a["rdata"]), r.status.eq(ST_AXIL | a["rresp"]),
+                             r.sent.eq(0)]
+                m.next = "VALUE"
+        with m.State("VALUE"):
+            m.d.comb += [tx.valid.eq(1), tx.payload.eq(r.value[:8])]
+            with m.If(tx.ready):
+                m.d.sync += [r.value.eq(r.value >> 8), r.sent.eq(r.sent + 1)]
+                with m.If(r.sent == 3):
+                    m.next = "STATUS"
+
+
+class _BridgeRegs:
+    """The bridge's registers, shared by its request kinds."""
+
+    def __init__(self):
+        self.op = Signal(8)
+        self.hdr = Signal(8 * max(HEADER_BYTES.values()))      # request fields, little-endian
+        self.need = Signal(range(max(HEADER_BYTES.values()) + 1))   # header bytes to come
+        self.addr = Signal(32)
+        self.count = Signal(16)
+        self.ok = Signal()                      # the memory range is inside
+        self.value = Signal(32)
+        self.status = Signal(8)
+        self.sent = Signal(range(5))
+        self.got_aw = Signal()
+        self.got_w = Signal()
 
 
 class BoardTop(wiring.Component):
