@@ -483,6 +483,38 @@ def run(
     log_file = run_dir / "sim.log"
     waves_file = run_dir / f"{_safe(toplevel)}-{label}.fst" if waves else None
 
+    env, process_env = _sim_env(seed, config, extra_env, waves, timeout_s)
+    with _flock(bdir) as fd:
+        rebuilt = _build_locked(bdir, key, verilog, toplevel, args, waves, simulator)
+        # Let other runs of the same model proceed; a builder still has to wait for us.
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        shutil.rmtree(run_dir, ignore_errors=True)      # nothing stale from an earlier run
+        run_dir.mkdir(parents=True)
+        problem = _simulate(simulator, process_env, timeout_s, test_module=test_module,
+                            hdl_toplevel=toplevel, hdl_toplevel_lang="verilog", build_dir=bdir,
+                            test_dir=run_dir, testcase=testcase, seed=seed, extra_env=env,
+                            waves=waves,
+                            test_args=["--trace-file", str(waves_file)] if waves_file else [],
+                            results_xml=str(results_xml), log_file=log_file)
+    where = (f"toplevel={toplevel!r} module={test_module!r} testcase={testcase!r} "
+             f"seed={seed} log={log_file}")
+    n_tests = _check_results(results_xml, log_file, problem, where)
+    return SimResult(
+        build_dir=bdir,
+        run_dir=run_dir,
+        results_xml=results_xml,
+        log_file=log_file,
+        waves_file=waves_file,
+        seed=seed,
+        tests=n_tests,
+        rebuilt=rebuilt,
+    )
+
+
+def _sim_env(seed: int, config, extra_env, waves: bool,
+             timeout_s: float | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(the tests' environment, the simulator process's environment: plus WAVES and the
+    timeout prefix cocotb reads from os.environ)."""
     env: dict[str, str] = {SEED_ENV: str(seed)}
     if config is not None:
         env[CONFIG_ENV] = json.dumps(config, sort_keys=True)
@@ -493,45 +525,32 @@ def run(
         prefix = f"timeout --kill-after=10 {float(timeout_s):g}"
         if os.environ.get("SIM_CMD_PREFIX"):
             prefix += " " + os.environ["SIM_CMD_PREFIX"]
-        process_env["SIM_CMD_PREFIX"] = prefix  # read by cocotb from os.environ
+        process_env["SIM_CMD_PREFIX"] = prefix
+    return env, process_env
 
-    from cocotb_tools.check_results import get_results
+
+def _simulate(simulator: str, process_env: dict[str, str], timeout_s: float | None,
+              **test) -> str | None:
+    """cocotb's runner.test(**test) in the simulator's environment; returns what went wrong
+    (None: the simulator ran to its end)."""
     from cocotb_tools.runner import get_runner
+    try:
+        with _patched_environ(process_env, unset=["VERILATOR_ROOT"]), _simulator_sys_path():
+            get_runner(simulator).test(**test)
+    except SystemExit as e:  # cocotb exits like this under pytest when tests fail
+        if e.code not in (0, None):
+            return f"cocotb runner exited with {e.code!r}"
+    except RuntimeError as e:  # simulator exited non-zero
+        if timeout_s is not None and "124" in str(e):
+            return f"simulation timed out after {timeout_s:g} s ({e})"
+        return f"simulator failed: {e}"
+    return None
 
-    with _flock(bdir) as fd:
-        rebuilt = _build_locked(bdir, key, verilog, toplevel, args, waves, simulator)
-        # Let other runs of the same model proceed; a builder still has to wait for us.
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        shutil.rmtree(run_dir, ignore_errors=True)      # nothing stale from an earlier run
-        run_dir.mkdir(parents=True)
-        runner = get_runner(simulator)
-        problem = None
-        try:
-            with _patched_environ(process_env, unset=["VERILATOR_ROOT"]), _simulator_sys_path():
-                runner.test(
-                    test_module=test_module,
-                    hdl_toplevel=toplevel,
-                    hdl_toplevel_lang="verilog",
-                    build_dir=bdir,
-                    test_dir=run_dir,
-                    testcase=testcase,
-                    seed=seed,
-                    extra_env=env,
-                    waves=waves,
-                    test_args=["--trace-file", str(waves_file)] if waves_file else [],
-                    results_xml=str(results_xml),
-                    log_file=log_file,
-                )
-        except SystemExit as e:  # cocotb exits like this under pytest when tests fail
-            if e.code not in (0, None):
-                problem = f"cocotb runner exited with {e.code!r}"
-        except RuntimeError as e:  # simulator exited non-zero
-            problem = f"simulator failed: {e}"
-            if timeout_s is not None and "124" in str(e):
-                problem = f"simulation timed out after {timeout_s:g} s ({e})"
 
-    where = (f"toplevel={toplevel!r} module={test_module!r} testcase={testcase!r} "
-             f"seed={seed} log={log_file}")
+def _check_results(results_xml: Path, log_file: Path, problem: str | None, where: str) -> int:
+    """The number of cocotb tests that ran; AssertionError (with the log's tail) when none
+    ran, any failed, or the simulator had a ``problem``."""
+    from cocotb_tools.check_results import get_results
     try:
         n_tests, n_failed = get_results(results_xml)
     except RuntimeError:
@@ -550,13 +569,4 @@ def run(
         raise AssertionError(
             f"{why}; {where}\n--- tail of simulator log ---\n{_tail(log_file)}"
         )
-    return SimResult(
-        build_dir=bdir,
-        run_dir=run_dir,
-        results_xml=results_xml,
-        log_file=log_file,
-        waves_file=waves_file,
-        seed=seed,
-        tests=n_tests,
-        rebuilt=rebuilt,
-    )
+    return n_tests
