@@ -499,16 +499,9 @@ def run(
     where = (f"toplevel={toplevel!r} module={test_module!r} testcase={testcase!r} "
              f"seed={seed} log={log_file}")
     n_tests = _check_results(results_xml, log_file, problem, where)
-    return SimResult(
-        build_dir=bdir,
-        run_dir=run_dir,
-        results_xml=results_xml,
-        log_file=log_file,
-        waves_file=waves_file,
-        seed=seed,
-        tests=n_tests,
-        rebuilt=rebuilt,
-    )
+    return SimResult(build_dir=bdir, run_dir=run_dir, results_xml=results_xml,
+                     log_file=log_file, waves_file=waves_file, seed=seed, tests=n_tests,
+                     rebuilt=rebuilt)
 
 
 def _sim_env(seed: int, config, extra_env, waves: bool,
