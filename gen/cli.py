@@ -670,6 +670,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parent = _config_parent()
 
+    _add_build_parsers(sub, parent)
+    _add_diagram_parser(sub, parent)
+    _add_timing_parser(sub, parent)
+    _add_measure_parsers(sub, parent)
+    _add_dse_parser(sub, parent)
+    _add_quality_parser(sub, parent)
+    _add_board_parsers(sub, parent)
+
+    p = sub.add_parser("presets", help="list the named configurations")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("show-config", parents=[parent],
+                       help="print the resolved configuration and its derived widths")
+    p.set_defaults(func=cmd_show_config)
+    return parser
+
+
+
+
+def _add_build_parsers(sub, parent) -> None:
+    """``star generate``, ``star sim``, ``star synth``."""
     p = sub.add_parser("generate", parents=[parent],
                        help="emit the Verilog of a configuration")
     p.add_argument("-o", "--outdir", default=None,
@@ -717,9 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: build/<config name>/synth)")
     p.set_defaults(func=cmd_synth)
 
-    _add_diagram_parser(sub, parent)
-    _add_timing_parser(sub, parent)
 
+def _add_measure_parsers(sub, parent) -> None:
+    """``star bench`` (RTL cycles) and ``star eval`` (selection quality on tensors)."""
     p = sub.add_parser("bench", parents=[parent],
                        help="STAR vs dense on the core RTL: cycles, bytes, utilization; report "
                             "+ plots")
@@ -747,9 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the full report as JSON (default: a Markdown table)")
     p.set_defaults(func=cmd_eval)
 
-    _add_dse_parser(sub, parent)
-    _add_quality_parser(sub, parent)
 
+def _add_board_parsers(sub, parent) -> None:
+    """``star board`` and ``star host``."""
     p = sub.add_parser("board", parents=[parent],
                        help="the core on an ECP5 board: block RAM + UART bridge; Verilog or a "
                             "bitstream")
@@ -778,14 +799,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--causal", action="store_true", help="causal mask (default: off)")
     p.add_argument("--seed", type=int, default=1, help="random data seed (default: 1)")
     p.set_defaults(func=cmd_host)
-
-    p = sub.add_parser("presets", help="list the named configurations")
-    p.set_defaults(func=cmd_presets)
-
-    p = sub.add_parser("show-config", parents=[parent],
-                       help="print the resolved configuration and its derived widths")
-    p.set_defaults(func=cmd_show_config)
-    return parser
 
 
 def _os_error(e: OSError) -> str:
