@@ -27,6 +27,7 @@ The radius is the config's (``radius``, predicted-score LSBs).
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -40,6 +41,7 @@ __all__ = ["METHODS", "SELECTORS", "MODES", "LABELS", "method_formats", "oracle_
 SELECTORS = ("exact", "dlzs1", "dlzs2", "mac4")
 METHODS = ("dense",) + SELECTORS
 MODES = ("selection", "bitexact")
+HEAD_THREADS = 2      # heads of a layer computed at once
 LABELS = {"dense": "dense", "exact": "exact per-tile top-k", "dlzs1": "DLZS, 1 term",
           "dlzs2": "DLZS, 2 terms", "mac4": "4-bit multiply"}
 
@@ -81,7 +83,7 @@ def head(cfg: StarConfig, method: str, mode: str, k_tile: int, q, k, v, *, scale
          causal: bool, window: int | None = None, record=None) -> np.ndarray:
     """One head's attention output [Sq, d] (float64) for float q [Sq, d], k/v [Sk, d].
     ``record``: in bitexact mode, called with (golden.sufa.Result, selection) of the head (what
-    the cycle model needs)."""
+    the cycle model needs; from a worker thread when :func:`layer` runs the head)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if mode not in MODES:
@@ -110,6 +112,11 @@ def layer(cfg: StarConfig, method: str, mode: str, k_tile: int, q, k, v, *, scal
     """Grouped-query attention of one layer: q [Hq, Sq, d], k/v [Hkv, Sk, d] (query head h
     reads kv head h // (Hq / Hkv)); returns [Hq, Sq, d] float64 (``record``: see head)."""
     group = q.shape[0] // k.shape[0]
-    return np.stack([head(cfg, method, mode, k_tile, q[i], k[i // group], v[i // group],
-                          scale=scale, causal=causal, window=window, record=record)
-                     for i in range(q.shape[0])])
+
+    def one(i):
+        return head(cfg, method, mode, k_tile, q[i], k[i // group], v[i // group], scale=scale,
+                    causal=causal, window=window, record=record)
+    # heads are independent and numpy releases the GIL in its array work: two at a time
+    # (1.2-1.45x on 2 cores); the results are the same arrays in head order
+    with ThreadPoolExecutor(min(HEAD_THREADS, q.shape[0])) as pool:
+        return np.stack(list(pool.map(one, range(q.shape[0]))))

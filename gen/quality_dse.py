@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 
 from star.golden import core as gcore
 
@@ -77,14 +78,16 @@ class ModelEvaluator:
         self.evaluations += 1
         hw = hardware(self.cfg, tile, lanes, max(ks) if ks else tile, self.work.seq_len)
         totals = {"cycles": 0, "bytes_read": 0, "bytes_written": 0}
+        lock = threading.Lock()          # a layer's heads run in threads (gen.kernel.layer)
 
         def record(layer, causal, res, sel):
             q_len = seq_len = sel.shape[0]
             blocks = gcore.block_schedule(hw, sel, q_len, seq_len, causal)
             gcore.add_events(hw, blocks, res)
             m = cycle_model.job_cycles(hw, blocks, seq_len, dense=ks is None)
-            for name in totals:
-                totals[name] += m[name]
+            with lock:
+                for name in totals:
+                    totals[name] += m[name]
         n_layers = len(self.work.names)
         layers = {i: (tile if ks is None else ks[i]) for i in range(n_layers)}
         method = "dense" if ks is None else f"dlzs{self.cfg.dlzs_terms}"
