@@ -492,7 +492,9 @@ def _markdown(r, args, cfg) -> str:
             "bytes vs dense | area vs base |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines = [f"# star dse: study `{r['study']}`", "",
              f"Command: `{' '.join(['star'] + args.argv)}`", "",
-             f"Workload: {', '.join(r['layers'])} (one layer per file). Base config "
+             f"Workload: {', '.join(r['layers'])} "
+             f"({'one layer per file' if _objective(args) == 'error' else 'the model'}). "
+             "Base config "
              f"`{cfg.name}`: d = {cfg.head_dim}, {cfg.data_bits}-bit, lanes {cfg.lanes}, tile "
              f"{cfg.tile}, AXI {cfg.axi_data_bits}-bit. Dense FlashAttention mode of the base "
              f"config: {base['cycles']:,} cycles, {base['bytes_read']:,} bytes read, error "
