@@ -164,6 +164,7 @@ def render(rep: dict) -> str:
                   f"{pct(dense['delta_pct'])}.", "", "![delta perplexity](delta_ppl.png)",
               "", "## Goals", "", "| goal | measured | |", "|---|---|---|",
               *goal_rows(rows, tile, rep["tokens"])]
+    lines += ["", *limits(rep, by)]
     k = k_of(LAYER_K_PERCENT, tile)
     lines += ["", f"## Per-layer contribution (DLZS 1 term, bit-exact, k = {LAYER_K_PERCENT} %"
                   f" ({k}), one layer at a time, the rest dense)", "",
@@ -177,6 +178,43 @@ def render(rep: dict) -> str:
     lines += ["", f"Sum over the layers: {pct(total)}; all layers at once: "
                   f"{pct(by['dlzs1', 'bitexact', k, None]['delta_pct'])}.", ""]
     return "\n".join(lines)
+
+
+def limits(rep: dict, by) -> list[str]:
+    """The 'What limits it' section: the share of the selection rule, the predictor and the
+    numerics, the layers that lose most, and the measured fix (local_keys.md, if made)."""
+    tile = rep["config"]["tile"]
+    k10, k25 = k_of(10, tile), k_of(25, tile)
+    ex = [by["exact", "selection", k, None]["delta_pct"] for k in (k25, k10)]
+    pred = [by["dlzs1", "selection", k, None]["delta_pct"] - e for k, e in zip((k25, k10), ex)]
+    num = [by["dlzs1", "bitexact", k, None]["delta_pct"] - by["dlzs1", "selection", k, None][
+        "delta_pct"] for k in (k25, k10)]
+    kinds = rep["model"]["layer_types"]
+    per = sorted(((by["dlzs1", "bitexact", k10, (li,)]["delta_pct"], li)
+                  for li in range(len(kinds))), reverse=True)
+    glob = [d for d, li in per if kinds[li] == "full_attention"]
+    out = ["## What limits it", "",
+           f"The per-tile top-k rule itself: the exact per-tile top-k (float scores, no "
+           f"predictor) already costs {pct(ex[0])} at k = 25 % and {pct(ex[1])} at 10 %; the "
+           f"DLZS predictor adds {pct(pred[0], unit=' pp')} / {pct(pred[1], unit=' pp')}, the "
+           f"core's integer numerics {pct(num[0], unit=' pp')} / {pct(num[1], unit=' pp')}. "
+           f"The loss is in the sliding-window layers (at k = 10 %: "
+           + ", ".join(f"layer {li} {pct(d)}" for d, li in per[:3])
+           + f"; the global layers at most {pct(max(glob))})."]
+    local = OUT / "local_keys.json"
+    if local.is_file():
+        rows = {(r["k"], r["variant"]): r for r in json.loads(local.read_text())["rows"]}
+        a, b = rows.get((k25, "none")), rows.get((k25, "last 32"))
+        c, d = rows.get((k10, "none")), rows.get((k10, "last 32"))
+        if a and b and c and d:
+            out += ["", "Keeping each query's 32 most recent keys on top of the exact top-k "
+                        f"(GPL-3 alone, [local_keys.md](local_keys.md)): {pct(a['delta_pct'])} "
+                        f"→ {pct(b['delta_pct'])} at k = 25 % ({a['kept']:.3f} → "
+                        f"{b['kept']:.3f} of the keys), {pct(c['delta_pct'])} → "
+                        f"{pct(d['delta_pct'])} at k = 10 % ({c['kept']:.3f} → "
+                        f"{d['kept']:.3f}). The core has no such local window yet "
+                        "(docs/decisions.md, \"Model quality\")."]
+    return out
 
 
 def plot(rep: dict, path: Path) -> None:
