@@ -374,27 +374,18 @@ def _int_list(text: str, flag: str, lo: int, hi: int) -> tuple[int, ...]:
 def cmd_quality(args) -> int:
     from .evaluate import parse_k
     from .kernel import MODES
-    from .lm import load
     from .machine import machine
-    from .quality import Run, core_config, format_table, measure, read_text, report
+    from .quality import Run, format_table, measure, open_model, report
     cfg, where = resolve(args)
     ks = sorted({parse_k(t, cfg.tile) for t in (args.k or [str(cfg.k_tile)])})
     _check_model_options(args)
     outdir = check_outdir(args.outdir, "-o") if args.outdir else None
     progress = Progress("quality", cfg.name, args.quiet)
-    with progress.step(f"loading {args.model}"):
-        tok, lm, sha = load(args.model, Path(args.models_dir), args.threads)
+    lm, sha, used, texts = open_model(args, cfg, get_preset(where["base"]), where["overrides"],
+                                      progress)
     n_layers = lm.config.num_hidden_layers
     layers = None if args.layers is None else \
         _int_list(args.layers, "--layers", 0, n_layers - 1)
-    head_dim = getattr(lm.config, "head_dim", None) or \
-        lm.config.hidden_size // lm.config.num_attention_heads
-    used = core_config(cfg, get_preset(where["base"]), head_dim, args.tokens, where["overrides"])
-    if used != cfg:
-        progress.note(f"core config {used.name}: head_dim={used.head_dim}, "
-                      f"max_seq={used.max_seq} (the model's shape)")
-    windows = None if args.windows == "all" else int(args.windows)
-    texts = [read_text(p, tok, args.tokens, windows) for p in args.text]
     runs = [Run("model")]
     for mode in dict.fromkeys(args.mode or MODES):
         runs += [Run(m, mode, None if m == "dense" else k, layers)

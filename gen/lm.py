@@ -17,6 +17,7 @@ from a model hub (HF_HUB_OFFLINE).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -129,7 +130,6 @@ def load(model: str, models_dir: Path, threads: int = 2):
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -177,7 +177,8 @@ class StarAttention:
     """While entered, the attention of ``layers`` (layer index -> k per tile) runs through
     :func:`star.gen.kernel.layer` with ``method`` and ``mode``; every other layer keeps the
     model's sdpa. ``progress(layer)`` is called after each replaced layer; ``calls`` lists the
-    layer indices seen (a model whose attention bypasses the sdpa entry shows none);
+    layer indices seen since entering (a model whose attention bypasses the sdpa entry shows
+    none);
     ``record(layer, causal, result, selection)``, in bitexact mode, gets each replaced head's
     golden.sufa.Result and selection."""
 
@@ -189,8 +190,9 @@ class StarAttention:
         self._inner = None
 
     def __enter__(self):
-        _, _ = require_torch()
+        require_torch()
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+        self.calls = []
         self._table = ALL_ATTENTION_FUNCTIONS
         self._inner = ALL_ATTENTION_FUNCTIONS["sdpa"]
         ALL_ATTENTION_FUNCTIONS["sdpa"] = self

@@ -15,6 +15,7 @@ those fields were set with -P, which must then fit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -24,10 +25,12 @@ from pathlib import Path
 
 from star.spec.config import StarConfig, from_overrides, override_name
 
-from . import kernel
+from . import kernel, lm
+from .dse import k_of
 from .lm import QualityError, StarAttention, read_input, token_windows, window_loss
 
-__all__ = ["Run", "Text", "read_text", "core_config", "measure", "report", "format_table",
+__all__ = ["Run", "Text", "read_text", "core_config", "open_model", "windows_loss", "measure",
+           "report", "format_table",
            "PERCENTS", "GOALS", "k_of", "rows_by_run", "delta_table", "goal_rows"]
 
 #: the keys kept per tile `make bench-quality` measures, % of the tile
@@ -108,6 +111,40 @@ def core_config(cfg: StarConfig, base: StarConfig, head_dim: int, tokens: int,
                                                      base)
 
 
+def open_model(args, cfg: StarConfig, base: StarConfig, given: dict, progress):
+    """Load ``--model`` and read the ``--text`` windows (``--tokens``, ``--windows``); the core
+    config follows the model (:func:`core_config`, noted when it changes). Returns (model,
+    sha256 of its GGUF, the config used, texts)."""
+    with progress.step(f"loading {args.model}"):
+        tok, model, sha = lm.load(args.model, Path(args.models_dir), args.threads)
+    head_dim = getattr(model.config, "head_dim", None) or \
+        model.config.hidden_size // model.config.num_attention_heads
+    used = core_config(cfg, base, head_dim, args.tokens, given)
+    if used != cfg:
+        progress.note(f"core config {used.name}: head_dim={used.head_dim}, "
+                      f"max_seq={used.max_seq} (the model's shape)")
+    windows = None if args.windows == "all" else int(args.windows)
+    return model, sha, used, [read_text(p, tok, args.tokens, windows) for p in args.text]
+
+
+def windows_loss(model, windows, star: StarAttention | None = None, progress=None,
+                 label: str = "") -> tuple[float, int]:
+    """Summed next-token cross-entropy and token count over ``windows``, each run with ``star``
+    entered (None: the model's own attention); a layer given to ``star`` that never called
+    the sdpa entry is a QualityError. ``progress``: one step per window, named by ``label``."""
+    total, count = 0.0, 0
+    for w, ids in enumerate(windows):
+        what = f"{label} window {w + 1}/{len(windows)} ({len(ids)} tokens)"
+        with progress.step(what) if progress else contextlib.nullcontext(), \
+                star if star else contextlib.nullcontext():
+            loss, n = window_loss(model, list(ids))
+        if star and (missing := set(star.layers) - set(star.calls)):
+            raise QualityError(f"layers {sorted(missing)} never called the sdpa "
+                               "attention entry: this model cannot be patched")
+        total, count = total + loss, count + n
+    return total, count
+
+
 def _layers(run: Run, n_layers: int) -> dict[int, int]:
     if run.method == "model":
         return {}
@@ -115,27 +152,17 @@ def _layers(run: Run, n_layers: int) -> dict[int, int]:
     return {li: run.k for li in layers}
 
 
-def measure(lm, cfg: StarConfig, texts: list[Text], runs: list[Run], progress) -> list[dict]:
+def measure(model, cfg: StarConfig, texts: list[Text], runs: list[Run], progress) -> list[dict]:
     """Run every run over every window; return per run its label, fields, per-text summed
     cross-entropy and tokens, perplexity and wall time."""
-    n_layers = lm.config.num_hidden_layers
+    n_layers = model.config.num_hidden_layers
     out = []
     for run in runs:
-        layers = _layers(run, n_layers)
+        star = StarAttention(cfg, run.method, run.mode, _layers(run, n_layers))
         nll, count, start = {}, {}, time.monotonic()
         for text in texts:
-            nll[text.name], count[text.name] = 0.0, 0
-            for w, ids in enumerate(text.windows):
-                with progress.step(f"{run.label}: {text.name} window {w + 1}/"
-                                   f"{len(text.windows)} ({len(ids)} tokens)"), \
-                        StarAttention(cfg, run.method, run.mode, layers) as star:
-                    loss, n = window_loss(lm, list(ids))
-                missing = set(layers) - set(star.calls)
-                if missing:
-                    raise QualityError(f"layers {sorted(missing)} never called the sdpa "
-                                       "attention entry: this model cannot be patched")
-                nll[text.name] += loss
-                count[text.name] += n
+            nll[text.name], count[text.name] = windows_loss(
+                model, text.windows, star, progress, f"{run.label}: {text.name}")
         total = sum(count.values())
         out.append({"label": run.label, **dataclasses.asdict(run), "nll": nll, "tokens": count,
                     "ppl": math.exp(sum(nll.values()) / total),
@@ -163,11 +190,6 @@ def format_table(rep: dict) -> str:
         delta = "" if r["delta_ppl_pct"] is None else f"{r['delta_ppl_pct']:+.2f} %"
         lines.append(f"| {r['label']} | {r['ppl']:.4f} | {delta} | {r['seconds']:.0f} s |")
     return "\n".join(lines)
-
-
-def k_of(percent: int, tile: int) -> int:
-    """Keys kept per tile for a percentage of the tile (at least 1)."""
-    return max(1, round(tile * percent / 100))
 
 
 class _Missing(dict):

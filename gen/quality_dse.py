@@ -26,8 +26,8 @@ from star.golden import core as gcore
 
 from . import cycle_model
 from .dse import area_proxy, hardware, k_of
-from .lm import StarAttention, load, window_loss
-from .quality import core_config, read_text
+from .lm import StarAttention
+from .quality import open_model, windows_loss
 
 __all__ = ["ModelWorkload", "ModelEvaluator", "evaluator"]
 
@@ -57,18 +57,7 @@ class ModelEvaluator:
         self.evaluations = 0
         self._cache = {}
         with progress.step(f"model's own dense attention ({len(self.work.windows)} windows)"):
-            self._base = self._loss(None)
-
-    def _loss(self, star) -> tuple[float, int]:
-        total = count = 0
-        for ids in self.work.windows:
-            if star is None:
-                loss, n = window_loss(self.lm, ids)
-            else:
-                with star:
-                    loss, n = window_loss(self.lm, ids)
-            total, count = total + loss, count + n
-        return total, count
+            self._base = windows_loss(lm, self.work.windows)
 
     def _run(self, tile: int, lanes: int, ks: tuple[int, ...] | None) -> dict:
         """Δ perplexity, cycles and bytes with STAR in every layer (ks None: dense mode)."""
@@ -91,7 +80,8 @@ class ModelEvaluator:
         n_layers = len(self.work.names)
         layers = {i: (tile if ks is None else ks[i]) for i in range(n_layers)}
         method = "dense" if ks is None else f"dlzs{self.cfg.dlzs_terms}"
-        nll, n = self._loss(StarAttention(hw, method, "bitexact", layers, record=record))
+        nll, n = windows_loss(self.lm, self.work.windows,
+                              StarAttention(hw, method, "bitexact", layers, record=record))
         base_nll, base_n = self._base
         out = {"error": math.exp(nll / n - base_nll / base_n) - 1.0, **totals}
         self._cache[key] = out
@@ -115,13 +105,6 @@ class ModelEvaluator:
 
 def evaluator(cfg, args, progress) -> ModelEvaluator:
     """Load ``--model`` and the ``--text`` windows of a ``star dse --objective perplexity`` run;
-    the config follows the model's head_dim and the window (gen.quality.core_config)."""
-    from pathlib import Path
-    with progress.step(f"loading {args.model}"):
-        tok, lm, sha = load(args.model, Path(args.models_dir), args.threads)
-    head_dim = getattr(lm.config, "head_dim", None) or \
-        lm.config.hidden_size // lm.config.num_attention_heads
-    used = core_config(cfg, cfg, head_dim, args.tokens, {})
-    windows = None if args.windows == "all" else int(args.windows)
-    texts = [read_text(p, tok, args.tokens, windows) for p in args.text]
-    return ModelEvaluator(used, lm, texts, sha, progress)
+    the config follows the model's head_dim and the window (gen.quality.open_model)."""
+    model, sha, used, texts = open_model(args, cfg, cfg, {}, progress)
+    return ModelEvaluator(used, model, texts, sha, progress)

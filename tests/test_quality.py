@@ -337,10 +337,10 @@ def test_dse_perplexity_objective(tt, tmp_path, monkeypatch, capsys):
     """star dse --objective perplexity on a tiny Gemma 3: each trial's error is the model's
     Δ perplexity with the bit-exact core at the trial's per-layer k (recomputed here), its
     cycles come from the cycle model, and a design keeping every key is cheaper than none."""
-    from star.gen import quality_dse
+    from star.gen import lm as lm_mod
     from star.gen.lm import StarAttention, window_loss
     model = _tiny(tt, "gemma3_text")
-    monkeypatch.setattr(quality_dse, "load", lambda *a, **k: (_Tok(), model, "0" * 64))
+    monkeypatch.setattr(lm_mod, "load", lambda *a, **k: (_Tok(), model, "0" * 64))
     text = tmp_path / "t.txt"
     text.write_bytes(bytes(np.random.default_rng(2).integers(32, 127, 63).astype(np.uint8)))
     out = tmp_path / "dse"
@@ -359,3 +359,16 @@ def test_dse_perplexity_objective(tt, tmp_path, monkeypatch, capsys):
             loss, _ = window_loss(model, ids)
         assert t["error"] == pytest.approx(np.exp((loss - base) / n) - 1, rel=1e-9, abs=1e-12)
         assert 0 < t["cycles"] < rep["dense"]["cycles"]
+
+
+def test_a_layer_that_never_calls_the_entry_is_an_error(tt):
+    """windows_loss (star quality and the perplexity DSE) refuses a run in which a layer given
+    to STAR never reached the sdpa entry, instead of reporting it as if it ran on STAR."""
+    from star.gen.lm import StarAttention
+    from star.gen.quality import windows_loss
+    model = _tiny(tt, "llama")
+    windows = [[1, 5, 9, 13, 17]]
+    star = StarAttention(_cfg(), "dense", "selection", {0: 16, 1: 16})
+    assert windows_loss(model, windows, star)[1] == 4
+    with pytest.raises(QualityError, match=r"^layers \[5\] never called the sdpa"):
+        windows_loss(model, windows, StarAttention(_cfg(), "dense", "selection", {1: 16, 5: 16}))
