@@ -72,7 +72,8 @@ def main() -> None:
     with progress.step(f"loading {DEFAULT_MODEL}"):
         tok, lm, sha = load(DEFAULT_MODEL, ROOT / "build" / "models")
     cfg = core_config(preset("default"), preset("default"), lm.config.head_dim, args.tokens, {})
-    ids = list(read_text(TEXT, tok, args.tokens, 1).windows[0])
+    text = read_text(TEXT, tok, args.tokens, 1)
+    ids = list(text.windows[0])
     base, n = window_loss(lm, ids)
     real, rows = kernel.head, []
     try:
@@ -91,8 +92,8 @@ def main() -> None:
         kernel.head = real
     rep = {"command": "python scripts/measure_local_keys.py"
            + (f" --tokens {args.tokens}" if args.tokens != 2048 else ""),
-           "machine": machine(), "tokens": len(ids), "text_sha256": read_text(
-               TEXT, tok, args.tokens, 1).sha256, "gguf_sha256": sha, "rows": rows}
+           "machine": machine(), "tokens": len(ids), "text_sha256": text.sha256,
+           "gguf_sha256": sha, "rows": rows}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "local_keys.json").write_text(json.dumps(rep, indent=1) + "\n")
     lines = ["# Per-tile top-k with the most recent keys always kept (Gemma 3 270M)", "",
