@@ -70,11 +70,13 @@ def guard_offset(alpha: int, radius: int) -> int:
     return (alpha * radius) >> ALPHA_FRAC_BITS
 
 
-def filter_tile(q, k, bits: int, off: int, valid=None, m_init=None):
+def filter_tile(q, k, bits: int, off: int, valid=None, m_init=None, table=None):
     """One tile's rounds for every query row.
 
     ``q`` [Sq, d] and ``k`` [t, d] ints (``bits``-bit); ``valid`` bool [Sq, t] (None: all);
-    ``m_init`` [Sq] the running maximum the rows start from (None: the tile's own, tile-local).
+    ``m_init`` [Sq] the running maximum the rows start from (None: the tile's own, tile-local);
+    ``table`` (lo, hi) each [Sq, bits] in place of the sound :func:`interval_table` (a narrower,
+    speculative one voids the survivor guarantee: scripts/measure_guard_bounds.py measures it).
     Returns (live [Sq, t] bool: the survivors; scores [Sq, t]: q·k exact where live, else the
     last partial; planes [Sq, t]: planes each key read (0 for an invalid key); m [Sq]: the
     final running maximum).
@@ -84,7 +86,7 @@ def filter_tile(q, k, bits: int, off: int, valid=None, m_init=None):
     sq, t = q.shape[0], k.shape[0]
     live = np.ones((sq, t), bool) if valid is None else np.array(valid, bool)
     m = np.full(sq, _FLOOR) if m_init is None else np.array(m_init, np.int64)
-    lo, hi = interval_table(q, bits)
+    lo, hi = interval_table(q, bits) if table is None else table
     planes = np.zeros((sq, t), np.int64)
     scores = np.zeros((sq, t), np.int64)
     for r in range(1, bits + 1):
@@ -98,12 +100,12 @@ def filter_tile(q, k, bits: int, off: int, valid=None, m_init=None):
 
 
 def select(q, k, bits: int, tile: int, off: int, valid=None, cap: int | None = None,
-           carry: bool = False):
+           carry: bool = False, table=None):
     """Return (sel, planes): the survivors of every tile in visit order [Sq, n_tiles, width]
     padded with -1 (width ``cap``, or ``tile`` without one) and the planes each key read
     [Sq, Sk]. ``q`` [Sq, d], ``k`` [Sk, d]; ``valid`` bool [Sq, Sk] (causal mask; None: all);
     ``carry``: the running maximum carried from tile to tile (for the tiling test; the front
-    is tile-local)."""
+    is tile-local); ``table``: as :func:`filter_tile`'s."""
     q = np.asarray(q, np.int64)
     k = np.asarray(k, np.int64)
     sq, sk = q.shape[0], k.shape[0]
@@ -116,7 +118,7 @@ def select(q, k, bits: int, tile: int, off: int, valid=None, cap: int | None = N
     for j in range(n_tiles):
         cols = slice(j * tile, min((j + 1) * tile, sk))
         live, scores, used, m_out = filter_tile(q, k[cols], bits, off, valid[:, cols],
-                                                m if carry else None)
+                                                m if carry else None, table)
         m = m_out
         planes[:, cols] = used
         order = np.argsort(-np.where(live, scores, _FLOOR), axis=1, kind="stable")[:, :width]
