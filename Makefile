@@ -20,6 +20,9 @@
 #   make bench-quality     Gemma 3 270M perplexity with STAR in every attention layer vs dense: methods x
 #                          modes x k, per-layer contribution -> docs/results/quality/ (hours on 2 cores;
 #                          resumes from build/bench/quality/runs.jsonl)
+#   make bench-decode      decode steps of Gemma 3 270M (S = 2k/4k/16k) and random data: dense vs STAR
+#                          (cycle model) vs the bit-serial front's golden model: bytes, cycles, error
+#                          -> docs/results/decode/ (~15 min)
 #   make bench-timing      static timing (OpenSTA, OSU 0.18 um): star_core per preset + star_spatial 2x2 tiny,
 #                          critical paths named by RTL signal, fmax -> docs/results/timing/ (needs opensta);
 #                          tiny star_core out of context on ECP5, synth_ecp5 of every preset -> docs/results/timing/ecp5.md
@@ -56,7 +59,7 @@ APT_PACKAGES = ccache liblz4-dev iverilog postgresql graphviz opensta
 
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: all install install-synth install-quality bench-quality dse-quality verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
+.PHONY: all install install-synth install-quality bench-quality bench-decode dse-quality verilog verilog-hashes test test-long regress bench-predictors bench-core bench-synth bench-noc bench-spatial bench-model bench-timing bench-dlzs-terms tune-dlzs dse board-bitstreams diagrams readme clean distclean
 
 all: test
 
@@ -156,6 +159,9 @@ bench-model: $(STAMP)
 
 bench-quality: install-quality
 	$(PY) scripts/bench_quality.py
+
+bench-decode: install-quality
+	$(PY) scripts/bench_decode.py
 
 bench-timing: install-synth
 	@command -v sta >/dev/null 2>&1 || { echo "error: sta not found; make bench-timing needs OpenSTA (Debian: apt-get install opensta; make install does it as root)" >&2; exit 1; }

@@ -9,7 +9,8 @@ docs/results/synth_scaling/report.json (``make bench-synth``), docs/results/timi
 (``make bench-timing``),
 docs/results/spatial_bench/report.json (``make bench-spatial``), docs/results/cycle_model/report.json
 (``make bench-model``), docs/results/core_bench_decoder/report.json (``make bench-core``),
-docs/results/dse/pareto.json and dse_minilm/pareto.json (``make dse``), docs/results/regress/report.json
+docs/results/dse/pareto.json and dse_minilm/pareto.json (``make dse``), dse_quality/pareto.json
+(``make dse-quality``), docs/results/regress/report.json
 (``make regress``), docs/results/quality/report.json (``make bench-quality``).
 """
 
@@ -223,8 +224,13 @@ def _cycle_model(report: dict) -> list[str]:
 
 def _dse(report: dict, folder: str = "dse") -> list[str]:
     s = report["settings"]
+    ppl = s.get("objective") == "perplexity"
+    workload = (f"a model's {len(s['data'])} attention layers on the bit-exact core (`make "
+                f"dse-quality`: Gemma 3 270M), {s['tokens']} tokens; error = Δ perplexity as a "
+                "fraction"
+                if ppl else ", ".join(s["data"]))
     lines = ["", f"**Design-space exploration** (`star dse`, {len(report['trials'])} Optuna TPE "
-             f"trials on {', '.join(s['data'])}, error budget {s['max_error']}; "
+             f"trials on {workload}, error budget {s['max_error']}; "
              f"[report](docs/results/{folder}/pareto.md)):"]
     a = report["versus_uniform"]["at_budget"]
     if a:
@@ -234,6 +240,11 @@ def _dse(report: dict, folder: str = "dse") -> list[str]:
                       f"{st['cycles'] / report['dense']['cycles']:.3f}× the dense cycles; the "
                       f"fastest uniform design (tile {u['tile']}, k {u['percents'][0]}%, error "
                       f"{u['error']:.4f}) takes {a['cycles_ratio']:.3f}× its cycles.")
+    elif report["best"]:
+        b = report["best"]
+        within = "within" if b["feasible"] else "no design within the budget; the lowest"
+        lines[-1] += (f" {within} error: {b['error']:.4f} at "
+                      f"{b['cycles'] / report['dense']['cycles']:.3f}× the dense cycles.")
     return lines
 
 
@@ -288,7 +299,8 @@ def section(root: Path = ROOT) -> str:
                            ("regress/report.json", _regress),
                            ("cycle_model/report.json", _cycle_model),
                            ("dse/pareto.json", _dse),
-                           ("dse_minilm/pareto.json", lambda r: _dse(r, "dse_minilm"))):
+                           ("dse_minilm/pareto.json", lambda r: _dse(r, "dse_minilm")),
+                           ("dse_quality/pareto.json", lambda r: _dse(r, "dse_quality"))):
         data = _load(res / report)
         if data:
             lines += render(data)

@@ -38,7 +38,8 @@ from star.spec.formats import ALPHA_FRAC_BITS
 
 from .intops import int_matmul
 
-__all__ = ["interval_table", "known_part", "guard_offset", "filter_tile", "select"]
+__all__ = ["interval_table", "known_part", "guard_offset", "offset_keeping", "filter_tile",
+           "select"]
 
 _FLOOR = np.int64(-(1 << 62))  # below every score and bound
 
@@ -68,6 +69,19 @@ def guard_offset(alpha: int, radius: int) -> int:
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     return (alpha * radius) >> ALPHA_FRAC_BITS
+
+
+def offset_keeping(scores, valid, tile: int, share: float) -> int:
+    """The guard offset under which the front keeps ``share`` of the valid keys of ``scores``
+    [Sq, Sk] (exact q·k): the quantile of the gaps tile max − q·k (the sound front keeps exactly
+    the keys within the offset of their tile's maximum)."""
+    scores, valid = np.asarray(scores, np.int64), np.asarray(valid, bool)
+    gaps = []
+    for j in range(0, scores.shape[1], tile):
+        blk, ok = scores[:, j:j + tile], valid[:, j:j + tile]
+        top = np.where(ok, blk, _FLOOR).max(axis=1, keepdims=True)
+        gaps.append((top - blk)[ok])
+    return int(np.quantile(np.concatenate(gaps), share))
 
 
 def filter_tile(q, k, bits: int, off: int, valid=None, m_init=None, table=None):

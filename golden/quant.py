@@ -8,7 +8,7 @@ import numpy as np
 
 from star.spec.formats import encode_score_scale
 
-__all__ = ["quantize", "score_scale"]
+__all__ = ["quantize", "quantize_keys_per_channel", "score_scale"]
 
 
 def quantize(x, bits: int) -> tuple[np.ndarray, float]:
@@ -24,6 +24,17 @@ def quantize(x, bits: int) -> tuple[np.ndarray, float]:
     amax = float(np.abs(x).max(initial=0.0))
     scale = amax / qmax if amax > 0 else 1.0
     return np.clip(np.rint(x / scale), -qmax, qmax).astype(np.int64), scale
+
+
+def quantize_keys_per_channel(q, k, bits: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """Quantise K per channel (each column of ``k`` [S, d] to the full range) with the channel
+    scales folded into ``q`` [.., d] before its per-tensor quantisation, so the integer q·k keeps
+    its meaning: q·k ≈ scale_q · (qi·ki). A host's choice for the bit-serial front (the planes
+    are narrower where a channel is small; docs/decisions.md). Returns (qi, scale_q, ki)."""
+    cols = [quantize(k[:, c], bits) for c in range(np.shape(k)[1])]
+    ki = np.stack([c[0] for c in cols], axis=1)
+    qi, scale_q = quantize(np.asarray(q, np.float64) * np.array([c[1] for c in cols]), bits)
+    return qi, scale_q, ki
 
 
 def score_scale(fmt, scale_q: float, scale_k: float, softmax_scale: float) -> tuple[int, int]:

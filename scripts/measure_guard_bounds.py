@@ -44,7 +44,7 @@ from star.gen.kernel import oracle_rank  # noqa: E402
 from star.gen.machine import machine  # noqa: E402
 from star.golden import bitserial, reference, sads  # noqa: E402
 from star.golden.intops import int_matmul  # noqa: E402
-from star.golden.quant import quantize  # noqa: E402
+from star.golden.quant import quantize, quantize_keys_per_channel  # noqa: E402
 from star.spec.config import StarConfig  # noqa: E402
 
 TILE = 64
@@ -58,12 +58,9 @@ def quantised(q, k, bits: int, per_channel: bool):
     """Integer q, k for the filter: the core's per-tensor quantisation, or K per channel with
     its scales folded into q."""
     if per_channel:
-        cols = [quantize(k[:, c], bits) for c in range(k.shape[1])]
-        ki = np.stack([c[0] for c in cols], axis=1)
-        q = q * np.array([c[1] for c in cols])
-    else:
-        ki = quantize(k, bits)[0]
-    return quantize(q, bits)[0], ki
+        qi, _, ki = quantize_keys_per_channel(q, k, bits)
+        return qi, ki
+    return quantize(q, bits)[0], quantize(k, bits)[0]
 
 
 def shrunk(q, bits: int, beta: int | None):
@@ -73,17 +70,6 @@ def shrunk(q, bits: int, beta: int | None):
         return lo, hi
     cut = (hi - lo) * (beta - 1) // (2 * beta)
     return lo + cut, hi - cut
-
-
-def gaps_offset(s, valid) -> int:
-    """The offset that keeps KEPT of the valid keys under the radius rule on exact scores."""
-    sk = s.shape[1]
-    gaps = []
-    for j in range(0, sk, TILE):
-        blk, ok = s[:, j:j + TILE], valid[:, j:j + TILE]
-        m = np.where(ok, blk, np.iinfo(np.int64).min).max(axis=1, keepdims=True)
-        gaps.append((m - blk)[ok])
-    return int(np.quantile(np.concatenate(gaps), KEPT))
 
 
 def exact_error(qf, kf, vf, scale, valid, dense, kept: float) -> float:
@@ -111,7 +97,7 @@ def _rel(a, b) -> float:
 def measure(name, qf, kf, vf, scale, valid, bits, per_channel, block_rows):
     """Rows of one workload at one key format: one per bound."""
     qi, ki = quantised(qf, kf, bits, per_channel)
-    off = gaps_offset(int_matmul(qi, ki.T), valid)
+    off = bitserial.offset_keeping(int_matmul(qi, ki.T), valid, TILE, KEPT)
     dense = reference.attention_head(qf, kf, vf, scale, valid)
     rows = []
 

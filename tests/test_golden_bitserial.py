@@ -10,6 +10,7 @@ import pytest
 
 from star.golden import bitserial
 from star.golden.intops import int_matmul
+from star.golden.quant import quantize_keys_per_channel
 from star.spec.formats import ALPHA_FRAC_BITS
 
 ONE = 1 << ALPHA_FRAC_BITS          # alpha = 1.0
@@ -136,3 +137,29 @@ def test_a_given_table_replaces_the_sound_one(seed):
     mid = (lo + hi) // 2
     _, planes = bitserial.select(q, k, 8, 16, off, table=(mid, mid))
     assert planes.sum() < sound[1].sum()
+
+
+def test_per_channel_keys_keep_the_scores_and_fill_each_channel(seed):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(5, 16))
+    k = rng.normal(size=(40, 16)) * rng.uniform(0.01, 10, 16)     # channels of unequal range
+    for bits in (8, 16):
+        qi, scale_q, ki = quantize_keys_per_channel(q, k, bits)
+        top = (1 << (bits - 1)) - 1
+        assert (np.abs(ki).max(axis=0) == top).all()               # every channel full range
+        # rounding q' = q·s to scale_q and k/s to 1 each errs by at most half a step
+        s = np.abs(k).max(axis=0) / top
+        bound = (scale_q / 2 * np.abs(ki).sum(axis=1)[None, :]
+                 + (np.abs(q) * s).sum(axis=1)[:, None] / 2)
+        assert (np.abs(scale_q * int_matmul(qi, ki.T) - q @ k.T) <= bound + 1e-9).all()
+
+
+@pytest.mark.parametrize("share", [0.1, 0.25, 0.6])
+def test_offset_keeping_keeps_that_share(share, seed):
+    rng = np.random.default_rng(seed)
+    q, k = rand_qk(rng, 8, 6, 200, 16)
+    valid = rng.random((6, 200)) < 0.9
+    off = bitserial.offset_keeping(int_matmul(q, k.T), valid, 16, share)
+    sel, _ = bitserial.select(q, k, 8, 16, off, valid)
+    kept = (sel >= 0).sum() / valid.sum()
+    assert abs(kept - share) < 0.02, kept
