@@ -29,7 +29,7 @@
 #   make dse               star dse on Gemma 3 layers 4/5/11 -> docs/results/dse/ and MiniLM layers 0-5
 #                          -> docs/results/dse_minilm/ (Optuna, 500 trials each)
 #   make dse-quality       star dse --objective perplexity: per-layer k of Gemma 3 270M under a +1 %
-#                          perplexity budget vs uniform k -> docs/results/dse_quality/ (~2 h)
+#                          perplexity budget vs uniform k -> docs/results/dse_quality/ (~1.5 h)
 #   make bench-dlzs-terms  DLZS 1 vs 2 terms vs 4-bit multiply: decoder + MiniLM quality, cells, fmax, cycles -> docs/results/dlzs_terms/
 #   make tune-dlzs         DLZS key bits x window on decoder + MiniLM attention, predictor cells -> docs/results/dlzs_tuning/
 #   make board-bitstreams  star_board (tiny core) bitstreams for ECPIX-5 85 and ECP5-5G EVN: fmax, utilisation -> docs/results/board/
@@ -179,7 +179,7 @@ dse: $(STAMP)
 
 # the perplexity-scored study: Gemma 3 270M on the first 2048 tokens of GPL-3, tile 64, per-layer
 # k; each trial is one model run (~1.5 min on 2 cores); rerunning continues the study
-DSE_QUALITY_ARGS = --tiles 64 --k 10,15,20,25,30,40,50,75 --trials 60 --max-error 0.01
+DSE_QUALITY_ARGS = --tiles 64 --k 10,15,20,25,30,40,50,75 --trials 100 --max-error 0.01 --warm-start
 dse-quality: install-quality
 	mkdir -p build/dse
 	$(VENV)/bin/star dse -p default --objective perplexity --text /usr/share/common-licenses/GPL-3 \

@@ -644,6 +644,10 @@ def _add_dse_parser(sub, parent) -> None:
     p.add_argument("--k", default=None, metavar="P,P",
                    help="per-layer keys kept per tile, percentages of the tile (default: "
                         "5,10,...,50)")
+    p.add_argument("--warm-start", action="store_true",
+                   help="queue the uniform designs (one k for every layer) the study does not "
+                        "hold yet as its next trials, so the search starts where uniform k "
+                        "meets the budget")
     p.add_argument("--alpha", type=float, default=2.0,
                    help="weight of cycles / dense cycles in the objective (default: %(default)s)")
     p.add_argument("--beta", type=float, default=0.1,

@@ -27,7 +27,12 @@ holds (so a rerun does not repeat the earlier trials' draws). Each run writes th
 one k for every layer, exhaustively) and the best design as a TOML that ``star generate -c``
 accepts: the lowest objective within the error budget, or, when no trial is within it, the
 lowest error, marked as outside the budget. ``timeout`` bounds the whole run: trials, then the
-uniform baseline, which is marked partial when the time runs out during it.
+uniform baseline, which is marked partial when the time runs out during it. A uniform design the
+study already holds as a finished trial is taken from it, not evaluated again (perplexity
+studies: an error study's designs carry per-layer figures a trial does not keep). ``warm_start``
+queues the uniform designs the study does not hold yet as its next trials (at most the trials
+still to run), so the sampler starts from the region where one k for every layer meets the
+budget instead of finding it by chance (a large per-layer space: 8^18 designs for Gemma 3).
 """
 
 from __future__ import annotations
@@ -136,6 +141,9 @@ def k_of(percent: int, tile: int) -> int:
 
 class Evaluator:
     """Scores (layer, tile, k, lanes) points of a workload; every result is cached."""
+
+    #: a finished trial holds all a design's figures (no: design() adds per-layer ones)
+    FROM_TRIAL = False
 
     def __init__(self, cfg: StarConfig, work: Workload):
         self.cfg, self.work = cfg, work
@@ -336,6 +344,9 @@ def run_study(cfg: StarConfig, args, progress: Progress | None = None) -> Path:
 
     done = finished(study)
     todo = max(0, args.trials - done)
+    if getattr(args, "warm_start", False):
+        queued = warm_start(study, args, len(work.names), cfg.lanes, todo)
+        progress.note(f"--warm-start: {queued} uniform designs queued as the next trials")
     progress.note(f"study {args.study!r} in {url}: {done} finished trials, target "
                   f"{args.trials}; sampler seed {args.seed + held}; {len(work.names)} layers, "
                   f"dense baseline {base['cycles']:,} cycles")
@@ -390,16 +401,41 @@ def versus_uniform(points: list[dict], uniform: list[dict], budget: float) -> di
                                     if u["error"] <= budget) if m]}
 
 
-def uniform_baseline(ev: Evaluator, args, progress: Progress,
-                     deadline: float | None = None) -> tuple[list[dict], bool]:
+def warm_start(study, args, n_layers: int, lanes: int, todo: int) -> int:
+    """Queue the uniform designs the study holds in no trial (finished, running or queued) as
+    its next trials, at most ``todo``; return how many were queued. Not when the base lanes are
+    outside the searched lanes (a uniform design would not be a point of the search space)."""
+    if lanes not in args.lanes:
+        return 0
+    held = {(t.params.get("tile"), t.params.get("lanes"),
+             tuple(t.params.get(f"k{i}") for i in range(n_layers)))
+            for t in study.get_trials(deepcopy=False)}
+    new = [(t, p) for t in args.tiles for p in args.percents
+           if (t, lanes, (p,) * n_layers) not in held][:todo]
+    for t, p in new:
+        study.enqueue_trial({"tile": t, "lanes": lanes, **{f"k{i}": p for i in range(n_layers)}})
+    return len(new)
+
+
+def uniform_baseline(ev: Evaluator, args, progress: Progress, deadline: float | None = None,
+                     held: list[dict] = ()) -> tuple[list[dict], bool]:
     """Every (tile, k) with the same k for every layer at the base lanes, one step per tile;
-    stops at ``deadline`` (time.monotonic()). Returns the designs evaluated and whether that is
-    all of them."""
+    a design among the study's finished trials ``held`` is taken from it (when the evaluator's
+    designs hold nothing more: ``FROM_TRIAL``); stops at ``deadline`` (time.monotonic()).
+    Returns the designs and whether that is all of them."""
     n = len(ev.work.names)
+    known = {(p["tile"], p["lanes"], tuple(p["percents"])): p
+             for p in held} if ev.FROM_TRIAL else {}
     out = []
     for t in args.tiles:
         with progress.step(f"uniform baseline, tile {t}: {len(args.percents)} designs"):
             for p in args.percents:
+                trial = known.get((t, ev.cfg.lanes, (p,) * n))
+                if trial is not None:
+                    out.append({key: trial[key] for key in (
+                        "tile", "lanes", "percents", "k_tile", "error", "mass", "cycles",
+                        "bytes_read", "area")} | {"layers": []})
+                    continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return out, False
                 out.append(ev.design(t, ev.cfg.lanes, [p] * n))
@@ -426,7 +462,7 @@ def write_report(cfg, args, study, ev, base, url, progress: Progress,
         best = min(feasible, key=lambda p: p["objective"])
     else:      # nothing within the budget: the closest to it
         best = min(pts, key=lambda p: (p["error"], p["objective"])) if pts else None
-    uni, complete = uniform_baseline(ev, args, progress, deadline)
+    uni, complete = uniform_baseline(ev, args, progress, deadline, pts)
     planned = len(args.tiles) * len(args.percents)
     if not complete:
         progress.warn(f"--timeout {args.timeout:g} s reached: uniform baseline partial "

@@ -51,6 +51,9 @@ class ModelWorkload:
 class ModelEvaluator:
     """Scores designs (tile, lanes, per-layer percentages) by running the model."""
 
+    #: a finished trial holds all a design's figures (gen.dse.uniform_baseline reuses it)
+    FROM_TRIAL = True
+
     def __init__(self, cfg, lm, texts, model_sha: str, progress):
         self.cfg, self.lm, self.progress = cfg, lm, progress
         self.work = ModelWorkload(lm, texts, model_sha)

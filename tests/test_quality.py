@@ -336,7 +336,9 @@ def test_cli_quality_report(tt, tmp_path, capsys, monkeypatch):
 def test_dse_perplexity_objective(tt, tmp_path, monkeypatch, capsys):
     """star dse --objective perplexity on a tiny Gemma 3: each trial's error is the model's
     Δ perplexity with the bit-exact core at the trial's per-layer k (recomputed here), its
-    cycles come from the cycle model, and a design keeping every key is cheaper than none."""
+    cycles come from the cycle model, and a design keeping every key is cheaper than none.
+    --warm-start makes the uniform designs the first trials, and a rerun's uniform baseline
+    takes them from the study instead of running the model again."""
     from star.gen import lm as lm_mod
     from star.gen.lm import StarAttention, window_loss
     model = _tiny(tt, "gemma3_text")
@@ -346,9 +348,19 @@ def test_dse_perplexity_objective(tt, tmp_path, monkeypatch, capsys):
     out = tmp_path / "dse"
     assert main(["dse", "-q", "-p", "tiny", "--objective", "perplexity", "--text", str(text),
                  "--tokens", "64", "--tiles", "16", "--k", "25,50", "--trials", "3",
-                 "--max-error", "0.5", "-o", str(out)]) == 0
+                 "--max-error", "0.5", "--warm-start", "-o", str(out)]) == 0
     rep = json.loads((out / "pareto.json").read_text())
     assert rep["settings"]["objective"] == "perplexity" and len(rep["trials"]) == 3
+    n_layers = len(rep["layers"])
+    assert [t["percents"] for t in rep["trials"][:2]] == [[25] * n_layers, [50] * n_layers]
+    assert main(["dse", "-q", "-p", "tiny", "--objective", "perplexity", "--text", str(text),
+                 "--tokens", "64", "--tiles", "16", "--k", "25,50", "--trials", "3",
+                 "--max-error", "0.5", "--warm-start", "-o", str(out)]) == 0
+    again = json.loads((out / "pareto.json").read_text())
+    assert again["model_evaluations"] == 1                        # the dense baseline only
+    fields = ("percents", "k_tile", "error", "cycles", "bytes_read", "area")
+    assert [{f: u[f] for f in fields} for u in again["uniform"]] == \
+        [{f: t[f] for f in fields} for t in rep["trials"][:2]]
     assert "Δ perplexity as a fraction" in (out / "pareto.md").read_text()
     ids = [1] + list(text.read_bytes())
     base, n = window_loss(model, ids)
