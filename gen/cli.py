@@ -682,8 +682,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def _add_build_parsers(sub, parent) -> None:
     """``star generate``, ``star sim``, ``star synth``."""
     p = sub.add_parser("generate", parents=[parent],

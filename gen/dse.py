@@ -180,8 +180,7 @@ class Evaluator:
                 res = sufa.attend(h.q, h.k, h.v, sel, h.mant, h.shift, fmt,
                                   exact_max=k is None)
                 mask = sads.selection_mask(sel, h.k.shape[0])
-                err = float(np.linalg.norm(res.out * h.scale_v - ref)
-                            / max(np.linalg.norm(ref), 1e-300))
+                err = reference.rel_error(res.out * h.scale_v, ref)
                 out.append((sel, res, float((probs * mask).sum(axis=1).mean()), err))
             self._sel[key] = out
         return self._sel[key]

@@ -111,10 +111,6 @@ def parse_k(text: str, tile: int) -> int:
     return k
 
 
-def _rel(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
 def _radius_lsb(radius_nats: float | None, h, scale: float, unit: float, cfg) -> int:
     """Convert a radius in logit (nat) units to predicted-score LSBs (None: the config's)."""
     if radius_nats is None:
@@ -170,15 +166,15 @@ def evaluate_head(cfg, q, k, v, causal, scale, ks, radius_nats=None,
                 "mass": float((probs * mask).sum(axis=1).mean()),
                 "recall": float(((mask & exact_mask).sum(axis=1) / exact_mask.sum(axis=1)).mean()),
                 "keys": float(mask.sum(axis=1).mean()),
-                "rel_err": _rel(out, dense_ref),
+                "rel_err": reference.rel_error(out, dense_ref),
                 **{f"union_{r}": union_fraction(mask, h.valid, r, cfg.tile) for r in UNION_ROWS},
             }
         if not fixed:
             rows.append(result)
             continue
         star_fx, _ = pipeline.run(h, fmt, k_tile=kt, radius=dlzs_radius)
-        result["fixed_star_rel_err"] = _rel(star_fx.out * h.scale_v, dense_ref)
-        result["fixed_dense_rel_err"] = _rel(dense_fx.out * h.scale_v, dense_ref)
+        result["fixed_star_rel_err"] = reference.rel_error(star_fx.out * h.scale_v, dense_ref)
+        result["fixed_dense_rel_err"] = reference.rel_error(dense_fx.out * h.scale_v, dense_ref)
         result["rescales_per_row"] = float(star_fx.rescales.mean())
         rows.append(result)
     return rows

@@ -240,10 +240,11 @@ def _dse(report: dict, folder: str = "dse") -> list[str]:
                       f"{st['cycles'] / report['dense']['cycles']:.3f}× the dense cycles; the "
                       f"fastest uniform design (tile {u['tile']}, k {u['percents'][0]}%, error "
                       f"{u['error']:.4f}) takes {a['cycles_ratio']:.3f}× its cycles.")
-    elif report["best"]:
+    elif report["best"]:      # no pair to compare: the study's best, and why
         b = report["best"]
-        within = "within" if b["feasible"] else "no design within the budget; the lowest"
-        lines[-1] += (f" {within} error: {b['error']:.4f} at "
+        which = ("best design within the budget (no uniform design is within it)"
+                 if b["feasible"] else "no design within the budget; the lowest error")
+        lines[-1] += (f" {which}: error {b['error']:.4f} at "
                       f"{b['cycles'] / report['dense']['cycles']:.3f}× the dense cycles.")
     return lines
 

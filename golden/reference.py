@@ -6,7 +6,7 @@ import numpy as np
 
 from star.spec.tiling import key_limit
 
-__all__ = ["causal_mask", "attention_head", "attention", "softmax_probs"]
+__all__ = ["causal_mask", "attention_head", "attention", "softmax_probs", "rel_error"]
 
 
 def causal_mask(sq: int, sk: int, window: int | None = None) -> np.ndarray:
@@ -49,3 +49,8 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> n
     group = hq // hkv
     return np.stack([attention_head(q[h], k[h // group], v[h // group], scale, mask)
                      for h in range(hq)])
+
+
+def rel_error(out, ref) -> float:
+    """The relative (Frobenius) error of ``out`` against ``ref``: |out - ref| / |ref|."""
+    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-300))

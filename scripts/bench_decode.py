@@ -124,10 +124,6 @@ def core_config(seqs: list[int], d: int, group: int):
     return dataclasses.replace(preset("default"), head_dim=d, max_seq=max_seq, lanes=group)
 
 
-def _rel(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
 def plane_bytes(planes, valid, tile: int, d: int, bus_bytes: int) -> int:
     """Bytes the bus reads for the K planes: per tile and plane, the beats of the plane-major
     tile (row-planes of d bits, keys in order) holding a key some row still reads."""
@@ -150,6 +146,9 @@ def step(cfg, q, k, v, scale) -> list[dict]:
     dense_out = reference.attention_head(q, k, v, scale, h.valid)
     q_bytes = group * row
 
+    def err(mask):  # the output over the chosen keys vs dense
+        return reference.rel_error(reference.attention_head(q, k, v, scale, mask), dense_out)
+
     def model(res, sel, dense=False):
         blocks = gcore.block_schedule(cfg, sel, group, s_len, False)
         gcore.add_events(cfg, blocks, res)
@@ -168,15 +167,11 @@ def step(cfg, q, k, v, scale) -> list[dict]:
         mask = sads.selection_mask(sel, s_len)
         v_rows = int(mask.any(axis=0).sum())
         assert m["bytes_read"] == q_bytes + (s_len + v_rows) * row, "cycle model bytes"
-        star_mask = mask
-        exact = sads.selection_mask(kernel.selection(exact_rank, cfg, "exact", h.valid, kt),
-                                    s_len)
-        exact_err = _rel(reference.attention_head(q, k, v, scale, exact), dense_out)
+        exact_err = err(sads.selection_mask(
+            kernel.selection(exact_rank, cfg, "exact", h.valid, kt), s_len))
         rows.append({"front": "STAR", "k_pct": pct, "cycles": m["cycles"],
                      "bytes": m["bytes_read"], "k_bytes": s_len * row, "v_bytes": v_rows * row,
-                     "kept": float(star_mask.mean()), "exact_error": exact_err,
-                     "error": _rel(reference.attention_head(q, k, v, scale, star_mask),
-                                   dense_out)})
+                     "kept": float(mask.mean()), "exact_error": exact_err, "error": err(mask)})
         for front, share, cap in (("bit-serial", kt / cfg.tile, None),
                                   ("bit-serial, cap", min(1.0, 2 * kt / cfg.tile), kt)):
             off = bitserial.offset_keeping(exact_int, h.valid, cfg.tile, share)
@@ -188,9 +183,7 @@ def step(cfg, q, k, v, scale) -> list[dict]:
             rows.append({"front": front, "k_pct": pct, "cycles": None,
                          "bytes": q_bytes + kb + vb, "k_bytes": kb, "v_bytes": vb,
                          "kept": float(bmask.mean()), "exact_error": exact_err,
-                         "planes": float(planes.max(axis=0).mean()),
-                         "error": _rel(reference.attention_head(q, k, v, scale, bmask),
-                                       dense_out)})
+                         "planes": float(planes.max(axis=0).mean()), "error": err(bmask)})
     return rows
 
 

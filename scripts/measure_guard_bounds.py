@@ -72,33 +72,38 @@ def shrunk(q, bits: int, beta: int | None):
     return lo + cut, hi - cut
 
 
-def exact_error(qf, kf, vf, scale, valid, dense, kept: float) -> float:
-    """Exact per-tile top-k's output error at ``kept`` of the visible keys (linear between the
-    whole k around it)."""
-    rank = oracle_rank(qf @ kf.T, valid)
-    fmt = StarConfig(tile=TILE, k_tile=TILE, head_dim=qf.shape[1], max_seq=4096).formats
-    prev = (0.0, _rel(np.zeros_like(dense), dense))
-    for kt in range(1, TILE + 1):
-        mask = sads.selection_mask(sads.select(rank, fmt, k_tile=kt, radius=-1, valid=valid),
-                                   kf.shape[0])
-        point = (mask.sum() / valid.sum(), _rel(reference.attention_head(qf, kf, vf, scale,
-                                                                         mask), dense))
-        if point[0] >= kept:
-            w = (kept - prev[0]) / max(point[0] - prev[0], 1e-12)
-            return prev[1] + w * (point[1] - prev[1])
-        prev = point
-    return prev[1]
+class ExactCurve:
+    """Exact per-tile top-k on one workload: its dense output and (keys kept, output error) for
+    k = 0, 1, ... per tile, computed as far as asked and kept (every key format and bound of
+    the workload reads the same curve)."""
+
+    def __init__(self, qf, kf, vf, scale, valid):
+        self.args, self.valid = (qf, kf, vf, scale), valid
+        self.dense = reference.attention_head(qf, kf, vf, scale, valid)
+        self.rank = oracle_rank(qf @ kf.T, valid)
+        self.fmt = StarConfig(tile=TILE, k_tile=TILE, head_dim=qf.shape[1], max_seq=4096).formats
+        self.points = [(0.0, reference.rel_error(np.zeros_like(self.dense), self.dense))]
+
+    def error_at(self, kept: float) -> float:
+        """The error at ``kept`` of the visible keys (linear between the whole k around it)."""
+        qf, kf, vf, scale = self.args
+        while self.points[-1][0] < kept and len(self.points) <= TILE:
+            sel = sads.select(self.rank, self.fmt, k_tile=len(self.points), radius=-1,
+                              valid=self.valid)
+            mask = sads.selection_mask(sel, kf.shape[0])
+            self.points.append((mask.sum() / self.valid.sum(), reference.rel_error(
+                reference.attention_head(qf, kf, vf, scale, mask), self.dense)))
+        for prev, point in zip(self.points, self.points[1:]):
+            if point[0] >= kept:
+                w = (kept - prev[0]) / max(point[0] - prev[0], 1e-12)
+                return prev[1] + w * (point[1] - prev[1])
+        return self.points[-1][1]
 
 
-def _rel(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
-def measure(name, qf, kf, vf, scale, valid, bits, per_channel, block_rows):
+def measure(name, qf, kf, vf, scale, valid, bits, per_channel, block_rows, exact: ExactCurve):
     """Rows of one workload at one key format: one per bound."""
     qi, ki = quantised(qf, kf, bits, per_channel)
     off = bitserial.offset_keeping(int_matmul(qi, ki.T), valid, TILE, KEPT)
-    dense = reference.attention_head(qf, kf, vf, scale, valid)
     rows = []
 
     def output(mask):  # a row left with no key outputs 0
@@ -120,8 +125,9 @@ def measure(name, qf, kf, vf, scale, valid, bits, per_channel, block_rows):
             "bound": "sound" if beta is None else f"beta 1/{beta}", "offset": off,
             "kept": kept, "planes_row": row_planes, "planes_block": block_planes,
             "bytes_x": bits / block_planes,
-            "empty": float(1 - mask.any(axis=1).mean()), "error": _rel(output(mask), dense),
-            "exact_error": exact_error(qf, kf, vf, scale, valid, dense, kept)})
+            "empty": float(1 - mask.any(axis=1).mean()),
+            "error": reference.rel_error(output(mask), exact.dense),
+            "exact_error": exact.error_at(kept)})
     return rows
 
 
@@ -202,9 +208,10 @@ def main() -> None:
         sys.exit(f"measure_guard_bounds: --tokens must be in [64, 2048], not {args.tokens}")
     rows, t0 = [], time.time()
     for name, q, k, v, scale, valid, block in workloads(args.tokens):
+        exact = ExactCurve(q, k, v, scale, valid)
         for bits in (8, 16):
             for per_channel in (False, True):
-                rows += measure(name, q, k, v, scale, valid, bits, per_channel, block)
+                rows += measure(name, q, k, v, scale, valid, bits, per_channel, block, exact)
                 print(f"{name} {bits}-bit {'per channel' if per_channel else 'per tensor'} "
                       f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     cmd = "python scripts/measure_guard_bounds.py" + (
